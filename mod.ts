@@ -1,0 +1,38 @@
+/**
+ * fitstream: a TensorFlow.js training loop as a lazy stream of per-epoch events.
+ *
+ * `epochStream(...)` trains one epoch per read; stages (`augment`, `ema`,
+ * `tap`, `take`, `earlyStop`, …) compose with `pipe(...)` or `.pipeThrough(...)`;
+ * sinks (`collect`, `jsonlSink`, `collectJsonl`) consume the result. Library
+ * stages never read ahead: epoch `n` trains only once event `n` is asked for.
+ *
+ * @example Stages on any stream of events
+ * ```ts
+ * import { collect, ema, earlyStop, pipe, take } from "@fitstream/fitstream";
+ *
+ * const losses = [1.0, 0.8, 0.7, 0.71, 0.72, 0.73];
+ * const source = ReadableStream.from(losses.map((val_loss, i) => ({ step: i + 1, val_loss })));
+ * const rows = await collect(pipe(
+ *   source,
+ *   ema("val_loss", { halfLife: 2 }),
+ *   take(100),
+ *   earlyStop({ key: "val_loss", patience: 2 }),
+ * ));
+ * console.log(rows.length); // 5: stopped after two epochs without improvement
+ * ```
+ *
+ * @module
+ */
+export { EventStream } from "./src/stream/event_stream.ts";
+export { Stage } from "./src/stream/stage.ts";
+export { pipe, type StageLike } from "./src/stream/pipe.ts";
+export { type Added, augment, type AugmentResult } from "./src/stages/augment.ts";
+export { take } from "./src/stages/take.ts";
+export { tap, type TapOptions, tick } from "./src/stages/tap.ts";
+export { ema, type EmaOptions } from "./src/stages/ema.ts";
+export { earlyStop, type EarlyStopOptions } from "./src/stages/early_stop.ts";
+export { printKeys, type PrintKeysOptions } from "./src/stages/print_keys.ts";
+export { collect } from "./src/sinks/collect.ts";
+export { collectJsonl, type JsonlDestination, jsonlSink } from "./src/sinks/jsonl.ts";
+export type { SelectOptions } from "./src/sinks/select.ts";
+export type { AnyEvent, EpochEvent, EpochFields, Merge, WithNumber } from "./src/types.ts";

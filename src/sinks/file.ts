@@ -1,0 +1,45 @@
+/**
+ * The file seam: a `WritableStream<Uint8Array>` over a path, on Deno and Bun.
+ *
+ * It uses `node:fs/promises`, which both runtimes implement; swapping in
+ * `Deno.open(...).writable` or `Bun.file(...).writer()` is a change to this
+ * file alone. Every chunk is written to the OS as it arrives, so a completed
+ * line is never held back in a buffer.
+ *
+ * @module
+ */
+import { open } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+
+/** A path given as a string or a `file:` URL, as a string. Internal. */
+export function toPath(path: string | URL): string {
+  return path instanceof URL ? fileURLToPath(path) : path;
+}
+
+/**
+ * Opens `path` for writing (truncating it) and returns a byte stream into it.
+ * The file is opened before the returned promise resolves, so a bad path
+ * fails here, with the path in the message.
+ */
+export async function openFileWritable(path: string | URL): Promise<WritableStream<Uint8Array>> {
+  const file = toPath(path);
+  let handle;
+  try {
+    handle = await open(file, "w");
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new Error(`cannot open "${file}" for writing: ${reason}`, { cause: error });
+  }
+  const fh = handle;
+  return new WritableStream<Uint8Array>({
+    async write(chunk) {
+      let offset = 0;
+      while (offset < chunk.byteLength) {
+        const { bytesWritten } = await fh.write(chunk, offset, chunk.byteLength - offset);
+        offset += bytesWritten;
+      }
+    },
+    close: () => fh.close(),
+    abort: () => fh.close(),
+  });
+}

@@ -1,0 +1,163 @@
+/**
+ * JSONL sinks: `jsonlSink(dest, options)` and `collectJsonl(stream, dest, options)`.
+ *
+ * @module
+ */
+import { describe } from "../internal/describe.ts";
+import { openFileWritable } from "./file.ts";
+import { type SelectOptions, selector } from "./select.ts";
+
+/** Where JSONL goes: a file path (string or `file:` URL) or any byte stream. */
+export type JsonlDestination = string | URL | WritableStream<Uint8Array>;
+
+function isPlainObject(value: object): boolean {
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/** Throws a `TypeError` naming `path` unless `value` survives `JSON.stringify` intact. */
+function assertSerialisable(value: unknown, path: string, seen: Set<object>): void {
+  switch (typeof value) {
+    case "number":
+    case "string":
+    case "boolean":
+      return;
+    case "object": {
+      if (value === null) return;
+      if (typeof (value as { toJSON?: unknown }).toJSON === "function") return;
+      if (seen.has(value)) throw new TypeError(`jsonlSink: key "${path}" holds a circular reference`);
+      if (!Array.isArray(value) && !isPlainObject(value)) break;
+      seen.add(value);
+      for (const [k, v] of Object.entries(value)) assertSerialisable(v, `${path}.${k}`, seen);
+      seen.delete(value);
+      return;
+    }
+  }
+  throw new TypeError(
+    `jsonlSink: key "${path}" holds ${describe(value)}, which JSON cannot represent; ` +
+      `leave it out with { exclude: [...] } or keep only metrics with { include: [...] }`,
+  );
+}
+
+/** One event as a JSONL line (model dropped, keys selected, values checked). Internal. */
+export function jsonlLine(row: Record<string, unknown>): string {
+  for (const [key, value] of Object.entries(row)) assertSerialisable(value, key, new Set());
+  return JSON.stringify(row) + "\n";
+}
+
+async function resolveDestination(dest: JsonlDestination): Promise<WritableStream<Uint8Array>> {
+  if (dest instanceof WritableStream) return dest;
+  if (typeof dest === "string" || dest instanceof URL) return await openFileWritable(dest);
+  throw new TypeError(`jsonlSink: dest must be a file path, a file URL or a WritableStream, got ${describe(dest)}`);
+}
+
+function checkDestination(dest: unknown): void {
+  if (!(dest instanceof WritableStream) && typeof dest !== "string" && !(dest instanceof URL)) {
+    throw new TypeError(`jsonlSink: dest must be a file path, a file URL or a WritableStream, got ${describe(dest)}`);
+  }
+  if (typeof dest === "string" && dest === "") throw new TypeError("jsonlSink: dest must not be an empty path");
+}
+
+/**
+ * A `WritableStream` of events that writes one JSON object per line to `dest`
+ * (a path, which is overwritten, or any `WritableStream<Uint8Array>`: stdout,
+ * a socket, a `fetch` request body). Lines go through `TextEncoderStream` and
+ * are written as they come. `model` is never written. NaN and ±Infinity are
+ * written as `null`, as `JSON.stringify` does. A value JSON cannot represent
+ * (a function, a tensor, a class instance, a BigInt) errors the stream with a
+ * `TypeError` naming its key, after every earlier line has been flushed.
+ *
+ * @example Stream events into a file
+ * ```ts
+ * import { jsonlSink, take } from "@fitstream/fitstream";
+ * import { readFile } from "node:fs/promises";
+ * import { tmpdir } from "node:os";
+ *
+ * const path = `${tmpdir()}/fitstream-example.jsonl`;
+ * const source = ReadableStream.from([{ step: 1, train_loss: 0.5, model: {} }]);
+ * await source.pipeThrough(take(1)).pipeTo(jsonlSink(path));
+ * console.log(await readFile(path, "utf8")); // '{"step":1,"train_loss":0.5}\n'
+ * ```
+ */
+export function jsonlSink(dest: JsonlDestination, options?: SelectOptions): WritableStream<object> {
+  checkDestination(dest);
+  const select = selector("jsonlSink", options);
+  // Lines go through a TextEncoderStream and on to the destination one at a
+  // time: write() settles only once the destination has taken the line.
+  const encoder = new TextEncoderStream();
+  const encode = encoder.writable.getWriter();
+  const encoded = encoder.readable.getReader();
+  let out: WritableStreamDefaultWriter<Uint8Array> | undefined;
+  let finished: Promise<void> | undefined;
+  const finish = () =>
+    finished ??= (async () => {
+      await encode.close();
+      await out?.close();
+    })();
+  return new WritableStream<object>({
+    async start() {
+      out = (await resolveDestination(dest)).getWriter();
+    },
+    async write(event) {
+      let line: string;
+      try {
+        line = jsonlLine(select(event));
+      } catch (error) {
+        await finish().catch(() => {});
+        throw error;
+      }
+      const written = encode.write(line);
+      const chunk = await encoded.read();
+      await written;
+      if (!chunk.done) await out!.write(chunk.value);
+    },
+    close: finish,
+    // Upstream failed: keep what was written, close the destination cleanly.
+    abort: () => finish().catch(() => {}),
+  });
+}
+
+/**
+ * Writes every event of a (finite) stream to `dest` as JSONL and resolves
+ * when the destination is closed. Reads one event at a time, so nothing is
+ * pulled ahead of what has been written.
+ *
+ * @example Save a history
+ * ```ts
+ * import { collectJsonl } from "@fitstream/fitstream";
+ * import { readFile } from "node:fs/promises";
+ * import { tmpdir } from "node:os";
+ *
+ * const path = `${tmpdir()}/fitstream-history.jsonl`;
+ * await collectJsonl(ReadableStream.from([{ step: 1, lr: 0.1 }, { step: 2, lr: 0.05 }]), path, { include: ["step"] });
+ * console.log(await readFile(path, "utf8")); // '{"step":1}\n{"step":2}\n'
+ * ```
+ */
+export async function collectJsonl(
+  stream: ReadableStream<object>,
+  dest: JsonlDestination,
+  options?: SelectOptions,
+): Promise<void> {
+  if (!(stream instanceof ReadableStream)) {
+    throw new TypeError(`collectJsonl: stream must be a ReadableStream, got ${describe(stream)}`);
+  }
+  const writer = jsonlSink(dest, options).getWriter();
+  const reader = stream.getReader();
+  for (;;) {
+    let next: ReadableStreamReadResult<object>;
+    try {
+      next = await reader.read();
+    } catch (error) {
+      await writer.abort(error); // flushes and closes what was written
+      throw error;
+    }
+    if (next.done) break;
+    try {
+      await writer.write(next.value);
+    } catch (error) {
+      await reader.cancel(error);
+      throw error;
+    }
+  }
+  await writer.close();
+}

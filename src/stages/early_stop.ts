@@ -1,0 +1,66 @@
+/**
+ * `earlyStop({ key, patience, mode, minDelta })`: stop when a metric stalls.
+ *
+ * @module
+ */
+import { describe } from "../internal/describe.ts";
+import { numericValue, requireInteger, requireKey, requireNumber, requireOptions } from "../internal/validate.ts";
+import type { Stage } from "../stream/stage.ts";
+import { stepStage } from "../stream/step_stage.ts";
+
+/** Options of {@link earlyStop}. */
+export interface EarlyStopOptions<K extends string> {
+  /** The numeric event key to watch, e.g. `"val_loss"`. */
+  key: K;
+  /** Non-improving events in a row that end the stream (integer ≥ 1). */
+  patience: number;
+  /** `"min"` (default): lower is better; `"max"`: higher is better. */
+  mode?: "min" | "max";
+  /** How much a value must beat the best to count as an improvement (≥ 0, default 0). */
+  minDelta?: number;
+}
+
+/**
+ * Ends the stream once `key` has failed to improve for `patience` events in a
+ * row. The first event always improves. The event that exhausts the patience
+ * is passed on, then the stream ends and upstream is cancelled; nothing past
+ * it is pulled, so the model is exactly the model of that last event.
+ *
+ * @example Stop after two events without improvement
+ * ```ts
+ * import { collect, earlyStop } from "@fitstream/fitstream";
+ *
+ * const source = ReadableStream.from([5, 4, 4, 4, 3].map((val_loss) => ({ val_loss })));
+ * const rows = await collect(source.pipeThrough(earlyStop({ key: "val_loss", patience: 2 })));
+ * console.log(rows.map((r) => r.val_loss)); // [5, 4, 4, 4]
+ * ```
+ */
+export function earlyStop<K extends string, E extends { [P in K]: number }>(
+  options: EarlyStopOptions<K>,
+): Stage<E, E> {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(`earlyStop: options must be an object with key and patience, got ${describe(options)}`);
+  }
+  requireOptions("earlyStop", options);
+  const { key, patience, mode = "min", minDelta = 0 } = options;
+  requireKey("earlyStop", "key", key);
+  requireInteger("earlyStop", "patience", patience, 1);
+  if (mode !== "min" && mode !== "max") {
+    throw new RangeError(`earlyStop: mode must be "min" or "max", got ${describe(mode)}`);
+  }
+  requireNumber("earlyStop", "minDelta", minDelta, true);
+  const sign = mode === "min" ? 1 : -1;
+  let best = NaN;
+  let stale = 0;
+  return stepStage<E, E>((event, index, control) => {
+    const value = numericValue("earlyStop", event, key);
+    const improved = index === 1 || sign * value < sign * best - minDelta;
+    if (improved) {
+      best = value;
+      stale = 0;
+    } else if (++stale >= patience) {
+      control.stopAfter();
+    }
+    return event;
+  });
+}

@@ -1,0 +1,79 @@
+/**
+ * A helper that builds the common kind of stage: one output event per input
+ * event, with an optional stop condition. Errors raised by the stage's own
+ * logic cancel upstream before they reach the consumer.
+ *
+ * @module
+ */
+import { DONE, more, type Puller, type PullResult } from "./puller.ts";
+import { Stage } from "./stage.ts";
+
+/** What a step handler decides for one event. Internal. */
+export interface StepControl {
+  /** Ends the stream after this event is delivered. */
+  stopAfter(): void;
+}
+
+/** Per-event logic: receives the event and its 1-based index. Internal. */
+export type StepHandler<In, Out> = (event: In, index: number, control: StepControl) => Out | Promise<Out>;
+
+/** Options of {@link stepStage}. Internal. */
+export interface StepOptions {
+  /** Ends the stream (without pulling) once this many events were delivered. */
+  limit?: number;
+}
+
+class StepPuller<In, Out> implements Puller<Out>, StepControl {
+  #input: Puller<In>;
+  #handle: StepHandler<In, Out>;
+  #limit: number;
+  #index = 0;
+  #ended = false;
+  #stopRequested = false;
+
+  constructor(input: Puller<In>, handle: StepHandler<In, Out>, limit: number) {
+    this.#input = input;
+    this.#handle = handle;
+    this.#limit = limit;
+  }
+
+  stopAfter(): void {
+    this.#stopRequested = true;
+  }
+
+  async next(): Promise<PullResult<Out>> {
+    if (this.#ended) return DONE;
+    if (this.#stopRequested || this.#index >= this.#limit) {
+      this.#ended = true;
+      await this.#input.cancel();
+      return DONE;
+    }
+    const r = await this.#input.next().catch((e) => {
+      this.#ended = true; // upstream has failed and cleaned up after itself
+      throw e;
+    });
+    if (r.done) {
+      this.#ended = true;
+      return DONE;
+    }
+    try {
+      return more(await this.#handle(r.value, ++this.#index, this));
+    } catch (error) {
+      this.#ended = true;
+      await this.#input.cancel(error).catch(() => {});
+      throw error;
+    }
+  }
+
+  async cancel(reason?: unknown): Promise<void> {
+    if (this.#ended) return;
+    this.#ended = true;
+    await this.#input.cancel(reason);
+  }
+}
+
+/** Builds a one-in, one-out {@link Stage} from a per-event handler. Internal. */
+export function stepStage<In, Out>(handle: StepHandler<In, Out>, options: StepOptions = {}): Stage<In, Out> {
+  const limit = options.limit ?? Infinity;
+  return new Stage<In, Out>((input) => new StepPuller(input, handle, limit));
+}

@@ -1,0 +1,73 @@
+/** Test helpers: a counting source and small utilities. */
+
+/** A source that records every pull and its cancellation. */
+export interface CountingSource<T> {
+  stream: ReadableStream<T>;
+  /** How many times the source's `pull` ran. */
+  readonly pulls: number;
+  /** The reason `cancel` was called with, or `"not cancelled"`. */
+  readonly cancelReason: unknown;
+  readonly cancelled: boolean;
+}
+
+/** An endless (or `limit`-long) HWM-0 source of `{ step, loss }` events. */
+export function countingSource(
+  make: (step: number) => Record<string, unknown> = (step) => ({ step, loss: 1 / step }),
+  limit = Infinity,
+): CountingSource<Record<string, unknown>> {
+  let pulls = 0;
+  let cancelled = false;
+  let cancelReason: unknown = "not cancelled";
+  const stream = new ReadableStream<Record<string, unknown>>({
+    pull(controller) {
+      pulls++;
+      if (pulls > limit) controller.close();
+      else controller.enqueue(make(pulls));
+    },
+    cancel(reason) {
+      cancelled = true;
+      cancelReason = reason;
+    },
+  }, { highWaterMark: 0 });
+  return {
+    stream,
+    get pulls() {
+      return pulls;
+    },
+    get cancelled() {
+      return cancelled;
+    },
+    get cancelReason() {
+      return cancelReason;
+    },
+  };
+}
+
+/** Reads `n` values from a stream with one reader, then releases it. */
+export async function readN<T>(stream: ReadableStream<T>, n: number): Promise<T[]> {
+  const reader = stream.getReader();
+  const out: T[] = [];
+  for (let i = 0; i < n; i++) {
+    const r = await reader.read();
+    if (r.done) break;
+    out.push(r.value);
+  }
+  reader.releaseLock();
+  return out;
+}
+
+/** Lets queued microtasks and a macrotask run. */
+export function settle(ms = 5): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A source of fixed events (HWM 0). */
+export function fromEvents<T>(events: T[]): ReadableStream<T> {
+  let i = 0;
+  return new ReadableStream<T>({
+    pull(c) {
+      if (i < events.length) c.enqueue(events[i++]);
+      else c.close();
+    },
+  }, { highWaterMark: 0 });
+}

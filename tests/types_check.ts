@@ -1,0 +1,39 @@
+// Compile-time checks of how event keys flow through the types. `deno check`
+// runs on this file in CI: each `@ts-expect-error` must be an error, and every
+// other line must type-check.
+import { augment, collect, earlyStop, ema, pipe, take, tap } from "../mod.ts";
+
+type Base = { step: number; train_loss: number; model: { name: string } };
+declare const source: ReadableStream<Base>;
+
+const withVal = pipe(source, augment(() => ({ val_loss: 0.5 })));
+const a: ReadableStream<{ step: number; val_loss: number }> = withVal;
+
+const smoothed = pipe(
+  source,
+  augment((e) => ({ val_loss: e.train_loss * 2, lr: 0.1 })),
+  ema("val_loss", { halfLife: 10 }),
+  take(5),
+  earlyStop({ key: "val_loss_ema", patience: 3 }),
+  tap((e) => e.val_loss_ema.toFixed(2)),
+);
+const b: ReadableStream<{ val_loss_ema: number; lr: number; model: { name: string } }> = smoothed;
+
+const chained = source
+  .pipeThrough(augment(() => ({ val_loss: 1 })))
+  .pipeThrough(ema("val_loss", { decay: 0.9, outKey: "smooth" }));
+const c: ReadableStream<{ smooth: number; val_loss: number }> = chained;
+
+// @ts-expect-error: a typo in the key passed to ema is a compile error
+pipe(source, ema("trian_loss", { decay: 0.5 }));
+// @ts-expect-error: a typo in the key passed to earlyStop is a compile error
+pipe(source, earlyStop({ key: "val_los", patience: 2 }));
+// @ts-expect-error: lr does not exist before augment adds it
+pipe(source, tap((e) => e.lr.toFixed(2)));
+
+export async function rows(): Promise<number> {
+  const r = await collect(smoothed);
+  // @ts-expect-error: collect drops model
+  r[0].model;
+  return r[0].val_loss_ema + Number(a.locked) + Number(b.locked) + Number(c.locked);
+}
