@@ -59,8 +59,8 @@ test("collect: include and exclude together is a TypeError; bad lists too", asyn
     name: "TypeError",
     message: "collect: pass include or exclude, not both",
   });
-  // @ts-expect-error: include must be a list
   await assert.rejects(
+    // @ts-expect-error: include must be a list
     collect(fromEvents(events()), { include: "step" }),
     /collect: include must be an array of key names/,
   );
