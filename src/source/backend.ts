@@ -1,0 +1,79 @@
+/**
+ * Backend selection: `wasm` (the default: the fastest that loads on Deno and
+ * Bun) or `cpu`, from an argument or the `FITSTREAM_BACKEND` variable.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
+import { describe } from "../internal/describe.ts";
+
+/** The backends fitstream sets up. */
+export type BackendName = "wasm" | "cpu";
+
+const BACKENDS: readonly BackendName[] = ["wasm", "cpu"];
+
+function envBackend(): string | undefined {
+  try {
+    const value = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env
+      ?.FITSTREAM_BACKEND;
+    return value === "" ? undefined : value;
+  } catch {
+    return undefined; // no permission to read the environment
+  }
+}
+
+let wasmPathsSet = false;
+
+async function activate(name: BackendName): Promise<void> {
+  if (name === "wasm" && !wasmPathsSet) {
+    // The .wasm binaries sit next to the package's entry point, on disk.
+    const entry = new URL(import.meta.resolve("@tensorflow/tfjs-backend-wasm"));
+    setWasmPaths(decodeURIComponent(new URL("./", entry).pathname));
+    wasmPathsSet = true;
+  }
+  const ok = await tf.setBackend(name);
+  if (!ok) throw new Error(`tf.setBackend("${name}") returned false`);
+  await tf.ready();
+  // The cpu backend greets Node-like runtimes with advice that does not apply to Deno or Bun.
+  if (name === "cpu") (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
+}
+
+/**
+ * Selects the TensorFlow.js backend and waits until it is ready. Call it
+ * once, before creating tensors. `name` defaults to `FITSTREAM_BACKEND`, then
+ * to `"wasm"`; when the default cannot load, it falls back to `"cpu"` with a
+ * warning, while a backend asked for by name must load or this rejects with
+ * the reason.
+ *
+ * @example Use the cpu backend
+ * ```ts
+ * import { useBackend } from "@fitstream/fitstream";
+ *
+ * console.log(await useBackend("cpu")); // "cpu"
+ * ```
+ */
+export async function useBackend(name?: BackendName): Promise<BackendName> {
+  const fromEnv = envBackend();
+  const requested = name ?? fromEnv;
+  if (requested !== undefined && !BACKENDS.includes(requested as BackendName)) {
+    const source = name !== undefined ? "useBackend: name" : "FITSTREAM_BACKEND";
+    throw new RangeError(`${source} must be "wasm" or "cpu", got ${describe(requested)}`);
+  }
+  if (requested !== undefined) {
+    try {
+      await activate(requested as BackendName);
+    } catch (error) {
+      throw new Error(`fitstream: the ${requested} backend could not be loaded: ${String(error)}`, { cause: error });
+    }
+    return requested as BackendName;
+  }
+  try {
+    await activate("wasm");
+    return "wasm";
+  } catch (error) {
+    console.warn(`fitstream: the wasm backend could not be loaded (${String(error)}); using cpu`);
+    await activate("cpu");
+    return "cpu";
+  }
+}

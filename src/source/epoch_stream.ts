@@ -1,0 +1,240 @@
+/**
+ * `epochStream(...)`: a TensorFlow.js model, trained one epoch per event.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { describe } from "../internal/describe.ts";
+import { requireFunction, requireOptions } from "../internal/validate.ts";
+import { EventStream } from "../stream/event_stream.ts";
+import { DONE, more, type Puller, type PullResult } from "../stream/puller.ts";
+import type { EpochEvent } from "../types.ts";
+import { checkFinite, checkTensors, sliceRows } from "./data.ts";
+import { batchesOf, type BatchPlan, checkBatchOptions } from "./iter_batches.ts";
+import { checkModel, forward, type LossFunction, type ModelLike, trainableVariables } from "./model.ts";
+import { createRandom, type Random } from "./random.ts";
+
+/** Options of {@link epochStream}. */
+export interface EpochStreamOptions<M extends ModelLike, X extends object> {
+  /** Tensors sharing their first dimension; with `lastLabel`, the last one holds the labels. */
+  data: tf.Tensor[];
+  /** A `tf.LayersModel`, or a function of the input tensors (then pass `variables`). */
+  model: M;
+  /** Any `tf.train` optimizer. */
+  optimizer: tf.Optimizer;
+  /** `(predictions, labels) => scalar` (or `(predictions) => scalar` without `lastLabel`). */
+  loss: LossFunction;
+  /** Rows per optimizer step (positive integer, default 1); the last batch may be smaller. */
+  batchSize?: number;
+  /** A fresh random order each epoch (default `true`). */
+  shuffle?: boolean;
+  /** The last tensor of `data` holds the labels (default `true`). */
+  lastLabel?: boolean;
+  /** Seed of the shuffle: the same seed gives the same sequence of epochs. */
+  seed?: number;
+  /** Keys copied onto every event. */
+  extra?: X;
+  /** The variables a function model trains (ignored for a layers model, which knows its own). */
+  variables?: tf.Variable[];
+}
+
+interface Plan {
+  model: ModelLike;
+  optimizer: tf.Optimizer;
+  loss: LossFunction;
+  inputs: number;
+  data: tf.Tensor[];
+  varList: tf.Variable[];
+  batches: BatchPlan;
+  random: Random;
+  extra: object;
+}
+
+function checkOptions<M extends ModelLike, X extends object>(options: EpochStreamOptions<M, X>): Plan {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(`epochStream: options must be an object, got ${describe(options)}`);
+  }
+  const { data, model, optimizer, loss, lastLabel = true, extra = {}, variables } = options;
+  if (typeof lastLabel !== "boolean") {
+    throw new TypeError(`epochStream: lastLabel must be a boolean, got ${describe(lastLabel)}`);
+  }
+  const rows = checkTensors("epochStream", "data", data, lastLabel ? 2 : 1);
+  checkBatchOptions("epochStream", options);
+  checkModel("epochStream", model);
+  if (!(optimizer instanceof tf.Optimizer)) {
+    throw new TypeError(`epochStream: optimizer must be a tf.train optimizer, got ${describe(optimizer)}`);
+  }
+  requireFunction("epochStream", "loss", loss);
+  requireOptions("epochStream: extra", extra);
+  if (typeof model === "function") {
+    if (!Array.isArray(variables) || variables.length === 0 || !variables.every((v) => v instanceof tf.Variable)) {
+      throw new TypeError("epochStream: a function model needs variables: the tf.Variable[] it trains");
+    }
+  }
+  const varList = trainableVariables(model, variables);
+  if (varList.length === 0) throw new TypeError("epochStream: the model has no trainable variables");
+  checkFinite("epochStream", "data", data);
+  const inputs = lastLabel ? data.length - 1 : data.length;
+  probe(model, loss, data, inputs);
+  return {
+    model,
+    optimizer,
+    loss,
+    inputs,
+    data,
+    varList,
+    batches: { rows, batchSize: options.batchSize ?? 1, shuffle: options.shuffle ?? true },
+    random: createRandom(options.seed),
+    extra,
+  };
+}
+
+function shapeOf(t: tf.Tensor): string {
+  return `[${t.shape.join(", ")}]`;
+}
+
+/**
+ * Runs the model and the loss on one row, in inference mode, to catch shape
+ * mistakes before anything trains. No weight changes.
+ */
+function probe(model: ModelLike, loss: LossFunction, data: tf.Tensor[], inputs: number): void {
+  tf.tidy(() => {
+    const row = data.map((t) => sliceRows(t, 0, 1));
+    let pred: tf.Tensor;
+    try {
+      pred = forward(model, row.slice(0, inputs), false);
+    } catch (error) {
+      throw new TypeError(`epochStream: the model failed on the input tensors: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+    const labels = row[inputs] as tf.Tensor | undefined;
+    if (labels) {
+      if (pred.shape[0] !== 1) {
+        throw new TypeError(`epochStream: the model must keep the batch dimension: one row in, ${shapeOf(pred)} out`);
+      }
+      const sameSize = pred.size === labels.size;
+      const sameShape = pred.shape.length === labels.shape.length && pred.shape.every((d, i) => d === labels.shape[i]);
+      if (sameSize && !sameShape) {
+        throw new TypeError(
+          `epochStream: model output shape ${shapeOf(pred)} does not match labels shape ${shapeOf(labels)} ` +
+            `(per row): the loss would broadcast them; reshape the labels or the model output`,
+        );
+      }
+    }
+    let value: unknown;
+    try {
+      value = labels ? loss(pred, labels) : (loss as (p: tf.Tensor) => tf.Tensor)(pred);
+    } catch (error) {
+      throw new TypeError(
+        `epochStream: loss failed on model output ${shapeOf(pred)}` +
+          (labels ? ` and labels ${shapeOf(labels)}` : "") + `: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+    if (!(value instanceof tf.Tensor) || value.rank !== 0) {
+      throw new TypeError(`epochStream: loss must return a scalar tf.Tensor, got ${describe(value)}`);
+    }
+  });
+}
+
+class EpochPuller<M extends ModelLike, X extends object> implements Puller<EpochEvent<M, X>> {
+  #plan: Plan;
+  #step = 0;
+  #cancelled = false;
+  #running: Promise<unknown> | undefined;
+
+  constructor(plan: Plan) {
+    this.#plan = plan;
+  }
+
+  next(): Promise<PullResult<EpochEvent<M, X>>> {
+    if (this.#cancelled) return Promise.resolve(DONE);
+    const run = this.#epoch();
+    this.#running = run.catch(() => {});
+    return run;
+  }
+
+  async #epoch(): Promise<PullResult<EpochEvent<M, X>>> {
+    const { model, optimizer, loss, inputs, data, varList, batches, random, extra } = this.#plan;
+    const started = performance.now();
+    const costs: tf.Scalar[] = [];
+    const sizes: number[] = [];
+    let trainLoss: number;
+    try {
+      for (const batch of batchesOf(data, batches, random)) {
+        try {
+          const x = batch.slice(0, inputs);
+          const y = batch[inputs] as tf.Tensor | undefined;
+          const cost = optimizer.minimize(
+            () => {
+              const pred = forward(model, x, true);
+              return (y ? loss(pred, y) : (loss as (p: tf.Tensor) => tf.Tensor)(pred)) as tf.Scalar;
+            },
+            true,
+            varList,
+          );
+          costs.push(cost!);
+          sizes.push(batch[0].shape[0]);
+        } finally {
+          tf.dispose(batch);
+        }
+      }
+      const total = tf.tidy(() => tf.stack(costs).mul(tf.tensor1d(sizes)).sum().div(batches.rows) as tf.Scalar);
+      trainLoss = (await total.data())[0];
+      total.dispose();
+    } finally {
+      tf.dispose(costs);
+    }
+    const event = {
+      ...extra,
+      step: ++this.#step,
+      train_loss: trainLoss,
+      train_time_sec: (performance.now() - started) / 1000,
+      model,
+    } as unknown as EpochEvent<M, X>;
+    return more(event);
+  }
+
+  async cancel(): Promise<void> {
+    this.#cancelled = true;
+    await this.#running; // the epoch in flight finishes and frees its tensors
+  }
+}
+
+/**
+ * A stream that trains `model` for one epoch per read and emits
+ * `{ step, train_loss, train_time_sec, model, ...extra }`. It never ends on
+ * its own: cap it with `take`, `earlyStop`, or a `break`. Nothing trains until
+ * the consumer reads, and behind library stages epoch `n` starts only once
+ * event `n` is asked for. `train_loss` is the sample-weighted mean of the
+ * epoch's batch losses, read back once per epoch. Options are checked up
+ * front (including a one-row probe of the model and loss, and a scan of the
+ * data for NaN/Infinity), so mistakes surface before anything trains.
+ *
+ * @example Fit y = 2x
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { collect, epochStream, take } from "@fitstream/fitstream";
+ *
+ * const x = tf.tensor2d([[0], [1], [2], [3]]);
+ * const y = x.mul(2);
+ * const model = tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [1] })] });
+ * const events = epochStream({
+ *   data: [x, y],
+ *   model,
+ *   optimizer: tf.train.adam(0.1),
+ *   loss: tf.losses.meanSquaredError,
+ *   batchSize: 2,
+ *   seed: 1,
+ * });
+ * const history = await collect(events.pipeThrough(take(3)));
+ * console.log(history.map((e) => e.step)); // [1, 2, 3]
+ * ```
+ */
+export function epochStream<M extends ModelLike, X extends object = Record<never, never>>(
+  options: EpochStreamOptions<M, X>,
+): EventStream<EpochEvent<M, X>> {
+  const plan = checkOptions(options);
+  return new EventStream(() => new EpochPuller<M, X>(plan));
+}

@@ -1,0 +1,100 @@
+/**
+ * `iterBatches(tensors, { batchSize, shuffle, seed })`: mini-batches for your own loop.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { describe } from "../internal/describe.ts";
+import { requireInteger, requireOptions } from "../internal/validate.ts";
+import { checkTensors, sliceRows } from "./data.ts";
+import { createRandom, permutation, type Random } from "./random.ts";
+
+/** Options of {@link iterBatches}. */
+export interface IterBatchesOptions {
+  /** Rows per batch (positive integer, default 1); the last batch may be smaller. */
+  batchSize?: number;
+  /** Visit rows in a random order (default `true`). */
+  shuffle?: boolean;
+  /** Seed of the shuffle: the same seed gives the same order. */
+  seed?: number;
+}
+
+/** Validated batching settings. Internal. */
+export interface BatchPlan {
+  rows: number;
+  batchSize: number;
+  shuffle: boolean;
+}
+
+/** Checks `batchSize`, `shuffle` and `seed`. Internal. */
+export function checkBatchOptions(
+  where: string,
+  options: { batchSize?: unknown; shuffle?: unknown; seed?: unknown },
+): void {
+  requireInteger(where, "batchSize", options.batchSize ?? 1, 1);
+  if (options.shuffle !== undefined && typeof options.shuffle !== "boolean") {
+    throw new TypeError(`${where}: shuffle must be a boolean, got ${describe(options.shuffle)}`);
+  }
+  if (options.seed !== undefined) {
+    const s = options.seed;
+    if (typeof s !== "number" || !Number.isInteger(s) || s < 0 || s >= 2 ** 32) {
+      throw new RangeError(`${where}: seed must be an integer in [0, 2^32), got ${describe(s)}`);
+    }
+  }
+}
+
+/**
+ * One pass over `tensors` in batches. With `shuffle`, the rows are gathered
+ * once in a random order (one gather per tensor per pass), then sliced.
+ * Calls `visit` with each batch; the batch tensors are disposed after it
+ * returns. Internal.
+ */
+export function* batchesOf(tensors: tf.Tensor[], plan: BatchPlan, random: Random): Generator<tf.Tensor[]> {
+  const { rows, batchSize, shuffle } = plan;
+  let ordered = tensors;
+  if (shuffle) {
+    const order = tf.tensor1d(permutation(rows, random), "int32");
+    ordered = tensors.map((t) => tf.gather(t, order));
+    order.dispose();
+  }
+  try {
+    for (let start = 0; start < rows; start += batchSize) {
+      const size = Math.min(batchSize, rows - start);
+      yield ordered.map((t) => sliceRows(t, start, size));
+    }
+  } finally {
+    if (ordered !== tensors) tf.dispose(ordered);
+  }
+}
+
+/**
+ * Splits tensors that share their first dimension into mini-batches, for
+ * users who write their own training loop. Each yielded array holds one
+ * batch per input tensor; the caller owns those tensors (dispose them, or
+ * wrap the loop body in `tf.tidy`). With `shuffle` each call draws a fresh
+ * order; the same `seed` gives the same order.
+ *
+ * @example Two batches of two rows
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { iterBatches } from "@fitstream/fitstream";
+ *
+ * const x = tf.tensor2d([[1], [2], [3], [4]]);
+ * const sizes: number[] = [];
+ * for (const [xb] of iterBatches([x], { batchSize: 3, shuffle: false })) {
+ *   sizes.push(xb.shape[0]);
+ *   xb.dispose();
+ * }
+ * console.log(sizes); // [3, 1]
+ * x.dispose();
+ * ```
+ */
+export function iterBatches(tensors: tf.Tensor[], options: IterBatchesOptions = {}): Iterable<tf.Tensor[]> {
+  requireOptions("iterBatches", options);
+  const rows = checkTensors("iterBatches", "tensors", tensors, 1);
+  checkBatchOptions("iterBatches", options);
+  const plan = { rows, batchSize: options.batchSize ?? 1, shuffle: options.shuffle ?? true };
+  return {
+    [Symbol.iterator]: () => batchesOf(tensors, plan, createRandom(options.seed)),
+  };
+}

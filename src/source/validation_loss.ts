@@ -1,0 +1,82 @@
+/**
+ * `validationLoss({ data, loss, key, lastLabel, batchSize })`: an augmenter
+ * that evaluates the event's model on held-out data.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { describe } from "../internal/describe.ts";
+import { requireFunction, requireKey } from "../internal/validate.ts";
+import { checkTensors, sliceRows } from "./data.ts";
+import { checkModel, forward, type LossFunction, type ModelLike } from "./model.ts";
+import { checkBatchOptions } from "./iter_batches.ts";
+
+/** Options of {@link validationLoss}. */
+export interface ValidationLossOptions<K extends string> {
+  /** Validation tensors; with `lastLabel`, the last one holds the labels. */
+  data: tf.Tensor[];
+  /** The loss, `(predictions, labels) => scalar`, a mean over rows. */
+  loss: LossFunction;
+  /** The key to add (default `"val_loss"`). */
+  key?: K;
+  /** The last tensor of `data` holds the labels (default `true`). */
+  lastLabel?: boolean;
+  /** Evaluate in batches of this many rows to bound memory (default: all rows at once). */
+  batchSize?: number;
+}
+
+/**
+ * Returns an augmenter for {@link augment}: it runs the event's `model` on the
+ * whole validation set in inference mode (no dropout, no gradients, no
+ * optimizer state touched, no tensors left behind) and returns
+ * `{ [key]: loss }`. With `batchSize`, the loss is the row-weighted mean of
+ * the batch losses, which equals the full-set value for mean losses.
+ *
+ * @example Add val_loss to every event
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { validationLoss } from "@fitstream/fitstream";
+ *
+ * const model = (x: tf.Tensor) => x.mul(2);
+ * const measure = validationLoss({ data: [tf.tensor2d([[1], [2]]), tf.tensor2d([[2], [5]])], loss: tf.losses.meanSquaredError });
+ * console.log(await measure({ model })); // { val_loss: 0.5 }
+ * ```
+ */
+export function validationLoss<K extends string = "val_loss">(
+  options: ValidationLossOptions<K>,
+): <E extends { model: ModelLike }>(event: E) => Promise<{ [P in K]: number }> {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(`validationLoss: options must be an object with data and loss, got ${describe(options)}`);
+  }
+  const { data, loss, lastLabel = true, batchSize } = options;
+  const key = (options.key ?? "val_loss") as K;
+  requireKey("validationLoss", "key", key);
+  if (typeof lastLabel !== "boolean") {
+    throw new TypeError(`validationLoss: lastLabel must be a boolean, got ${describe(lastLabel)}`);
+  }
+  const rows = checkTensors("validationLoss", "data", data, lastLabel ? 2 : 1);
+  requireFunction("validationLoss", "loss", loss);
+  if (batchSize !== undefined) checkBatchOptions("validationLoss", { batchSize });
+  const step = Math.min(batchSize ?? rows, rows);
+  const inputs = lastLabel ? data.length - 1 : data.length;
+
+  return async <E extends { model: ModelLike }>(event: E) => {
+    const model = (event as { model?: unknown } | null)?.model;
+    if (model === undefined) throw new TypeError("validationLoss: the event has no model");
+    checkModel("validationLoss", model);
+    const total = tf.tidy(() => {
+      let sum: tf.Tensor = tf.scalar(0);
+      for (let start = 0; start < rows; start += step) {
+        const size = Math.min(step, rows - start);
+        const part = step === rows ? data : data.map((t) => sliceRows(t, start, size));
+        const pred = forward(model, part.slice(0, inputs), false);
+        const value = lastLabel ? loss(pred, part[inputs]) : (loss as (p: tf.Tensor) => tf.Tensor)(pred);
+        sum = sum.add(value.mul(size));
+      }
+      return sum.div(rows);
+    });
+    const [value] = await total.data();
+    total.dispose();
+    return { [key]: value } as { [P in K]: number };
+  };
+}
