@@ -13,6 +13,7 @@ import { checkFinite, checkTensors, sliceRows } from "./data.ts";
 import { batchesOf, type BatchPlan, checkBatchOptions } from "./iter_batches.ts";
 import { checkModel, forward, type LossFunction, type ModelLike, trainableVariables } from "./model.ts";
 import { createRandom, type Random } from "./random.ts";
+import { trainStep } from "./train_step.ts";
 
 /** Options of {@link epochStream}. */
 export interface EpochStreamOptions<M extends ModelLike, X extends object> {
@@ -166,15 +167,11 @@ class EpochPuller<M extends ModelLike, X extends object> implements Puller<Epoch
         try {
           const x = batch.slice(0, inputs);
           const y = batch[inputs] as tf.Tensor | undefined;
-          const cost = optimizer.minimize(
-            () => {
-              const pred = forward(model, x, true);
-              return (y ? loss(pred, y) : (loss as (p: tf.Tensor) => tf.Tensor)(pred)) as tf.Scalar;
-            },
-            true,
-            varList,
-          );
-          costs.push(cost!);
+          const cost = trainStep(optimizer, () => {
+            const pred = forward(model, x, true);
+            return (y ? loss(pred, y) : (loss as (p: tf.Tensor) => tf.Tensor)(pred)) as tf.Scalar;
+          }, varList);
+          costs.push(cost);
           sizes.push(batch[0].shape[0]);
         } finally {
           tf.dispose(batch);

@@ -71,8 +71,8 @@ export function* batchesOf(tensors: tf.Tensor[], plan: BatchPlan, random: Random
  * Splits tensors that share their first dimension into mini-batches, for
  * users who write their own training loop. Each yielded array holds one
  * batch per input tensor; the caller owns those tensors (dispose them, or
- * wrap the loop body in `tf.tidy`). With `shuffle` each call draws a fresh
- * order; the same `seed` gives the same order.
+ * wrap the loop body in `tf.tidy`). With `shuffle`, each pass over the
+ * result draws a fresh order; the same `seed` gives the same sequence of orders.
  *
  * @example Two batches of two rows
  * ```ts
@@ -94,7 +94,8 @@ export function iterBatches(tensors: tf.Tensor[], options: IterBatchesOptions = 
   const rows = checkTensors("iterBatches", "tensors", tensors, 1);
   checkBatchOptions("iterBatches", options);
   const plan = { rows, batchSize: options.batchSize ?? 1, shuffle: options.shuffle ?? true };
+  const random = createRandom(options.seed); // iterating again continues the sequence: a new order
   return {
-    [Symbol.iterator]: () => batchesOf(tensors, plan, createRandom(options.seed)),
+    [Symbol.iterator]: () => batchesOf(tensors, plan, random),
   };
 }

@@ -1,0 +1,30 @@
+/**
+ * One optimizer step, leak-free even when the model or the loss throws.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+
+interface TapeState {
+  gradientDepth: number;
+  activeTape?: { saved?: tf.Tensor[] }[];
+}
+
+/**
+ * Runs `optimizer.minimize(f)` and returns the cost. If `f` throws, tfjs has
+ * already kept the tensors its gradient tape saved for the backward pass;
+ * they are freed here before the error goes on (tfjs would hold them until
+ * the next gradient computation).
+ */
+export function trainStep(optimizer: tf.Optimizer, f: () => tf.Scalar, varList: tf.Variable[]): tf.Scalar {
+  try {
+    return optimizer.minimize(f, true, varList)!;
+  } catch (error) {
+    const state = (tf.engine() as unknown as { state: TapeState }).state;
+    if (state.gradientDepth === 0 && state.activeTape) {
+      for (const node of state.activeTape) tf.dispose(node.saved ?? []);
+      state.activeTape = [];
+    }
+    throw error;
+  }
+}
