@@ -7,7 +7,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
@@ -97,7 +96,7 @@ test("docs: there are code blocks to run", () => {
 
 for (const block of blocks) {
   test(`docs: ${relative(".", block.file)}:${block.line}`, async () => {
-    const dir = await mkdtemp(join(tmpdir(), "fitstream-doc-"));
+    const dir = await mkdtemp(join(root, ".doctest-")); // inside the repo: bare imports resolve
     try {
       const path = join(dir, "block.ts");
       await writeFile(path, prepare(block.code));
@@ -109,7 +108,7 @@ for (const block of blocks) {
 }
 
 test("docs: a wrong output comment fails the block", async () => {
-  const dir = await mkdtemp(join(tmpdir(), "fitstream-doc-"));
+  const dir = await mkdtemp(join(root, ".doctest-")); // inside the repo: bare imports resolve
   try {
     const path = join(dir, "wrong.ts");
     await writeFile(path, prepare("const x = [1, 2];\nconsole.log(x.length); // 3"));
