@@ -24,6 +24,15 @@ const chained = source
   .pipeThrough(ema("val_loss", { decay: 0.9, outKey: "smooth" }));
 const c: ReadableStream<{ smooth: number; val_loss: number }> = chained;
 
+// A function with an annotated parameter keeps the upstream keys.
+const norm = (event: { model: { name: string } }) => ({ param_l2: event.model.name.length });
+const show = (event: object) => void event;
+const kept = pipe(source, augment(norm), tap(show), augment((e) => ({ both: e.param_l2 + e.train_loss })));
+const d: ReadableStream<{ both: number; step: number; param_l2: number }> = kept;
+// Standalone, the event type comes from the annotation.
+const standalone = augment((e: { a: number }) => ({ b: e.a }));
+const s2: ReadableStream<{ a: number; b: number }> = standalone.readable;
+
 // @ts-expect-error: a typo in the key passed to ema is a compile error
 pipe(source, ema("trian_loss", { decay: 0.5 }));
 // @ts-expect-error: a typo in the key passed to earlyStop is a compile error
@@ -35,5 +44,6 @@ export async function rows(): Promise<number> {
   const r = await collect(smoothed);
   // @ts-expect-error: collect drops model
   r[0].model;
-  return r[0].val_loss_ema + Number(a.locked) + Number(b.locked) + Number(c.locked);
+  return r[0].val_loss_ema + Number(a.locked) + Number(b.locked) + Number(c.locked) + Number(d.locked) +
+    Number(s2.locked);
 }

@@ -32,6 +32,13 @@ export type Added<R> = Exclude<R, null | undefined | void>;
  * ```
  */
 export function augment<E extends object, R extends AugmentResult>(
+  fn: (event: NoInfer<E>) => R | PromiseLike<R>,
+): Stage<E, Merge<E, Added<R>>>;
+/** Calls `fn(event)` and merges its result; this form takes the event type from `fn`'s parameter. */
+export function augment<E extends object, R extends AugmentResult>(
+  fn: (event: E) => R | PromiseLike<R>,
+): Stage<E, Merge<E, Added<R>>>;
+export function augment<E extends object, R extends AugmentResult>(
   fn: (event: E) => R | PromiseLike<R>,
 ): Stage<E, Merge<E, Added<R>>> {
   requireFunction("augment", "fn", fn);

@@ -29,6 +29,9 @@ export interface TapOptions {
  * // prints "at 1" and "at 3"
  * ```
  */
+export function tap<E>(fn: (event: NoInfer<E>) => unknown, options?: TapOptions): Stage<E, E>;
+/** Calls `fn(event)` on selected events; this form takes the event type from `fn`'s parameter. */
+export function tap<E>(fn: (event: E) => unknown, options?: TapOptions): Stage<E, E>;
 export function tap<E>(fn: (event: E) => unknown, options: TapOptions = {}): Stage<E, E> {
   requireFunction("tap", "fn", fn);
   requireOptions("tap", options);
