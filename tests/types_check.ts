@@ -47,3 +47,25 @@ export async function rows(): Promise<number> {
   return r[0].val_loss_ema + Number(a.locked) + Number(b.locked) + Number(c.locked) + Number(d.locked) +
     Number(s2.locked);
 }
+
+// The tutorial's pipeline on a real tfjs source keeps every key, explicit key names included.
+import * as tf from "@tensorflow/tfjs";
+import { epochStream, validationLoss } from "../mod.ts";
+declare const xt: tf.Tensor2D;
+const tutorial = pipe(
+  epochStream({ data: [xt, xt], model: tf.sequential(), optimizer: tf.train.adam(), loss: tf.losses.meanSquaredError }),
+  augment(validationLoss({ data: [xt, xt], loss: tf.losses.meanSquaredError, key: "val_loss" })),
+  ema("val_loss", { halfLife: 10 }),
+  take(500),
+  earlyStop({ key: "val_loss", patience: 10, mode: "min", minDelta: 1e-4 }),
+);
+export const tutorialTyped: ReadableStream<
+  {
+    step: number;
+    train_loss: number;
+    train_time_sec: number;
+    val_loss: number;
+    val_loss_ema: number;
+    model: tf.Sequential;
+  }
+> = tutorial;

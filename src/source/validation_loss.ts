@@ -42,7 +42,7 @@ export interface ValidationLossOptions<K extends string> {
  * console.log(await measure({ model })); // { val_loss: 0.5 }
  * ```
  */
-export function validationLoss<K extends string = "val_loss">(
+export function validationLoss<const K extends string = "val_loss">(
   options: ValidationLossOptions<K>,
 ): <E extends { model: ModelLike }>(event: E) => Promise<{ [P in K]: number }> {
   if (typeof options !== "object" || options === null) {

@@ -35,7 +35,7 @@ export interface EarlyStopOptions<K extends string> {
  * console.log(rows.map((r) => r.val_loss)); // [5, 4, 4, 4]
  * ```
  */
-export function earlyStop<K extends string, E extends { [P in K]: number }>(
+export function earlyStop<const K extends string, E extends { [P in K]: number }>(
   options: EarlyStopOptions<K>,
 ): Stage<E, E> {
   if (typeof options !== "object" || options === null) {

@@ -34,7 +34,7 @@ export interface EmaOptions<O extends string> {
  * console.log(rows.map((r) => r.loss_ema.toFixed(4))); // ["10.0000", "16.6667", "24.2857"]
  * ```
  */
-export function ema<K extends string, E extends { [P in K]: number }, O extends string = `${K}_ema`>(
+export function ema<const K extends string, E extends { [P in K]: number }, const O extends string = `${K}_ema`>(
   key: K,
   options: EmaOptions<O> = {},
 ): Stage<E, WithNumber<E, O>> {
