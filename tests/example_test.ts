@@ -41,7 +41,14 @@ test("example: trains to early stop or 500 epochs, prints every 10 epochs, logs 
     const rows = (await readFile(out, "utf8")).trimEnd().split("\n").map((l) => JSON.parse(l));
     assert.ok(rows.length >= 20 && rows.length <= 500, `${rows.length} epochs`);
     rows.forEach((r, i) => {
-      assert.deepEqual(Object.keys(r).sort(), ["param_l2", "step", "train_loss", "train_time_sec", "val_loss", "val_loss_ema"]);
+      assert.deepEqual(Object.keys(r).sort(), [
+        "param_l2",
+        "step",
+        "train_loss",
+        "train_time_sec",
+        "val_loss",
+        "val_loss_ema",
+      ]);
       assert.equal(r.step, i + 1);
     });
     const best = Math.min(...rows.map((r) => r.val_loss));
@@ -50,9 +57,19 @@ test("example: trains to early stop or 500 epochs, prints every 10 epochs, logs 
     assert.equal(lines.length, Math.ceil(rows.length / 10));
     lines.forEach((line, k) => {
       const step = String(10 * k + 1).padStart(4, "0");
-      assert.match(line, new RegExp(`^step=${step} train_loss=\\d+\\.\\d{4} val_loss=\\d+\\.\\d{4} val_loss_ema=\\d+\\.\\d{4} param_l2=\\d+\\.\\d{4}$`));
+      assert.match(
+        line,
+        new RegExp(
+          `^step=${step} train_loss=\\d+\\.\\d{4} val_loss=\\d+\\.\\d{4} val_loss_ema=\\d+\\.\\d{4} param_l2=\\d+\\.\\d{4}$`,
+        ),
+      );
     });
-    assert.match(stdout, new RegExp(`done: ${rows.length} epochs \\((early stop|epoch cap)\\), best val_loss ${best.toFixed(4)} at epoch \\d+`));
+    assert.match(
+      stdout,
+      new RegExp(
+        `done: ${rows.length} epochs \\((early stop|epoch cap)\\), best val_loss ${best.toFixed(4)} at epoch \\d+`,
+      ),
+    );
   });
 });
 
@@ -91,13 +108,19 @@ test("example: an unreachable URL is one clear error line and exit code 1", asyn
   await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
   const port = (probe.address() as { port: number }).port;
   await new Promise((resolve) => probe.close(resolve));
-  const env = { HOUSING_TRAIN_URL: `http://127.0.0.1:${port}/train.csv`, HOUSING_TEST_URL: `http://127.0.0.1:${port}/test.csv` };
+  const env = {
+    HOUSING_TRAIN_URL: `http://127.0.0.1:${port}/train.csv`,
+    HOUSING_TEST_URL: `http://127.0.0.1:${port}/test.csv`,
+  };
   const { code, stdout, stderr } = await runExample(["--data", "remote", "--epochs", "1"], env);
   assert.equal(code, 1);
   assert.equal(stdout, "");
   const lines = stderr.trimEnd().split("\n");
   assert.equal(lines.length, 1, stderr);
-  assert.match(lines[0], new RegExp(`^housing: loadCsv: cannot fetch http://127\\.0\\.0\\.1:${port}/(train|test)\\.csv: `));
+  assert.match(
+    lines[0],
+    new RegExp(`^housing: loadCsv: cannot fetch http://127\\.0\\.0\\.1:${port}/(train|test)\\.csv: `),
+  );
 });
 
 test("example: --help, and a bad flag is one clear line", async () => {
