@@ -42,3 +42,4 @@ export { validationLoss, type ValidationLossOptions } from "./src/source/validat
 export { type BackendName, useBackend } from "./src/source/backend.ts";
 export type { FunctionModel, LossFunction, ModelLike } from "./src/source/model.ts";
 export { type CsvSource, type CsvTable, loadCsv, type LoadCsvOptions } from "./src/data/load_csv.ts";
+export type { LayersModel, Optimizer, Tensor, Tensor2D, Variable } from "./src/source/tf_types.ts";

@@ -9,6 +9,7 @@ import { describe } from "../internal/describe.ts";
 import { requireOptions } from "../internal/validate.ts";
 import { toPath } from "../sinks/file.ts";
 import { csvRecords } from "./csv_parser.ts";
+import type { Tensor2D } from "../source/tf_types.ts";
 
 /** Where CSV comes from: an `http(s):` URL, a file path or `file:` URL, or a byte stream. */
 export type CsvSource = string | URL | ReadableStream<Uint8Array>;
@@ -28,7 +29,7 @@ export interface CsvTable {
   /** The values of one column. */
   column(name: string): Float32Array;
   /** A `[rows, names.length]` float32 tensor of the named columns. */
-  tensor(names: readonly string[]): tf.Tensor2D;
+  tensor(names: readonly string[]): Tensor2D;
 }
 
 function isUrl(source: string | URL): boolean {

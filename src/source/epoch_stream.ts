@@ -14,15 +14,16 @@ import { batchesOf, type BatchPlan, checkBatchOptions } from "./iter_batches.ts"
 import { checkModel, forward, type LossFunction, type ModelLike, trainableVariables } from "./model.ts";
 import { createRandom, type Random } from "./random.ts";
 import { trainStep } from "./train_step.ts";
+import type { Optimizer, Tensor, Variable } from "./tf_types.ts";
 
 /** Options of {@link epochStream}. */
 export interface EpochStreamOptions<M extends ModelLike, X extends object> {
   /** Tensors sharing their first dimension; with `lastLabel`, the last one holds the labels. */
-  data: tf.Tensor[];
+  data: Tensor[];
   /** A `tf.LayersModel`, or a function of the input tensors (then pass `variables`). */
   model: M;
   /** Any `tf.train` optimizer. */
-  optimizer: tf.Optimizer;
+  optimizer: Optimizer;
   /** `(predictions, labels) => scalar` (or `(predictions) => scalar` without `lastLabel`). */
   loss: LossFunction;
   /** Rows per optimizer step (positive integer, default 1); the last batch may be smaller. */
@@ -36,7 +37,7 @@ export interface EpochStreamOptions<M extends ModelLike, X extends object> {
   /** Keys copied onto every event. */
   extra?: X;
   /** The variables a function model trains (ignored for a layers model, which knows its own). */
-  variables?: tf.Variable[];
+  variables?: Variable[];
 }
 
 interface Plan {

@@ -8,6 +8,7 @@ import { describe } from "../internal/describe.ts";
 import { requireInteger, requireOptions } from "../internal/validate.ts";
 import { checkTensors, sliceRows } from "./data.ts";
 import { createRandom, permutation, type Random } from "./random.ts";
+import type { Tensor } from "./tf_types.ts";
 
 /** Options of {@link iterBatches}. */
 export interface IterBatchesOptions {
@@ -89,7 +90,7 @@ export function* batchesOf(tensors: tf.Tensor[], plan: BatchPlan, random: Random
  * x.dispose();
  * ```
  */
-export function iterBatches(tensors: tf.Tensor[], options: IterBatchesOptions = {}): Iterable<tf.Tensor[]> {
+export function iterBatches(tensors: Tensor[], options: IterBatchesOptions = {}): Iterable<Tensor[]> {
   requireOptions("iterBatches", options);
   const rows = checkTensors("iterBatches", "tensors", tensors, 1);
   checkBatchOptions("iterBatches", options);

@@ -6,15 +6,16 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { describe } from "../internal/describe.ts";
+import type { LayersModel, Tensor } from "./tf_types.ts";
 
 /** A model written as a plain function of its input tensors. */
-export type FunctionModel = (...inputs: tf.Tensor[]) => tf.Tensor;
+export type FunctionModel = (...inputs: Tensor[]) => Tensor;
 
 /** A `tf.LayersModel` (Sequential or functional) or a {@link FunctionModel}. */
-export type ModelLike = tf.LayersModel | FunctionModel;
+export type ModelLike = LayersModel | FunctionModel;
 
 /** A loss of `(predictions, labels)`, or of `(predictions)` alone without labels. */
-export type LossFunction = (predictions: tf.Tensor, labels: tf.Tensor) => tf.Tensor;
+export type LossFunction = (predictions: Tensor, labels: Tensor) => Tensor;
 
 /** Whether `value` is a layers model. Internal. */
 export function isLayersModel(value: unknown): value is tf.LayersModel {

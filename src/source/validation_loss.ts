@@ -10,11 +10,12 @@ import { requireFunction, requireKey } from "../internal/validate.ts";
 import { checkTensors, sliceRows } from "./data.ts";
 import { checkModel, forward, type LossFunction, type ModelLike } from "./model.ts";
 import { checkBatchOptions } from "./iter_batches.ts";
+import type { Tensor } from "./tf_types.ts";
 
 /** Options of {@link validationLoss}. */
 export interface ValidationLossOptions<K extends string> {
   /** Validation tensors; with `lastLabel`, the last one holds the labels. */
-  data: tf.Tensor[];
+  data: Tensor[];
   /** The loss, `(predictions, labels) => scalar`, a mean over rows. */
   loss: LossFunction;
   /** The key to add (default `"val_loss"`). */
