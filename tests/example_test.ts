@@ -1,28 +1,13 @@
 // The housing example, run as a user runs it: a child process of this runtime.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { createServer } from "node:http";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import process from "node:process";
+import { root, runScript } from "./spawn.ts";
 
-const root = fileURLToPath(new URL("..", import.meta.url));
-const isDeno = "Deno" in globalThis;
-
-function runExample(args: string[], env: Record<string, string> = {}) {
-  const argv = isDeno ? ["run", "-A", "examples/housing.ts", ...args] : ["examples/housing.ts", ...args];
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, argv, { cwd: root, env: { ...process.env, NO_COLOR: "1", ...env } });
-    let stdout = "", stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const runExample = (args: string[], env: Record<string, string> = {}) => runScript("examples/housing.ts", args, env);
 
 async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), "fitstream-example-"));

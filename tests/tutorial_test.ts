@@ -5,8 +5,12 @@ import * as tf from "@tensorflow/tfjs";
 import { augment, collect, earlyStop, epochStream, pipe, take, validationLoss } from "../mod.ts";
 import { FEATURES, housingModel, housingSources, loadHousing } from "../examples/housing_data.ts";
 import "./tf_helpers.ts";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 
-const sources = housingSources(); // the copy in examples/data/, byte-identical to ../shared's
+// The tutorial's CSVs in ../shared when present, else the byte-identical copy in examples/data/.
+const shared = fileURLToPath(new URL("../../shared/data/california_housing/", import.meta.url));
+const sources = housingSources(existsSync(shared) ? shared : undefined);
 const mse = tf.losses.meanSquaredError;
 
 test("tutorial §2: one feature, a linear model, take(10) then collect(take(50))", async () => {

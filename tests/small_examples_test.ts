@@ -1,0 +1,28 @@
+// The small examples for the tutorial's other steps run, on this runtime, and do what they say.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { runScript as run } from "./spawn.ts";
+
+test("examples/lr_warmup.ts: the rate climbs linearly from 10% to 100% over 10 epochs, then holds", async () => {
+  const { code, stdout, stderr } = await run("examples/lr_warmup.ts", ["--epochs", "12"]);
+  assert.equal(code, 0, stderr);
+  const lrs = [...stdout.matchAll(/lr=(\d+\.\d+)/g)].map((m) => Number(m[1]));
+  assert.deepEqual(lrs, [0.001, 0.0019, 0.0028, 0.0037, 0.0046, 0.0055, 0.0064, 0.0073, 0.0082, 0.0091, 0.01, 0.01]);
+});
+
+test("examples/custom_metric.ts: val_mae next to val_loss, smoothed", async () => {
+  const { code, stdout, stderr } = await run("examples/custom_metric.ts", ["--epochs", "6"]);
+  assert.equal(code, 0, stderr);
+  const lines = stdout.split("\n").filter((l) => l.startsWith("step="));
+  assert.equal(lines.length, 2);
+  assert.match(lines[1], /^step=0006 val_loss=\d\.\d{4} val_mae=\d\.\d{4} val_mae_ema=\d\.\d{4}$/);
+  assert.match(stdout, /after 6 epochs the typical error is \$\d{2},\d{3}/);
+});
+
+test("examples/network_log.ts: every event reaches the HTTP collector", async () => {
+  const { code, stdout, stderr } = await run("examples/network_log.ts", ["--epochs", "3"]);
+  assert.equal(code, 0, stderr);
+  const got = [...stdout.matchAll(/collector got step (\d+)/g)].map((m) => Number(m[1]));
+  assert.deepEqual(got, [1, 2, 3]);
+  assert.match(stdout, /server answered: 3 events/);
+});
