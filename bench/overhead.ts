@@ -1,0 +1,172 @@
+/**
+ * Does the stream cost anything? Per-epoch medians, measured side by side
+ * (arms interleaved round by round) on the housing MLP (8→64→1, Adam 1e-2,
+ * 17,000 rows), at batch 512 and batch 32:
+ *
+ *   (a)  a hand-written tfjs loop: shuffle, minimize per batch, one loss read per epoch
+ *   (b)  epochStream alone
+ *   (a+) the hand loop plus the tutorial's per-epoch work done by hand
+ *        (validation loss, parameter norm, EMA, early-stop bookkeeping)
+ *   (c)  the full tutorial pipeline minus printing: epochStream → augment(validationLoss)
+ *        → augment(param_l2) → ema → tap → take → earlyStop, each event written by a
+ *        jsonlSink into memory
+ *   (d)  model.fit with the same settings (one epoch per call)
+ *
+ * Ratios: b/a, c/a+ (the same work with and without the stream), d/a.
+ *
+ *   deno run -A bench/overhead.ts [--backend wasm|cpu] [--quick]
+ */
+import * as tf from "@tensorflow/tfjs";
+import { augment, earlyStop, ema, epochStream, jsonlSink, pipe, printKeys, take, tap, validationLoss } from "../mod.ts";
+import { modelParamNorm } from "../examples/housing_data.ts";
+import { benchArgs, housingSetup, jsonLine, median, table } from "./common.ts";
+import { createRandom, permutation } from "../src/source/random.ts";
+
+const { backend, quick } = benchArgs();
+const { data, model: makeModel } = await housingSetup(backend);
+const loss = tf.losses.meanSquaredError;
+const x = data.xTrain, y = data.yTrain;
+const rows = x.shape[0];
+
+/** An arm runs `epochs` epochs and returns each epoch's duration in ms. */
+type Arm = (epochs: number) => Promise<number[]>;
+
+function handLoop(batchSize: number, withExtras: boolean): Arm {
+  const model = makeModel();
+  const optimizer = tf.train.adam(1e-2);
+  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const random = createRandom(1);
+  let m = 0, t = 0, best = Infinity, stale = 0;
+  return async (epochs) => {
+    const times: number[] = [];
+    for (let e = 0; e < epochs; e++) {
+      const start = performance.now();
+      const order = tf.tensor1d(permutation(rows, random), "int32");
+      const [xs, ys] = [tf.gather(x, order), tf.gather(y, order)];
+      order.dispose();
+      const costs: tf.Scalar[] = [];
+      const sizes: number[] = [];
+      for (let b = 0; b < rows; b += batchSize) {
+        const n = Math.min(batchSize, rows - b);
+        const xb = tf.slice(xs, [b, 0], [n, -1]), yb = tf.slice(ys, [b, 0], [n, -1]);
+        costs.push(
+          optimizer.minimize(
+            () => loss(yb, model.apply(xb, { training: true }) as tf.Tensor) as tf.Scalar,
+            true,
+            vars,
+          )!,
+        );
+        sizes.push(n);
+        tf.dispose([xb, yb]);
+      }
+      const total = tf.tidy(() => tf.stack(costs).mul(tf.tensor1d(sizes)).sum().div(rows));
+      const trainLoss = (await total.data())[0];
+      tf.dispose([total, xs, ys, ...costs]);
+      if (withExtras) {
+        const val = tf.tidy(() => loss(data.yVal, model.apply(data.xVal, { training: false }) as tf.Tensor));
+        const v = (await val.data())[0];
+        val.dispose();
+        const norm = modelParamNorm({ model }).param_l2;
+        const d = 2 ** (-1 / 10);
+        m = d * m + (1 - d) * v;
+        t++;
+        const smoothed = m / (1 - d ** t);
+        if (v < best - 1e-4) [best, stale] = [v, 0];
+        else stale++;
+        if (!Number.isFinite(trainLoss + norm + smoothed)) throw new Error("diverged");
+      }
+      times.push(performance.now() - start);
+    }
+    return times;
+  };
+}
+
+/** Reads `epochs` events from a stream, timing each read. */
+function streamArm(stream: ReadableStream<unknown>): Arm {
+  const reader = stream.getReader();
+  return async (epochs) => {
+    const times: number[] = [];
+    for (let e = 0; e < epochs; e++) {
+      const start = performance.now();
+      await reader.read();
+      times.push(performance.now() - start);
+    }
+    return times;
+  };
+}
+
+function streamAlone(batchSize: number): Arm {
+  const model = makeModel();
+  return streamArm(epochStream({ data: [x, y], model, optimizer: tf.train.adam(1e-2), loss, batchSize, seed: 1 }));
+}
+
+function fullPipeline(batchSize: number): Arm {
+  const model = makeModel();
+  const log = jsonlSink(new WritableStream<Uint8Array>()).getWriter(); // the JSONL sink, writing into memory
+  const events = pipe(
+    epochStream({ data: [x, y], model, optimizer: tf.train.adam(1e-2), loss, batchSize, seed: 1 }),
+    augment(validationLoss({ data: [data.xVal, data.yVal], loss })),
+    augment(modelParamNorm),
+    ema("val_loss", { halfLife: 10 }),
+    tap(printKeys("train_loss", "val_loss", "val_loss_ema", "param_l2", { write: () => {} }), { every: 10 }),
+    take(1_000_000),
+    earlyStop({ key: "val_loss", patience: 1_000_000, minDelta: 1e-4 }),
+    tap((e) => log.write(e)),
+  );
+  return streamArm(events);
+}
+
+function modelFit(batchSize: number): Arm {
+  const model = makeModel();
+  model.compile({ optimizer: tf.train.adam(1e-2), loss: "meanSquaredError" });
+  return async (epochs) => {
+    const times: number[] = [];
+    for (let e = 0; e < epochs; e++) {
+      const start = performance.now();
+      await model.fit(x, y, { epochs: 1, batchSize, shuffle: true, verbose: 0 });
+      times.push(performance.now() - start);
+    }
+    return times;
+  };
+}
+
+const results: Record<string, Record<string, number>> = {};
+for (const [batchSize, rounds, perRound] of quick ? [[512, 2, 2], [32, 1, 1]] : [[512, 8, 4], [32, 4, 1]]) {
+  const arms: Record<string, Arm> = {
+    a: handLoop(batchSize, false),
+    b: streamAlone(batchSize),
+    "a+": handLoop(batchSize, true),
+    c: fullPipeline(batchSize),
+    d: modelFit(batchSize),
+  };
+  const times: Record<string, number[]> = Object.fromEntries(Object.keys(arms).map((k) => [k, []]));
+  for (const arm of Object.values(arms)) await arm(1); // warm-up: kernels, Adam slots
+  for (let r = 0; r < rounds; r++) {
+    for (const [name, arm] of Object.entries(arms)) times[name].push(...await arm(perRound));
+  }
+  const med = Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)]));
+  results[`batch${batchSize}`] = {
+    ...Object.fromEntries(Object.entries(med).map(([k, v]) => [`${k}_ms`, v])),
+    "b/a": med.b / med.a,
+    "c/a+": med.c / med["a+"],
+    "d/a": med.d / med.a,
+  };
+}
+
+console.log(`per-epoch medians in ms (${tf.getBackend()}, ${rows} rows)`);
+table([
+  ["batch", "(a) hand", "(b) stream", "(a+) hand+extras", "(c) pipeline", "(d) fit", "b/a", "c/a+", "d/a"],
+  ...Object.entries(results).map(([k, r]) => [
+    k.slice(5),
+    r.a_ms,
+    r.b_ms,
+    r["a+_ms"],
+    r.c_ms,
+    r.d_ms,
+    r["b/a"],
+    r["c/a+"],
+    r["d/a"],
+  ]),
+]);
+jsonLine("overhead", { results });
+data.dispose();
