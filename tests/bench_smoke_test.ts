@@ -1,0 +1,29 @@
+// The benchmarks must keep running: each runs in --quick mode and ends with its JSON line.
+// Only the shape of the output is checked here, never a timing.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { runScript } from "./spawn.ts";
+
+const expectedKeys: Record<string, string[]> = {
+  overhead: ["results"],
+  stages: ["library_events_per_s", "generator_events_per_s", "cost_ratio"],
+  backends: ["ms_per_epoch", "cpu_over_wasm"],
+  scale: ["peak_gflops", "results"],
+};
+
+for (const [name, keys] of Object.entries(expectedKeys)) {
+  test(`bench/${name}.ts runs and ends with a JSON line`, async () => {
+    const { code, stdout, stderr } = await runScript(`bench/${name}.ts`, ["--quick"]);
+    assert.equal(code, 0, stderr);
+    const last = JSON.parse(stdout.trimEnd().split("\n").at(-1)!);
+    assert.equal(last.bench, name);
+    for (const key of keys) assert.ok(key in last, `${name}: missing ${key}`);
+    if (name === "overhead") {
+      for (const batch of ["batch512", "batch32"]) {
+        for (const k of ["a_ms", "b_ms", "a+_ms", "c_ms", "d_ms", "b/a", "c/a+", "d/a"]) {
+          assert.equal(typeof last.results[batch][k], "number", `${batch}.${k}`);
+        }
+      }
+    }
+  });
+}
