@@ -71,3 +71,14 @@ export function fromEvents<T>(events: T[]): ReadableStream<T> {
     },
   }, { highWaterMark: 0 });
 }
+
+/** An HWM-0 source of `{ step, loss }` events whose pull number `failAt` throws `error`. */
+export function failingSource(failAt: number, error: unknown): ReadableStream<{ step: number; loss: number }> {
+  let n = 0;
+  return new ReadableStream({
+    pull(c) {
+      if (++n === failAt) throw error;
+      c.enqueue({ step: n, loss: 1 });
+    },
+  }, { highWaterMark: 0 });
+}

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { augment, earlyStop, ema, pipe, take, tap, tick } from "../mod.ts";
-import { countingSource, readN, settle } from "./helpers.ts";
+import { countingSource, failingSource, readN, settle } from "./helpers.ts";
 
 type Ev = { step: number; loss: number };
 
@@ -138,14 +138,7 @@ test("a stage can be used once", () => {
 
 test("an upstream error reaches the consumer through every stage", async () => {
   const boom = new Error("source failed");
-  let n = 0;
-  const failing = new ReadableStream({
-    pull(c) {
-      if (++n === 3) throw boom;
-      c.enqueue({ step: n, loss: 1 });
-    },
-  }, { highWaterMark: 0 });
-  const out = pipe(failing, tap(() => {}), ema("loss", { decay: 0.5 }), take(10));
+  const out = pipe(failingSource(3, boom), tap(() => {}), ema("loss", { decay: 0.5 }), take(10));
   const reader = out.getReader();
   assert.equal((await reader.read()).value?.step, 1);
   assert.equal((await reader.read()).value?.step, 2);

@@ -5,7 +5,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { collect, collectJsonl, jsonlSink, pipe, take } from "../mod.ts";
-import { countingSource, fromEvents } from "./helpers.ts";
+import { countingSource, failingSource, fromEvents } from "./helpers.ts";
 
 const model = { weights: [1, 2, 3], toString: () => "model" };
 const events = () => [
@@ -171,27 +171,13 @@ test("a circular value names its key; NaN is written as null; Dates use toJSON",
 
 test("an upstream error keeps the lines already written and closes the file", async () => {
   const boom = new Error("training failed");
-  let n = 0;
-  const failing = new ReadableStream({
-    pull(c) {
-      if (++n === 3) throw boom;
-      c.enqueue({ step: n });
-    },
-  }, { highWaterMark: 0 });
   const mem = memorySink();
-  await assert.rejects(failing.pipeTo(jsonlSink(mem.stream)), boom);
+  await assert.rejects(failingSource(3, boom).pipeTo(jsonlSink(mem.stream, { include: ["step"] })), boom);
   await new Promise((r) => setTimeout(r, 5));
   assert.deepEqual(parseLines(mem.state.text), [{ step: 1 }, { step: 2 }]);
   assert.equal(mem.state.closed, true);
-  let m = 0;
-  const failing2 = new ReadableStream({
-    pull(c) {
-      if (++m === 2) throw boom;
-      c.enqueue({ step: m });
-    },
-  }, { highWaterMark: 0 });
   const mem2 = memorySink();
-  await assert.rejects(collectJsonl(failing2, mem2.stream), boom);
+  await assert.rejects(collectJsonl(failingSource(2, boom), mem2.stream, { include: ["step"] }), boom);
   assert.deepEqual(parseLines(mem2.state.text), [{ step: 1 }]);
   assert.equal(mem2.state.closed, true);
 });
