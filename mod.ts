@@ -42,4 +42,8 @@ export { validationLoss, type ValidationLossOptions } from "./src/source/validat
 export { type BackendName, useBackend } from "./src/source/backend.ts";
 export type { FunctionModel, LossFunction, ModelLike } from "./src/source/model.ts";
 export { type CsvSource, type CsvTable, loadCsv, type LoadCsvOptions } from "./src/data/load_csv.ts";
-export type { LayersModel, Optimizer, Tensor, Tensor2D, Variable } from "./src/source/tf_types.ts";
+export type { IOHandler, LayersModel, Optimizer, Tensor, Tensor2D, Variable } from "./src/source/tf_types.ts";
+export { checkpoint, type CheckpointOptions } from "./src/stages/checkpoint.ts";
+export { terminateOnNaN, untilAborted } from "./src/stages/guards.ts";
+export { reduceLrOnPlateau, type ReduceLrOnPlateauOptions } from "./src/stages/reduce_lr.ts";
+export { checkpointModel, loadCheckpoint, type LoadedCheckpoint, type NamedTensor } from "./src/checkpoint/store.ts";

@@ -184,7 +184,11 @@ test("an upstream error keeps the lines already written and closes the file", as
 
 test("jsonlSink: a path in a missing directory fails with the path; bad dest is a TypeError", async () => {
   const path = join(tmpdir(), "fitstream-no-such-dir", "sub", "run.jsonl");
-  await assert.rejects(fromEvents(events()).pipeTo(jsonlSink(path)), (e: Error) => e.message.includes(path));
+  // Checked when the sink is built: before a single event is pulled (or an epoch trained).
+  assert.throws(() => jsonlSink(path), (e: Error) => e.message.includes(path) && /no such file/i.test(e.message));
+  const src = countingSource();
+  await assert.rejects(collectJsonl(src.stream, path), (e: Error) => e.message.includes(path));
+  assert.equal(src.pulls, 0);
   // @ts-expect-error: a number is no destination
   assert.throws(() => jsonlSink(42), {
     name: "TypeError",

@@ -8,12 +8,29 @@
  *
  * @module
  */
+import { accessSync, constants, statSync } from "node:fs";
 import { open } from "node:fs/promises";
+import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /** A path given as a string or a `file:` URL, as a string. Internal. */
 export function toPath(path: string | URL): string {
   return path instanceof URL ? fileURLToPath(path) : path;
+}
+
+/**
+ * Throws (synchronously, before anything runs) unless the folder that would
+ * hold `path` exists and is writable; the message names the path.
+ */
+export function checkWritableFolder(path: string | URL): void {
+  const file = toPath(path);
+  const folder = dirname(file);
+  try {
+    if (!statSync(folder).isDirectory()) throw new Error(`"${folder}" is not a folder`);
+    accessSync(folder, constants.W_OK);
+  } catch (error) {
+    throw new Error(`cannot write "${file}": ${(error as Error).message}`, { cause: error });
+  }
 }
 
 /**

@@ -4,7 +4,7 @@
  * @module
  */
 import { describe } from "../internal/describe.ts";
-import { openFileWritable } from "./file.ts";
+import { checkWritableFolder, openFileWritable } from "./file.ts";
 import { type SelectOptions, selector } from "./select.ts";
 
 /** Where JSONL goes: a file path (string or `file:` URL) or any byte stream. */
@@ -56,6 +56,7 @@ function checkDestination(dest: unknown): void {
     throw new TypeError(`jsonlSink: dest must be a file path, a file URL or a WritableStream, got ${describe(dest)}`);
   }
   if (typeof dest === "string" && dest === "") throw new TypeError("jsonlSink: dest must not be an empty path");
+  if (typeof dest === "string" || dest instanceof URL) checkWritableFolder(dest);
 }
 
 /**

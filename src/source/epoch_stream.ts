@@ -11,9 +11,11 @@ import { DONE, more, type Puller, type PullResult } from "../stream/puller.ts";
 import type { EpochEvent } from "../types.ts";
 import { checkFinite, checkTensors, sliceRows } from "./data.ts";
 import { batchesOf, type BatchPlan, checkBatchOptions } from "./iter_batches.ts";
-import { checkModel, forward, type LossFunction, type ModelLike, trainableVariables } from "./model.ts";
+import { checkModel, forward, isLayersModel, type LossFunction, type ModelLike, trainableVariables } from "./model.ts";
 import { createRandom, type Random } from "./random.ts";
 import { trainStep } from "./train_step.ts";
+import { latestCheckpoint, loadCheckpoint } from "../checkpoint/store.ts";
+import { TRAINING_STATE, type TrainingState } from "./training_state.ts";
 import type { Optimizer, Tensor, Variable } from "./tf_types.ts";
 
 /** Options of {@link epochStream}. */
@@ -38,6 +40,18 @@ export interface EpochStreamOptions<M extends ModelLike, X extends object> {
   extra?: X;
   /** The variables a function model trains (ignored for a layers model, which knows its own). */
   variables?: Variable[];
+  /**
+   * Continue a run from a checkpoint folder written by `checkpoint(...)` (or a
+   * folder of them: the newest is used): the model's weights, the optimizer's
+   * state, the step count and the shuffle state are restored before the first
+   * epoch, so events go on at step n + 1 as if the run had never stopped.
+   */
+  resumeFrom?: string;
+  /**
+   * Error the stream when an epoch's `train_loss` is NaN or ±Infinity, naming
+   * the step (default `true`). Every earlier event has been delivered by then.
+   */
+  stopOnNaN?: boolean;
 }
 
 interface Plan {
@@ -50,13 +64,27 @@ interface Plan {
   batches: BatchPlan;
   random: Random;
   extra: object;
+  resumeFrom: string | undefined;
+  stopOnNaN: boolean;
 }
 
 function checkOptions<M extends ModelLike, X extends object>(options: EpochStreamOptions<M, X>): Plan {
   if (typeof options !== "object" || options === null) {
     throw new TypeError(`epochStream: options must be an object, got ${describe(options)}`);
   }
-  const { data, model, optimizer, loss, lastLabel = true, extra = {}, variables } = options;
+  const { data, model, optimizer, loss, lastLabel = true, extra = {}, variables, resumeFrom, stopOnNaN = true } =
+    options;
+  if (typeof stopOnNaN !== "boolean") {
+    throw new TypeError(`epochStream: stopOnNaN must be a boolean, got ${describe(stopOnNaN)}`);
+  }
+  if (resumeFrom !== undefined) {
+    if (typeof resumeFrom !== "string" || resumeFrom === "") {
+      throw new TypeError(`epochStream: resumeFrom must be a folder path, got ${describe(resumeFrom)}`);
+    }
+    if (!latestCheckpoint(resumeFrom)) {
+      throw new Error(`epochStream: resumeFrom: no checkpoint found in "${resumeFrom}"`);
+    }
+  }
   if (typeof lastLabel !== "boolean") {
     throw new TypeError(`epochStream: lastLabel must be a boolean, got ${describe(lastLabel)}`);
   }
@@ -88,6 +116,8 @@ function checkOptions<M extends ModelLike, X extends object>(options: EpochStrea
     batches: { rows, batchSize: options.batchSize ?? 1, shuffle: options.shuffle ?? true },
     random: createRandom(options.seed),
     extra,
+    resumeFrom,
+    stopOnNaN,
   };
 }
 
@@ -152,9 +182,43 @@ class EpochPuller<M extends ModelLike, X extends object> implements Puller<Epoch
 
   next(): Promise<PullResult<EpochEvent<M, X>>> {
     if (this.#cancelled) return Promise.resolve(DONE);
-    const run = this.#epoch();
+    const run = this.#resume().then(() => this.#epoch());
     this.#running = run.catch(() => {});
     return run;
+  }
+
+  /** Before the first epoch: restores the checkpoint named by `resumeFrom`, once. */
+  async #resume(): Promise<void> {
+    const from = this.#plan.resumeFrom;
+    if (from === undefined) return;
+    this.#plan.resumeFrom = undefined;
+    const { model, optimizer, varList, random } = this.#plan;
+    const saved = await loadCheckpoint(from);
+    try {
+      if (saved.optimizerClass !== optimizer.getClassName()) {
+        throw new TypeError(
+          `epochStream: resumeFrom: "${saved.path}" holds ${saved.optimizerClass} state, ` +
+            `but the optimizer is ${optimizer.getClassName()}`,
+        );
+      }
+      const weights = saved.modelWeights.map((w) => w.tensor);
+      if (isLayersModel(model)) {
+        model.setWeights(weights);
+      } else {
+        if (weights.length !== varList.length) {
+          throw new TypeError(
+            `epochStream: resumeFrom: "${saved.path}" holds ${weights.length} variables, the model has ${varList.length}`,
+          );
+        }
+        varList.forEach((v, i) => v.assign(weights[i]));
+      }
+      if (saved.optimizerWeights.length > 0) await optimizer.setWeights(saved.optimizerWeights);
+      this.#step = saved.step;
+      random.state = saved.rngState;
+    } finally {
+      tf.dispose(saved.modelWeights.map((w) => w.tensor));
+      tf.dispose(saved.optimizerWeights.map((w) => w.tensor));
+    }
   }
 
   async #epoch(): Promise<PullResult<EpochEvent<M, X>>> {
@@ -184,12 +248,21 @@ class EpochPuller<M extends ModelLike, X extends object> implements Puller<Epoch
     } finally {
       tf.dispose(costs);
     }
+    const step = ++this.#step;
+    if (this.#plan.stopOnNaN && !Number.isFinite(trainLoss)) {
+      throw new RangeError(
+        `epochStream: step ${step}: train_loss is ${trainLoss}: training diverged ` +
+          `(try a lower learning rate; stopOnNaN: false lets it continue)`,
+      );
+    }
+    const state: TrainingState = { model, optimizer, variables: varList, step, rngState: random.state };
     const event = {
       ...extra,
-      step: ++this.#step,
+      step,
       train_loss: trainLoss,
       train_time_sec: (performance.now() - started) / 1000,
       model,
+      [TRAINING_STATE]: state,
     } as unknown as EpochEvent<M, X>;
     return more(event);
   }

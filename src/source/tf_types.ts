@@ -17,3 +17,5 @@ export type Variable = tf.Variable;
 export type Optimizer = tf.Optimizer;
 /** A layers model, Sequential or functional (`tf.LayersModel`). */
 export type LayersModel = tf.LayersModel;
+/** A `tf.io` handler, for `tf.loadLayersModel` (`tf.io.IOHandler`). */
+export type IOHandler = tf.io.IOHandler;

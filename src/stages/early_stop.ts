@@ -7,6 +7,7 @@ import { describe } from "../internal/describe.ts";
 import { numericValue, requireInteger, requireKey, requireNumber, requireOptions } from "../internal/validate.ts";
 import type { Stage } from "../stream/stage.ts";
 import { stepStage } from "../stream/step_stage.ts";
+import { snapshotWeights, type WeightSnapshot } from "../source/weights.ts";
 
 /** Options of {@link earlyStop}. */
 export interface EarlyStopOptions<K extends string> {
@@ -18,6 +19,13 @@ export interface EarlyStopOptions<K extends string> {
   mode?: "min" | "max";
   /** How much a value must beat the best to count as an improvement (≥ 0, default 0). */
   minDelta?: number;
+  /**
+   * When the stage stops the stream, put the weights of the best event's epoch
+   * back into the model (default `false`). Needs events from `epochStream`.
+   * The last event is still delivered with the last epoch's model; the weights
+   * are restored as the stream ends.
+   */
+  restoreBest?: boolean;
 }
 
 /**
@@ -42,25 +50,39 @@ export function earlyStop<const K extends string, E extends { [P in K]: number }
     throw new TypeError(`earlyStop: options must be an object with key and patience, got ${describe(options)}`);
   }
   requireOptions("earlyStop", options);
-  const { key, patience, mode = "min", minDelta = 0 } = options;
+  const { key, patience, mode = "min", minDelta = 0, restoreBest = false } = options;
   requireKey("earlyStop", "key", key);
   requireInteger("earlyStop", "patience", patience, 1);
   if (mode !== "min" && mode !== "max") {
     throw new RangeError(`earlyStop: mode must be "min" or "max", got ${describe(mode)}`);
   }
   requireNumber("earlyStop", "minDelta", minDelta, true);
+  if (typeof restoreBest !== "boolean") {
+    throw new TypeError(`earlyStop: restoreBest must be a boolean, got ${describe(restoreBest)}`);
+  }
   const sign = mode === "min" ? 1 : -1;
   let best = NaN;
   let stale = 0;
+  let snapshot: WeightSnapshot | undefined;
   return stepStage<E, E>((event, index, control) => {
     const value = numericValue("earlyStop", event, key);
     const improved = index === 1 || sign * value < sign * best - minDelta;
     if (improved) {
       best = value;
       stale = 0;
+      if (restoreBest) {
+        snapshot?.dispose();
+        snapshot = snapshotWeights("earlyStop", event);
+      }
     } else if (++stale >= patience) {
       control.stopAfter();
     }
     return event;
+  }, {
+    onEnd(stopped) {
+      if (stopped) snapshot?.restore();
+      snapshot?.dispose();
+      snapshot = undefined;
+    },
   });
 }

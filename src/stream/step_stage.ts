@@ -21,20 +21,39 @@ export type StepHandler<In, Out> = (event: In, index: number, control: StepContr
 export interface StepOptions {
   /** Ends the stream (without pulling) once this many events were delivered. */
   limit?: number;
+  /** Checked before each pull: `true` ends the stream without pulling. */
+  stopWhen?: () => boolean;
+  /**
+   * Runs once when the stage ends, for whatever reason; `stopped` is true when
+   * the stage ended the stream itself through `stopAfter`.
+   */
+  onEnd?: (stopped: boolean) => void | Promise<void>;
 }
 
 class StepPuller<In, Out> implements Puller<Out>, StepControl {
   #input: Puller<In>;
   #handle: StepHandler<In, Out>;
   #limit: number;
+  #onEnd: ((stopped: boolean) => void | Promise<void>) | undefined;
+  #stopWhen: (() => boolean) | undefined;
   #index = 0;
   #ended = false;
   #stopRequested = false;
 
-  constructor(input: Puller<In>, handle: StepHandler<In, Out>, limit: number) {
+  constructor(input: Puller<In>, handle: StepHandler<In, Out>, options: StepOptions) {
     this.#input = input;
     this.#handle = handle;
-    this.#limit = limit;
+    this.#limit = options.limit ?? Infinity;
+    this.#onEnd = options.onEnd;
+    this.#stopWhen = options.stopWhen;
+  }
+
+  /** Marks the stage ended and runs `onEnd` once. */
+  async #end(): Promise<void> {
+    this.#ended = true;
+    const onEnd = this.#onEnd;
+    this.#onEnd = undefined;
+    await onEnd?.(this.#stopRequested);
   }
 
   stopAfter(): void {
@@ -43,23 +62,27 @@ class StepPuller<In, Out> implements Puller<Out>, StepControl {
 
   async next(): Promise<PullResult<Out>> {
     if (this.#ended) return DONE;
-    if (this.#stopRequested || this.#index >= this.#limit) {
-      this.#ended = true;
+    if (this.#stopRequested || this.#index >= this.#limit || this.#stopWhen?.()) {
+      await this.#end();
       await this.#input.cancel();
       return DONE;
     }
-    const r = await this.#input.next().catch((e) => {
-      this.#ended = true; // upstream has failed and cleaned up after itself
-      throw e;
-    });
+    let r: PullResult<In>;
+    try {
+      r = await this.#input.next();
+    } catch (error) {
+      await this.#end(); // upstream has failed and cleaned up after itself
+      throw error;
+    }
     if (r.done) {
-      this.#ended = true;
+      await this.#end();
       return DONE;
     }
     try {
       return more(await this.#handle(r.value, ++this.#index, this));
     } catch (error) {
-      this.#ended = true;
+      this.#stopRequested = false;
+      await this.#end().catch(() => {});
       await this.#input.cancel(error).catch(() => {});
       throw error;
     }
@@ -67,13 +90,12 @@ class StepPuller<In, Out> implements Puller<Out>, StepControl {
 
   async cancel(reason?: unknown): Promise<void> {
     if (this.#ended) return;
-    this.#ended = true;
+    await this.#end();
     await this.#input.cancel(reason);
   }
 }
 
 /** Builds a one-in, one-out {@link Stage} from a per-event handler. Internal. */
 export function stepStage<In, Out>(handle: StepHandler<In, Out>, options: StepOptions = {}): Stage<In, Out> {
-  const limit = options.limit ?? Infinity;
-  return new Stage<In, Out>((input) => new StepPuller(input, handle, limit));
+  return new Stage<In, Out>((input) => new StepPuller(input, handle, options));
 }

@@ -1,0 +1,91 @@
+/**
+ * `checkpoint({ dir, every, best, keep })`: save the run as it goes.
+ *
+ * @module
+ */
+import { accessSync, constants, mkdirSync } from "node:fs";
+import { rm } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { describe } from "../internal/describe.ts";
+import { numericValue, requireInteger, requireKey, requireOptions } from "../internal/validate.ts";
+import { saveCheckpoint, stepFolder, stepFolders } from "../checkpoint/store.ts";
+import { trainingStateOf } from "../source/training_state.ts";
+import type { Stage } from "../stream/stage.ts";
+import { stepStage } from "../stream/step_stage.ts";
+
+/** Options of {@link checkpoint}. */
+export interface CheckpointOptions<K extends string> {
+  /** Folder for the checkpoints; created if missing. Must be writable. */
+  dir: string;
+  /** Save `step-NNNNNN` every this many events (integer ≥ 1, default 1). */
+  every?: number;
+  /** Also keep `best/`: the event with the best value of `key` so far. */
+  best?: { key: K; mode?: "min" | "max" };
+  /** How many `step-*` checkpoints to keep, newest first (integer ≥ 1, default 3). */
+  keep?: number;
+}
+
+/**
+ * Saves the model (topology and weights), the optimizer's state, the step and
+ * the shuffle state after selected epochs, so a run can resume exactly where
+ * it stopped (`epochStream({ resumeFrom: dir })`). Each checkpoint is written
+ * to a temporary folder and renamed into place, so a crash never leaves a
+ * half-written one. The stage passes events on unchanged, after the save.
+ * It needs events from `epochStream`.
+ *
+ * @example Checkpoint every 5 epochs and keep the best by val_loss
+ * ```ts ignore
+ * pipe(
+ *   epochStream({ data, model, optimizer, loss }),
+ *   augment(validationLoss({ data: val, loss })),
+ *   checkpoint({ dir: "runs/ckpt", every: 5, best: { key: "val_loss" } }),
+ *   take(100),
+ * );
+ * ```
+ */
+export function checkpoint<const K extends string, E extends { [P in K]: number }>(
+  options: CheckpointOptions<K>,
+): Stage<E, E> {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError(`checkpoint: options must be an object with dir, got ${describe(options)}`);
+  }
+  requireOptions("checkpoint", options);
+  const { every = 1, keep = 3, best } = options;
+  requireKey("checkpoint", "dir", options.dir);
+  requireInteger("checkpoint", "every", every, 1);
+  requireInteger("checkpoint", "keep", keep, 1);
+  if (best !== undefined) {
+    requireKey("checkpoint", "best.key", best?.key);
+    if (best.mode !== undefined && best.mode !== "min" && best.mode !== "max") {
+      throw new RangeError(`checkpoint: best.mode must be "min" or "max", got ${describe(best.mode)}`);
+    }
+  }
+  const dir = resolve(options.dir);
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK);
+  } catch (error) {
+    throw new Error(`checkpoint: cannot write checkpoints to "${dir}": ${(error as Error).message}`, { cause: error });
+  }
+  const sign = best?.mode === "max" ? -1 : 1;
+  let bestValue = Infinity;
+  return stepStage<E, E>(async (event, index) => {
+    const state = trainingStateOf("checkpoint", event);
+    const parts = { ...state };
+    if (index % every === 0) {
+      await saveCheckpoint(join(dir, stepFolder(state.step)), parts);
+      const folders = stepFolders(dir);
+      for (const old of folders.slice(0, Math.max(0, folders.length - keep))) {
+        await rm(join(dir, old), { recursive: true, force: true });
+      }
+    }
+    if (best) {
+      const value = numericValue("checkpoint", event, best.key);
+      if (sign * value < bestValue) {
+        bestValue = sign * value;
+        await saveCheckpoint(join(dir, "best"), parts);
+      }
+    }
+    return event;
+  });
+}
