@@ -33,7 +33,7 @@ export { ema, type EmaOptions } from "./src/stages/ema.ts";
 export { earlyStop, type EarlyStopOptions } from "./src/stages/early_stop.ts";
 export { printKeys, type PrintKeysOptions } from "./src/stages/print_keys.ts";
 export { collect } from "./src/sinks/collect.ts";
-export { collectJsonl, type JsonlDestination, jsonlSink } from "./src/sinks/jsonl.ts";
+export { collectJsonl, type JsonlDestination, type JsonlOptions, jsonlSink } from "./src/sinks/jsonl.ts";
 export type { SelectOptions } from "./src/sinks/select.ts";
 export type { AnyEvent, EpochEvent, EpochFields, Merge, WithNumber } from "./src/types.ts";
 export { epochStream, type EpochStreamOptions } from "./src/source/epoch_stream.ts";

@@ -5,24 +5,32 @@
  * 500-epoch cap and early stopping, all written to JSONL.
  *
  *   deno run -A examples/housing.ts [--data DIR|URL|remote] [--out FILE] [--epochs N] [--seed N] [--backend wasm|cpu]
+ *                                   [--checkpoint DIR [--resume]]
+ *
+ * Ctrl-C (SIGINT) finishes the epoch in flight, writes its line, closes the
+ * log and exits with status 130.
  *   bun examples/housing.ts …
  */
 import * as tf from "@tensorflow/tfjs";
 import process from "node:process";
-import { mkdir } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { parseArgs } from "node:util";
 import {
   augment,
   type BackendName,
-  collectJsonl,
+  checkpoint,
   earlyStop,
   ema,
   epochStream,
+  jsonlSink,
+  loadCheckpoint,
   pipe,
   printKeys,
   take,
   tap,
+  untilAborted,
   useBackend,
   validationLoss,
 } from "../mod.ts";
@@ -40,7 +48,25 @@ Options:
   --epochs <n>             cap on epochs (default: 500)
   --seed <n>               seed of the weights and the shuffle (default: 0)
   --backend <wasm|cpu>     TensorFlow.js backend (default: FITSTREAM_BACKEND, else wasm)
-  -h, --help               show this help`;
+  --checkpoint <dir>       save model + optimizer state after every epoch (newest 3, and best/)
+  --resume                 continue from the newest checkpoint in --checkpoint, appending to --out
+  -h, --help               show this help
+
+Ctrl-C finishes the current epoch, closes the log and exits with status 130.`;
+
+/** Keeps the log's complete lines up to `step` (a crash may have left more, or a partial line). */
+async function trimLog(path: string, step: number): Promise<void> {
+  if (!existsSync(path)) return;
+  const kept = (await readFile(path, "utf8")).split("\n").filter((line) => {
+    try {
+      return (JSON.parse(line) as { step: number }).step <= step;
+    } catch {
+      return false;
+    }
+  });
+  await writeFile(`${path}.tmp`, kept.map((l) => l + "\n").join(""));
+  await rename(`${path}.tmp`, path);
+}
 
 function parseIntFlag(name: string, value: string, min: number): number {
   const n = Number(value);
@@ -57,6 +83,8 @@ async function main(argv: string[]): Promise<void> {
       epochs: { type: "string", default: "500" },
       seed: { type: "string", default: "0" },
       backend: { type: "string" },
+      checkpoint: { type: "string" },
+      resume: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
@@ -70,7 +98,10 @@ async function main(argv: string[]): Promise<void> {
   if (values.backend !== undefined && values.backend !== "wasm" && values.backend !== "cpu") {
     throw new Error(`--backend must be "wasm" or "cpu", got "${values.backend}"`);
   }
+  if (values.resume && !values.checkpoint) throw new Error("--resume needs --checkpoint <dir>");
   const backend = await useBackend(values.backend as BackendName | undefined);
+  const interrupt = new AbortController();
+  process.on("SIGINT", () => interrupt.abort());
 
   const started = performance.now();
   const data = await loadHousing(housingSources(values.data, process.env));
@@ -78,28 +109,63 @@ async function main(argv: string[]): Promise<void> {
   const optimizer = tf.train.adam(1e-2);
   const loss = tf.losses.meanSquaredError;
 
+  const out = values.out!;
+  await mkdir(dirname(out), { recursive: true });
+  let resumeFrom: string | undefined;
+  let start = 0;
+  if (values.resume && existsSync(values.checkpoint!)) {
+    const saved = await loadCheckpoint(values.checkpoint!).catch(() => undefined);
+    if (saved) {
+      saved.modelWeights.concat(saved.optimizerWeights).forEach((w) => w.tensor.dispose());
+      resumeFrom = saved.path;
+      start = saved.step;
+      await trimLog(out, start);
+      console.log(`resuming after epoch ${start} from ${saved.path}`);
+    }
+  }
+  const log = jsonlSink(out, { append: resumeFrom !== undefined }).getWriter();
+
   let best = { val_loss: Infinity, step: 0 };
-  let last = 0;
+  let last = start;
   const events = pipe(
-    epochStream({ data: [data.xTrain, data.yTrain], model, optimizer, loss, batchSize: 512, shuffle: true, seed }),
+    epochStream({
+      data: [data.xTrain, data.yTrain],
+      model,
+      optimizer,
+      loss,
+      batchSize: 512,
+      shuffle: true,
+      seed,
+      resumeFrom,
+    }),
+    untilAborted(interrupt.signal),
     augment(validationLoss({ data: [data.xVal, data.yVal], loss })),
     augment(modelParamNorm),
     ema("val_loss", { halfLife: 10 }),
     tap(printKeys("train_loss", "val_loss", "val_loss_ema", "param_l2"), { every: 10 }),
-    take(epochs),
+    take(Math.max(0, epochs - start)),
     earlyStop({ key: "val_loss", patience: 20, mode: "min", minDelta: 1e-4 }),
     tap((e) => {
       last = e.step;
       if (e.val_loss < best.val_loss) best = { val_loss: e.val_loss, step: e.step };
+      return log.write(e); // the line is on disk before the checkpoint of its epoch
     }),
+    values.checkpoint ? checkpoint({ dir: values.checkpoint, best: { key: "val_loss" } }) : tap(() => {}),
   );
-  await mkdir(dirname(values.out!), { recursive: true });
-  await collectJsonl(events, values.out!);
+  try {
+    for await (const _ of events) { /* the stages do the work */ }
+  } finally {
+    await log.close();
+  }
   const seconds = (performance.now() - started) / 1000;
+  if (interrupt.signal.aborted) {
+    console.log(`interrupted after epoch ${last}; log closed: ${out}`);
+    process.exit(130);
+  }
   const why = last < epochs ? "early stop" : "epoch cap";
   console.log(
     `done: ${last} epochs (${why}), best val_loss ${best.val_loss.toFixed(4)} at epoch ${best.step}, ` +
-      `${seconds.toFixed(1)} s on ${backend}; log: ${values.out}`,
+      `${seconds.toFixed(1)} s on ${backend}; log: ${out}`,
   );
   data.dispose();
   model.dispose();

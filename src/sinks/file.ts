@@ -34,15 +34,15 @@ export function checkWritableFolder(path: string | URL): void {
 }
 
 /**
- * Opens `path` for writing (truncating it) and returns a byte stream into it.
+ * Opens `path` for writing (truncating it, or appending to it) and returns a byte stream into it.
  * The file is opened before the returned promise resolves, so a bad path
  * fails here, with the path in the message.
  */
-export async function openFileWritable(path: string | URL): Promise<WritableStream<Uint8Array>> {
+export async function openFileWritable(path: string | URL, append = false): Promise<WritableStream<Uint8Array>> {
   const file = toPath(path);
   let handle;
   try {
-    handle = await open(file, "w");
+    handle = await open(file, append ? "a" : "w");
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw new Error(`cannot open "${file}" for writing: ${reason}`, { cause: error });

@@ -45,9 +45,15 @@ export function jsonlLine(row: Record<string, unknown>): string {
   return JSON.stringify(row) + "\n";
 }
 
-async function resolveDestination(dest: JsonlDestination): Promise<WritableStream<Uint8Array>> {
+/** Options of {@link jsonlSink} and {@link collectJsonl}: key selection, and appending to a file. */
+export interface JsonlOptions extends SelectOptions {
+  /** Append to an existing file instead of overwriting it (default `false`; paths only). */
+  append?: boolean;
+}
+
+async function resolveDestination(dest: JsonlDestination, append: boolean): Promise<WritableStream<Uint8Array>> {
   if (dest instanceof WritableStream) return dest;
-  if (typeof dest === "string" || dest instanceof URL) return await openFileWritable(dest);
+  if (typeof dest === "string" || dest instanceof URL) return await openFileWritable(dest, append);
   throw new TypeError(`jsonlSink: dest must be a file path, a file URL or a WritableStream, got ${describe(dest)}`);
 }
 
@@ -80,9 +86,11 @@ function checkDestination(dest: unknown): void {
  * console.log(await readFile(path, "utf8")); // '{"step":1,"train_loss":0.5}\n'
  * ```
  */
-export function jsonlSink(dest: JsonlDestination, options?: SelectOptions): WritableStream<object> {
+export function jsonlSink(dest: JsonlDestination, options?: JsonlOptions): WritableStream<object> {
   checkDestination(dest);
   const select = selector("jsonlSink", options);
+  const append = options?.append ?? false;
+  if (typeof append !== "boolean") throw new TypeError(`jsonlSink: append must be a boolean, got ${describe(append)}`);
   // Lines go through a TextEncoderStream and on to the destination one at a
   // time: write() settles only once the destination has taken the line.
   const encoder = new TextEncoderStream();
@@ -97,7 +105,7 @@ export function jsonlSink(dest: JsonlDestination, options?: SelectOptions): Writ
     })();
   return new WritableStream<object>({
     async start() {
-      out = (await resolveDestination(dest)).getWriter();
+      out = (await resolveDestination(dest, append)).getWriter();
     },
     async write(event) {
       let line: string;
@@ -137,7 +145,7 @@ export function jsonlSink(dest: JsonlDestination, options?: SelectOptions): Writ
 export async function collectJsonl(
   stream: ReadableStream<object>,
   dest: JsonlDestination,
-  options?: SelectOptions,
+  options?: JsonlOptions,
 ): Promise<void> {
   if (!(stream instanceof ReadableStream)) {
     throw new TypeError(`collectJsonl: stream must be a ReadableStream, got ${describe(stream)}`);

@@ -29,6 +29,9 @@ export function selector(
 ): (event: object) => Record<string, unknown> {
   requireOptions(where, options);
   const include = keyList(where, "include", options?.include);
+  for (const key of Object.keys(options ?? {})) {
+    if (!["include", "exclude", "append"].includes(key)) throw new TypeError(`${where}: unknown option "${key}"`);
+  }
   const exclude = keyList(where, "exclude", options?.exclude);
   if (include && exclude) throw new TypeError(`${where}: pass include or exclude, not both`);
   if (include) {

@@ -115,6 +115,51 @@ export function pipe<A, B, C, D, E, F, G, H, I, J>(
   s8: StageLike<H, I>,
   s9: StageLike<I, J>,
 ): ReadableStream<J>;
+/** Composes a source with 10 stages, left to right (see the first overload). */
+export function pipe<A, B, C, D, E, F, G, H, I, J, K>(
+  source: ReadableStream<A>,
+  s1: StageLike<A, B>,
+  s2: StageLike<B, C>,
+  s3: StageLike<C, D>,
+  s4: StageLike<D, E>,
+  s5: StageLike<E, F>,
+  s6: StageLike<F, G>,
+  s7: StageLike<G, H>,
+  s8: StageLike<H, I>,
+  s9: StageLike<I, J>,
+  s10: StageLike<J, K>,
+): ReadableStream<K>;
+/** Composes a source with 11 stages, left to right (see the first overload). */
+export function pipe<A, B, C, D, E, F, G, H, I, J, K, L>(
+  source: ReadableStream<A>,
+  s1: StageLike<A, B>,
+  s2: StageLike<B, C>,
+  s3: StageLike<C, D>,
+  s4: StageLike<D, E>,
+  s5: StageLike<E, F>,
+  s6: StageLike<F, G>,
+  s7: StageLike<G, H>,
+  s8: StageLike<H, I>,
+  s9: StageLike<I, J>,
+  s10: StageLike<J, K>,
+  s11: StageLike<K, L>,
+): ReadableStream<L>;
+/** Composes a source with 12 stages, left to right (see the first overload). */
+export function pipe<A, B, C, D, E, F, G, H, I, J, K, L, M>(
+  source: ReadableStream<A>,
+  s1: StageLike<A, B>,
+  s2: StageLike<B, C>,
+  s3: StageLike<C, D>,
+  s4: StageLike<D, E>,
+  s5: StageLike<E, F>,
+  s6: StageLike<F, G>,
+  s7: StageLike<G, H>,
+  s8: StageLike<H, I>,
+  s9: StageLike<I, J>,
+  s10: StageLike<J, K>,
+  s11: StageLike<K, L>,
+  s12: StageLike<L, M>,
+): ReadableStream<M>;
 export function pipe(
   source: ReadableStream<unknown>,
   ...stages: StageLike<unknown, unknown>[]

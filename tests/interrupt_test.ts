@@ -1,0 +1,86 @@
+// Long runs that die or are stopped lose nothing: the housing example under SIGKILL and SIGINT.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { checkpointModel, loadCheckpoint } from "../mod.ts";
+import { runScript, startScript } from "./spawn.ts";
+import "./tf_helpers.ts";
+
+async function waitForLines(path: string, n: number, timeoutMs = 60_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (existsSync(path) && readFileSync(path, "utf8").split("\n").length - 1 >= n) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${path} did not reach ${n} lines`);
+}
+
+/** The steps of the complete lines of a JSONL log; every complete line must parse. */
+function steps(path: string): number[] {
+  const text = readFileSync(path, "utf8");
+  const complete = text.slice(0, text.lastIndexOf("\n") + 1);
+  return complete.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l).step);
+}
+
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+test("kill -9 mid-run: every complete line parses, steps have no gap, the checkpoint loads, resume goes on at k'+1", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "fitstream-kill-"));
+  try {
+    const log = join(dir, "run.jsonl"), ckpt = join(dir, "ckpt");
+    const child = startScript("examples/housing.ts", ["--out", log, "--checkpoint", ckpt]);
+    await waitForLines(log, 5);
+    child.kill("SIGKILL");
+    await child.done;
+    const written = steps(log);
+    assert.ok(written.length >= 5);
+    assert.deepEqual(written, range(1, written.length));
+    const saved = await loadCheckpoint(ckpt);
+    tf.dispose([...saved.modelWeights, ...saved.optimizerWeights].map((w) => w.tensor));
+    assert.ok(
+      saved.step >= written.length - 1 && saved.step <= written.length,
+      `checkpoint ${saved.step}, log ${written.length}`,
+    );
+    const model = await tf.loadLayersModel(checkpointModel(ckpt));
+    assert.equal(model.outputs[0].shape[1], 1);
+    model.dispose();
+
+    const resumed = await runScript("examples/housing.ts", [
+      "--out",
+      log,
+      "--checkpoint",
+      ckpt,
+      "--resume",
+      "--epochs",
+      String(saved.step + 3),
+    ]);
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.match(resumed.stdout, new RegExp(`resuming after epoch ${saved.step} from `));
+    assert.deepEqual(steps(log), range(1, saved.step + 3));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("SIGINT: the epoch in flight finishes, the log ends with a complete line and is closed, exit code 130", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "fitstream-int-"));
+  try {
+    const log = join(dir, "run.jsonl");
+    const child = startScript("examples/housing.ts", ["--out", log]);
+    await waitForLines(log, 3);
+    child.kill("SIGINT");
+    const { code, stdout } = await child.done;
+    assert.equal(code, 130);
+    const text = readFileSync(log, "utf8");
+    assert.ok(text.endsWith("\n"), "the log ends with a complete line");
+    const written = steps(log);
+    assert.deepEqual(written, range(1, written.length));
+    assert.match(stdout, new RegExp(`interrupted after epoch ${written.length}; log closed: `));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
