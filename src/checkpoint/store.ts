@@ -91,9 +91,9 @@ export async function saveCheckpoint(
   let modelData: Uint8Array;
   if (isLayersModel(model)) {
     let artifacts: tf.io.ModelArtifacts | undefined;
-    await model.save(tf.io.withSaveHandler(async (a) => {
+    await model.save(tf.io.withSaveHandler((a) => {
       artifacts = a;
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: "JSON" } };
+      return Promise.resolve({ modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: "JSON" } });
     }));
     topology = artifacts!.modelTopology ?? null;
     modelSpecs = artifacts!.weightSpecs ?? [];
