@@ -47,3 +47,4 @@ export { checkpoint, type CheckpointOptions } from "./src/stages/checkpoint.ts";
 export { terminateOnNaN, untilAborted } from "./src/stages/guards.ts";
 export { reduceLrOnPlateau, type ReduceLrOnPlateauOptions } from "./src/stages/reduce_lr.ts";
 export { checkpointModel, loadCheckpoint, type LoadedCheckpoint, type NamedTensor } from "./src/checkpoint/store.ts";
+export { dashboard, type DashboardOptions, type DashboardStage } from "./src/dashboard/dashboard.ts";

@@ -7,6 +7,7 @@ import { describe } from "../internal/describe.ts";
 import { numericValue, requireInteger, requireKey, requireNumber, requireOptions } from "../internal/validate.ts";
 import type { Stage } from "../stream/stage.ts";
 import { stepStage } from "../stream/step_stage.ts";
+import { withStopReason } from "../stream/stop_reason.ts";
 import { snapshotWeights, type WeightSnapshot } from "../source/weights.ts";
 
 /** Options of {@link earlyStop}. */
@@ -76,11 +77,12 @@ export function earlyStop<const K extends string, E extends { [P in K]: number }
       }
     } else if (++stale >= patience) {
       control.stopAfter();
+      return withStopReason(event, "early stop");
     }
     return event;
   }, {
-    onEnd(stopped) {
-      if (stopped) snapshot?.restore();
+    onEnd({ how }) {
+      if (how === "stopped") snapshot?.restore();
       snapshot?.dispose();
       snapshot = undefined;
     },

@@ -6,6 +6,7 @@
 import { requireInteger } from "../internal/validate.ts";
 import type { Stage } from "../stream/stage.ts";
 import { stepStage } from "../stream/step_stage.ts";
+import { withStopReason } from "../stream/stop_reason.ts";
 
 /**
  * Passes the first `n` events, then ends the stream and cancels upstream.
@@ -24,5 +25,5 @@ import { stepStage } from "../stream/step_stage.ts";
  */
 export function take<E>(n: number): Stage<E, E> {
   requireInteger("take", "n", n, 0);
-  return stepStage<E, E>((event) => event, { limit: n });
+  return stepStage<E, E>((event, i) => (i === n ? withStopReason(event, "take") : event), { limit: n });
 }

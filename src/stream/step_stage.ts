@@ -17,24 +17,30 @@ export interface StepControl {
 /** Per-event logic: receives the event and its 1-based index. Internal. */
 export type StepHandler<In, Out> = (event: In, index: number, control: StepControl) => Out | Promise<Out>;
 
+/** How a step stage ended. Internal. */
+export interface StepEnd {
+  /** `stopped`: the stage ended the stream itself (`stopAfter`, `limit`, `stopWhen`); `done`: upstream ended;
+   * `error`: upstream or the handler failed; `cancelled`: downstream cancelled. */
+  how: "stopped" | "done" | "error" | "cancelled";
+  /** The error, when `how` is `"error"`. */
+  error?: unknown;
+}
+
 /** Options of {@link stepStage}. Internal. */
 export interface StepOptions {
   /** Ends the stream (without pulling) once this many events were delivered. */
   limit?: number;
   /** Checked before each pull: `true` ends the stream without pulling. */
   stopWhen?: () => boolean;
-  /**
-   * Runs once when the stage ends, for whatever reason; `stopped` is true when
-   * the stage ended the stream itself through `stopAfter`.
-   */
-  onEnd?: (stopped: boolean) => void | Promise<void>;
+  /** Runs once when the stage ends, for whatever reason (see {@link StepEnd}). */
+  onEnd?: (end: StepEnd) => void | Promise<void>;
 }
 
 class StepPuller<In, Out> implements Puller<Out>, StepControl {
   #input: Puller<In>;
   #handle: StepHandler<In, Out>;
   #limit: number;
-  #onEnd: ((stopped: boolean) => void | Promise<void>) | undefined;
+  #onEnd: ((end: StepEnd) => void | Promise<void>) | undefined;
   #stopWhen: (() => boolean) | undefined;
   #index = 0;
   #ended = false;
@@ -49,11 +55,11 @@ class StepPuller<In, Out> implements Puller<Out>, StepControl {
   }
 
   /** Marks the stage ended and runs `onEnd` once. */
-  async #end(): Promise<void> {
+  async #end(end: StepEnd): Promise<void> {
     this.#ended = true;
     const onEnd = this.#onEnd;
     this.#onEnd = undefined;
-    await onEnd?.(this.#stopRequested);
+    await onEnd?.(end);
   }
 
   stopAfter(): void {
@@ -63,7 +69,7 @@ class StepPuller<In, Out> implements Puller<Out>, StepControl {
   async next(): Promise<PullResult<Out>> {
     if (this.#ended) return DONE;
     if (this.#stopRequested || this.#index >= this.#limit || this.#stopWhen?.()) {
-      await this.#end();
+      await this.#end({ how: "stopped" });
       await this.#input.cancel();
       return DONE;
     }
@@ -71,18 +77,17 @@ class StepPuller<In, Out> implements Puller<Out>, StepControl {
     try {
       r = await this.#input.next();
     } catch (error) {
-      await this.#end(); // upstream has failed and cleaned up after itself
+      await this.#end({ how: "error", error }); // upstream has failed and cleaned up after itself
       throw error;
     }
     if (r.done) {
-      await this.#end();
+      await this.#end({ how: "done" });
       return DONE;
     }
     try {
       return more(await this.#handle(r.value, ++this.#index, this));
     } catch (error) {
-      this.#stopRequested = false;
-      await this.#end().catch(() => {});
+      await this.#end({ how: "error", error }).catch(() => {});
       await this.#input.cancel(error).catch(() => {});
       throw error;
     }
@@ -90,7 +95,7 @@ class StepPuller<In, Out> implements Puller<Out>, StepControl {
 
   async cancel(reason?: unknown): Promise<void> {
     if (this.#ended) return;
-    await this.#end();
+    await this.#end({ how: this.#stopRequested ? "stopped" : "cancelled" });
     await this.#input.cancel(reason);
   }
 }

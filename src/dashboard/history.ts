@@ -1,0 +1,60 @@
+/**
+ * A compact, columnar history of the numeric keys of events: one growable
+ * `Float64Array` per key (8 bytes a value), so a long run's history stays small.
+ *
+ * @module
+ */
+
+/** Columnar numeric history. Internal. */
+export class History {
+  #length = 0;
+  #columns = new Map<string, Float64Array>();
+  #capacity = 64;
+
+  /** Number of events recorded. */
+  get length(): number {
+    return this.#length;
+  }
+
+  /** Appends an event's numeric keys (other keys are skipped; missing keys read as NaN). */
+  push(event: Record<string, unknown>): Record<string, number> {
+    const row: Record<string, number> = {};
+    for (const [key, value] of Object.entries(event)) {
+      if (typeof value === "number") row[key] = value;
+    }
+    if (this.#length === this.#capacity) {
+      this.#capacity *= 2;
+      for (const [key, column] of this.#columns) {
+        const grown = new Float64Array(this.#capacity).fill(NaN);
+        grown.set(column);
+        this.#columns.set(key, grown);
+      }
+    }
+    for (const [key, value] of Object.entries(row)) {
+      let column = this.#columns.get(key);
+      if (!column) {
+        column = new Float64Array(this.#capacity).fill(NaN);
+        this.#columns.set(key, column);
+      }
+      column[this.#length] = value;
+    }
+    this.#length++;
+    return row;
+  }
+
+  /** Bytes held by the columns. */
+  get bytes(): number {
+    let total = 0;
+    for (const column of this.#columns.values()) total += column.byteLength;
+    return total;
+  }
+
+  /** The history as plain arrays (NaN as null), for JSON. */
+  toJSON(): { length: number; columns: Record<string, (number | null)[]> } {
+    const columns: Record<string, (number | null)[]> = {};
+    for (const [key, column] of this.#columns) {
+      columns[key] = Array.from(column.subarray(0, this.#length), (v) => (Number.isFinite(v) ? v : null));
+    }
+    return { length: this.#length, columns };
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * The dashboard page: static HTML and one script. Event data is only ever
+ * placed with `textContent` (never parsed as HTML), so keys and values are
+ * shown as text whatever they contain.
+ *
+ * @module
+ */
+
+/** The page. Internal. */
+export const PAGE_HTML = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>fitstream dashboard</title>
+<link rel="stylesheet" href="/uplot.css">
+<style>
+  body { font: 14px system-ui, sans-serif; margin: 0; color: #1d1d1f; background: #fafafa; }
+  header { display: flex; gap: 1.5em; align-items: center; padding: 0.6em 1.2em; background: #fff; border-bottom: 1px solid #ddd; }
+  header h1 { font-size: 1.1em; margin: 0; }
+  #status { padding: 0.15em 0.6em; border-radius: 1em; background: #e8f0fe; }
+  #status.ended { background: #e6f4ea; }
+  #status.error { background: #fce8e6; }
+  main { display: flex; gap: 1.2em; padding: 1em 1.2em; align-items: flex-start; }
+  #charts { display: flex; flex-wrap: wrap; gap: 1em; flex: 1; }
+  .chart { background: #fff; border: 1px solid #ddd; border-radius: 6px; padding: 0.5em; }
+  aside { min-width: 16em; background: #fff; border: 1px solid #ddd; border-radius: 6px; padding: 0.5em 0.8em; }
+  aside h2 { font-size: 1em; margin: 0.2em 0 0.5em; }
+  td { padding: 0.15em 0.6em 0.15em 0; font-variant-numeric: tabular-nums; }
+  td:first-child { color: #555; }
+</style>
+</head>
+<body>
+<header>
+  <h1>fitstream</h1>
+  <span id="status">connecting…</span>
+  <span id="count"></span>
+  <label><input type="checkbox" id="log"> log scale</label>
+</header>
+<main>
+  <section id="charts"></section>
+  <aside><h2>Latest event</h2><table id="latest"><tbody></tbody></table></aside>
+</main>
+<script src="/uplot.js"></script>
+<script src="/app.js"></script>
+</body>
+</html>
+`;
+
+/** The page's script. Internal. */
+export const PAGE_JS = `"use strict";
+(() => {
+  const palette = ["#1a73e8", "#e8710a", "#188038", "#d93025", "#9334e6", "#12b5cb", "#a50e0e", "#5f6368"];
+  let config = { keys: null };
+  let steps = [];
+  const columns = new Map();
+  let charts = [];
+  let latest = {};
+  let status = "connecting";
+
+  function groups() {
+    const keys = (config.keys || [...columns.keys()]).filter((k) => k !== "step" && columns.has(k));
+    const out = [];
+    const losses = keys.filter((k) => k === "train_loss" || k === "val_loss");
+    if (losses.length) out.push(losses);
+    for (const k of keys) if (!losses.includes(k)) out.push([k]);
+    return out;
+  }
+
+  function dataFor(group) {
+    return [steps.slice(), ...group.map((k) => columns.get(k).map((v) => (v === null || !Number.isFinite(v) ? null : v)))];
+  }
+
+  function build() {
+    for (const c of charts) c.plot.destroy();
+    const root = document.getElementById("charts");
+    root.replaceChildren();
+    const log = document.getElementById("log").checked;
+    charts = groups().map((group) => {
+      const box = document.createElement("div");
+      box.className = "chart";
+      root.appendChild(box);
+      const plot = new uPlot({
+        title: group.join(" · "),
+        width: 520,
+        height: 260,
+        scales: { x: { time: false }, y: { distr: log ? 3 : 1 } },
+        series: [{ label: "step" }, ...group.map((k, i) => ({ label: k, stroke: palette[i % palette.length], width: 2, spanGaps: false }))],
+      }, dataFor(group), box);
+      return { group, plot };
+    });
+  }
+
+  function showLatest() {
+    const body = document.querySelector("#latest tbody");
+    body.replaceChildren(...Object.entries(latest).map(([k, v]) => {
+      const tr = document.createElement("tr");
+      const a = document.createElement("td");
+      const b = document.createElement("td");
+      a.textContent = k;
+      b.textContent = typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toPrecision(6)) : String(v);
+      tr.append(a, b);
+      return tr;
+    }));
+    document.getElementById("count").textContent = steps.length + " events";
+  }
+
+  function setStatus(text) {
+    status = text;
+    const el = document.getElementById("status");
+    el.textContent = text;
+    el.className = text === "running" ? "" : text.startsWith("error") ? "error" : "ended";
+  }
+
+  function append(row) {
+    const n = steps.length;
+    steps.push(typeof row.step === "number" ? row.step : n + 1);
+    for (const [k, v] of Object.entries(row)) {
+      if (typeof v !== "number" && v !== null) continue;
+      if (!columns.has(k)) columns.set(k, new Array(n).fill(null));
+    }
+    for (const [k, col] of columns) col.push(typeof row[k] === "number" ? row[k] : null);
+    latest = row;
+    const shape = groups().map((g) => g.join("\\u0000")).join("\\u0001");
+    if (shape !== charts.map((c) => c.group.join("\\u0000")).join("\\u0001")) build();
+    else for (const c of charts) c.plot.setData(dataFor(c.group));
+    showLatest();
+  }
+
+  document.getElementById("log").addEventListener("change", build);
+  window.fitstreamDashboard = {
+    points: () => charts.map((c) => c.plot.data[0].length),
+    events: () => steps.length,
+    status: () => status,
+  };
+
+  fetch("/config").then((r) => r.json()).then((c) => {
+    config = c;
+    const source = new EventSource("/events");
+    source.addEventListener("history", (e) => {
+      const h = JSON.parse(e.data);
+      columns.clear();
+      for (const [k, col] of Object.entries(h.columns)) columns.set(k, col);
+      steps = h.columns.step ? h.columns.step.slice() : Array.from({ length: h.length }, (_, i) => i + 1);
+      latest = h.latest || {};
+      build();
+      showLatest();
+      setStatus(h.status);
+    });
+    source.addEventListener("row", (e) => append(JSON.parse(e.data)));
+    source.addEventListener("status", (e) => {
+      setStatus(JSON.parse(e.data));
+      source.close();
+    });
+  });
+})();
+`;

@@ -1,0 +1,134 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+import process from "node:process";
+import { collect, dashboard, pipe, take } from "../mod.ts";
+import { History } from "../src/dashboard/history.ts";
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+
+function slowSource(delayMs: number) {
+  let step = 0;
+  return new ReadableStream<Record<string, unknown>>({
+    async pull(c) {
+      await new Promise((r) => setTimeout(r, delayMs));
+      step++;
+      c.enqueue({
+        step,
+        train_loss: 1 / step,
+        val_loss: 1.2 / step,
+        lr: 0.01,
+        "<script>alert(1)</script>": step % 2,
+        note: "<img src=x onerror=alert(2)>",
+      });
+    },
+  }, { highWaterMark: 0 });
+}
+
+test("dashboard: a page in headless Chromium shows every event live, as text, then the final status", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "fitstream-dash-"));
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--no-first-run",
+    ],
+  });
+  try {
+    const board = dashboard<Record<string, unknown>>({ onListen: () => {} });
+    assert.match(board.url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
+    const run = collect(pipe(slowSource(60), take(14), board));
+    const page = await browser.newPage();
+    const dialogs: string[] = [];
+    page.on("dialog", (d) => {
+      dialogs.push(d.message());
+      void d.dismiss();
+    });
+    await page.goto(board.url);
+    await page.waitForFunction(() => (globalThis as any).fitstreamDashboard?.events() >= 5, null, { timeout: 30_000 });
+    const seen = await page.evaluate(() => {
+      const d = (globalThis as any).fitstreamDashboard;
+      const doc = (globalThis as any).document;
+      const rows = [...doc.querySelectorAll("#latest tr")].map((tr: any) =>
+        [...tr.children].map((td: any) => td.textContent)
+      );
+      return { events: d.events(), points: d.points(), rows };
+    });
+    assert.ok(seen.points.length >= 3, "train/val loss, lr and the odd key get charts");
+    for (const p of seen.points) assert.equal(p, seen.events, "each chart has a point per event");
+    const table = Object.fromEntries(seen.rows);
+    assert.equal(table.step, String(seen.events), "the table shows the latest step");
+    assert.ok("<script>alert(1)</script>" in table, "an odd key is shown as text");
+    assert.equal(table.note, "<img src=x onerror=alert(2)>");
+    const shot = join(dir, "dashboard.png");
+    await page.screenshot({ path: shot, fullPage: true });
+    assert.ok((await stat(shot)).size > 5000);
+
+    const rows = await run;
+    assert.equal(rows.length, 14);
+    await page.waitForFunction(() => (globalThis as any).fitstreamDashboard.status() === "stopped by take", null, {
+      timeout: 10_000,
+    });
+    assert.equal(await page.evaluate(() => (globalThis as any).fitstreamDashboard.events()), 14);
+    assert.deepEqual(dialogs, [], "no script from event data ran");
+    await board.closed;
+    await assert.rejects(fetch(board.url), "the server is gone once the stream ended");
+
+    // A page opened late gets the full history.
+    const late = dashboard<Record<string, unknown>>({ onListen: () => {} });
+    const reader = pipe(slowSource(1), late).getReader();
+    for (let i = 0; i < 8; i++) await reader.read();
+    const page2 = await browser.newPage();
+    await page2.goto(late.url);
+    await page2.waitForFunction(() => (globalThis as any).fitstreamDashboard?.events() >= 8, null, { timeout: 10_000 });
+    await reader.cancel();
+    await late.closed;
+  } finally {
+    await browser.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test("dashboard: a browser that stops reading blocks nothing and is dropped; only its own routes; bounded history", async () => {
+  const board = dashboard<Record<string, unknown>>({ onListen: () => {} });
+  const notFound = await fetch(new URL("/etc/passwd", board.url));
+  assert.equal(notFound.status, 404);
+  await notFound.body?.cancel();
+  const stuck = await fetch(new URL("/events", board.url)); // connected, never read
+  let step = 0;
+  const source = new ReadableStream(
+    { pull: (c) => c.enqueue({ step: ++step, loss: 1 / step, note: "x".repeat(200) }) },
+    { highWaterMark: 0 },
+  );
+  const rows = await collect(pipe(source, take(5000), board));
+  assert.equal(rows.length, 5000, "the run finished although a client never read");
+  await board.closed;
+  await stuck.body?.cancel().catch(() => {});
+  const history = new History();
+  for (let i = 1; i <= 10_000; i++) history.push({ step: i, a: i, b: "text is not kept", model: {} });
+  assert.ok(history.bytes <= 2 * 16_384 * 8, `history of 10,000 events holds ${history.bytes} bytes`);
+  assert.deepEqual(Object.keys(history.toJSON().columns), ["step", "a"]);
+});
+
+test("dashboard: closes when the stream is cancelled; bad options are errors", async () => {
+  const board = dashboard<Record<string, unknown>>({ onListen: () => {} });
+  const reader = pipe(slowSource(1), board).getReader();
+  await reader.read();
+  await reader.cancel();
+  await board.closed;
+  await assert.rejects(fetch(board.url));
+  assert.throws(() => dashboard({ port: 70000 }), {
+    name: "RangeError",
+    message: /dashboard: port must be at most 65535/,
+  });
+  assert.throws(() => dashboard({ port: -1 }), { name: "RangeError", message: /dashboard: port/ });
+  // @ts-expect-error: keys are names
+  assert.throws(() => dashboard({ keys: "loss" }), { name: "TypeError", message: /dashboard: keys must be an array/ });
+});
