@@ -48,3 +48,6 @@ export { terminateOnNaN, untilAborted } from "./src/stages/guards.ts";
 export { reduceLrOnPlateau, type ReduceLrOnPlateauOptions } from "./src/stages/reduce_lr.ts";
 export { checkpointModel, loadCheckpoint, type LoadedCheckpoint, type NamedTensor } from "./src/checkpoint/store.ts";
 export { dashboard, type DashboardOptions, type DashboardStage } from "./src/dashboard/dashboard.ts";
+export { plotSvg, type SvgOptions, toSvg } from "./src/sinks/svg.ts";
+export { fromJsonl } from "./src/source/from_jsonl.ts";
+export { progress, type ProgressOptions, type ProgressOutput } from "./src/stages/progress.ts";

@@ -24,9 +24,11 @@ import {
   earlyStop,
   ema,
   epochStream,
+  fromJsonl,
   jsonlSink,
   loadCheckpoint,
   pipe,
+  plotSvg,
   printKeys,
   take,
   tap,
@@ -158,6 +160,8 @@ async function main(argv: string[]): Promise<void> {
     await log.close();
   }
   const seconds = (performance.now() - started) / 1000;
+  const svg = out.replace(/\.jsonl$/, "") + ".svg";
+  await fromJsonl(out).pipeTo(plotSvg(svg, { keys: ["train_loss", "val_loss", "val_loss_ema"] }));
   if (interrupt.signal.aborted) {
     console.log(`interrupted after epoch ${last}; log closed: ${out}`);
     process.exit(130);
@@ -165,7 +169,7 @@ async function main(argv: string[]): Promise<void> {
   const why = last < epochs ? "early stop" : "epoch cap";
   console.log(
     `done: ${last} epochs (${why}), best val_loss ${best.val_loss.toFixed(4)} at epoch ${best.step}, ` +
-      `${seconds.toFixed(1)} s on ${backend}; log: ${out}`,
+      `${seconds.toFixed(1)} s on ${backend}; log: ${out}, chart: ${svg}`,
   );
   data.dispose();
   model.dispose();

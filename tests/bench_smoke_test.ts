@@ -9,6 +9,7 @@ const expectedKeys: Record<string, string[]> = {
   stages: ["library_events_per_s", "generator_events_per_s", "cost_ratio"],
   backends: ["ms_per_epoch", "cpu_over_wasm"],
   scale: ["peak_gflops", "results"],
+  dashboard: ["events_per_s", "idle_ratio", "stuck_ratio"],
 };
 
 for (const [name, keys] of Object.entries(expectedKeys)) {

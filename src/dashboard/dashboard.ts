@@ -24,6 +24,8 @@ export interface DashboardOptions {
   keys?: readonly string[];
   /** Called with the page's URL once the server listens (default: prints it). */
   onListen?: (url: string) => void;
+  /** Keep serving the finished run after the stream ends, until `close()` (default `false`). */
+  linger?: boolean;
 }
 
 /** A dashboard stage; `url` resolves to the page's address. */
@@ -32,6 +34,8 @@ export interface DashboardStage<E> extends Stage<E, E> {
   readonly url: string;
   /** Resolves when the server has shut down (after the stream ended or was cancelled). */
   readonly closed: Promise<void>;
+  /** Shuts the server down now (pages keep what they show). */
+  close(): Promise<void>;
 }
 
 /** A browser that falls this many messages behind is disconnected (it can reconnect for the history). */
@@ -68,8 +72,13 @@ function jsonRow(event: object): Record<string, string | number | boolean | null
  */
 export function dashboard<E extends object>(options: DashboardOptions = {}): DashboardStage<E> {
   requireOptions("dashboard", options);
-  const { port = 0, host = "127.0.0.1", keys, onListen = (url: string) => console.log(`fitstream dashboard: ${url}`) } =
-    options;
+  const {
+    port = 0,
+    host = "127.0.0.1",
+    keys,
+    linger = false,
+    onListen = (url: string) => console.log(`fitstream dashboard: ${url}`),
+  } = options;
   requireInteger("dashboard", "port", port, 0);
   if (port > 65535) throw new RangeError(`dashboard: port must be at most 65535, got ${port}`);
   requireKey("dashboard", "host", host);
@@ -139,6 +148,14 @@ export function dashboard<E extends object>(options: DashboardOptions = {}): Das
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${server.port}/`;
   let resolveClosed!: () => void;
   const closed = new Promise<void>((resolve) => (resolveClosed = resolve));
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    closing ??= (async () => {
+      for (const client of clients) client.controller.close();
+      clients.clear();
+      await server.close();
+      resolveClosed();
+    })();
   onListen(url);
 
   const stage = stepStage<E, E>((event) => {
@@ -155,11 +172,8 @@ export function dashboard<E extends object>(options: DashboardOptions = {}): Das
         ? "stopped"
         : `stopped by ${reason ?? "end of stream"}`;
       send(message("status", status));
-      for (const client of clients) client.controller.close();
-      clients.clear();
-      await server.close();
-      resolveClosed();
+      if (!linger) await close();
     },
   });
-  return Object.assign(stage, { url, closed });
+  return Object.assign(stage, { url, closed, close });
 }

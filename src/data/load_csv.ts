@@ -4,11 +4,10 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { open } from "node:fs/promises";
 import { describe } from "../internal/describe.ts";
 import { requireOptions } from "../internal/validate.ts";
-import { toPath } from "../sinks/file.ts";
 import { csvRecords } from "./csv_parser.ts";
+import { openReadable } from "./open_source.ts";
 import type { Tensor2D } from "../source/tf_types.ts";
 
 /** Where CSV comes from: an `http(s):` URL, a file path or `file:` URL, or a byte stream. */
@@ -30,56 +29,6 @@ export interface CsvTable {
   column(name: string): Float32Array;
   /** A `[rows, names.length]` float32 tensor of the named columns. */
   tensor(names: readonly string[]): Tensor2D;
-}
-
-function isUrl(source: string | URL): boolean {
-  const text = String(source);
-  return /^https?:\/\//i.test(text);
-}
-
-async function openSource(source: CsvSource): Promise<{ stream: ReadableStream<Uint8Array>; name: string }> {
-  if (source instanceof ReadableStream) return { stream: source, name: "stream" };
-  if (typeof source !== "string" && !(source instanceof URL)) {
-    throw new TypeError(`loadCsv: source must be a URL, a file path or a ReadableStream, got ${describe(source)}`);
-  }
-  const name = String(source);
-  if (isUrl(source)) {
-    let response: Response;
-    try {
-      response = await fetch(source);
-    } catch (error) {
-      throw new Error(`loadCsv: cannot fetch ${name}: ${(error as Error).message}`, { cause: error });
-    }
-    if (!response.ok || !response.body) {
-      await response.body?.cancel();
-      throw new Error(`loadCsv: cannot fetch ${name}: HTTP ${response.status} ${response.statusText}`);
-    }
-    return { stream: response.body, name };
-  }
-  const path = toPath(source);
-  let handle;
-  try {
-    handle = await open(path, "r");
-  } catch (error) {
-    throw new Error(`loadCsv: cannot read ${path}: ${(error as Error).message}`, { cause: error });
-  }
-  const file = handle;
-  const buffer = new Uint8Array(64 * 1024);
-  return {
-    name: path,
-    stream: new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        const { bytesRead } = await file.read(buffer, 0, buffer.length, null);
-        if (bytesRead === 0) {
-          await file.close();
-          controller.close();
-        } else {
-          controller.enqueue(buffer.slice(0, bytesRead));
-        }
-      },
-      cancel: () => file.close(),
-    }),
-  };
 }
 
 /**
@@ -106,7 +55,7 @@ export async function loadCsv(source: CsvSource, options: LoadCsvOptions = {}): 
   if (wanted !== undefined && (!Array.isArray(wanted) || wanted.some((c) => typeof c !== "string"))) {
     throw new TypeError(`loadCsv: columns must be an array of column names, got ${describe(wanted)}`);
   }
-  const { stream, name } = await openSource(source);
+  const { stream, name } = await openReadable("loadCsv", source);
   const records = stream.pipeThrough(new TextDecoderStream()).pipeThrough(csvRecords());
   const reader = records.getReader();
   let header: string[] | undefined;

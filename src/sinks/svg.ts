@@ -1,0 +1,167 @@
+/**
+ * `toSvg(events, { keys })` and `plotSvg(dest, { keys })`: loss curves as a
+ * static SVG, readable without a browser (reports, READMEs).
+ *
+ * @module
+ */
+import { describe } from "../internal/describe.ts";
+import { requireOptions } from "../internal/validate.ts";
+import { checkWritableFolder, openFileWritable } from "./file.ts";
+
+/** Options of {@link toSvg} and {@link plotSvg}. */
+export interface SvgOptions {
+  /** Keys to plot (default: `train_loss` and `val_loss`, those present). */
+  keys?: readonly string[];
+  /** Picture size in pixels (default 640 × 360). */
+  width?: number;
+  /** Picture height in pixels. */
+  height?: number;
+  /** Title (default: the keys). */
+  title?: string;
+  /** Logarithmic y axis (default `false`; non-positive values are skipped). */
+  logY?: boolean;
+}
+
+const COLORS = ["#1a73e8", "#e8710a", "#188038", "#d93025", "#9334e6", "#12b5cb"];
+
+function escapeXml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function niceTicks(min: number, max: number, count: number): number[] {
+  if (!(max > min)) return [min];
+  const raw = (max - min) / count;
+  const magnitude = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * magnitude).find((s) => s >= raw)!;
+  const ticks: number[] = [];
+  for (let t = Math.ceil(min / step) * step; t <= max + step * 1e-9; t += step) ticks.push(Number(t.toPrecision(12)));
+  return ticks;
+}
+
+function formatTick(v: number): string {
+  return Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-3 && v !== 0) ? v.toExponential(1) : String(Number(v.toPrecision(4)));
+}
+
+/**
+ * Draws `events` (rows with a `step` and numeric keys) as an SVG line chart:
+ * one path per key, labelled axes and a legend. Missing, NaN or infinite
+ * values leave a gap in their line. Keys and the title are escaped.
+ *
+ * @example Two curves
+ * ```ts
+ * import { toSvg } from "@fitstream/fitstream";
+ *
+ * const svg = toSvg([{ step: 1, train_loss: 1, val_loss: 1.2 }, { step: 2, train_loss: 0.5, val_loss: 0.7 }]);
+ * console.log(svg.startsWith("<svg")); // true
+ * console.log(svg.match(/<path /g)?.length); // 2
+ * ```
+ */
+export function toSvg(events: readonly object[], options: SvgOptions = {}): string {
+  if (!Array.isArray(events)) throw new TypeError(`toSvg: events must be an array of events, got ${describe(events)}`);
+  requireOptions("toSvg", options);
+  const { width = 640, height = 360, logY = false } = options;
+  const rows = events as Record<string, unknown>[];
+  const keys = options.keys ?? ["train_loss", "val_loss"].filter((k) => rows.some((r) => typeof r[k] === "number"));
+  const title = options.title ?? keys.join(" · ");
+  const margin = { left: 64, right: 16, top: 36, bottom: 48 };
+  const plotW = width - margin.left - margin.right, plotH = height - margin.top - margin.bottom;
+  const xs = rows.map((r, i) => (typeof r.step === "number" ? r.step : i + 1));
+  const usable = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v) && (!logY || v > 0);
+  const tr = (v: number) => (logY ? Math.log10(v) : v);
+  const values = keys.flatMap((k) => rows.map((r) => r[k]).filter(usable).map(tr));
+  const xMin = Math.min(...xs), xMax = Math.max(...xs);
+  let yMin = values.length ? Math.min(...values) : 0, yMax = values.length ? Math.max(...values) : 1;
+  if (yMax === yMin) [yMin, yMax] = [yMin - 0.5, yMax + 0.5];
+  const px = (x: number) => margin.left + (xMax === xMin ? plotW / 2 : ((x - xMin) / (xMax - xMin)) * plotW);
+  const py = (y: number) => margin.top + plotH - ((y - yMin) / (yMax - yMin)) * plotH;
+  const out: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
+    `<rect width="100%" height="100%" fill="#fff"/>`,
+    `<text x="${width / 2}" y="20" text-anchor="middle" font-size="14" font-weight="bold">${escapeXml(title)}</text>`,
+  ];
+  for (const t of niceTicks(yMin, yMax, 5)) {
+    const y = py(t).toFixed(1);
+    out.push(`<line x1="${margin.left}" x2="${width - margin.right}" y1="${y}" y2="${y}" stroke="#e5e5e5"/>`);
+    out.push(
+      `<text x="${margin.left - 6}" y="${y}" text-anchor="end" dominant-baseline="middle">${
+        escapeXml(formatTick(logY ? 10 ** t : t))
+      }</text>`,
+    );
+  }
+  for (const t of niceTicks(xMin, xMax, 6)) {
+    out.push(
+      `<text x="${px(t).toFixed(1)}" y="${height - margin.bottom + 16}" text-anchor="middle">${
+        escapeXml(formatTick(t))
+      }</text>`,
+    );
+  }
+  out.push(
+    `<line x1="${margin.left}" x2="${margin.left}" y1="${margin.top}" y2="${margin.top + plotH}" stroke="#333"/>`,
+    `<line x1="${margin.left}" x2="${width - margin.right}" y1="${margin.top + plotH}" y2="${
+      margin.top + plotH
+    }" stroke="#333"/>`,
+    `<text class="axis-label" x="${margin.left + plotW / 2}" y="${height - 8}" text-anchor="middle">step</text>`,
+    `<text class="axis-label" transform="translate(14 ${margin.top + plotH / 2}) rotate(-90)" text-anchor="middle">${
+      logY ? "value (log)" : "value"
+    }</text>`,
+  );
+  keys.forEach((key, k) => {
+    let d = "";
+    let pen = "M";
+    rows.forEach((r, i) => {
+      const v = r[key];
+      if (!usable(v)) {
+        pen = "M"; // a gap
+        return;
+      }
+      d += `${pen}${px(xs[i]).toFixed(1)} ${py(tr(v)).toFixed(1)} `;
+      pen = "L";
+    });
+    const color = COLORS[k % COLORS.length];
+    out.push(`<path data-key="${escapeXml(key)}" d="${d.trim()}" fill="none" stroke="${color}" stroke-width="2"/>`);
+    const ly = margin.top + 6 + 16 * k;
+    out.push(
+      `<line x1="${width - margin.right - 120}" x2="${
+        width - margin.right - 100
+      }" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="2"/>`,
+      `<text x="${width - margin.right - 94}" y="${ly}" dominant-baseline="middle">${escapeXml(key)}</text>`,
+    );
+  });
+  out.push("</svg>\n");
+  return out.join("\n");
+}
+
+/**
+ * A `WritableStream` of events that writes their SVG chart (see
+ * {@link toSvg}) to a file path or byte stream when the stream closes. It
+ * keeps only the numeric values of `step` and the plotted keys.
+ *
+ * @example Chart a finished run
+ * ```ts ignore
+ * await fromJsonl("runs/california_housing.jsonl").pipeTo(plotSvg("runs/california_housing.svg"));
+ * ```
+ */
+export function plotSvg(
+  dest: string | URL | WritableStream<Uint8Array>,
+  options: SvgOptions = {},
+): WritableStream<object> {
+  if (typeof dest === "string" || dest instanceof URL) checkWritableFolder(dest);
+  else if (!(dest instanceof WritableStream)) {
+    throw new TypeError(`plotSvg: dest must be a file path or a WritableStream, got ${describe(dest)}`);
+  }
+  requireOptions("plotSvg", options);
+  const rows: Record<string, number>[] = [];
+  return new WritableStream<object>({
+    write(event) {
+      const row: Record<string, number> = {};
+      for (const [k, v] of Object.entries(event)) if (typeof v === "number") row[k] = v;
+      rows.push(row);
+    },
+    async close() {
+      const target = dest instanceof WritableStream ? dest : await openFileWritable(dest);
+      const writer = target.getWriter();
+      await writer.write(new TextEncoder().encode(toSvg(rows, options)));
+      await writer.close();
+    },
+  });
+}

@@ -1,0 +1,159 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { spawnSync } from "node:child_process";
+import process from "node:process";
+import { chromium } from "playwright-core";
+import { collect, fromJsonl, plotSvg, progress, take, toSvg } from "../mod.ts";
+import { root, runScript, startScript } from "./spawn.ts";
+import { createServer } from "node:http";
+
+const fixture = Array.from({ length: 100 }, (_, i) => ({
+  step: i + 1,
+  train_loss: 1 / (i + 1),
+  val_loss: i === 40 || i === 41 ? NaN : 1.1 / (i + 1) + 0.01,
+}));
+
+test("toSvg: one path per key, axis labels, NaN points skipped, keys escaped; renders to a PNG", async () => {
+  const svg = toSvg(fixture, { keys: ["train_loss", "val_loss", "<b>odd</b>"] });
+  const paths = [...svg.matchAll(/<path data-key="([^"]*)" d="([^"]*)"/g)];
+  assert.deepEqual(paths.map((p) => p[1]), ["train_loss", "val_loss", "&#60;b&#62;odd&#60;/b&#62;"]);
+  assert.equal(paths[0][2].match(/[ML]/g)!.length, 100);
+  assert.equal(paths[1][2].match(/L/g)!.length + paths[1][2].match(/M/g)!.length, 98, "two NaN points left out");
+  assert.equal(paths[1][2].match(/M/g)!.length, 2, "the line breaks at the gap");
+  assert.equal(paths[2][2], "", "a key with no values draws nothing");
+  assert.match(svg, /class="axis-label"[^>]*>step</);
+  assert.match(svg, />value</);
+  assert.ok(!svg.includes("<b>"));
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
+  });
+  const dir = await mkdtemp(join(tmpdir(), "fitstream-svg-"));
+  try {
+    const page = await browser.newPage({ viewport: { width: 640, height: 360 } });
+    await page.setContent(svg);
+    const png = join(dir, "plot.png");
+    await page.screenshot({ path: png });
+    const bytes = await readFile(png);
+    assert.deepEqual([...bytes.subarray(1, 4)], [80, 78, 71], "a PNG");
+    assert.ok(bytes.length > 3000);
+  } finally {
+    await browser.close();
+    await rm(dir, { recursive: true });
+  }
+});
+
+test("fromJsonl replays a log lazily; plotSvg writes the chart; bad lines name their number", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "fitstream-replay-"));
+  try {
+    const log = join(dir, "run.jsonl");
+    await writeFile(log, fixture.map((r) => JSON.stringify(r)).join("\n") + "\n\n");
+    const rows = await collect(fromJsonl(log).pipeThrough(take(3)));
+    assert.deepEqual(rows.map((r) => r.step), [1, 2, 3]);
+    assert.equal((await collect(fromJsonl(log))).length, 100);
+    const svgPath = join(dir, "run.svg");
+    await fromJsonl(log).pipeTo(plotSvg(svgPath));
+    assert.equal([...(await readFile(svgPath, "utf8")).matchAll(/<path /g)].length, 2);
+    const bad = new Blob(['{"step":1}\n', "not json\n"]).stream();
+    await assert.rejects(collect(fromJsonl(bad)), {
+      name: "SyntaxError",
+      message: /fromJsonl: stream: line 2 is not JSON/,
+    });
+    await assert.rejects(collect(fromJsonl(new Blob(["[1]\n"]).stream())), /line 1 is not a JSON object/);
+    assert.throws(() => plotSvg(join(dir, "missing", "x.svg")), (e: Error) => e.message.includes("missing"));
+  } finally {
+    await rm(dir, { recursive: true });
+  }
+});
+
+test("cli.ts plot writes an SVG of a log; serve replays it on a dashboard", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "fitstream-cli-"));
+  try {
+    const log = join(dir, "run.jsonl");
+    await writeFile(log, fixture.map((r) => JSON.stringify(r)).join("\n") + "\n");
+    const out = join(dir, "run.svg");
+    const plotted = await runScript("cli.ts", ["plot", log, "-o", out, "--keys", "train_loss"]);
+    assert.equal(plotted.code, 0, plotted.stderr);
+    assert.equal([...(await readFile(out, "utf8")).matchAll(/<path /g)].length, 1);
+    const bad = await runScript("cli.ts", ["plot", join(dir, "nope.jsonl"), "-o", out]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr.trim(), /^fitstream: fromJsonl: cannot read /);
+
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise((resolve) => probe.close(resolve));
+    const server = startScript("cli.ts", ["serve", log, "--port", String(port)]);
+    let history: { length: number; status: string } | undefined;
+    for (let i = 0; i < 200 && !history?.status.startsWith("stopped"); i++) {
+      history = await fetch(`http://127.0.0.1:${port}/history`).then((r) => r.json()).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(history?.length, 100, "the whole log was replayed");
+    assert.equal(history?.status, "stopped by end of stream");
+    server.kill("SIGINT");
+    const { code, stdout } = await server.done;
+    assert.equal(code, 0);
+    assert.match(stdout, new RegExp(`serving .* at http://127\\.0\\.0\\.1:${port}/`));
+  } finally {
+    await rm(dir, { recursive: true });
+  }
+});
+
+test("progress: plain periodic lines and no escape codes off a terminal", async () => {
+  const lines: string[] = [];
+  let step = 0;
+  const source = new ReadableStream({
+    pull: (c) => c.enqueue({ step: ++step, train_loss: 1 / step, val_loss: 2 / step }),
+  }, {
+    highWaterMark: 0,
+  });
+  await collect(
+    source.pipeThrough(progress({ total: 25, output: { write: (t) => void lines.push(t), isTTY: false } })).pipeThrough(
+      take(25),
+    ),
+  );
+  assert.equal(lines.length, 2);
+  assert.match(
+    lines[0],
+    /^epoch 10\/25 \d\d:\d\d elapsed, ETA \d\d:\d\d  [\d.]+ epochs\/s  train_loss=0\.1000  val_loss=0\.2000\n$/,
+  );
+  assert.ok(lines.every((l) => !l.includes("\x1b") && !l.includes("\r")));
+  const piped = await runScript("tests/fixtures/progress_run.ts", []);
+  assert.equal(piped.code, 0, piped.stderr);
+  assert.ok(!piped.stdout.includes("\x1b") && !piped.stdout.includes("\r"), "a pipe gets no control codes");
+  assert.equal(piped.stdout.trim().split("\n").length, 3);
+});
+
+test("progress: on a pseudo-terminal one line is redrawn in place", () => {
+  const runtime = process.execPath;
+  const cmd = "Deno" in globalThis
+    ? `${runtime} run -A tests/fixtures/progress_run.ts`
+    : `${runtime} tests/fixtures/progress_run.ts`;
+  const result = spawnSync("script", ["-qefc", cmd, "/dev/null"], {
+    cwd: root,
+    encoding: "utf8",
+    env: { ...process.env, NO_COLOR: "1" },
+  });
+  assert.equal(result.status, 0, result.stderr);
+  const out = result.stdout;
+  assert.equal((out.match(/\r\x1b\[2K/g) ?? []).length, 12, "one redraw per event");
+  assert.match(out, /epoch 12\/12 \[#{20}\]/);
+  assert.equal(out.replace(/\r\n/g, "\n").trim().split("\n").length, 1, "a single line, ended once");
+});
+
+test("the housing example writes its chart next to the log", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "fitstream-chart-"));
+  try {
+    const log = join(dir, "h.jsonl");
+    const { code, stderr, stdout } = await runScript("examples/housing.ts", ["--out", log, "--epochs", "3"]);
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /chart: .*h\.svg/);
+    assert.ok((await stat(join(dir, "h.svg"))).size > 500);
+  } finally {
+    await rm(dir, { recursive: true });
+  }
+});
