@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 import process from "node:process";
-import { collect, dashboard, pipe, take } from "../mod.ts";
+import { augment, collect, dashboard, pipe, take } from "../mod.ts";
 import { History } from "../src/dashboard/history.ts";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -124,6 +124,22 @@ test("dashboard: closes when the stream is cancelled; bad options are errors", a
   await reader.cancel();
   await board.closed;
   await assert.rejects(fetch(board.url));
+  // With linger, a finished run stays on view: an error shows as the status.
+  const failed = dashboard<Record<string, unknown>>({ onListen: () => {}, linger: true });
+  const failing = pipe(
+    slowSource(1),
+    augment((e) => {
+      if (e.step === 3) throw new Error("boom at 3");
+      return null;
+    }),
+    failed,
+  );
+  await assert.rejects(collect(failing), /boom at 3/);
+  const state = await (await fetch(new URL("/history", failed.url))).json();
+  assert.equal(state.status, "error: boom at 3");
+  assert.equal(state.length, 2);
+  await failed.close();
+  await failed.closed;
   assert.throws(() => dashboard({ port: 70000 }), {
     name: "RangeError",
     message: /dashboard: port must be at most 65535/,
