@@ -65,3 +65,23 @@ test("iterBatches: errors", () => {
   assert.throws(() => iterBatches([x, tf.zeros([3])]), { name: "RangeError", message: /first dimension/ });
   x.dispose();
 });
+
+test("iterBatches: int32 and bool tensors keep their dtype and rows; string tensors take the backend path", () => {
+  const ids = tf.tensor1d([10, 11, 12, 13], "int32");
+  const flags = tf.tensor2d([[true, false], [false, true], [true, true], [false, false]], [4, 2], "bool");
+  const rows = [...iterBatches([ids, flags], { batchSize: 3, seed: 9 })];
+  assert.deepEqual(rows.map((b) => b.map((t) => t.dtype)), [["int32", "bool"], ["int32", "bool"]]);
+  const seenIds = rows.flatMap(([i]) => Array.from(i.dataSync())).sort();
+  assert.deepEqual(seenIds, [10, 11, 12, 13]);
+  const table: Record<number, number[]> = { 10: [1, 0], 11: [0, 1], 12: [1, 1], 13: [0, 0] };
+  for (const [i, f] of rows) {
+    const idv = Array.from(i.dataSync()), fv = Array.from(f.dataSync());
+    idv.forEach((id, r) => assert.deepEqual(fv.slice(2 * r, 2 * r + 2), table[id]));
+  }
+  rows.forEach((b) => tf.dispose(b));
+  const names = tf.tensor1d(["a", "b", "c"], "string");
+  const batches = [...iterBatches([names], { batchSize: 2, shuffle: false })];
+  assert.deepEqual(batches.map(([t]) => t.arraySync()), [["a", "b"], ["c"]]);
+  batches.forEach((b) => tf.dispose(b));
+  tf.dispose([ids, flags, names]);
+});

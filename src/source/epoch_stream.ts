@@ -10,7 +10,7 @@ import { EventStream } from "../stream/event_stream.ts";
 import { DONE, more, type Puller, type PullResult } from "../stream/puller.ts";
 import type { EpochEvent } from "../types.ts";
 import { checkFinite, checkTensors, sliceRows } from "./data.ts";
-import { batchesOf, type BatchPlan, checkBatchOptions } from "./iter_batches.ts";
+import { batchesOf, type BatchPlan, checkBatchOptions, hostCopy, type HostData } from "./iter_batches.ts";
 import { checkModel, forward, isLayersModel, type LossFunction, type ModelLike, trainableVariables } from "./model.ts";
 import { createRandom, type Random } from "./random.ts";
 import { trainStep } from "./train_step.ts";
@@ -66,6 +66,7 @@ interface Plan {
   extra: object;
   resumeFrom: string | undefined;
   stopOnNaN: boolean;
+  host: HostData | undefined;
 }
 
 function checkOptions<M extends ModelLike, X extends object>(options: EpochStreamOptions<M, X>): Plan {
@@ -118,6 +119,7 @@ function checkOptions<M extends ModelLike, X extends object>(options: EpochStrea
     extra,
     resumeFrom,
     stopOnNaN,
+    host: hostCopy(data),
   };
 }
 
@@ -222,13 +224,13 @@ class EpochPuller<M extends ModelLike, X extends object> implements Puller<Epoch
   }
 
   async #epoch(): Promise<PullResult<EpochEvent<M, X>>> {
-    const { model, optimizer, loss, inputs, data, varList, batches, random, extra } = this.#plan;
+    const { model, optimizer, loss, inputs, data, varList, batches, random, extra, host } = this.#plan;
     const started = performance.now();
     const costs: tf.Scalar[] = [];
     const sizes: number[] = [];
     let trainLoss: number;
     try {
-      for (const batch of batchesOf(data, batches, random)) {
+      for (const batch of batchesOf(data, batches, random, host)) {
         try {
           const x = batch.slice(0, inputs);
           const y = batch[inputs] as tf.Tensor | undefined;

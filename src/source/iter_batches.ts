@@ -44,14 +44,72 @@ export function checkBatchOptions(
   }
 }
 
+type HostArray = Float32Array | Int32Array | Uint8Array;
+
+/** A copy of the data in JS memory, row-major, for building batches without kernels. Internal. */
+export interface HostData {
+  values: HostArray[];
+  rowSizes: number[];
+  shapes: number[][];
+  dtypes: tf.DataType[];
+}
+
 /**
- * One pass over `tensors` in batches. With `shuffle`, the rows are gathered
- * once in a random order (one gather per tensor per pass), then sliced.
- * Calls `visit` with each batch; the batch tensors are disposed after it
- * returns. Internal.
+ * Copies `tensors` to JS memory once (one read per tensor), or returns
+ * `undefined` for dtypes that cannot be rebuilt from a typed array (strings).
+ * Batches built from this copy cost a memory copy and an upload each, instead
+ * of a gather and a slice kernel per tensor (much slower on the wasm backend).
+ * Internal.
  */
-export function* batchesOf(tensors: tf.Tensor[], plan: BatchPlan, random: Random): Generator<tf.Tensor[]> {
+export function hostCopy(tensors: tf.Tensor[]): HostData | undefined {
+  if (tensors.some((t) => t.dtype !== "float32" && t.dtype !== "int32" && t.dtype !== "bool")) return undefined;
+  return {
+    values: tensors.map((t) => t.dataSync() as HostArray),
+    rowSizes: tensors.map((t) => t.size / t.shape[0]),
+    shapes: tensors.map((t) => t.shape.slice(1)),
+    dtypes: tensors.map((t) => t.dtype),
+  };
+}
+
+function gatherRows(src: HostArray, rowSize: number, order: Int32Array, start: number, size: number): HostArray {
+  const out = new (src.constructor as new (n: number) => HostArray)(size * rowSize);
+  if (rowSize === 1) {
+    for (let i = 0; i < size; i++) out[i] = src[order[start + i]];
+  } else {
+    for (let i = 0; i < size; i++) {
+      const from = order[start + i] * rowSize, to = i * rowSize;
+      for (let c = 0; c < rowSize; c++) out[to + c] = src[from + c];
+    }
+  }
+  return out;
+}
+
+/**
+ * One pass over `tensors` in batches, shuffled with one permutation per pass.
+ * With a host copy, each batch is assembled in JS and uploaded; without one,
+ * the rows are gathered once on the backend and sliced. Internal.
+ */
+export function* batchesOf(
+  tensors: tf.Tensor[],
+  plan: BatchPlan,
+  random: Random,
+  host?: HostData,
+): Generator<tf.Tensor[]> {
   const { rows, batchSize, shuffle } = plan;
+  if (host) {
+    const order = shuffle ? permutation(rows, random) : undefined;
+    for (let start = 0; start < rows; start += batchSize) {
+      const size = Math.min(batchSize, rows - start);
+      yield host.values.map((values, k) => {
+        const rowSize = host.rowSizes[k];
+        const part = order
+          ? gatherRows(values, rowSize, order, start, size)
+          : values.subarray(start * rowSize, (start + size) * rowSize);
+        return tf.tensor(part, [size, ...host.shapes[k]], host.dtypes[k]);
+      });
+    }
+    return;
+  }
   let ordered = tensors;
   if (shuffle) {
     const order = tf.tensor1d(permutation(rows, random), "int32");
@@ -96,7 +154,8 @@ export function iterBatches(tensors: Tensor[], options: IterBatchesOptions = {})
   checkBatchOptions("iterBatches", options);
   const plan = { rows, batchSize: options.batchSize ?? 1, shuffle: options.shuffle ?? true };
   const random = createRandom(options.seed); // iterating again continues the sequence: a new order
+  const host = hostCopy(tensors);
   return {
-    [Symbol.iterator]: () => batchesOf(tensors, plan, random),
+    [Symbol.iterator]: () => batchesOf(tensors, plan, random, host),
   };
 }
