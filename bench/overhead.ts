@@ -3,7 +3,8 @@
  * (arms interleaved round by round) on the housing MLP (8→64→1, Adam 1e-2,
  * 17,000 rows), at batch 512 and batch 32:
  *
- *   (a)  a hand-written tfjs loop: shuffle, minimize per batch, one loss read per epoch
+ *   (a)  a hand-written tfjs loop: shuffle, batches cut in JS and uploaded, minimize per batch,
+ *        one loss read per epoch
  *   (b)  epochStream alone
  *   (a+) the hand loop plus the tutorial's per-epoch work done by hand
  *        (validation loss, parameter norm, EMA, early-stop bookkeeping)
@@ -37,31 +38,33 @@ function handLoop(batchSize: number, withExtras: boolean): Arm {
   const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const random = createRandom(1);
   let m = 0, t = 0, best = Infinity, stale = 0;
+  // Batches are cut in JS from a copy of the data and uploaded (the fast way on wasm, as epochStream does).
+  const [hx, hy] = [x.dataSync() as Float32Array, y.dataSync() as Float32Array];
+  const width = x.shape[1];
   return async (epochs) => {
     const times: number[] = [];
     for (let e = 0; e < epochs; e++) {
       const start = performance.now();
-      const order = tf.tensor1d(permutation(rows, random), "int32");
-      const [xs, ys] = [tf.gather(x, order), tf.gather(y, order)];
-      order.dispose();
+      const order = permutation(rows, random);
       const costs: tf.Scalar[] = [];
       const sizes: number[] = [];
       for (let b = 0; b < rows; b += batchSize) {
         const n = Math.min(batchSize, rows - b);
-        const xb = tf.slice(xs, [b, 0], [n, -1]), yb = tf.slice(ys, [b, 0], [n, -1]);
-        costs.push(
-          optimizer.minimize(
-            () => loss(yb, model.apply(xb, { training: true }) as tf.Tensor) as tf.Scalar,
-            true,
-            vars,
-          )!,
-        );
+        const bx = new Float32Array(n * width), by = new Float32Array(n);
+        for (let i = 0; i < n; i++) {
+          const r = order[b + i];
+          for (let c = 0; c < width; c++) bx[i * width + c] = hx[r * width + c];
+          by[i] = hy[r];
+        }
+        const xb = tf.tensor2d(bx, [n, width]), yb = tf.tensor2d(by, [n, 1]);
+        const step = () => loss(yb, model.apply(xb, { training: true }) as tf.Tensor) as tf.Scalar;
+        costs.push(optimizer.minimize(step, true, vars)!);
         sizes.push(n);
         tf.dispose([xb, yb]);
       }
       const total = tf.tidy(() => tf.stack(costs).mul(tf.tensor1d(sizes)).sum().div(rows));
       const trainLoss = (await total.data())[0];
-      tf.dispose([total, xs, ys, ...costs]);
+      tf.dispose([total, ...costs]);
       if (withExtras) {
         const val = tf.tidy(() => loss(data.yVal, model.apply(data.xVal, { training: false }) as tf.Tensor));
         const v = (await val.data())[0];

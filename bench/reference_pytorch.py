@@ -1,0 +1,91 @@
+"""The tutorial's workload in plain PyTorch, the peer of bench/versus_pytorch.ts.
+
+A hand-written loop that mirrors epochStream (shuffled mini-batches, Adam, the
+sample-weighted mean loss read once per epoch) and, in "full" mode, the
+section-8 pipeline's per-epoch work: validation loss, parameter L2 norm, EMA
+of val_loss and early-stop bookkeeping. 2 threads.
+
+It reads commands on stdin, one per line: "<batch> <source|full> <epochs>", and
+answers each with one JSON line of per-epoch times in ms, so the TypeScript
+side can interleave rounds without paying torch's start-up each time.
+
+Run: python3 bench/reference_pytorch.py DATA_DIR   (Debian: apt-get install python3-torch)
+"""
+import csv
+import json
+import sys
+import time
+
+import torch
+from torch import nn
+
+FEATURES = ["longitude", "latitude", "housing_median_age", "total_rooms",
+            "total_bedrooms", "population", "households", "median_income"]
+LABEL = "median_house_value"
+
+
+def load(path):
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    x = torch.tensor([[float(r[c]) for c in FEATURES] for r in rows], dtype=torch.float32)
+    y = torch.tensor([[float(r[LABEL])] for r in rows], dtype=torch.float32) / 100_000.0
+    return x, y
+
+
+def main():
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    data_dir = sys.argv[1]
+    x, y = load(f"{data_dir}/california_housing_train.csv")
+    xv, yv = load(f"{data_dir}/california_housing_test.csv")
+    mean = x.mean(dim=0, keepdim=True)
+    std = x.std(dim=0, keepdim=True).clamp_min(1e-6)
+    x, xv = (x - mean) / std, (xv - mean) / std
+    models = {}
+    print(json.dumps({"ready": True, "torch": torch.__version__, "threads": torch.get_num_threads()}), flush=True)
+    for line in sys.stdin:
+        batch, mode, epochs = line.split()
+        batch, epochs = int(batch), int(epochs)
+        key = (batch, mode)
+        if key not in models:  # one model per arm, trained on across rounds like the stream arms
+            model = nn.Sequential(nn.Linear(8, 64), nn.ReLU(), nn.Linear(64, 1))
+            models[key] = {"model": model, "opt": torch.optim.Adam(model.parameters(), lr=1e-2),
+                           "gen": torch.Generator().manual_seed(1), "m": 0.0, "t": 0, "best": float("inf"), "stale": 0}
+        state = models[key]
+        model, opt, gen = state["model"], state["opt"], state["gen"]
+        loss_fn = nn.MSELoss()
+        times = []
+        for _ in range(epochs):
+            start = time.perf_counter()
+            model.train()
+            order = torch.randperm(x.shape[0], generator=gen)
+            total = torch.zeros(())
+            for b in range(0, x.shape[0], batch):
+                idx = order[b:b + batch]
+                xb, yb = x[idx], y[idx]
+                opt.zero_grad()
+                loss = loss_fn(model(xb), yb)
+                loss.backward()
+                opt.step()
+                total += loss.detach() * xb.shape[0]
+            train_loss = (total / x.shape[0]).item()
+            if mode == "full":
+                model.eval()
+                with torch.no_grad():
+                    val = loss_fn(model(xv), yv).item()
+                    norm = nn.utils.parameters_to_vector(model.parameters()).norm().item()
+                d = 2 ** (-1 / 10)
+                state["m"] = d * state["m"] + (1 - d) * val
+                state["t"] += 1
+                smoothed = state["m"] / (1 - d ** state["t"])
+                if val < state["best"] - 1e-4:
+                    state["best"], state["stale"] = val, 0
+                else:
+                    state["stale"] += 1
+                assert train_loss == train_loss and norm == norm and smoothed == smoothed
+            times.append((time.perf_counter() - start) * 1000)
+        print(json.dumps({"times": times}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
