@@ -51,3 +51,17 @@ export async function housingSetup(backend?: BackendName) {
 export function jsonLine(name: string, result: Record<string, unknown>): void {
   console.log(JSON.stringify({ bench: name, runtime, backend: tf.getBackend(), ...result }));
 }
+
+/** Reads a stream one event at a time, timing each read (ms): an arm of the interleaved benchmarks. */
+export function timedReads(stream: ReadableStream<unknown>): (reads: number) => Promise<number[]> {
+  const reader = stream.getReader();
+  return async (reads) => {
+    const times: number[] = [];
+    for (let i = 0; i < reads; i++) {
+      const start = performance.now();
+      await reader.read();
+      times.push(performance.now() - start);
+    }
+    return times;
+  };
+}

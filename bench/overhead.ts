@@ -20,7 +20,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { augment, earlyStop, ema, epochStream, jsonlSink, pipe, printKeys, take, tap, validationLoss } from "../mod.ts";
 import { modelParamNorm } from "../examples/housing_data.ts";
-import { benchArgs, housingSetup, jsonLine, median, table } from "./common.ts";
+import { benchArgs, housingSetup, jsonLine, median, table, timedReads } from "./common.ts";
 import { createRandom, permutation } from "../src/source/random.ts";
 
 const { backend, quick } = benchArgs();
@@ -84,23 +84,9 @@ function handLoop(batchSize: number, withExtras: boolean): Arm {
   };
 }
 
-/** Reads `epochs` events from a stream, timing each read. */
-function streamArm(stream: ReadableStream<unknown>): Arm {
-  const reader = stream.getReader();
-  return async (epochs) => {
-    const times: number[] = [];
-    for (let e = 0; e < epochs; e++) {
-      const start = performance.now();
-      await reader.read();
-      times.push(performance.now() - start);
-    }
-    return times;
-  };
-}
-
 function streamAlone(batchSize: number): Arm {
   const model = makeModel();
-  return streamArm(epochStream({ data: [x, y], model, optimizer: tf.train.adam(1e-2), loss, batchSize, seed: 1 }));
+  return timedReads(epochStream({ data: [x, y], model, optimizer: tf.train.adam(1e-2), loss, batchSize, seed: 1 }));
 }
 
 function fullPipeline(batchSize: number): Arm {
@@ -116,7 +102,7 @@ function fullPipeline(batchSize: number): Arm {
     earlyStop({ key: "val_loss", patience: 1_000_000, minDelta: 1e-4 }),
     tap((e) => log.write(e)),
   );
-  return streamArm(events);
+  return timedReads(events);
 }
 
 function modelFit(batchSize: number): Arm {

@@ -16,7 +16,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { createInterface } from "node:readline";
 import { augment, earlyStop, ema, epochStream, pipe, take, useBackend, validationLoss } from "../mod.ts";
 import { housingModel, loadHousing, LOCAL_DIR, modelParamNorm } from "../examples/housing_data.ts";
-import { jsonLine, median, runtime, table } from "./common.ts";
+import { jsonLine, median, runtime, table, timedReads } from "./common.ts";
 
 const quick = process.argv.includes("--quick");
 const candidates = [process.env.FITSTREAM_PYTHON, "/usr/bin/python3", "python3"].filter((p): p is string => !!p);
@@ -51,16 +51,7 @@ function ourArm(batchSize: number, full: boolean) {
       earlyStop({ key: "val_loss", patience: 1_000_000, minDelta: 1e-4 }),
     )
     : source;
-  const reader = (events as ReadableStream<unknown>).getReader();
-  return async (epochs: number) => {
-    const times: number[] = [];
-    for (let i = 0; i < epochs; i++) {
-      const start = performance.now();
-      await reader.read();
-      times.push(performance.now() - start);
-    }
-    return times;
-  };
+  return timedReads(events as ReadableStream<unknown>);
 }
 
 const child = spawn(python, [new URL("./reference_pytorch.py", import.meta.url).pathname, LOCAL_DIR], {

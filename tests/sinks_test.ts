@@ -216,3 +216,24 @@ test("collectJsonl writes line by line: each line is on disk before the next eve
     await rm(dir, { recursive: true });
   }
 });
+
+test("sinks reject unknown options; append is a jsonlSink option only", async () => {
+  // @ts-expect-error: not an option
+  await assert.rejects(collect(fromEvents(events()), { incude: ["step"] }), {
+    name: "TypeError",
+    message: 'collect: unknown option "incude"',
+  });
+  // @ts-expect-error: collect does not append
+  await assert.rejects(collect(fromEvents(events()), { append: true }), {
+    message: 'collect: unknown option "append"',
+  });
+  const dir = await tempDir();
+  try {
+    const path = join(dir, "a.jsonl");
+    await collectJsonl(fromEvents(events().slice(0, 1)), path, { include: ["step"] });
+    await collectJsonl(fromEvents(events().slice(1, 2)), path, { include: ["step"], append: true });
+    assert.equal(await readFile(path, "utf8"), '{"step":1}\n{"step":2}\n');
+  } finally {
+    await rm(dir, { recursive: true });
+  }
+});

@@ -88,7 +88,7 @@ function checkDestination(dest: unknown): void {
  */
 export function jsonlSink(dest: JsonlDestination, options?: JsonlOptions): WritableStream<object> {
   checkDestination(dest);
-  const select = selector("jsonlSink", options);
+  const select = selector("jsonlSink", options, ["append"]);
   const append = options?.append ?? false;
   if (typeof append !== "boolean") throw new TypeError(`jsonlSink: append must be a boolean, got ${describe(append)}`);
   // Lines go through a TextEncoderStream and on to the destination one at a

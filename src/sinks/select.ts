@@ -26,11 +26,14 @@ function keyList(where: string, name: string, value: unknown): readonly string[]
 export function selector(
   where: string,
   options: SelectOptions | undefined,
+  otherOptions: readonly string[] = [],
 ): (event: object) => Record<string, unknown> {
   requireOptions(where, options);
   const include = keyList(where, "include", options?.include);
   for (const key of Object.keys(options ?? {})) {
-    if (!["include", "exclude", "append"].includes(key)) throw new TypeError(`${where}: unknown option "${key}"`);
+    if (key !== "include" && key !== "exclude" && !otherOptions.includes(key)) {
+      throw new TypeError(`${where}: unknown option "${key}"`);
+    }
   }
   const exclude = keyList(where, "exclude", options?.exclude);
   if (include && exclude) throw new TypeError(`${where}: pass include or exclude, not both`);

@@ -71,9 +71,8 @@ export function checkpoint<const K extends string, E extends { [P in K]: number 
   let bestValue = Infinity;
   return stepStage<E, E>(async (event, index) => {
     const state = trainingStateOf("checkpoint", event);
-    const parts = { ...state };
     if (index % every === 0) {
-      await saveCheckpoint(join(dir, stepFolder(state.step)), parts);
+      await saveCheckpoint(join(dir, stepFolder(state.step)), state);
       const folders = stepFolders(dir);
       for (const old of folders.slice(0, Math.max(0, folders.length - keep))) {
         await rm(join(dir, old), { recursive: true, force: true });
@@ -83,7 +82,7 @@ export function checkpoint<const K extends string, E extends { [P in K]: number 
       const value = numericValue("checkpoint", event, best.key);
       if (sign * value < bestValue) {
         bestValue = sign * value;
-        await saveCheckpoint(join(dir, "best"), parts);
+        await saveCheckpoint(join(dir, "best"), state);
       }
     }
     return event;
