@@ -15,7 +15,7 @@ const mse = tf.losses.meanSquaredError;
 
 test("tutorial §2: one feature, a linear model, take(10) then collect(take(50))", async () => {
   const data = await loadHousing(sources, ["median_income"], false);
-  const model = tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [1] })] });
+  const model = tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [1], kernelInitializer: "zeros" })] });
   const optimizer = tf.train.adam(0.05);
   const events = epochStream({
     data: [data.xTrain, data.yTrain],
