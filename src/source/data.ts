@@ -6,6 +6,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { describe } from "../internal/describe.ts";
+import type { HostData } from "./iter_batches.ts";
 
 /** Validates `data` and returns its row count. Internal. */
 export function checkTensors(where: string, name: string, data: unknown, minTensors: number): number {
@@ -40,11 +41,14 @@ export function checkTensors(where: string, name: string, data: unknown, minTens
   return rows;
 }
 
-/** Throws a `RangeError` if any float tensor holds NaN or ±Infinity, naming the first row. Internal. */
-export function checkFinite(where: string, name: string, data: tf.Tensor[]): void {
+/**
+ * Throws a `RangeError` if any float tensor holds NaN or ±Infinity, naming the
+ * first row. With the data's host copy it scans that (no extra read). Internal.
+ */
+export function checkFinite(where: string, name: string, data: tf.Tensor[], host?: HostData): void {
   data.forEach((t, i) => {
     if (t.dtype !== "float32") return;
-    const bad = tf.tidy(() => {
+    const bad = host ? firstBadRow(host.values[i], host.rowSizes[i]) : tf.tidy(() => {
       const rowBad = tf.logicalNot(tf.isFinite(t.reshape([t.shape[0], -1]))).any(1);
       return rowBad.any().dataSync()[0] ? tf.argMax(rowBad.cast("int32")).dataSync()[0] : -1;
     });
@@ -52,6 +56,12 @@ export function checkFinite(where: string, name: string, data: tf.Tensor[]): voi
       throw new RangeError(`${where}: ${name}[${i}] contains NaN or Infinity (first at row ${bad})`);
     }
   });
+}
+
+/** The first row of a row-major copy holding NaN or ±Infinity, or -1. */
+function firstBadRow(values: ArrayLike<number>, rowSize: number): number {
+  for (let k = 0; k < values.length; k++) if (!Number.isFinite(values[k])) return Math.floor(k / rowSize);
+  return -1;
 }
 
 /** Rows `start … start+size-1` of `t`. Internal. */

@@ -104,7 +104,8 @@ function checkOptions<M extends ModelLike, X extends object>(options: EpochStrea
   }
   const varList = trainableVariables(model, variables);
   if (varList.length === 0) throw new TypeError("epochStream: the model has no trainable variables");
-  checkFinite("epochStream", "data", data);
+  const host = hostCopy(data); // one read of the data: batches are cut from it, and it is scanned here
+  checkFinite("epochStream", "data", data, host);
   const inputs = lastLabel ? data.length - 1 : data.length;
   probe(model, loss, data, inputs);
   return {
@@ -119,7 +120,7 @@ function checkOptions<M extends ModelLike, X extends object>(options: EpochStrea
     extra,
     resumeFrom,
     stopOnNaN,
-    host: hostCopy(data),
+    host,
   };
 }
 
