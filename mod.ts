@@ -36,7 +36,13 @@ export { collect } from "./src/sinks/collect.ts";
 export { collectJsonl, type JsonlDestination, type JsonlOptions, jsonlSink } from "./src/sinks/jsonl.ts";
 export type { SelectOptions } from "./src/sinks/select.ts";
 export type { AnyEvent, EpochEvent, EpochFields, Merge, WithNumber } from "./src/types.ts";
-export { epochStream, type EpochStreamOptions } from "./src/source/epoch_stream.ts";
+export {
+  type EngineChoice,
+  type EngineExplanation,
+  epochStream,
+  type EpochStreamOptions,
+  explainEngine,
+} from "./src/source/epoch_stream.ts";
 export { iterBatches, type IterBatchesOptions } from "./src/source/iter_batches.ts";
 export { validationLoss, type ValidationLossOptions } from "./src/source/validation_loss.ts";
 export { type BackendName, useBackend } from "./src/source/backend.ts";

@@ -1,19 +1,31 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { augment, collect, earlyStop, ema, epochStream, pipe, type Stage, take, tap, tick } from "../mod.ts";
+import {
+  augment,
+  collect,
+  earlyStop,
+  ema,
+  type EngineChoice,
+  epochStream,
+  pipe,
+  type Stage,
+  take,
+  tap,
+  tick,
+} from "../mod.ts";
 import { createRandom, permutation } from "../src/source/random.ts";
 import { countSteps, linearModel, lineData, mlp, weightsOf } from "./tf_helpers.ts";
 import { settle } from "./helpers.ts";
 
 const mse = tf.losses.meanSquaredError;
 
-function setup(rows = 50, batchSize = 8) {
+function setup(rows = 50, batchSize = 8, engine: EngineChoice = "auto") {
   const { x, y } = lineData(rows, 0.1);
   const model = linearModel();
   const optimizer = tf.train.adam(0.05);
   const counter = countSteps(optimizer);
-  const stream = epochStream({ data: [x, y], model, optimizer, loss: mse, batchSize, seed: 7 });
+  const stream = epochStream({ data: [x, y], model, optimizer, loss: mse, batchSize, seed: 7, engine });
   const perEpoch = Math.ceil(rows / batchSize);
   const dispose = () => {
     tf.dispose([x, y]);
@@ -40,9 +52,9 @@ function sevenStages(model: tf.LayersModel, counter: { steps: number }, first: S
   ] as Stage<any, any>[];
 }
 
-for (const style of ["pipe", "pipeThrough"] as const) {
-  test(`exactness (${style}, 7 stages): nothing trains before the first read; each stage sees its epoch's weights`, async () => {
-    const s = setup();
+for (const [style, engine] of [["pipe", "auto"], ["pipeThrough", "auto"], ["pipe", "tfjs"]] as const) {
+  test(`exactness (${style}, 7 stages, engine ${engine}): nothing trains before the first read; each stage sees its epoch's weights`, async () => {
+    const s = setup(50, 8, engine);
     const first: Snapshot[] = [], last: Snapshot[] = [];
     const st = sevenStages(s.model, s.counter, first, last);
     const out = style === "pipe"
@@ -124,11 +136,11 @@ function handEpoch(xs: number[], ys: number[], order: ArrayLike<number>, batch: 
 
 test("train_loss is the sample-weighted mean of the batch losses (uneven last batch, fixed permutation)", async () => {
   const { x, y, xs, ys } = lineData(10, 0.5);
-  for (const shuffle of [false, true]) {
+  for (const [shuffle, engine] of [[false, "auto"], [true, "auto"], [false, "tfjs"], [true, "tfjs"]] as const) {
     const model = linearModel(0.5, -0.25);
     const optimizer = tf.train.sgd(0.1);
     const events = await collect(pipe(
-      epochStream({ data: [x, y], model, optimizer, loss: mse, batchSize: 4, shuffle, seed: 99 }),
+      epochStream({ data: [x, y], model, optimizer, loss: mse, batchSize: 4, shuffle, seed: 99, engine }),
       take(2),
     ));
     const random = createRandom(99);
@@ -139,7 +151,7 @@ test("train_loss is the sample-weighted mean of the batch losses (uneven last ba
       wb = hand.wb;
       assert.ok(
         Math.abs(event.train_loss - hand.loss) < 1e-5,
-        `shuffle=${shuffle}: ${event.train_loss} vs ${hand.loss}`,
+        `shuffle=${shuffle}, engine ${engine}: ${event.train_loss} vs ${hand.loss}`,
       );
     }
     // An unweighted mean of the three batch losses would differ: make sure the test can tell.
@@ -181,12 +193,12 @@ test("the event carries the live model", async () => {
   s.dispose();
 });
 
-async function lossesFor(seed: number): Promise<number[]> {
+async function lossesFor(seed: number, engine: EngineChoice = "auto"): Promise<number[]> {
   const { x, y } = lineData(40, 0.3);
   const model = linearModel();
   const optimizer = tf.train.adam(0.05);
   const events = await collect(
-    pipe(epochStream({ data: [x, y], model, optimizer, loss: mse, batchSize: 7, seed }), take(4)),
+    pipe(epochStream({ data: [x, y], model, optimizer, loss: mse, batchSize: 7, seed, engine }), take(4)),
   );
   tf.dispose([x, y]);
   model.dispose();
@@ -195,9 +207,11 @@ async function lossesFor(seed: number): Promise<number[]> {
 }
 
 test("same seed, identical loss sequence; different seed, different", async () => {
-  const a = await lossesFor(5), b = await lossesFor(5), c = await lossesFor(6);
-  assert.deepEqual(a, b);
-  assert.notDeepEqual(a, c);
+  for (const engine of ["auto", "tfjs"] as const) {
+    const a = await lossesFor(5, engine), b = await lossesFor(5, engine), c = await lossesFor(6, engine);
+    assert.deepEqual(a, b);
+    assert.notDeepEqual(a, c);
+  }
 });
 
 test("a function model with its variables, and a model of two inputs", async () => {

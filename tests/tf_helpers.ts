@@ -36,17 +36,13 @@ export function lineData(rows: number, noise = 0): { x: tf.Tensor2D; y: tf.Tenso
   return { x: tf.tensor2d(xs, [rows, 1]), y: tf.tensor2d(ys, [rows, 1]), xs, ys };
 }
 
-/** Wraps `optimizer.minimize` to count optimizer steps. */
+/** Counts optimizer steps from here on, through the optimizer's iteration counter. */
 export function countSteps(optimizer: tf.Optimizer): { readonly steps: number } {
-  let steps = 0;
-  const original = optimizer.minimize.bind(optimizer);
-  optimizer.minimize = ((...args: Parameters<tf.Optimizer["minimize"]>) => {
-    steps++;
-    return original(...args);
-  }) as tf.Optimizer["minimize"];
+  // Both engines keep the optimizer's iteration count (the host engine writes it back after each epoch).
+  const start = optimizer.iterations;
   return {
     get steps() {
-      return steps;
+      return optimizer.iterations - start;
     },
   };
 }

@@ -12,11 +12,12 @@ import type { EpochEvent } from "../types.ts";
 import { checkFinite, checkTensors, sliceRows } from "./data.ts";
 import { batchesOf, type BatchPlan, checkBatchOptions, hostCopy, type HostData } from "./iter_batches.ts";
 import { checkModel, forward, isLayersModel, type LossFunction, type ModelLike, trainableVariables } from "./model.ts";
-import { createRandom, type Random } from "./random.ts";
+import { createRandom, permutation, type Random } from "./random.ts";
 import { trainStep } from "./train_step.ts";
 import { latestCheckpoint, loadCheckpoint } from "../checkpoint/store.ts";
 import { TRAINING_STATE, type TrainingState } from "./training_state.ts";
 import type { Optimizer, Tensor, Variable } from "./tf_types.ts";
+import { DenseEngine, densePlan } from "../engine/dense_engine.ts";
 
 /** Options of {@link epochStream}. */
 export interface EpochStreamOptions<M extends ModelLike, X extends object> {
@@ -52,7 +53,20 @@ export interface EpochStreamOptions<M extends ModelLike, X extends object> {
    * the step (default `true`). Every earlier event has been delivered by then.
    */
   stopOnNaN?: boolean;
+  /**
+   * How epochs are computed. `"auto"` (the default) trains a chain of Dense
+   * layers (linear, relu, sigmoid or tanh) under `tf.losses.meanSquaredError`
+   * with Adam, SGD or Momentum on fitstream's host engine: the whole epoch in
+   * plain float64 loops, with weights and optimizer state exchanged with tfjs
+   * once per epoch; any other model takes the tfjs path. `"tfjs"` always
+   * takes the tfjs path (`optimizer.minimize` per batch). Both give the same
+   * training up to float rounding; {@link explainEngine} says which applies.
+   */
+  engine?: EngineChoice;
 }
+
+/** The `engine` option of {@link epochStream}. */
+export type EngineChoice = "auto" | "tfjs";
 
 interface Plan {
   model: ModelLike;
@@ -67,14 +81,29 @@ interface Plan {
   resumeFrom: string | undefined;
   stopOnNaN: boolean;
   host: HostData | undefined;
+  engine: EngineChoice;
+  lastLabel: boolean;
 }
 
 function checkOptions<M extends ModelLike, X extends object>(options: EpochStreamOptions<M, X>): Plan {
   if (typeof options !== "object" || options === null) {
     throw new TypeError(`epochStream: options must be an object, got ${describe(options)}`);
   }
-  const { data, model, optimizer, loss, lastLabel = true, extra = {}, variables, resumeFrom, stopOnNaN = true } =
-    options;
+  const {
+    data,
+    model,
+    optimizer,
+    loss,
+    lastLabel = true,
+    extra = {},
+    variables,
+    resumeFrom,
+    stopOnNaN = true,
+    engine = "auto",
+  } = options;
+  if (engine !== "auto" && engine !== "tfjs") {
+    throw new RangeError(`epochStream: engine must be "auto" or "tfjs", got ${describe(engine)}`);
+  }
   if (typeof stopOnNaN !== "boolean") {
     throw new TypeError(`epochStream: stopOnNaN must be a boolean, got ${describe(stopOnNaN)}`);
   }
@@ -121,6 +150,8 @@ function checkOptions<M extends ModelLike, X extends object>(options: EpochStrea
     resumeFrom,
     stopOnNaN,
     host,
+    engine,
+    lastLabel,
   };
 }
 
@@ -225,8 +256,45 @@ class EpochPuller<M extends ModelLike, X extends object> implements Puller<Epoch
   }
 
   async #epoch(): Promise<PullResult<EpochEvent<M, X>>> {
-    const { model, optimizer, loss, inputs, data, varList, batches, random, extra, host } = this.#plan;
+    const { model, optimizer, varList, random, extra } = this.#plan;
     const started = performance.now();
+    const trainLoss = await this.#train();
+    const step = ++this.#step;
+    if (this.#plan.stopOnNaN && !Number.isFinite(trainLoss)) {
+      throw new RangeError(
+        `epochStream: step ${step}: train_loss is ${trainLoss}: training diverged ` +
+          `(try a lower learning rate; stopOnNaN: false lets it continue)`,
+      );
+    }
+    const state: TrainingState = { model, optimizer, variables: varList, step, rngState: random.state };
+    const event = {
+      ...extra,
+      step,
+      train_loss: trainLoss,
+      train_time_sec: (performance.now() - started) / 1000,
+      model,
+      [TRAINING_STATE]: state,
+    } as unknown as EpochEvent<M, X>;
+    return more(event);
+  }
+
+  /** One epoch of training; returns its train_loss. */
+  async #train(): Promise<number> {
+    const { model, optimizer, loss, inputs, data, varList, batches, random, host } = this.#plan;
+    if (this.#plan.engine === "auto" && host) {
+      const plan = densePlan(model, loss, optimizer, this.#plan.lastLabel ? data : []);
+      if (plan.ok) {
+        const engine = new DenseEngine(
+          plan.layers,
+          varList,
+          optimizer,
+          host.values[0] as Float32Array,
+          host.values[1] as Float32Array,
+        );
+        const order = batches.shuffle ? permutation(batches.rows, random) : undefined;
+        return await engine.epoch(batches.rows, batches.batchSize, order);
+      }
+    }
     const costs: tf.Scalar[] = [];
     const sizes: number[] = [];
     let trainLoss: number;
@@ -251,23 +319,7 @@ class EpochPuller<M extends ModelLike, X extends object> implements Puller<Epoch
     } finally {
       tf.dispose(costs);
     }
-    const step = ++this.#step;
-    if (this.#plan.stopOnNaN && !Number.isFinite(trainLoss)) {
-      throw new RangeError(
-        `epochStream: step ${step}: train_loss is ${trainLoss}: training diverged ` +
-          `(try a lower learning rate; stopOnNaN: false lets it continue)`,
-      );
-    }
-    const state: TrainingState = { model, optimizer, variables: varList, step, rngState: random.state };
-    const event = {
-      ...extra,
-      step,
-      train_loss: trainLoss,
-      train_time_sec: (performance.now() - started) / 1000,
-      model,
-      [TRAINING_STATE]: state,
-    } as unknown as EpochEvent<M, X>;
-    return more(event);
+    return trainLoss;
   }
 
   async cancel(): Promise<void> {
@@ -311,4 +363,50 @@ export function epochStream<M extends ModelLike, X extends object = Record<never
 ): EventStream<EpochEvent<M, X>> {
   const plan = checkOptions(options);
   return new EventStream(() => new EpochPuller<M, X>(plan));
+}
+
+/** What {@link explainEngine} says. */
+export interface EngineExplanation {
+  /** `"host"`: fitstream's own loops; `"tfjs"`: `optimizer.minimize` per batch. */
+  engine: "host" | "tfjs";
+  /** Why, in a sentence. */
+  reason: string;
+}
+
+/**
+ * Which engine `epochStream(options)` trains with, and why: the host engine
+ * (a chain of Dense layers with linear/relu/sigmoid/tanh activations, the
+ * mean squared error, Adam/SGD/Momentum, float32 inputs and labels) or the
+ * tfjs path for everything else. Useful when a run is slower than expected.
+ *
+ * @example The tutorial's model takes the host engine
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { explainEngine } from "@fitstream/fitstream";
+ *
+ * const model = tf.sequential({
+ *   layers: [
+ *     tf.layers.dense({ units: 64, activation: "relu", inputShape: [8] }),
+ *     tf.layers.dense({ units: 1 }),
+ *   ],
+ * });
+ * const data = [tf.zeros([4, 8]), tf.zeros([4, 1])];
+ * const options = { data, model, optimizer: tf.train.adam(1e-2), loss: tf.losses.meanSquaredError };
+ * console.log(explainEngine(options).engine); // "host"
+ * console.log(explainEngine({ ...options, loss: tf.losses.absoluteDifference }).reason);
+ * // "the loss is not tf.losses.meanSquaredError"
+ * ```
+ */
+export function explainEngine<M extends ModelLike, X extends object>(
+  options: EpochStreamOptions<M, X>,
+): EngineExplanation {
+  if (options.engine === "tfjs") return { engine: "tfjs", reason: 'engine: "tfjs" was asked for' };
+  const { model, loss, optimizer, data, lastLabel = true } = options;
+  if (!(optimizer instanceof tf.Optimizer)) return { engine: "tfjs", reason: "optimizer is not a tf.train optimizer" };
+  const plan = densePlan(model, loss, optimizer, lastLabel && Array.isArray(data) ? data : []);
+  if (!plan.ok) return { engine: "tfjs", reason: plan.reason };
+  return {
+    engine: "host",
+    reason: `a chain of ${plan.layers.length} Dense layer(s) under meanSquaredError with ${optimizer.getClassName()}`,
+  };
 }

@@ -1,0 +1,192 @@
+/**
+ * The host engine: trains a stack of dense layers under the mean squared
+ * error for one epoch on plain float64 arrays — forward, backward and the
+ * optimizer update — with no tensor, kernel or allocation per step. Weights
+ * and optimizer state are read from the model and the tfjs optimizer when
+ * the epoch starts and written back when it ends, so everything outside the
+ * epoch (validation, checkpoints, stages) sees ordinary tfjs state.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import {
+  activate,
+  activationBackward,
+  type DenseActivation,
+  matmulColumns,
+  matmulRows,
+  squaredErrorBackward,
+  sumRows,
+  transpose,
+} from "./dense_kernels.ts";
+import { HostOptimizer, hostOptimizerSupports } from "./host_optimizer.ts";
+
+const ACTIVATIONS: readonly string[] = ["linear", "relu", "sigmoid", "tanh"];
+
+interface DenseLayer {
+  kernel: tf.Variable;
+  bias: tf.Variable | undefined;
+  inputs: number;
+  units: number;
+  activation: DenseActivation;
+}
+
+/** Why the host engine can or cannot train a model, and its layers when it can. */
+export type DensePlan = { ok: true; layers: DenseLayer[] } | { ok: false; reason: string };
+
+interface LayerInternals {
+  inboundNodes?: { inboundLayers?: unknown[] }[];
+}
+
+function denseLayers(model: unknown): DenseLayer[] | string {
+  if (!(model instanceof tf.LayersModel)) return "the model is a function, not a tf.LayersModel";
+  if (model.inputs.length !== 1 || model.outputs.length !== 1) return "the model has several inputs or outputs";
+  const layers = model.layers.filter((l, i) => !(i === 0 && l.getClassName() === "InputLayer"));
+  if (layers.length === 0) return "the model has no layers";
+  const out: DenseLayer[] = [];
+  let previous: unknown = model.layers[0] === layers[0] ? undefined : model.layers[0];
+  for (const layer of layers) {
+    if (layer.getClassName() !== "Dense") {
+      return `layer "${layer.name}" is a ${layer.getClassName()}, not a Dense layer`;
+    }
+    if (!(model instanceof tf.Sequential)) {
+      const nodes = (layer as unknown as LayerInternals).inboundNodes ?? [];
+      if (nodes.length !== 1 || nodes[0].inboundLayers?.length !== 1 || nodes[0].inboundLayers[0] !== previous) {
+        return `layer "${layer.name}" is not part of a single chain`;
+      }
+    }
+    previous = layer;
+    const config = layer.getConfig();
+    const activation = String(config.activation);
+    if (!ACTIVATIONS.includes(activation)) return `layer "${layer.name}" uses the ${activation} activation`;
+    if (!layer.trainable) return `layer "${layer.name}" is frozen`;
+    const weights = layer.trainableWeights.map((w) => w.read() as tf.Variable);
+    const [kernel, bias] = weights;
+    if (!kernel || kernel.rank !== 2 || kernel.dtype !== "float32") return `layer "${layer.name}" has no 2-d kernel`;
+    if (weights.length !== (config.useBias ? 2 : 1)) return `layer "${layer.name}" has unexpected weights`;
+    const [inputs, units] = kernel.shape;
+    if (out.length > 0 && out[out.length - 1].units !== inputs) return `layer "${layer.name}" does not chain`;
+    out.push({ kernel, bias, inputs, units, activation: activation as DenseActivation });
+  }
+  return out;
+}
+
+/**
+ * Decides whether the host engine can train `model` with `loss` and
+ * `optimizer` on `data` (inputs, then labels). Internal.
+ */
+export function densePlan(model: unknown, loss: unknown, optimizer: tf.Optimizer, data: tf.Tensor[]): DensePlan {
+  if (loss !== tf.losses.meanSquaredError) return { ok: false, reason: "the loss is not tf.losses.meanSquaredError" };
+  if (!hostOptimizerSupports(optimizer)) {
+    return { ok: false, reason: `the optimizer is ${optimizer.getClassName()} (host rules: SGD, Momentum, Adam)` };
+  }
+  if (data.length !== 2) return { ok: false, reason: "the data is not one input tensor and one label tensor" };
+  const [x, y] = data;
+  if (!(x instanceof tf.Tensor) || !(y instanceof tf.Tensor)) return { ok: false, reason: "the data is not tensors" };
+  if (x.rank !== 2 || y.rank !== 2 || x.dtype !== "float32" || y.dtype !== "float32") {
+    return { ok: false, reason: "inputs and labels are not 2-d float32 tensors" };
+  }
+  const layers = denseLayers(model);
+  if (typeof layers === "string") return { ok: false, reason: layers };
+  if (layers[0].inputs !== x.shape[1] || layers[layers.length - 1].units !== y.shape[1]) {
+    return { ok: false, reason: "the data's widths do not match the model" };
+  }
+  return { ok: true, layers };
+}
+
+function toHost(v: tf.Variable): Float64Array {
+  return Float64Array.from(v.dataSync() as Float32Array);
+}
+
+/** Trains the layers of a {@link DensePlan}, one epoch per `epoch()` call. Internal. */
+export class DenseEngine {
+  #layers: DenseLayer[];
+  #variables: tf.Variable[];
+  #optimizer: HostOptimizer;
+  #x: Float32Array;
+  #y: Float32Array;
+  #batch = 0;
+  #acts: Float64Array[] = []; // acts[0]: the input batch; acts[l + 1]: layer l's output
+  #grads: Float64Array[] = []; // grads[l + 1]: d loss / d acts[l + 1]
+  #labels = new Float64Array(0);
+
+  constructor(
+    layers: DenseLayer[],
+    variables: tf.Variable[],
+    optimizer: tf.Optimizer,
+    x: Float32Array,
+    y: Float32Array,
+  ) {
+    this.#layers = layers;
+    this.#variables = variables;
+    this.#optimizer = new HostOptimizer(optimizer, variables);
+    this.#x = x;
+    this.#y = y;
+  }
+
+  #buffers(batchSize: number): void {
+    if (this.#batch >= batchSize) return;
+    this.#batch = batchSize;
+    const widths = [this.#layers[0].inputs, ...this.#layers.map((l) => l.units)];
+    this.#acts = widths.map((w) => new Float64Array(batchSize * w));
+    this.#grads = widths.map((w, i) => i === 0 ? new Float64Array(0) : new Float64Array(batchSize * w));
+    this.#labels = new Float64Array(batchSize * widths[widths.length - 1]);
+  }
+
+  /**
+   * One epoch over `rows` rows in `order` (or in place), `batchSize` rows per
+   * step. Returns the sample-weighted mean of the batch losses.
+   */
+  async epoch(rows: number, batchSize: number, order: Int32Array | undefined): Promise<number> {
+    const layers = this.#layers;
+    this.#buffers(Math.min(batchSize, rows));
+    await this.#optimizer.load();
+    // Parameters in the order of `variables` (the optimizer's order), and per layer.
+    const byVariable = new Map(this.#variables.map((v) => [v, toHost(v)]));
+    const params = this.#variables.map((v) => byVariable.get(v)!);
+    const paramGrads = params.map((p) => new Float64Array(p.length));
+    const gradOf = new Map(this.#variables.map((v, i) => [v, paramGrads[i]]));
+    const kernels = layers.map((l) => byVariable.get(l.kernel)!);
+    const biases = layers.map((l) => l.bias && byVariable.get(l.bias));
+    const kernelGrads = layers.map((l) => gradOf.get(l.kernel)!);
+    const biasGrads = layers.map((l) => l.bias && gradOf.get(l.bias));
+    const transposed = layers.map((l) => new Float64Array(l.inputs * l.units));
+    const acts = this.#acts, grads = this.#grads, labels = this.#labels;
+    const inputs = layers[0].inputs, outputs = layers[layers.length - 1].units;
+    const x = this.#x, y = this.#y, last = layers.length - 1;
+    let squared = 0;
+    for (let start = 0; start < rows; start += batchSize) {
+      const n = Math.min(batchSize, rows - start);
+      const input = acts[0];
+      for (let r = 0; r < n; r++) {
+        const row = order ? order[start + r] : start + r;
+        for (let c = 0; c < inputs; c++) input[r * inputs + c] = x[row * inputs + c];
+        for (let c = 0; c < outputs; c++) labels[r * outputs + c] = y[row * outputs + c];
+      }
+      for (let l = 0; l <= last; l++) {
+        const { inputs: i, units, activation } = layers[l];
+        transpose(kernels[l], i, units, transposed[l]);
+        matmulRows(acts[l], transposed[l], n, i, units, biases[l], acts[l + 1]);
+        activate(acts[l + 1], n * units, activation);
+      }
+      const size = n * outputs;
+      squared += squaredErrorBackward(acts[last + 1], labels, size, grads[last + 1]) / outputs;
+      for (let l = last; l >= 0; l--) {
+        const { inputs: i, units, activation } = layers[l];
+        const dz = grads[l + 1];
+        activationBackward(dz, acts[l + 1], n * units, activation);
+        matmulColumns(acts[l], dz, n, i, units, kernelGrads[l]);
+        const biasGrad = biasGrads[l];
+        if (biasGrad) sumRows(dz, n, units, biasGrad);
+        if (l > 0) matmulRows(dz, kernels[l], n, units, i, undefined, grads[l]);
+      }
+      this.#optimizer.step(params, paramGrads);
+    }
+    // Back into tfjs: fresh tensors (never in place: backends cache packed weights by tensor).
+    tf.tidy(() => {
+      this.#variables.forEach((v, i) => v.assign(tf.tensor(Float32Array.from(params[i]), v.shape, "float32")));
+    });
+    await this.#optimizer.save();
+    return squared / rows;
+  }
+}

@@ -1,0 +1,238 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { collect, type EngineChoice, epochStream, explainEngine, pipe, take } from "../mod.ts";
+import { weightsOf } from "./tf_helpers.ts";
+
+const mse = tf.losses.meanSquaredError;
+
+/** Seeded regression data: `rows` rows of `inputs` features, `outputs` targets. */
+function regression(rows: number, inputs: number, outputs: number, seed = 1): [tf.Tensor2D, tf.Tensor2D] {
+  let s = seed;
+  const rand = () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * 2 - 1;
+  const x = Array.from({ length: rows * inputs }, rand);
+  const y = Array.from({ length: rows }, (_, r) =>
+    Array.from({ length: outputs }, (_, o) => {
+      let v = 0.3 * o;
+      for (let i = 0; i < inputs; i++) v += Math.sin(x[r * inputs + i] * (i + o + 1));
+      return v;
+    })).flat();
+  return [tf.tensor2d(x, [rows, inputs]), tf.tensor2d(y, [rows, outputs])];
+}
+
+type ModelSpec = { units: number; activation: "linear" | "relu" | "sigmoid" | "tanh"; useBias?: boolean }[];
+
+function buildModel(inputs: number, spec: ModelSpec, functional = false): tf.LayersModel {
+  const layers = spec.map((l, i) =>
+    tf.layers.dense({
+      ...l,
+      ...(i === 0 && !functional ? { inputShape: [inputs] } : {}),
+      kernelInitializer: tf.initializers.glorotUniform({ seed: 11 + i }),
+      biasInitializer: tf.initializers.randomUniform({ minval: -0.1, maxval: 0.1, seed: 31 + i }),
+    })
+  );
+  if (!functional) return tf.sequential({ layers });
+  const input = tf.input({ shape: [inputs] });
+  let out: tf.SymbolicTensor = input;
+  for (const layer of layers) out = layer.apply(out) as tf.SymbolicTensor;
+  return tf.model({ inputs: input, outputs: out });
+}
+
+const OPTIMIZERS: Record<string, () => tf.Optimizer> = {
+  sgd: () => tf.train.sgd(0.05),
+  momentum: () => tf.train.momentum(0.02, 0.9),
+  nesterov: () => tf.train.momentum(0.02, 0.9, true),
+  adam: () => tf.train.adam(0.01),
+  "adam (own betas)": () => tf.train.adam(0.02, 0.8, 0.99, 1e-5),
+};
+
+interface Run {
+  losses: number[];
+  weights: number[][];
+  iterations: number;
+  state: number[][];
+}
+
+async function run(
+  engine: EngineChoice,
+  spec: ModelSpec,
+  makeOptimizer: () => tf.Optimizer,
+  { epochs = 3, batchSize = 7, functional = false } = {},
+): Promise<Run> {
+  const [x, y] = regression(30, 5, spec[spec.length - 1].units);
+  const model = buildModel(5, spec, functional);
+  const optimizer = makeOptimizer();
+  const options = { data: [x, y], model, optimizer, loss: mse, batchSize, seed: 4, engine };
+  assert.equal(explainEngine(options).engine, engine === "auto" ? "host" : "tfjs", explainEngine(options).reason);
+  const events = await collect(pipe(epochStream(options), take(epochs)));
+  const saved = await optimizer.getWeights();
+  const result = {
+    losses: events.map((e) => e.train_loss),
+    weights: weightsOf(model),
+    iterations: optimizer.iterations,
+    state: saved.slice(1).map((w) => Array.from(w.tensor.dataSync())),
+  };
+  tf.dispose(saved[0].tensor);
+  tf.dispose([x, y]);
+  model.dispose();
+  optimizer.dispose();
+  return result;
+}
+
+function assertClose(actual: number[], expected: number[], tolerance: number, what: string): void {
+  assert.equal(actual.length, expected.length, `${what}: lengths`);
+  actual.forEach((a, i) => {
+    const e = expected[i];
+    assert.ok(Math.abs(a - e) <= tolerance * Math.max(1, Math.abs(e)), `${what}[${i}]: ${a} vs ${e}`);
+  });
+}
+
+function assertSameTraining(host: Run, tfjs: Run, tolerance: number): void {
+  assertClose(host.losses, tfjs.losses, tolerance, "train_loss");
+  host.weights.forEach((w, i) => assertClose(w, tfjs.weights[i], tolerance, `weights ${i}`));
+  assert.equal(host.iterations, tfjs.iterations, "optimizer iterations");
+  assert.equal(host.state.length, tfjs.state.length, "optimizer state variables");
+  host.state.forEach((s, i) => assertClose(s, tfjs.state[i], tolerance, `optimizer state ${i}`));
+}
+
+const SPECS: Record<string, ModelSpec> = {
+  "relu → linear (the tutorial's shape)": [{ units: 9, activation: "relu" }, { units: 1, activation: "linear" }],
+  "tanh → sigmoid (no bias) → linear, two outputs": [
+    { units: 6, activation: "tanh" },
+    { units: 4, activation: "sigmoid", useBias: false },
+    { units: 2, activation: "linear" },
+  ],
+  "one linear layer": [{ units: 3, activation: "linear" }],
+};
+
+for (const [name, spec] of Object.entries(SPECS)) {
+  for (const [optName, makeOptimizer] of Object.entries(OPTIMIZERS)) {
+    test(`host engine = tfjs path: ${name}, ${optName}`, async () => {
+      const host = await run("auto", spec, makeOptimizer);
+      const tfjs = await run("tfjs", spec, makeOptimizer);
+      assertSameTraining(host, tfjs, 2e-5);
+      assert.ok(host.losses[2] < host.losses[0], "it trains");
+    });
+  }
+}
+
+test("host engine = tfjs path: a functional chain, one-row batches, one batch per epoch", async () => {
+  const spec: ModelSpec = [{ units: 5, activation: "relu" }, { units: 1, activation: "linear" }];
+  for (const batchSize of [1, 64]) {
+    const host = await run("auto", spec, OPTIMIZERS.adam, { functional: true, batchSize, epochs: 2 });
+    const tfjs = await run("tfjs", spec, OPTIMIZERS.adam, { functional: true, batchSize, epochs: 2 });
+    assertSameTraining(host, tfjs, 5e-5);
+  }
+});
+
+test("the two engines hand over: 2 host epochs then 2 tfjs epochs = 4 tfjs epochs", async () => {
+  const spec = SPECS["relu → linear (the tutorial's shape)"];
+  const [x, y] = regression(30, 5, 1);
+  const losses: Record<string, number[]> = {};
+  const finals: Record<string, number[][]> = {};
+  for (const plan of [["auto", "tfjs"], ["tfjs", "tfjs"]] as const) {
+    const model = buildModel(5, spec);
+    const optimizer = tf.train.adam(0.01);
+    const seen: number[] = [];
+    for (const engine of plan) {
+      const source = epochStream({ data: [x, y], model, optimizer, loss: mse, batchSize: 8, shuffle: false, engine });
+      seen.push(...(await collect(pipe(source, take(2)))).map((e) => e.train_loss));
+    }
+    losses[plan[0]] = seen;
+    finals[plan[0]] = weightsOf(model);
+    model.dispose();
+    optimizer.dispose();
+  }
+  assertClose(losses.auto, losses.tfjs, 2e-5, "train_loss");
+  finals.auto.forEach((w, i) => assertClose(w, finals.tfjs[i], 2e-5, `weights ${i}`));
+  tf.dispose([x, y]);
+});
+
+test("hyperparameters changed between epochs reach the host engine", async () => {
+  const spec: ModelSpec = [{ units: 1, activation: "linear" }];
+  const [x, y] = regression(20, 5, 1);
+  const model = buildModel(5, spec);
+  const optimizer = tf.train.sgd(1);
+  const reader = epochStream({ data: [x, y], model, optimizer, loss: mse, batchSize: 20, shuffle: false }).getReader();
+  await reader.read();
+  const before = weightsOf(model);
+  optimizer.setLearningRate(0);
+  await reader.read();
+  assert.deepEqual(weightsOf(model), before, "learning rate 0: nothing moves");
+  await reader.cancel();
+  tf.dispose([x, y]);
+  model.dispose();
+  optimizer.dispose();
+});
+
+test("explainEngine names what keeps a run off the host engine", () => {
+  const [x, y] = regression(4, 5, 1);
+  const dense = () => tf.layers.dense({ units: 1, inputShape: [5] });
+  const base = { data: [x, y], model: tf.sequential({ layers: [dense()] }), optimizer: tf.train.adam(), loss: mse };
+  assert.deepEqual(explainEngine(base), {
+    engine: "host",
+    reason: "a chain of 1 Dense layer(s) under meanSquaredError with Adam",
+  });
+  const cases: [object, RegExp][] = [
+    [{ engine: "tfjs" }, /engine: "tfjs" was asked for/],
+    [{ loss: tf.losses.absoluteDifference }, /the loss is not tf.losses.meanSquaredError/],
+    [{ optimizer: tf.train.rmsprop(0.1) }, /the optimizer is RMSProp/],
+    [{ model: (t: tf.Tensor) => t }, /function, not a tf.LayersModel/],
+    [{
+      model: tf.sequential({ layers: [dense(), tf.layers.dropout({ rate: 0.5 }), tf.layers.dense({ units: 1 })] }),
+    }, /is a Dropout, not a Dense layer/],
+    [{ model: tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [5], activation: "elu" })] }) }, /elu/],
+    [{ lastLabel: false }, /not one input tensor and one label tensor/],
+    [{ data: [x, y.cast("int32")] }, /not 2-d float32/],
+    [{ data: [x, tf.zeros([4, 2])] }, /widths do not match/],
+  ];
+  for (const [change, reason] of cases) {
+    const explanation = explainEngine({ ...base, ...change } as typeof base);
+    assert.equal(explanation.engine, "tfjs");
+    assert.match(explanation.reason, reason);
+  }
+  const frozen = tf.sequential({ layers: [dense()] });
+  frozen.layers[0].trainable = false;
+  assert.match(explainEngine({ ...base, model: frozen }).reason, /is frozen/);
+});
+
+test("engine must be auto or tfjs", () => {
+  const [x, y] = regression(4, 5, 1);
+  const model = tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [5] })] });
+  assert.throws(
+    () => epochStream({ data: [x, y], model, optimizer: tf.train.sgd(0.1), loss: mse, engine: "fast" as "auto" }),
+    { name: "RangeError", message: 'epochStream: engine must be "auto" or "tfjs", got the string "fast"' },
+  );
+  tf.dispose([x, y]);
+  model.dispose();
+});
+
+test("a diverging run stops on both engines, every earlier event delivered", async () => {
+  const [x, y] = regression(30, 5, 1);
+  const outcomes: Record<string, { seen: number[]; error: string }> = {};
+  for (const engine of ["auto", "tfjs"] as const) {
+    const model = buildModel(5, [{ units: 8, activation: "relu" }, { units: 1, activation: "linear" }]);
+    const optimizer = tf.train.sgd(1);
+    const seen: number[] = [];
+    let error = "";
+    try {
+      const events = pipe(
+        epochStream({ data: [x, y], model, optimizer, loss: mse, batchSize: 5, seed: 1, engine }),
+        take(50),
+      );
+      for await (const e of events) seen.push(e.train_loss);
+    } catch (e) {
+      error = (e as Error).message;
+    }
+    outcomes[engine] = { seen, error };
+    model.dispose();
+    optimizer.dispose();
+  }
+  assert.match(outcomes.auto.error, /^epochStream: step \d+: train_loss is (NaN|Infinity)/);
+  assert.ok(outcomes.auto.seen.length >= 2, `diverged after ${outcomes.auto.seen.length} epochs`);
+  assert.ok(outcomes.auto.seen.every(Number.isFinite));
+  assert.match(outcomes.tfjs.error, /^epochStream: step \d+: train_loss is (NaN|Infinity)/);
+  // The host engine computes in float64, whose range is wider than float32's: it may overflow one epoch later.
+  assert.ok(Math.abs(outcomes.auto.seen.length - outcomes.tfjs.seen.length) <= 1, JSON.stringify(outcomes));
+  tf.dispose([x, y]);
+});
