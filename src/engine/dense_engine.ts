@@ -10,13 +10,12 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import {
-  activate,
-  activationBackward,
+  activationCode,
   type DenseActivation,
+  denseBackward,
+  denseForward,
   matmulColumns,
-  matmulRows,
   squaredErrorBackward,
-  sumRows,
   transpose,
 } from "./dense_kernels.ts";
 import { HostOptimizer, hostOptimizerSupports } from "./host_optimizer.ts";
@@ -151,6 +150,7 @@ export class DenseEngine {
     const kernelGrads = layers.map((l) => gradOf.get(l.kernel)!);
     const biasGrads = layers.map((l) => l.bias && gradOf.get(l.bias));
     const transposed = layers.map((l) => new Float64Array(l.inputs * l.units));
+    const codes = layers.map((l) => activationCode(l.activation));
     const acts = this.#acts, grads = this.#grads, labels = this.#labels;
     const inputs = layers[0].inputs, outputs = layers[layers.length - 1].units;
     const x = this.#x, y = this.#y, last = layers.length - 1;
@@ -164,21 +164,21 @@ export class DenseEngine {
         for (let c = 0; c < outputs; c++) labels[r * outputs + c] = y[row * outputs + c];
       }
       for (let l = 0; l <= last; l++) {
-        const { inputs: i, units, activation } = layers[l];
+        const { inputs: i, units } = layers[l];
         transpose(kernels[l], i, units, transposed[l]);
-        matmulRows(acts[l], transposed[l], n, i, units, biases[l], acts[l + 1]);
-        activate(acts[l + 1], n * units, activation);
+        denseForward(acts[l], transposed[l], n, i, units, biases[l], codes[l], acts[l + 1]);
       }
-      const size = n * outputs;
-      squared += squaredErrorBackward(acts[last + 1], labels, size, grads[last + 1]) / outputs;
+      biasGrads[last]?.fill(0);
+      squared +=
+        squaredErrorBackward(acts[last + 1], labels, n, outputs, codes[last], biasGrads[last], grads[last + 1]) /
+        outputs;
       for (let l = last; l >= 0; l--) {
-        const { inputs: i, units, activation } = layers[l];
-        const dz = grads[l + 1];
-        activationBackward(dz, acts[l + 1], n * units, activation);
-        matmulColumns(acts[l], dz, n, i, units, kernelGrads[l]);
-        const biasGrad = biasGrads[l];
-        if (biasGrad) sumRows(dz, n, units, biasGrad);
-        if (l > 0) matmulRows(dz, kernels[l], n, units, i, undefined, grads[l]);
+        const { inputs: i, units } = layers[l];
+        matmulColumns(acts[l], grads[l + 1], n, i, units, kernelGrads[l]);
+        if (l > 0) {
+          biasGrads[l - 1]?.fill(0);
+          denseBackward(grads[l + 1], kernels[l], n, units, i, acts[l], codes[l - 1], biasGrads[l - 1], grads[l]);
+        }
       }
       this.#optimizer.step(params, paramGrads);
     }

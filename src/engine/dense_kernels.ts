@@ -1,7 +1,8 @@
 /**
- * The arithmetic of a stack of dense layers on plain arrays: two
- * register-blocked matrix products, activations and their derivatives, and
- * the mean squared error — float64, row-major, no allocation.
+ * The arithmetic of a stack of dense layers on plain arrays — register-blocked
+ * matrix products with the bias, the activation, its derivative and the bias
+ * gradient folded in, and the mean squared error — in float64, row-major,
+ * with no allocation and no branch on the data.
  *
  * @module
  */
@@ -9,19 +10,38 @@
 /** Activations the host engine knows the derivative of. */
 export type DenseActivation = "linear" | "relu" | "sigmoid" | "tanh";
 
+/** An activation as a small integer: 0 linear, 1 relu, 2 sigmoid, 3 tanh. */
+export type ActivationCode = 0 | 1 | 2 | 3;
+
+/** The code of an activation name. */
+export function activationCode(name: DenseActivation): ActivationCode {
+  return name === "linear" ? 0 : name === "relu" ? 1 : name === "sigmoid" ? 2 : 3;
+}
+
+/** The activation of a pre-activation `s` (relu without a branch; NaN stays NaN). */
+function fire(code: ActivationCode, s: number): number {
+  return code === 0 ? s : code === 1 ? (s + Math.abs(s)) * 0.5 : code === 2 ? 1 / (1 + Math.exp(-s)) : Math.tanh(s);
+}
+
+/** The activation's derivative, from its output `y`. */
+function slope(code: ActivationCode, y: number): number {
+  return code === 0 ? 1 : code === 1 ? +(y > 0) : code === 2 ? y * (1 - y) : 1 - y * y;
+}
+
 /**
- * `out[r, m] = bias[m] + Σ_k a[r, k] · b[m, k]` for `a` of n×k and `b` of
- * m×k (both read along k): a dense layer's pre-activation with `b` the
- * transposed kernel, or its input gradient with `b` the kernel itself.
- * Register-blocked two rows by four columns. `bias` may be `undefined`.
+ * A dense layer forward: `out[r, j] = act(bias[j] + Σ_i a[r, i] · kernelT[j, i])`
+ * for `a` of n×k and the transposed kernel `kernelT` of m×k (both read along
+ * their rows). Register-blocked two rows by four columns; `bias` may be
+ * `undefined`.
  */
-export function matmulRows(
+export function denseForward(
   a: Float64Array,
-  b: Float64Array,
+  kernelT: Float64Array,
   n: number,
   k: number,
   m: number,
   bias: Float64Array | undefined,
+  code: ActivationCode,
   out: Float64Array,
 ): void {
   let r = 0;
@@ -35,7 +55,7 @@ export function matmulRows(
       const b0 = j * k, b1 = b0 + k, b2 = b1 + k, b3 = b2 + k;
       for (let i = 0; i < k; i++) {
         const x0 = a[a0 + i], x1 = a[a1 + i];
-        const c0 = b[b0 + i], c1 = b[b1 + i], c2 = b[b2 + i], c3 = b[b3 + i];
+        const c0 = kernelT[b0 + i], c1 = kernelT[b1 + i], c2 = kernelT[b2 + i], c3 = kernelT[b3 + i];
         s00 += x0 * c0;
         s01 += x0 * c1;
         s02 += x0 * c2;
@@ -45,6 +65,84 @@ export function matmulRows(
         s12 += x1 * c2;
         s13 += x1 * c3;
       }
+      out[o0 + j] = fire(code, s00);
+      out[o0 + j + 1] = fire(code, s01);
+      out[o0 + j + 2] = fire(code, s02);
+      out[o0 + j + 3] = fire(code, s03);
+      out[o1 + j] = fire(code, s10);
+      out[o1 + j + 1] = fire(code, s11);
+      out[o1 + j + 2] = fire(code, s12);
+      out[o1 + j + 3] = fire(code, s13);
+    }
+    for (; j < m; j++) {
+      let s0 = bias ? bias[j] : 0, s1 = s0;
+      const b0 = j * k;
+      for (let i = 0; i < k; i++) {
+        const c = kernelT[b0 + i];
+        s0 += a[a0 + i] * c;
+        s1 += a[a1 + i] * c;
+      }
+      out[o0 + j] = fire(code, s0);
+      out[o1 + j] = fire(code, s1);
+    }
+  }
+  for (; r < n; r++) {
+    const a0 = r * k, o0 = r * m;
+    for (let j = 0; j < m; j++) {
+      let s = bias ? bias[j] : 0;
+      const b0 = j * k;
+      for (let i = 0; i < k; i++) s += a[a0 + i] * kernelT[b0 + i];
+      out[o0 + j] = fire(code, s);
+    }
+  }
+}
+
+/**
+ * Back through a dense layer to the layer below:
+ * `out[r, j] = act'(below[r, j]) · Σ_i dz[r, i] · kernel[j, i]`, for `dz`
+ * (d loss / d pre-activation of the upper layer) of n×k and its kernel of
+ * m×k; `below` is the lower layer's output (n×m) and `code` its activation.
+ * Adds the column sums of `out` into `biasGrad` (the lower layer's bias
+ * gradient) when given.
+ */
+export function denseBackward(
+  dz: Float64Array,
+  kernel: Float64Array,
+  n: number,
+  k: number,
+  m: number,
+  below: Float64Array,
+  code: ActivationCode,
+  biasGrad: Float64Array | undefined,
+  out: Float64Array,
+): void {
+  let r = 0;
+  for (; r + 1 < n; r += 2) {
+    const a0 = r * k, a1 = a0 + k, o0 = r * m, o1 = o0 + m;
+    let j = 0;
+    for (; j + 3 < m; j += 4) {
+      let s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
+      const b0 = j * k, b1 = b0 + k, b2 = b1 + k, b3 = b2 + k;
+      for (let i = 0; i < k; i++) {
+        const x0 = dz[a0 + i], x1 = dz[a1 + i];
+        const c0 = kernel[b0 + i], c1 = kernel[b1 + i], c2 = kernel[b2 + i], c3 = kernel[b3 + i];
+        s00 += x0 * c0;
+        s01 += x0 * c1;
+        s02 += x0 * c2;
+        s03 += x0 * c3;
+        s10 += x1 * c0;
+        s11 += x1 * c1;
+        s12 += x1 * c2;
+        s13 += x1 * c3;
+      }
+      s00 *= slope(code, below[o0 + j]);
+      s01 *= slope(code, below[o0 + j + 1]);
+      s02 *= slope(code, below[o0 + j + 2]);
+      s03 *= slope(code, below[o0 + j + 3]);
+      s10 *= slope(code, below[o1 + j]);
+      s11 *= slope(code, below[o1 + j + 1]);
+      s12 *= slope(code, below[o1 + j + 2]);
+      s13 *= slope(code, below[o1 + j + 3]);
       out[o0 + j] = s00;
       out[o0 + j + 1] = s01;
       out[o0 + j + 2] = s02;
@@ -53,26 +151,37 @@ export function matmulRows(
       out[o1 + j + 1] = s11;
       out[o1 + j + 2] = s12;
       out[o1 + j + 3] = s13;
+      if (biasGrad) {
+        biasGrad[j] += s00 + s10;
+        biasGrad[j + 1] += s01 + s11;
+        biasGrad[j + 2] += s02 + s12;
+        biasGrad[j + 3] += s03 + s13;
+      }
     }
     for (; j < m; j++) {
-      let s0 = bias ? bias[j] : 0, s1 = s0;
+      let s0 = 0, s1 = 0;
       const b0 = j * k;
       for (let i = 0; i < k; i++) {
-        const c = b[b0 + i];
-        s0 += a[a0 + i] * c;
-        s1 += a[a1 + i] * c;
+        const c = kernel[b0 + i];
+        s0 += dz[a0 + i] * c;
+        s1 += dz[a1 + i] * c;
       }
+      s0 *= slope(code, below[o0 + j]);
+      s1 *= slope(code, below[o1 + j]);
       out[o0 + j] = s0;
       out[o1 + j] = s1;
+      if (biasGrad) biasGrad[j] += s0 + s1;
     }
   }
   for (; r < n; r++) {
     const a0 = r * k, o0 = r * m;
     for (let j = 0; j < m; j++) {
-      let s = bias ? bias[j] : 0;
+      let s = 0;
       const b0 = j * k;
-      for (let i = 0; i < k; i++) s += a[a0 + i] * b[b0 + i];
+      for (let i = 0; i < k; i++) s += dz[a0 + i] * kernel[b0 + i];
+      s *= slope(code, below[o0 + j]);
       out[o0 + j] = s;
+      if (biasGrad) biasGrad[j] += s;
     }
   }
 }
@@ -148,73 +257,31 @@ export function transpose(x: Float64Array, rows: number, cols: number, out: Floa
   }
 }
 
-/** `out[j] = Σ_r x[r, j]` for `x` of n×cols (a bias gradient). */
-export function sumRows(x: Float64Array, n: number, cols: number, out: Float64Array): void {
-  out.fill(0, 0, cols);
-  for (let r = 0; r < n; r++) {
-    const o = r * cols;
-    for (let j = 0; j < cols; j++) out[j] += x[o + j];
-  }
-}
-
-/** Applies `activation` to the first `size` values of `z`, in place. */
-export function activate(z: Float64Array, size: number, activation: DenseActivation): void {
-  switch (activation) {
-    case "linear":
-      return;
-    case "relu":
-      for (let i = 0; i < size; i++) if (!(z[i] > 0)) z[i] = z[i] !== z[i] ? z[i] : 0;
-      return;
-    case "sigmoid":
-      for (let i = 0; i < size; i++) z[i] = 1 / (1 + Math.exp(-z[i]));
-      return;
-    case "tanh":
-      for (let i = 0; i < size; i++) z[i] = Math.tanh(z[i]);
-      return;
-  }
-}
-
 /**
- * Turns `grad` (d loss / d output) into d loss / d pre-activation, in place,
- * from the layer's output `out`.
- */
-export function activationBackward(
-  grad: Float64Array,
-  out: Float64Array,
-  size: number,
-  activation: DenseActivation,
-): void {
-  switch (activation) {
-    case "linear":
-      return;
-    case "relu":
-      for (let i = 0; i < size; i++) if (!(out[i] > 0)) grad[i] = 0;
-      return;
-    case "sigmoid":
-      for (let i = 0; i < size; i++) grad[i] *= out[i] * (1 - out[i]);
-      return;
-    case "tanh":
-      for (let i = 0; i < size; i++) grad[i] *= 1 - out[i] * out[i];
-      return;
-  }
-}
-
-/**
- * Mean squared error of `pred` against `labels` (both `size` long): writes
- * d loss / d pred into `grad` and returns the sum of squared differences.
+ * The mean squared error of `pred` (n×cols, the output of a layer with
+ * activation `code`) against `labels`: writes d loss / d pre-activation into
+ * `grad`, adds its column sums into `biasGrad` when given, and returns the
+ * sum of squared differences.
  */
 export function squaredErrorBackward(
   pred: Float64Array,
   labels: Float64Array,
-  size: number,
+  n: number,
+  cols: number,
+  code: ActivationCode,
+  biasGrad: Float64Array | undefined,
   grad: Float64Array,
 ): number {
   let sum = 0;
-  const scale = 2 / size;
-  for (let i = 0; i < size; i++) {
-    const d = pred[i] - labels[i];
-    sum += d * d;
-    grad[i] = scale * d;
+  const scale = 2 / (n * cols);
+  for (let r = 0; r < n; r++) {
+    for (let j = 0; j < cols; j++) {
+      const i = r * cols + j;
+      const d = pred[i] - labels[i];
+      sum += d * d;
+      const g = grad[i] = scale * d * slope(code, pred[i]);
+      if (biasGrad) biasGrad[j] += g;
+    }
   }
   return sum;
 }
