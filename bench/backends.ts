@@ -1,6 +1,8 @@
 /**
- * cpu vs wasm for `epochStream` alone (arm (b) of overhead.ts) on the housing
- * MLP, batch 512: per-epoch medians and the cpu/wasm ratio. Rounds alternate
+ * cpu vs wasm for `epochStream` alone on the tfjs path (arm (b) of
+ * overhead.ts: `engine: "tfjs"`; the host engine does not use the backend
+ * during an epoch) on the housing MLP, batch 512: per-epoch medians and the
+ * cpu/wasm ratio. Rounds alternate
  * between the backends; the first epoch after each switch (tensors move
  * between backends) is not counted.
  *
@@ -38,6 +40,7 @@ for (let r = 0; r < ROUNDS; r++) {
         loss: tf.losses.meanSquaredError,
         batchSize: 512,
         seed: 1,
+        engine: "tfjs",
       });
       readers.set(name, stream.getReader());
     }
@@ -51,7 +54,7 @@ for (let r = 0; r < ROUNDS; r++) {
   }
 }
 const med = Object.fromEntries([...times].map(([k, v]) => [k, median(v)]));
-console.log(`epochStream per-epoch median, batch 512 (${runtime})`);
+console.log(`epochStream (engine "tfjs") per-epoch median, batch 512 (${runtime})`);
 table([["backend", "ms/epoch"], ...Object.entries(med).map(([k, v]) => [k, v])]);
 const ratio = med.cpu && med.wasm ? med.cpu / med.wasm : null;
 if (ratio) console.log(`cpu/wasm: ${ratio.toFixed(2)} (wasm is ${ratio.toFixed(1)}x faster)`);

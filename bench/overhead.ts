@@ -5,20 +5,35 @@
  *
  *   (a)  a hand-written tfjs loop: shuffle, batches cut in JS and uploaded, minimize per batch,
  *        one loss read per epoch
- *   (b)  epochStream alone
+ *   (b)  epochStream alone, engine "tfjs" (the same kernels as (a))
  *   (a+) the hand loop plus the tutorial's per-epoch work done by hand
  *        (validation loss, parameter norm, EMA, early-stop bookkeeping)
- *   (c)  the full tutorial pipeline minus printing: epochStream → augment(validationLoss)
- *        → augment(param_l2) → ema → tap → take → earlyStop, each event written by a
- *        jsonlSink into memory
+ *   (c)  the full tutorial pipeline minus printing, engine "tfjs": epochStream →
+ *        augment(validationLoss) → augment(param_l2) → ema → tap → take → earlyStop, each
+ *        event written by a jsonlSink into memory
  *   (d)  model.fit with the same settings (one epoch per call)
+ *   (e)  epochStream alone with the default engine (the host engine, for this model)
+ *   (f)  the full pipeline of (c) with the default engine
  *
- * Ratios: b/a, c/a+ (the same work with and without the stream), d/a.
+ * Ratios: b/a, c/a+ (the same work with and without the stream: its overhead), d/a,
+ * e/a and f/a+ (what the host engine buys over the best hand-written tfjs loop).
  *
  *   deno run -A bench/overhead.ts [--backend wasm|cpu] [--quick]
  */
 import * as tf from "@tensorflow/tfjs";
-import { augment, earlyStop, ema, epochStream, jsonlSink, pipe, printKeys, take, tap, validationLoss } from "../mod.ts";
+import {
+  augment,
+  earlyStop,
+  ema,
+  type EngineChoice,
+  epochStream,
+  jsonlSink,
+  pipe,
+  printKeys,
+  take,
+  tap,
+  validationLoss,
+} from "../mod.ts";
 import { modelParamNorm } from "../examples/housing_data.ts";
 import { benchArgs, housingSetup, jsonLine, median, table, timedReads } from "./common.ts";
 import { createRandom, permutation } from "../src/source/random.ts";
@@ -84,16 +99,18 @@ function handLoop(batchSize: number, withExtras: boolean): Arm {
   };
 }
 
-function streamAlone(batchSize: number): Arm {
+function streamAlone(batchSize: number, engine: EngineChoice): Arm {
   const model = makeModel();
-  return timedReads(epochStream({ data: [x, y], model, optimizer: tf.train.adam(1e-2), loss, batchSize, seed: 1 }));
+  return timedReads(
+    epochStream({ data: [x, y], model, optimizer: tf.train.adam(1e-2), loss, batchSize, seed: 1, engine }),
+  );
 }
 
-function fullPipeline(batchSize: number): Arm {
+function fullPipeline(batchSize: number, engine: EngineChoice): Arm {
   const model = makeModel();
   const log = jsonlSink(new WritableStream<Uint8Array>()).getWriter(); // the JSONL sink, writing into memory
   const events = pipe(
-    epochStream({ data: [x, y], model, optimizer: tf.train.adam(1e-2), loss, batchSize, seed: 1 }),
+    epochStream({ data: [x, y], model, optimizer: tf.train.adam(1e-2), loss, batchSize, seed: 1, engine }),
     augment(validationLoss({ data: [data.xVal, data.yVal], loss })),
     augment(modelParamNorm),
     ema("val_loss", { halfLife: 10 }),
@@ -123,10 +140,12 @@ const results: Record<string, Record<string, number>> = {};
 for (const [batchSize, rounds, perRound] of quick ? [[512, 2, 2], [32, 1, 1]] : [[512, 8, 4], [32, 4, 1]]) {
   const arms: Record<string, Arm> = {
     a: handLoop(batchSize, false),
-    b: streamAlone(batchSize),
+    b: streamAlone(batchSize, "tfjs"),
     "a+": handLoop(batchSize, true),
-    c: fullPipeline(batchSize),
+    c: fullPipeline(batchSize, "tfjs"),
     d: modelFit(batchSize),
+    e: streamAlone(batchSize, "auto"),
+    f: fullPipeline(batchSize, "auto"),
   };
   const times: Record<string, number[]> = Object.fromEntries(Object.keys(arms).map((k) => [k, []]));
   for (const arm of Object.values(arms)) await arm(1); // warm-up: kernels, Adam slots
@@ -139,12 +158,14 @@ for (const [batchSize, rounds, perRound] of quick ? [[512, 2, 2], [32, 1, 1]] : 
     "b/a": med.b / med.a,
     "c/a+": med.c / med["a+"],
     "d/a": med.d / med.a,
+    "e/a": med.e / med.a,
+    "f/a+": med.f / med["a+"],
   };
 }
 
 console.log(`per-epoch medians in ms (${tf.getBackend()}, ${rows} rows)`);
 table([
-  ["batch", "(a) hand", "(b) stream", "(a+) hand+extras", "(c) pipeline", "(d) fit", "b/a", "c/a+", "d/a"],
+  ["batch", "(a) hand", "(b) stream", "(a+) hand+", "(c) pipeline", "(d) fit", "(e) host", "(f) host pipe"],
   ...Object.entries(results).map(([k, r]) => [
     k.slice(5),
     r.a_ms,
@@ -152,10 +173,13 @@ table([
     r["a+_ms"],
     r.c_ms,
     r.d_ms,
-    r["b/a"],
-    r["c/a+"],
-    r["d/a"],
+    r.e_ms,
+    r.f_ms,
   ]),
+]);
+table([
+  ["batch", "b/a", "c/a+", "d/a", "e/a", "f/a+"],
+  ...Object.entries(results).map(([k, r]) => [k.slice(5), r["b/a"], r["c/a+"], r["d/a"], r["e/a"], r["f/a+"]]),
 ]);
 jsonLine("overhead", { results });
 data.dispose();

@@ -10,6 +10,7 @@ const expectedKeys: Record<string, string[]> = {
   backends: ["ms_per_epoch", "cpu_over_wasm"],
   scale: ["peak_gflops", "results"],
   dashboard: ["events_per_s", "idle_ratio", "stuck_ratio"],
+  profile: ["host_ms_per_epoch", "host_kernels_per_epoch", "tfjs_us_per_step"],
 };
 
 for (const [name, keys] of Object.entries(expectedKeys)) {

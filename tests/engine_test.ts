@@ -236,3 +236,25 @@ test("a diverging run stops on both engines, every earlier event delivered", asy
   assert.ok(Math.abs(outcomes.auto.seen.length - outcomes.tfjs.seen.length) <= 1, JSON.stringify(outcomes));
   tf.dispose([x, y]);
 });
+
+test("on a backend with its own device (not wasm or cpu), auto keeps tfjs kernels", async () => {
+  const [x, y] = regression(4, 5, 1);
+  const model = tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [5] })] });
+  const options = { data: [x, y], model, optimizer: tf.train.adam(), loss: mse };
+  const previous = tf.getBackend();
+  const cpu = tf.findBackend("cpu") ?? tf.findBackend(previous);
+  tf.registerBackend("device-like", () => new (cpu!.constructor as new () => tf.KernelBackend)());
+  try {
+    await tf.setBackend("device-like");
+    assert.deepEqual(explainEngine(options), {
+      engine: "tfjs",
+      reason: "the device-like backend runs tfjs kernels on its own device",
+    });
+  } finally {
+    await tf.setBackend(previous);
+    tf.removeBackend("device-like");
+  }
+  assert.equal(explainEngine(options).engine, "host");
+  tf.dispose([x, y]);
+  model.dispose();
+});

@@ -75,6 +75,10 @@ function denseLayers(model: unknown): DenseLayer[] | string {
  * `optimizer` on `data` (inputs, then labels). Internal.
  */
 export function densePlan(model: unknown, loss: unknown, optimizer: tf.Optimizer, data: tf.Tensor[]): DensePlan {
+  const backend = tf.getBackend();
+  if (backend !== "wasm" && backend !== "cpu") {
+    return { ok: false, reason: `the ${backend} backend runs tfjs kernels on its own device` };
+  }
   if (loss !== tf.losses.meanSquaredError) return { ok: false, reason: "the loss is not tf.losses.meanSquaredError" };
   if (!hostOptimizerSupports(optimizer)) {
     return { ok: false, reason: `the optimizer is ${optimizer.getClassName()} (host rules: SGD, Momentum, Adam)` };
@@ -95,6 +99,22 @@ export function densePlan(model: unknown, loss: unknown, optimizer: tf.Optimizer
 
 function toHost(v: tf.Variable): Float64Array {
   return Float64Array.from(v.dataSync() as Float32Array);
+}
+
+/** Milliseconds spent in each piece of the host engine's epochs (for bench/profile.ts). Internal. */
+export interface EngineProfile {
+  /** Reading weights and optimizer state from tfjs, and writing them back. */
+  exchange: number;
+  /** Copying each batch's rows out of the data. */
+  batching: number;
+  /** Every layer's forward product, bias and activation. */
+  forward: number;
+  /** The mean squared error and its gradient. */
+  loss: number;
+  /** Kernel and bias gradients, and the gradient through each layer. */
+  backward: number;
+  /** The optimizer's update of every parameter. */
+  optimizer: number;
 }
 
 /** Trains the layers of a {@link DensePlan}, one epoch per `epoch()` call. Internal. */
@@ -136,7 +156,19 @@ export class DenseEngine {
    * One epoch over `rows` rows in `order` (or in place), `batchSize` rows per
    * step. Returns the sample-weighted mean of the batch losses.
    */
-  async epoch(rows: number, batchSize: number, order: Int32Array | undefined): Promise<number> {
+  async epoch(
+    rows: number,
+    batchSize: number,
+    order: Int32Array | undefined,
+    profile?: EngineProfile,
+  ): Promise<number> {
+    let clock = profile ? performance.now() : 0;
+    const lap = (piece: keyof EngineProfile) => {
+      if (!profile) return;
+      const now = performance.now();
+      profile[piece] += now - clock;
+      clock = now;
+    };
     const layers = this.#layers;
     this.#buffers(Math.min(batchSize, rows));
     await this.#optimizer.load();
@@ -155,6 +187,7 @@ export class DenseEngine {
     const inputs = layers[0].inputs, outputs = layers[layers.length - 1].units;
     const x = this.#x, y = this.#y, last = layers.length - 1;
     let squared = 0;
+    lap("exchange");
     for (let start = 0; start < rows; start += batchSize) {
       const n = Math.min(batchSize, rows - start);
       const input = acts[0];
@@ -163,15 +196,18 @@ export class DenseEngine {
         for (let c = 0; c < inputs; c++) input[r * inputs + c] = x[row * inputs + c];
         for (let c = 0; c < outputs; c++) labels[r * outputs + c] = y[row * outputs + c];
       }
+      lap("batching");
       for (let l = 0; l <= last; l++) {
         const { inputs: i, units } = layers[l];
         transpose(kernels[l], i, units, transposed[l]);
         denseForward(acts[l], transposed[l], n, i, units, biases[l], codes[l], acts[l + 1]);
       }
+      lap("forward");
       biasGrads[last]?.fill(0);
       squared +=
         squaredErrorBackward(acts[last + 1], labels, n, outputs, codes[last], biasGrads[last], grads[last + 1]) /
         outputs;
+      lap("loss");
       for (let l = last; l >= 0; l--) {
         const { inputs: i, units } = layers[l];
         matmulColumns(acts[l], grads[l + 1], n, i, units, kernelGrads[l]);
@@ -180,13 +216,16 @@ export class DenseEngine {
           denseBackward(grads[l + 1], kernels[l], n, units, i, acts[l], codes[l - 1], biasGrads[l - 1], grads[l]);
         }
       }
+      lap("backward");
       this.#optimizer.step(params, paramGrads);
+      lap("optimizer");
     }
     // Back into tfjs: fresh tensors (never in place: backends cache packed weights by tensor).
     tf.tidy(() => {
       this.#variables.forEach((v, i) => v.assign(tf.tensor(Float32Array.from(params[i]), v.shape, "float32")));
     });
     await this.#optimizer.save();
+    lap("exchange");
     return squared / rows;
   }
 }

@@ -54,13 +54,14 @@ export interface EpochStreamOptions<M extends ModelLike, X extends object> {
    */
   stopOnNaN?: boolean;
   /**
-   * How epochs are computed. `"auto"` (the default) trains a chain of Dense
-   * layers (linear, relu, sigmoid or tanh) under `tf.losses.meanSquaredError`
-   * with Adam, SGD or Momentum on fitstream's host engine: the whole epoch in
-   * plain float64 loops, with weights and optimizer state exchanged with tfjs
-   * once per epoch; any other model takes the tfjs path. `"tfjs"` always
-   * takes the tfjs path (`optimizer.minimize` per batch). Both give the same
-   * training up to float rounding; {@link explainEngine} says which applies.
+   * How epochs are computed. `"auto"` (the default), on the wasm and cpu
+   * backends, trains a chain of Dense layers (linear, relu, sigmoid or tanh)
+   * under `tf.losses.meanSquaredError` with Adam, SGD or Momentum on
+   * fitstream's host engine: the whole epoch in plain float64 loops, with
+   * weights and optimizer state exchanged with tfjs once per epoch; any other
+   * model takes the tfjs path. `"tfjs"` always takes the tfjs path
+   * (`optimizer.minimize` per batch). Both give the same training up to float
+   * rounding; {@link explainEngine} says which applies.
    */
   engine?: EngineChoice;
 }
@@ -375,9 +376,10 @@ export interface EngineExplanation {
 
 /**
  * Which engine `epochStream(options)` trains with, and why: the host engine
- * (a chain of Dense layers with linear/relu/sigmoid/tanh activations, the
- * mean squared error, Adam/SGD/Momentum, float32 inputs and labels) or the
- * tfjs path for everything else. Useful when a run is slower than expected.
+ * (on the wasm or cpu backend: a chain of Dense layers with
+ * linear/relu/sigmoid/tanh activations, the mean squared error,
+ * Adam/SGD/Momentum, float32 inputs and labels) or the tfjs path for
+ * everything else. Useful when a run is slower than expected.
  *
  * @example The tutorial's model takes the host engine
  * ```ts
