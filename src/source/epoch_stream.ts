@@ -395,8 +395,8 @@ export interface EngineExplanation {
  * const data = [tf.zeros([4, 8]), tf.zeros([4, 1])];
  * const options = { data, model, optimizer: tf.train.adam(1e-2), loss: tf.losses.meanSquaredError };
  * console.log(explainEngine(options).engine); // "host"
- * console.log(explainEngine({ ...options, loss: tf.losses.absoluteDifference }).reason);
- * // "the loss is not tf.losses.meanSquaredError"
+ * const other = explainEngine({ ...options, loss: tf.losses.absoluteDifference });
+ * console.log(other.reason); // "the loss is not tf.losses.meanSquaredError"
  * ```
  */
 export function explainEngine<M extends ModelLike, X extends object>(
