@@ -45,6 +45,7 @@ export {
 } from "./src/source/epoch_stream.ts";
 export { iterBatches, type IterBatchesOptions } from "./src/source/iter_batches.ts";
 export { validationLoss, type ValidationLossOptions } from "./src/source/validation_loss.ts";
+export { sigmoidCrossEntropy, softmaxCrossEntropy } from "./src/losses/cross_entropy.ts";
 export { type BackendName, useBackend } from "./src/source/backend.ts";
 export type { FunctionModel, LossFunction, ModelLike } from "./src/source/model.ts";
 export { type CsvSource, type CsvTable, loadCsv, type LoadCsvOptions } from "./src/data/load_csv.ts";

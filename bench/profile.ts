@@ -29,7 +29,7 @@ async function hostProfile(batchSize: number): Promise<{ perEpoch: EngineProfile
   const plan = densePlan(model, loss, optimizer, [x, y]);
   if (!plan.ok) throw new Error(`no host engine: ${plan.reason}`);
   const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const engine = new DenseEngine(plan.layers, variables, optimizer, hx, hy);
+  const engine = new DenseEngine(plan, variables, optimizer, hx, hy);
   const random = createRandom(1);
   for (let i = 0; i < 3; i++) await engine.epoch(rows, batchSize, permutation(rows, random)); // JIT warm-up
   const epochs = quick ? 2 : 10;

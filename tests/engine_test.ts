@@ -1,7 +1,18 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { collect, type EngineChoice, epochStream, explainEngine, pipe, take } from "../mod.ts";
+import {
+  collect,
+  type EngineChoice,
+  epochStream,
+  explainEngine,
+  type LossFunction,
+  pipe,
+  sigmoidCrossEntropy,
+  softmaxCrossEntropy,
+  take,
+  validationLoss,
+} from "../mod.ts";
 import { weightsOf } from "./tf_helpers.ts";
 
 const mse = tf.losses.meanSquaredError;
@@ -18,6 +29,13 @@ function regression(rows: number, inputs: number, outputs: number, seed = 1): [t
       return v;
     })).flat();
   return [tf.tensor2d(x, [rows, inputs]), tf.tensor2d(y, [rows, outputs])];
+}
+
+/** The labels of `regression` turned into classes: one-hot of the arg-max, or each output's sign as 0/1. */
+function classes(y: tf.Tensor2D, kind: "onehot" | "binary"): tf.Tensor2D {
+  return tf.tidy(() =>
+    kind === "onehot" ? tf.oneHot(y.argMax(1), y.shape[1]).cast("float32") : y.greater(y.mean()).cast("float32")
+  ) as tf.Tensor2D;
 }
 
 type ModelSpec = { units: number; activation: "linear" | "relu" | "sigmoid" | "tanh"; useBias?: boolean }[];
@@ -57,12 +75,14 @@ async function run(
   engine: EngineChoice,
   spec: ModelSpec,
   makeOptimizer: () => tf.Optimizer,
-  { epochs = 3, batchSize = 7, functional = false } = {},
+  { epochs = 3, batchSize = 7, functional = false, loss = mse as LossFunction, labels = "regression" } = {},
 ): Promise<Run> {
-  const [x, y] = regression(30, 5, spec[spec.length - 1].units);
+  const [x, targets] = regression(30, 5, spec[spec.length - 1].units);
+  const y = labels === "regression" ? targets : classes(targets, labels as "onehot" | "binary");
+  if (y !== targets) targets.dispose();
   const model = buildModel(5, spec, functional);
   const optimizer = makeOptimizer();
-  const options = { data: [x, y], model, optimizer, loss: mse, batchSize, seed: 4, engine };
+  const options = { data: [x, y], model, optimizer, loss, batchSize, seed: 4, engine };
   assert.equal(explainEngine(options).engine, engine === "auto" ? "host" : "tfjs", explainEngine(options).reason);
   const events = await collect(pipe(epochStream(options), take(epochs)));
   const saved = await optimizer.getWeights();
@@ -110,6 +130,28 @@ for (const [name, spec] of Object.entries(SPECS)) {
     test(`host engine = tfjs path: ${name}, ${optName}`, async () => {
       const host = await run("auto", spec, makeOptimizer);
       const tfjs = await run("tfjs", spec, makeOptimizer);
+      assertSameTraining(host, tfjs, 2e-5);
+      assert.ok(host.losses[2] < host.losses[0], "it trains");
+    });
+  }
+}
+
+const LOSSES: [string, LossFunction, "regression" | "onehot" | "binary", number][] = [
+  ["tf.losses.absoluteDifference", tf.losses.absoluteDifference, "regression", 1],
+  ["tf.losses.huberLoss", tf.losses.huberLoss, "regression", 1],
+  ["softmaxCrossEntropy", softmaxCrossEntropy, "onehot", 3],
+  ["sigmoidCrossEntropy", sigmoidCrossEntropy, "binary", 2],
+];
+for (const [name, loss, labels, outputs] of LOSSES) {
+  for (const optName of ["sgd", "adam"]) {
+    test(`host engine = tfjs path: ${name}, tanh → relu → linear, ${optName}`, async () => {
+      const spec: ModelSpec = [
+        { units: 6, activation: "tanh" },
+        { units: 5, activation: "relu" },
+        { units: outputs, activation: "linear" },
+      ];
+      const host = await run("auto", spec, OPTIMIZERS[optName], { loss, labels });
+      const tfjs = await run("tfjs", spec, OPTIMIZERS[optName], { loss, labels });
       assertSameTraining(host, tfjs, 2e-5);
       assert.ok(host.losses[2] < host.losses[0], "it trains");
     });
@@ -175,7 +217,7 @@ test("explainEngine names what keeps a run off the host engine", () => {
   });
   const cases: [object, RegExp][] = [
     [{ engine: "tfjs" }, /engine: "tfjs" was asked for/],
-    [{ loss: tf.losses.absoluteDifference }, /the loss is not tf.losses.meanSquaredError/],
+    [{ loss: (p: tf.Tensor, y: tf.Tensor) => tf.losses.meanSquaredError(y, p) }, /not one the host engine knows/],
     [{ optimizer: tf.train.rmsprop(0.1) }, /the optimizer is RMSProp/],
     [{ model: (t: tf.Tensor) => t }, /function, not a tf.LayersModel/],
     [{
@@ -257,4 +299,38 @@ test("on a backend with its own device (not wasm or cpu), auto keeps tfjs kernel
   assert.equal(explainEngine(options).engine, "host");
   tf.dispose([x, y]);
   model.dispose();
+});
+
+test("tfjs losses that take the labels first are refused: fitstream calls loss(predictions, labels)", () => {
+  const [x, y] = regression(4, 5, 2);
+  const model = tf.sequential({ layers: [tf.layers.dense({ units: 2, inputShape: [5] })] });
+  const optimizer = tf.train.sgd(0.1);
+  for (const name of ["softmaxCrossEntropy", "sigmoidCrossEntropy", "logLoss", "hingeLoss"] as const) {
+    const loss = tf.losses[name] as unknown as LossFunction;
+    const hint = name.endsWith("CrossEntropy") ? `fitstream's ${name}, or ` : "";
+    const message = `loss is tf.losses.${name}, which takes (labels, predictions), but the loss is called as ` +
+      `loss(predictions, labels): use ${hint}(p, y) => tf.losses.${name}(y, p)`;
+    assert.throws(() => epochStream({ data: [x, y], model, optimizer, loss }), {
+      name: "TypeError",
+      message: `epochStream: ${message}`,
+    });
+    assert.throws(() => validationLoss({ data: [x, y], loss }), {
+      name: "TypeError",
+      message: `validationLoss: ${message}`,
+    });
+  }
+  tf.dispose([x, y]);
+  model.dispose();
+});
+
+test("fitstream's cross-entropies are tfjs's with the arguments in fitstream's order", () => {
+  const logits = tf.tensor2d([[2, -1, 0.5], [0, 3, -2]]);
+  const onehot = tf.tensor2d([[0, 0, 1], [0, 1, 0]]);
+  const ours = [softmaxCrossEntropy(logits, onehot), sigmoidCrossEntropy(logits, onehot)];
+  const theirs = [tf.losses.softmaxCrossEntropy(onehot, logits), tf.losses.sigmoidCrossEntropy(onehot, logits)];
+  ours.forEach((t, i) => assert.equal(t.dataSync()[0], theirs[i].dataSync()[0]));
+  // Swapped, the value differs: the order matters.
+  const swapped = tf.losses.softmaxCrossEntropy(logits, onehot);
+  assert.notEqual(swapped.dataSync()[0], ours[0].dataSync()[0]);
+  tf.dispose([logits, onehot, ...ours, ...theirs, swapped]);
 });

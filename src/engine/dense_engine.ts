@@ -1,6 +1,6 @@
 /**
- * The host engine: trains a stack of dense layers under the mean squared
- * error for one epoch on plain float64 arrays — forward, backward and the
+ * The host engine: trains a stack of dense layers under one of the losses of
+ * `loss_kernels.ts` for one epoch on plain float64 arrays — forward, backward and the
  * optimizer update — with no tensor, kernel or allocation per step. Weights
  * and optimizer state are read from the model and the tfjs optimizer when
  * the epoch starts and written back when it ends, so everything outside the
@@ -15,10 +15,19 @@ import {
   denseBackward,
   denseForward,
   matmulColumns,
-  squaredErrorBackward,
   transpose,
 } from "./dense_kernels.ts";
 import { HostOptimizer, hostOptimizerSupports } from "./host_optimizer.ts";
+import { type HostLoss, lossBackward } from "./loss_kernels.ts";
+import { sigmoidCrossEntropy, softmaxCrossEntropy } from "../losses/cross_entropy.ts";
+
+const HOST_LOSSES = new Map<unknown, HostLoss>([
+  [tf.losses.meanSquaredError, "meanSquaredError"],
+  [tf.losses.absoluteDifference, "absoluteDifference"],
+  [tf.losses.huberLoss, "huberLoss"],
+  [softmaxCrossEntropy, "softmaxCrossEntropy"],
+  [sigmoidCrossEntropy, "sigmoidCrossEntropy"],
+]);
 
 const ACTIVATIONS: readonly string[] = ["linear", "relu", "sigmoid", "tanh"];
 
@@ -30,8 +39,8 @@ interface DenseLayer {
   activation: DenseActivation;
 }
 
-/** Why the host engine can or cannot train a model, and its layers when it can. */
-export type DensePlan = { ok: true; layers: DenseLayer[] } | { ok: false; reason: string };
+/** Why the host engine can or cannot train a model, and its layers and loss when it can. */
+export type DensePlan = { ok: true; layers: DenseLayer[]; loss: HostLoss } | { ok: false; reason: string };
 
 interface LayerInternals {
   inboundNodes?: { inboundLayers?: unknown[] }[];
@@ -79,7 +88,14 @@ export function densePlan(model: unknown, loss: unknown, optimizer: tf.Optimizer
   if (backend !== "wasm" && backend !== "cpu") {
     return { ok: false, reason: `the ${backend} backend runs tfjs kernels on its own device` };
   }
-  if (loss !== tf.losses.meanSquaredError) return { ok: false, reason: "the loss is not tf.losses.meanSquaredError" };
+  const hostLoss = HOST_LOSSES.get(loss);
+  if (!hostLoss) {
+    return {
+      ok: false,
+      reason: "the loss is not one the host engine knows (tf.losses.meanSquaredError, absoluteDifference, " +
+        "huberLoss; fitstream's softmaxCrossEntropy, sigmoidCrossEntropy)",
+    };
+  }
   if (!hostOptimizerSupports(optimizer)) {
     return { ok: false, reason: `the optimizer is ${optimizer.getClassName()} (host rules: SGD, Momentum, Adam)` };
   }
@@ -94,7 +110,7 @@ export function densePlan(model: unknown, loss: unknown, optimizer: tf.Optimizer
   if (layers[0].inputs !== x.shape[1] || layers[layers.length - 1].units !== y.shape[1]) {
     return { ok: false, reason: "the data's widths do not match the model" };
   }
-  return { ok: true, layers };
+  return { ok: true, layers, loss: hostLoss };
 }
 
 function toHost(v: tf.Variable): Float64Array {
@@ -109,7 +125,7 @@ export interface EngineProfile {
   batching: number;
   /** Every layer's forward product, bias and activation. */
   forward: number;
-  /** The mean squared error and its gradient. */
+  /** The loss and its gradient. */
   loss: number;
   /** Kernel and bias gradients, and the gradient through each layer. */
   backward: number;
@@ -120,6 +136,7 @@ export interface EngineProfile {
 /** Trains the layers of a {@link DensePlan}, one epoch per `epoch()` call. Internal. */
 export class DenseEngine {
   #layers: DenseLayer[];
+  #loss: HostLoss;
   #variables: tf.Variable[];
   #optimizer: HostOptimizer;
   #x: Float32Array;
@@ -130,13 +147,14 @@ export class DenseEngine {
   #labels = new Float64Array(0);
 
   constructor(
-    layers: DenseLayer[],
+    plan: DensePlan & { ok: true },
     variables: tf.Variable[],
     optimizer: tf.Optimizer,
     x: Float32Array,
     y: Float32Array,
   ) {
-    this.#layers = layers;
+    this.#layers = plan.layers;
+    this.#loss = plan.loss;
     this.#variables = variables;
     this.#optimizer = new HostOptimizer(optimizer, variables);
     this.#x = x;
@@ -186,7 +204,7 @@ export class DenseEngine {
     const acts = this.#acts, grads = this.#grads, labels = this.#labels;
     const inputs = layers[0].inputs, outputs = layers[layers.length - 1].units;
     const x = this.#x, y = this.#y, last = layers.length - 1;
-    let squared = 0;
+    let total = 0;
     lap("exchange");
     for (let start = 0; start < rows; start += batchSize) {
       const n = Math.min(batchSize, rows - start);
@@ -204,9 +222,16 @@ export class DenseEngine {
       }
       lap("forward");
       biasGrads[last]?.fill(0);
-      squared +=
-        squaredErrorBackward(acts[last + 1], labels, n, outputs, codes[last], biasGrads[last], grads[last + 1]) /
-        outputs;
+      total += lossBackward(
+        this.#loss,
+        acts[last + 1],
+        labels,
+        n,
+        outputs,
+        codes[last],
+        biasGrads[last],
+        grads[last + 1],
+      );
       lap("loss");
       for (let l = last; l >= 0; l--) {
         const { inputs: i, units } = layers[l];
@@ -226,6 +251,6 @@ export class DenseEngine {
     });
     await this.#optimizer.save();
     lap("exchange");
-    return squared / rows;
+    return total / rows;
   }
 }

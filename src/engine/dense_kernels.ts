@@ -1,8 +1,8 @@
 /**
  * The arithmetic of a stack of dense layers on plain arrays — register-blocked
  * matrix products with the bias, the activation, its derivative and the bias
- * gradient folded in, and the mean squared error — in float64, row-major,
- * with no allocation and no branch on the data.
+ * gradient folded in — in float64, row-major, with no allocation and no branch
+ * on the data. The losses are in `loss_kernels.ts`.
  *
  * @module
  */
@@ -24,7 +24,7 @@ function fire(code: ActivationCode, s: number): number {
 }
 
 /** The activation's derivative, from its output `y`. */
-function slope(code: ActivationCode, y: number): number {
+export function slope(code: ActivationCode, y: number): number {
   return code === 0 ? 1 : code === 1 ? +(y > 0) : code === 2 ? y * (1 - y) : 1 - y * y;
 }
 
@@ -260,33 +260,4 @@ export function transpose(x: Float64Array, rows: number, cols: number, out: Floa
   for (let i = 0; i < rows; i++) {
     for (let j = 0; j < cols; j++) out[j * rows + i] = x[i * cols + j];
   }
-}
-
-/**
- * The mean squared error of `pred` (n×cols, the output of a layer with
- * activation `code`) against `labels`: writes d loss / d pre-activation into
- * `grad`, adds its column sums into `biasGrad` when given, and returns the
- * sum of squared differences.
- */
-export function squaredErrorBackward(
-  pred: Float64Array,
-  labels: Float64Array,
-  n: number,
-  cols: number,
-  code: ActivationCode,
-  biasGrad: Float64Array | undefined,
-  grad: Float64Array,
-): number {
-  let sum = 0;
-  const scale = 2 / (n * cols);
-  for (let r = 0; r < n; r++) {
-    for (let j = 0; j < cols; j++) {
-      const i = r * cols + j;
-      const d = pred[i] - labels[i];
-      sum += d * d;
-      const g = grad[i] = scale * d * slope(code, pred[i]);
-      if (biasGrad) biasGrad[j] += g;
-    }
-  }
-  return sum;
 }

@@ -5,7 +5,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { describe } from "../internal/describe.ts";
-import { requireFunction, requireOptions } from "../internal/validate.ts";
+import { requireLoss, requireOptions } from "../internal/validate.ts";
 import { EventStream } from "../stream/event_stream.ts";
 import { DONE, more, type Puller, type PullResult } from "../stream/puller.ts";
 import type { EpochEvent } from "../types.ts";
@@ -56,8 +56,9 @@ export interface EpochStreamOptions<M extends ModelLike, X extends object> {
   /**
    * How epochs are computed. `"auto"` (the default), on the wasm and cpu
    * backends, trains a chain of Dense layers (linear, relu, sigmoid or tanh)
-   * under `tf.losses.meanSquaredError` with Adam, SGD or Momentum on
-   * fitstream's host engine: the whole epoch in plain float64 loops, with
+   * under `tf.losses.meanSquaredError`, `absoluteDifference` or `huberLoss`,
+   * or fitstream's `softmaxCrossEntropy` or `sigmoidCrossEntropy`, with Adam,
+   * SGD or Momentum on fitstream's host engine: the whole epoch in plain float64 loops, with
    * weights and optimizer state exchanged with tfjs once per epoch; any other
    * model takes the tfjs path. `"tfjs"` always takes the tfjs path
    * (`optimizer.minimize` per batch). Both give the same training up to float
@@ -125,7 +126,7 @@ function checkOptions<M extends ModelLike, X extends object>(options: EpochStrea
   if (!(optimizer instanceof tf.Optimizer)) {
     throw new TypeError(`epochStream: optimizer must be a tf.train optimizer, got ${describe(optimizer)}`);
   }
-  requireFunction("epochStream", "loss", loss);
+  requireLoss("epochStream", loss);
   requireOptions("epochStream: extra", extra);
   if (typeof model === "function") {
     if (!Array.isArray(variables) || variables.length === 0 || !variables.every((v) => v instanceof tf.Variable)) {
@@ -286,7 +287,7 @@ class EpochPuller<M extends ModelLike, X extends object> implements Puller<Epoch
       const plan = densePlan(model, loss, optimizer, this.#plan.lastLabel ? data : []);
       if (plan.ok) {
         const engine = new DenseEngine(
-          plan.layers,
+          plan,
           varList,
           optimizer,
           host.values[0] as Float32Array,
@@ -377,9 +378,9 @@ export interface EngineExplanation {
 /**
  * Which engine `epochStream(options)` trains with, and why: the host engine
  * (on the wasm or cpu backend: a chain of Dense layers with
- * linear/relu/sigmoid/tanh activations, the mean squared error,
- * Adam/SGD/Momentum, float32 inputs and labels) or the tfjs path for
- * everything else. Useful when a run is slower than expected.
+ * linear/relu/sigmoid/tanh activations; the mean squared error, absolute
+ * difference, Huber loss or fitstream's cross-entropies; Adam, SGD or
+ * Momentum; float32 inputs and labels) or the tfjs path for everything else. Useful when a run is slower than expected.
  *
  * @example The tutorial's model takes the host engine
  * ```ts
@@ -395,8 +396,8 @@ export interface EngineExplanation {
  * const data = [tf.zeros([4, 8]), tf.zeros([4, 1])];
  * const options = { data, model, optimizer: tf.train.adam(1e-2), loss: tf.losses.meanSquaredError };
  * console.log(explainEngine(options).engine); // "host"
- * const other = explainEngine({ ...options, loss: tf.losses.absoluteDifference });
- * console.log(other.reason); // "the loss is not tf.losses.meanSquaredError"
+ * const other = explainEngine({ ...options, optimizer: tf.train.rmsprop(1e-2) });
+ * console.log(other.reason); // "the optimizer is RMSProp (host rules: SGD, Momentum, Adam)"
  * ```
  */
 export function explainEngine<M extends ModelLike, X extends object>(
@@ -409,6 +410,6 @@ export function explainEngine<M extends ModelLike, X extends object>(
   if (!plan.ok) return { engine: "tfjs", reason: plan.reason };
   return {
     engine: "host",
-    reason: `a chain of ${plan.layers.length} Dense layer(s) under meanSquaredError with ${optimizer.getClassName()}`,
+    reason: `a chain of ${plan.layers.length} Dense layer(s) under ${plan.loss} with ${optimizer.getClassName()}`,
   };
 }

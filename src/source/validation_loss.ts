@@ -6,7 +6,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { describe } from "../internal/describe.ts";
-import { requireFunction, requireKey } from "../internal/validate.ts";
+import { requireKey, requireLoss } from "../internal/validate.ts";
 import { checkTensors, sliceRows } from "./data.ts";
 import { checkModel, forward, type LossFunction, type ModelLike } from "./model.ts";
 import { checkBatchOptions } from "./iter_batches.ts";
@@ -56,7 +56,7 @@ export function validationLoss<const K extends string = "val_loss">(
     throw new TypeError(`validationLoss: lastLabel must be a boolean, got ${describe(lastLabel)}`);
   }
   const rows = checkTensors("validationLoss", "data", data, lastLabel ? 2 : 1);
-  requireFunction("validationLoss", "loss", loss);
+  requireLoss("validationLoss", loss);
   if (batchSize !== undefined) checkBatchOptions("validationLoss", { batchSize });
   const step = Math.min(batchSize ?? rows, rows);
   const inputs = lastLabel ? data.length - 1 : data.length;
