@@ -190,21 +190,25 @@ test("the two engines hand over: 2 host epochs then 2 tfjs epochs = 4 tfjs epoch
   tf.dispose([x, y]);
 });
 
-test("hyperparameters changed between epochs reach the host engine", async () => {
+test("hyperparameters changed between epochs reach the host engine (reduceLrOnPlateau's two ways)", async () => {
   const spec: ModelSpec = [{ units: 1, activation: "linear" }];
   const [x, y] = regression(20, 5, 1);
-  const model = buildModel(5, spec);
-  const optimizer = tf.train.sgd(1);
-  const reader = epochStream({ data: [x, y], model, optimizer, loss: mse, batchSize: 20, shuffle: false }).getReader();
-  await reader.read();
-  const before = weightsOf(model);
-  optimizer.setLearningRate(0);
-  await reader.read();
-  assert.deepEqual(weightsOf(model), before, "learning rate 0: nothing moves");
-  await reader.cancel();
+  for (const kind of ["sgd, setLearningRate", "adam, learningRate property"]) {
+    const model = buildModel(5, spec);
+    const optimizer = kind.startsWith("sgd") ? tf.train.sgd(0.1) : tf.train.adam(0.1);
+    const reader = epochStream({ data: [x, y], model, optimizer, loss: mse, batchSize: 20, shuffle: false })
+      .getReader();
+    await reader.read();
+    const before = weightsOf(model);
+    if (optimizer instanceof tf.SGDOptimizer && kind.startsWith("sgd")) optimizer.setLearningRate(0);
+    else (optimizer as unknown as { learningRate: number }).learningRate = 0;
+    await reader.read();
+    assert.deepEqual(weightsOf(model), before, `${kind}: learning rate 0, nothing moves`);
+    await reader.cancel();
+    model.dispose();
+    optimizer.dispose();
+  }
   tf.dispose([x, y]);
-  model.dispose();
-  optimizer.dispose();
 });
 
 test("explainEngine names what keeps a run off the host engine", () => {
