@@ -4,7 +4,9 @@
  *
  *   host engine: milliseconds per epoch in each piece (exchanging weights and
  *   optimizer state with tfjs, batching, forward, loss, backward, optimizer),
- *   and the tfjs kernels one epoch runs.
+ *   and the tfjs kernels one epoch runs — with tf.losses.meanSquaredError
+ *   (computed by the engine) and with the same loss as a custom function
+ *   (its gradient through tfjs, per batch).
  *   tfjs path: microseconds per optimizer step for `optimizer.minimize`, the
  *   forward pass alone, `tf.variableGrads` and Adam's `applyGradients`, and the
  *   kernels one step runs, by name.
@@ -23,13 +25,19 @@ const x = data.xTrain, y = data.yTrain;
 const rows = x.shape[0];
 const hx = x.dataSync() as Float32Array, hy = y.dataSync() as Float32Array;
 
-async function hostProfile(batchSize: number): Promise<{ perEpoch: EngineProfile; kernels: number }> {
+/** The same MSE written as a custom function: the host engine runs its gradient through tfjs per batch. */
+const customLoss = (p: tf.Tensor, labels?: tf.Tensor) => tf.losses.meanSquaredError(labels!, p);
+
+async function hostProfile(
+  batchSize: number,
+  lossFn: unknown = loss,
+): Promise<{ perEpoch: EngineProfile; kernels: number }> {
   const model = makeModel();
   const optimizer = tf.train.adam(1e-2);
-  const plan = densePlan(model, loss, optimizer, [x, y]);
+  const plan = densePlan(model, lossFn, optimizer, [x, y]);
   if (!plan.ok) throw new Error(`no host engine: ${plan.reason}`);
   const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const engine = new DenseEngine(plan, variables, optimizer, hx, hy);
+  const engine = new DenseEngine(plan, variables, optimizer, hx, { values: hy, rowShape: [1], dtype: "float32" });
   const random = createRandom(1);
   for (let i = 0; i < 3; i++) await engine.epoch(rows, batchSize, permutation(rows, random)); // JIT warm-up
   const epochs = quick ? 2 : 10;
@@ -86,8 +94,10 @@ async function tfjsProfile(batchSize: number) {
 
 const host: Record<number, Awaited<ReturnType<typeof hostProfile>>> = {};
 const tfjs: Record<number, Awaited<ReturnType<typeof tfjsProfile>>> = {};
+const custom: Record<number, Awaited<ReturnType<typeof hostProfile>>> = {};
 for (const batchSize of [512, 32]) {
   host[batchSize] = await hostProfile(batchSize);
+  custom[batchSize] = await hostProfile(batchSize, customLoss);
   tfjs[batchSize] = await tfjsProfile(batchSize);
 }
 
@@ -95,10 +105,12 @@ const pieces = Object.keys(host[512].perEpoch) as (keyof EngineProfile)[];
 const sum = (p: EngineProfile) => pieces.reduce((s, k) => s + p[k], 0);
 console.log(`host engine, ms per epoch (${runtime}, ${tf.getBackend()}, ${rows} rows)`);
 table([
-  ["piece", "batch 512", "batch 32"],
-  ...pieces.map((k) => [k, host[512].perEpoch[k], host[32].perEpoch[k]]),
-  ["total", sum(host[512].perEpoch), sum(host[32].perEpoch)],
-  ["tfjs kernels per epoch", host[512].kernels, host[32].kernels],
+  ["piece", "batch 512", "batch 32", "custom loss, 512", "custom loss, 32"],
+  ...pieces.map((
+    k,
+  ) => [k, host[512].perEpoch[k], host[32].perEpoch[k], custom[512].perEpoch[k], custom[32].perEpoch[k]]),
+  ["total", ...[host[512], host[32], custom[512], custom[32]].map((h) => sum(h.perEpoch))],
+  ["tfjs kernels per epoch", host[512].kernels, host[32].kernels, custom[512].kernels, custom[32].kernels],
 ]);
 console.log(`\ntfjs path, µs per optimizer step (${runtime}, ${tf.getBackend()})`);
 table([
@@ -113,6 +125,7 @@ const names = [...tfjs[512].byName].sort((a, b) => b[1] - a[1]).map(([k, n]) => 
 console.log(`kernels of one step: ${names.join(", ")}`);
 jsonLine("profile", {
   host_ms_per_epoch: { batch512: host[512].perEpoch, batch32: host[32].perEpoch },
+  host_custom_loss_ms_per_epoch: { batch512: custom[512].perEpoch, batch32: custom[32].perEpoch },
   host_kernels_per_epoch: host[512].kernels,
   tfjs_us_per_step: Object.fromEntries(
     [512, 32].map((b) => [`batch${b}`, { ...tfjs[b], byName: Object.fromEntries(tfjs[b].byName) }]),

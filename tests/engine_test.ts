@@ -31,11 +31,17 @@ function regression(rows: number, inputs: number, outputs: number, seed = 1): [t
   return [tf.tensor2d(x, [rows, inputs]), tf.tensor2d(y, [rows, outputs])];
 }
 
-/** The labels of `regression` turned into classes: one-hot of the arg-max, or each output's sign as 0/1. */
-function classes(y: tf.Tensor2D, kind: "onehot" | "binary"): tf.Tensor2D {
+type Labels = "regression" | "onehot" | "binary" | "sparse" | "none";
+
+/** The labels of `regression` turned into classes: one-hot of the arg-max, its index (int32), or 0/1 per output. */
+function classes(y: tf.Tensor2D, kind: Labels): tf.Tensor {
   return tf.tidy(() =>
-    kind === "onehot" ? tf.oneHot(y.argMax(1), y.shape[1]).cast("float32") : y.greater(y.mean()).cast("float32")
-  ) as tf.Tensor2D;
+    kind === "onehot"
+      ? tf.oneHot(y.argMax(1), y.shape[1]).cast("float32")
+      : kind === "sparse"
+      ? y.argMax(1).cast("int32")
+      : y.greater(y.mean()).cast("float32")
+  );
 }
 
 type ModelSpec = { units: number; activation: "linear" | "relu" | "sigmoid" | "tanh"; useBias?: boolean }[];
@@ -75,14 +81,15 @@ async function run(
   engine: EngineChoice,
   spec: ModelSpec,
   makeOptimizer: () => tf.Optimizer,
-  { epochs = 3, batchSize = 7, functional = false, loss = mse as LossFunction, labels = "regression" } = {},
+  { epochs = 3, batchSize = 7, functional = false, loss = mse as LossFunction, labels = "regression" as Labels } = {},
 ): Promise<Run> {
   const [x, targets] = regression(30, 5, spec[spec.length - 1].units);
-  const y = labels === "regression" ? targets : classes(targets, labels as "onehot" | "binary");
+  const y = labels === "regression" ? targets : classes(targets, labels);
   if (y !== targets) targets.dispose();
   const model = buildModel(5, spec, functional);
   const optimizer = makeOptimizer();
-  const options = { data: [x, y], model, optimizer, loss, batchSize, seed: 4, engine };
+  const lastLabel = labels !== "none";
+  const options = { data: lastLabel ? [x, y] : [x], model, optimizer, loss, batchSize, seed: 4, engine, lastLabel };
   assert.equal(explainEngine(options).engine, engine === "auto" ? "host" : "tfjs", explainEngine(options).reason);
   const events = await collect(pipe(epochStream(options), take(epochs)));
   const saved = await optimizer.getWeights();
@@ -136,11 +143,20 @@ for (const [name, spec] of Object.entries(SPECS)) {
   }
 }
 
-const LOSSES: [string, LossFunction, "regression" | "onehot" | "binary", number][] = [
+const LOSSES: [string, LossFunction, Labels, number][] = [
   ["tf.losses.absoluteDifference", tf.losses.absoluteDifference, "regression", 1],
   ["tf.losses.huberLoss", tf.losses.huberLoss, "regression", 1],
   ["softmaxCrossEntropy", softmaxCrossEntropy, "onehot", 3],
   ["sigmoidCrossEntropy", sigmoidCrossEntropy, "binary", 2],
+  // Any other loss: the host engine runs the layers, tfjs the loss and its gradient.
+  ["a custom loss (half the MSE, labels first)", (p, y) => tf.losses.meanSquaredError(y, p).mul(0.5), "regression", 2],
+  [
+    "a sparse softmax cross-entropy on int32 class labels",
+    (p, y) => tf.losses.softmaxCrossEntropy(tf.oneHot(y.cast("int32"), 3), p),
+    "sparse",
+    3,
+  ],
+  ["a loss without labels", ((p: tf.Tensor) => p.sub(1).square().mean()) as LossFunction, "none", 2],
 ];
 for (const [name, loss, labels, outputs] of LOSSES) {
   for (const optName of ["sgd", "adam"]) {
@@ -219,18 +235,29 @@ test("explainEngine names what keeps a run off the host engine", () => {
     engine: "host",
     reason: "a chain of 1 Dense layer(s) under meanSquaredError with Adam",
   });
+  const custom = "a chain of 1 Dense layer(s) under a custom loss (its gradient through tfjs per batch) with Adam";
+  const alsoHost: [object, string][] = [
+    [{ loss: (p: tf.Tensor, y: tf.Tensor) => tf.losses.meanSquaredError(y, p) }, custom],
+    [{ lastLabel: false, data: [x], loss: (p: tf.Tensor) => p.square().mean() }, custom],
+    [{ data: [x, y.cast("int32")] }, custom], // tfjs's MSE on int32 labels: through tfjs
+    [{ loss: tf.losses.huberLoss }, "a chain of 1 Dense layer(s) under huberLoss with Adam"],
+  ];
+  for (const [change, reason] of alsoHost) {
+    assert.deepEqual(explainEngine({ ...base, ...change } as typeof base), { engine: "host", reason });
+  }
   const cases: [object, RegExp][] = [
     [{ engine: "tfjs" }, /engine: "tfjs" was asked for/],
-    [{ loss: (p: tf.Tensor, y: tf.Tensor) => tf.losses.meanSquaredError(y, p) }, /not one the host engine knows/],
     [{ optimizer: tf.train.rmsprop(0.1) }, /the optimizer is RMSProp/],
     [{ model: (t: tf.Tensor) => t }, /function, not a tf.LayersModel/],
     [{
       model: tf.sequential({ layers: [dense(), tf.layers.dropout({ rate: 0.5 }), tf.layers.dense({ units: 1 })] }),
     }, /is a Dropout, not a Dense layer/],
     [{ model: tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [5], activation: "elu" })] }) }, /elu/],
-    [{ lastLabel: false }, /not one input tensor and one label tensor/],
-    [{ data: [x, y.cast("int32")] }, /not 2-d float32/],
-    [{ data: [x, tf.zeros([4, 2])] }, /widths do not match/],
+    [{ lastLabel: false }, /^the data is not one input tensor$/],
+    [{ data: [x, y, y] }, /^the data is not one input tensor and one label tensor$/],
+    [{ data: [x, y.cast("bool")] }, /the labels are bool, not float32 or int32/],
+    [{ data: [x.cast("int32"), y] }, /the input is not a 2-d float32 tensor/],
+    [{ data: [tf.zeros([4, 3]), y] }, /the input's width does not match the model/],
   ];
   for (const [change, reason] of cases) {
     const explanation = explainEngine({ ...base, ...change } as typeof base);

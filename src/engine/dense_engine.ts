@@ -18,7 +18,8 @@ import {
   transpose,
 } from "./dense_kernels.ts";
 import { HostOptimizer, hostOptimizerSupports } from "./host_optimizer.ts";
-import { type HostLoss, lossBackward } from "./loss_kernels.ts";
+import type { HostLoss } from "./loss_kernels.ts";
+import { type HostLabels, type LossStep, lossStep, type PlannedLoss } from "./loss_step.ts";
 import { sigmoidCrossEntropy, softmaxCrossEntropy } from "../losses/cross_entropy.ts";
 
 const HOST_LOSSES = new Map<unknown, HostLoss>([
@@ -40,7 +41,7 @@ interface DenseLayer {
 }
 
 /** Why the host engine can or cannot train a model, and its layers and loss when it can. */
-export type DensePlan = { ok: true; layers: DenseLayer[]; loss: HostLoss } | { ok: false; reason: string };
+export type DensePlan = { ok: true; layers: DenseLayer[]; loss: PlannedLoss } | { ok: false; reason: string };
 
 interface LayerInternals {
   inboundNodes?: { inboundLayers?: unknown[] }[];
@@ -81,36 +82,44 @@ function denseLayers(model: unknown): DenseLayer[] | string {
 
 /**
  * Decides whether the host engine can train `model` with `loss` and
- * `optimizer` on `data` (inputs, then labels). Internal.
+ * `optimizer` on `data` (the input tensor, then the labels when `lastLabel`).
+ * Internal.
  */
-export function densePlan(model: unknown, loss: unknown, optimizer: tf.Optimizer, data: tf.Tensor[]): DensePlan {
+export function densePlan(
+  model: unknown,
+  loss: unknown,
+  optimizer: tf.Optimizer,
+  data: tf.Tensor[],
+  lastLabel = true,
+): DensePlan {
   const backend = tf.getBackend();
   if (backend !== "wasm" && backend !== "cpu") {
     return { ok: false, reason: `the ${backend} backend runs tfjs kernels on its own device` };
   }
-  const hostLoss = HOST_LOSSES.get(loss);
-  if (!hostLoss) {
-    return {
-      ok: false,
-      reason: "the loss is not one the host engine knows (tf.losses.meanSquaredError, absoluteDifference, " +
-        "huberLoss; fitstream's softmaxCrossEntropy, sigmoidCrossEntropy)",
-    };
-  }
+  if (typeof loss !== "function") return { ok: false, reason: "the loss is not a function" };
   if (!hostOptimizerSupports(optimizer)) {
     return { ok: false, reason: `the optimizer is ${optimizer.getClassName()} (host rules: SGD, Momentum, Adam)` };
   }
-  if (data.length !== 2) return { ok: false, reason: "the data is not one input tensor and one label tensor" };
+  if (data.length !== (lastLabel ? 2 : 1)) {
+    return { ok: false, reason: `the data is not one input tensor${lastLabel ? " and one label tensor" : ""}` };
+  }
   const [x, y] = data;
-  if (!(x instanceof tf.Tensor) || !(y instanceof tf.Tensor)) return { ok: false, reason: "the data is not tensors" };
-  if (x.rank !== 2 || y.rank !== 2 || x.dtype !== "float32" || y.dtype !== "float32") {
-    return { ok: false, reason: "inputs and labels are not 2-d float32 tensors" };
+  if (!(x instanceof tf.Tensor) || (lastLabel && !(y instanceof tf.Tensor))) {
+    return { ok: false, reason: "the data is not tensors" };
+  }
+  if (x.rank !== 2 || x.dtype !== "float32") return { ok: false, reason: "the input is not a 2-d float32 tensor" };
+  if (y && y.dtype !== "float32" && y.dtype !== "int32") {
+    return { ok: false, reason: `the labels are ${y.dtype}, not float32 or int32` };
   }
   const layers = denseLayers(model);
   if (typeof layers === "string") return { ok: false, reason: layers };
-  if (layers[0].inputs !== x.shape[1] || layers[layers.length - 1].units !== y.shape[1]) {
-    return { ok: false, reason: "the data's widths do not match the model" };
+  const outputs = layers[layers.length - 1].units;
+  if (layers[0].inputs !== x.shape[1]) return { ok: false, reason: "the input's width does not match the model" };
+  const hostLoss = HOST_LOSSES.get(loss);
+  if (hostLoss && y && y.rank === 2 && y.dtype === "float32" && y.shape[1] === outputs) {
+    return { ok: true, layers, loss: { kind: "host", name: hostLoss } };
   }
-  return { ok: true, layers, loss: hostLoss };
+  return { ok: true, layers, loss: { kind: "tfjs", fn: loss as (p: tf.Tensor, y?: tf.Tensor) => tf.Tensor } };
 }
 
 function toHost(v: tf.Variable): Float64Array {
@@ -136,29 +145,29 @@ export interface EngineProfile {
 /** Trains the layers of a {@link DensePlan}, one epoch per `epoch()` call. Internal. */
 export class DenseEngine {
   #layers: DenseLayer[];
-  #loss: HostLoss;
+  #loss: PlannedLoss;
+  #lossStep: LossStep | undefined;
   #variables: tf.Variable[];
   #optimizer: HostOptimizer;
   #x: Float32Array;
-  #y: Float32Array;
+  #labels: HostLabels | undefined;
   #batch = 0;
   #acts: Float64Array[] = []; // acts[0]: the input batch; acts[l + 1]: layer l's output
   #grads: Float64Array[] = []; // grads[l + 1]: d loss / d acts[l + 1]
-  #labels = new Float64Array(0);
 
   constructor(
     plan: DensePlan & { ok: true },
     variables: tf.Variable[],
     optimizer: tf.Optimizer,
     x: Float32Array,
-    y: Float32Array,
+    labels: HostLabels | undefined,
   ) {
     this.#layers = plan.layers;
     this.#loss = plan.loss;
     this.#variables = variables;
     this.#optimizer = new HostOptimizer(optimizer, variables);
     this.#x = x;
-    this.#y = y;
+    this.#labels = labels;
   }
 
   #buffers(batchSize: number): void {
@@ -167,7 +176,7 @@ export class DenseEngine {
     const widths = [this.#layers[0].inputs, ...this.#layers.map((l) => l.units)];
     this.#acts = widths.map((w) => new Float64Array(batchSize * w));
     this.#grads = widths.map((w, i) => i === 0 ? new Float64Array(0) : new Float64Array(batchSize * w));
-    this.#labels = new Float64Array(batchSize * widths[widths.length - 1]);
+    this.#lossStep = lossStep(this.#loss, this.#labels, batchSize, widths[widths.length - 1]);
   }
 
   /**
@@ -201,9 +210,9 @@ export class DenseEngine {
     const biasGrads = layers.map((l) => l.bias && gradOf.get(l.bias));
     const transposed = layers.map((l) => new Float64Array(l.inputs * l.units));
     const codes = layers.map((l) => activationCode(l.activation));
-    const acts = this.#acts, grads = this.#grads, labels = this.#labels;
+    const acts = this.#acts, grads = this.#grads, loss = this.#lossStep!, labelled = this.#labels !== undefined;
     const inputs = layers[0].inputs, outputs = layers[layers.length - 1].units;
-    const x = this.#x, y = this.#y, last = layers.length - 1;
+    const x = this.#x, last = layers.length - 1;
     let total = 0;
     lap("exchange");
     for (let start = 0; start < rows; start += batchSize) {
@@ -212,7 +221,7 @@ export class DenseEngine {
       for (let r = 0; r < n; r++) {
         const row = order ? order[start + r] : start + r;
         for (let c = 0; c < inputs; c++) input[r * inputs + c] = x[row * inputs + c];
-        for (let c = 0; c < outputs; c++) labels[r * outputs + c] = y[row * outputs + c];
+        if (labelled) loss.gather(row, r);
       }
       lap("batching");
       for (let l = 0; l <= last; l++) {
@@ -222,16 +231,7 @@ export class DenseEngine {
       }
       lap("forward");
       biasGrads[last]?.fill(0);
-      total += lossBackward(
-        this.#loss,
-        acts[last + 1],
-        labels,
-        n,
-        outputs,
-        codes[last],
-        biasGrads[last],
-        grads[last + 1],
-      );
+      total += loss.backward(acts[last + 1], n, outputs, codes[last], biasGrads[last], grads[last + 1]);
       lap("loss");
       for (let l = last; l >= 0; l--) {
         const { inputs: i, units } = layers[l];

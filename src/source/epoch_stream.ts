@@ -56,9 +56,10 @@ export interface EpochStreamOptions<M extends ModelLike, X extends object> {
   /**
    * How epochs are computed. `"auto"` (the default), on the wasm and cpu
    * backends, trains a chain of Dense layers (linear, relu, sigmoid or tanh)
-   * under `tf.losses.meanSquaredError`, `absoluteDifference` or `huberLoss`,
-   * or fitstream's `softmaxCrossEntropy` or `sigmoidCrossEntropy`, with Adam,
-   * SGD or Momentum on fitstream's host engine: the whole epoch in plain float64 loops, with
+   * with Adam, SGD or Momentum on fitstream's host engine (the loss computed
+   * by the engine for `tf.losses.meanSquaredError`, `absoluteDifference`,
+   * `huberLoss` and fitstream's cross-entropies, through tfjs on each batch's
+   * predictions for any other loss): the whole epoch in plain float64 loops, with
    * weights and optimizer state exchanged with tfjs once per epoch; any other
    * model takes the tfjs path. `"tfjs"` always takes the tfjs path
    * (`optimizer.minimize` per batch). Both give the same training up to float
@@ -284,14 +285,16 @@ class EpochPuller<M extends ModelLike, X extends object> implements Puller<Epoch
   async #train(): Promise<number> {
     const { model, optimizer, loss, inputs, data, varList, batches, random, host } = this.#plan;
     if (this.#plan.engine === "auto" && host) {
-      const plan = densePlan(model, loss, optimizer, this.#plan.lastLabel ? data : []);
+      const plan = densePlan(model, loss, optimizer, data, this.#plan.lastLabel);
       if (plan.ok) {
         const engine = new DenseEngine(
           plan,
           varList,
           optimizer,
           host.values[0] as Float32Array,
-          host.values[1] as Float32Array,
+          this.#plan.lastLabel
+            ? { values: host.values[1], rowShape: host.shapes[1], dtype: host.dtypes[1] }
+            : undefined,
         );
         const order = batches.shuffle ? permutation(batches.rows, random) : undefined;
         return await engine.epoch(batches.rows, batches.batchSize, order);
@@ -378,9 +381,9 @@ export interface EngineExplanation {
 /**
  * Which engine `epochStream(options)` trains with, and why: the host engine
  * (on the wasm or cpu backend: a chain of Dense layers with
- * linear/relu/sigmoid/tanh activations; the mean squared error, absolute
- * difference, Huber loss or fitstream's cross-entropies; Adam, SGD or
- * Momentum; float32 inputs and labels) or the tfjs path for everything else. Useful when a run is slower than expected.
+ * linear/relu/sigmoid/tanh activations, any loss, Adam, SGD or Momentum, a
+ * float32 input and float32 or int32 labels) or the tfjs path for everything
+ * else. Useful when a run is slower than expected.
  *
  * @example The tutorial's model takes the host engine
  * ```ts
@@ -406,10 +409,11 @@ export function explainEngine<M extends ModelLike, X extends object>(
   if (options.engine === "tfjs") return { engine: "tfjs", reason: 'engine: "tfjs" was asked for' };
   const { model, loss, optimizer, data, lastLabel = true } = options;
   if (!(optimizer instanceof tf.Optimizer)) return { engine: "tfjs", reason: "optimizer is not a tf.train optimizer" };
-  const plan = densePlan(model, loss, optimizer, lastLabel && Array.isArray(data) ? data : []);
+  const plan = densePlan(model, loss, optimizer, Array.isArray(data) ? data : [], lastLabel);
   if (!plan.ok) return { engine: "tfjs", reason: plan.reason };
+  const lossName = plan.loss.kind === "host" ? plan.loss.name : "a custom loss (its gradient through tfjs per batch)";
   return {
     engine: "host",
-    reason: `a chain of ${plan.layers.length} Dense layer(s) under ${plan.loss} with ${optimizer.getClassName()}`,
+    reason: `a chain of ${plan.layers.length} Dense layer(s) under ${lossName} with ${optimizer.getClassName()}`,
   };
 }
