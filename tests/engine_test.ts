@@ -44,7 +44,8 @@ function classes(y: tf.Tensor2D, kind: Labels): tf.Tensor {
   );
 }
 
-type ModelSpec = { units: number; activation: "linear" | "relu" | "sigmoid" | "tanh"; useBias?: boolean }[];
+type Activation = "linear" | "relu" | "sigmoid" | "tanh" | "elu" | "selu" | "softplus" | "relu6";
+type ModelSpec = { units: number; activation: Activation; useBias?: boolean }[];
 
 function buildModel(inputs: number, spec: ModelSpec, functional = false): tf.LayersModel {
   const layers = spec.map((l, i) =>
@@ -130,6 +131,14 @@ const SPECS: Record<string, ModelSpec> = {
     { units: 2, activation: "linear" },
   ],
   "one linear layer": [{ units: 3, activation: "linear" }],
+  "elu → selu → softplus → relu6 (no bias) → linear": [
+    { units: 6, activation: "elu" },
+    { units: 6, activation: "selu" },
+    { units: 5, activation: "softplus" },
+    { units: 4, activation: "relu6", useBias: false },
+    { units: 1, activation: "linear" },
+  ],
+  "softplus → elu output": [{ units: 4, activation: "softplus" }, { units: 2, activation: "elu" }],
 };
 
 for (const [name, spec] of Object.entries(SPECS)) {
@@ -252,7 +261,10 @@ test("explainEngine names what keeps a run off the host engine", () => {
     [{
       model: tf.sequential({ layers: [dense(), tf.layers.dropout({ rate: 0.5 }), tf.layers.dense({ units: 1 })] }),
     }, /is a Dropout, not a Dense layer/],
-    [{ model: tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [5], activation: "elu" })] }) }, /elu/],
+    [
+      { model: tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [5], activation: "softsign" })] }) },
+      /uses the softsign activation/,
+    ],
     [{ lastLabel: false }, /^the data is not one input tensor$/],
     [{ data: [x, y, y] }, /^the data is not one input tensor and one label tensor$/],
     [{ data: [x, y.cast("bool")] }, /the labels are bool, not float32 or int32/],

@@ -11,6 +11,7 @@
 import * as tf from "@tensorflow/tfjs";
 import {
   activationCode,
+  DENSE_ACTIVATIONS,
   type DenseActivation,
   denseBackward,
   denseForward,
@@ -30,7 +31,7 @@ const HOST_LOSSES = new Map<unknown, HostLoss>([
   [sigmoidCrossEntropy, "sigmoidCrossEntropy"],
 ]);
 
-const ACTIVATIONS: readonly string[] = ["linear", "relu", "sigmoid", "tanh"];
+const ACTIVATIONS: readonly string[] = DENSE_ACTIVATIONS;
 
 interface DenseLayer {
   kernel: tf.Variable;

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type ActivationCode, slope } from "./dense_kernels.ts";
+import { type ActivationCode, slopeAny as slope } from "./dense_kernels.ts";
 
 /** A loss the host engine computes itself. */
 export type HostLoss =

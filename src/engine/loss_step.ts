@@ -7,7 +7,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { type ActivationCode, slope } from "./dense_kernels.ts";
+import { type ActivationCode, slopeAny as slope } from "./dense_kernels.ts";
 import { type HostLoss, lossBackward } from "./loss_kernels.ts";
 
 type HostArray = Float32Array | Int32Array | Uint8Array;

@@ -55,7 +55,8 @@ export interface EpochStreamOptions<M extends ModelLike, X extends object> {
   stopOnNaN?: boolean;
   /**
    * How epochs are computed. `"auto"` (the default), on the wasm and cpu
-   * backends, trains a chain of Dense layers (linear, relu, sigmoid or tanh)
+   * backends, trains a chain of Dense layers (linear, relu, sigmoid, tanh, elu,
+   * selu, softplus or relu6)
    * with Adam, SGD or Momentum on fitstream's host engine (the loss computed
    * by the engine for `tf.losses.meanSquaredError`, `absoluteDifference`,
    * `huberLoss` and fitstream's cross-entropies, through tfjs on each batch's
@@ -380,10 +381,10 @@ export interface EngineExplanation {
 
 /**
  * Which engine `epochStream(options)` trains with, and why: the host engine
- * (on the wasm or cpu backend: a chain of Dense layers with
- * linear/relu/sigmoid/tanh activations, any loss, Adam, SGD or Momentum, a
- * float32 input and float32 or int32 labels) or the tfjs path for everything
- * else. Useful when a run is slower than expected.
+ * (on the wasm or cpu backend: a chain of Dense layers with linear, relu,
+ * sigmoid, tanh, elu, selu, softplus or relu6 activations, any loss, Adam,
+ * SGD or Momentum, a float32 input and float32 or int32 labels) or the tfjs
+ * path for everything else. Useful when a run is slower than expected.
  *
  * @example The tutorial's model takes the host engine
  * ```ts
