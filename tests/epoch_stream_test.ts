@@ -330,22 +330,25 @@ test("bad inputs fail at construction, before anything trains", () => {
   optimizer.dispose();
 });
 
-test("an error thrown by the loss during training reaches the consumer", async () => {
-  const { x, y } = lineData(10);
-  const model = linearModel();
-  const optimizer = tf.train.sgd(0.1);
-  let calls = 0;
-  const loss = (p: tf.Tensor, l: tf.Tensor) => {
-    if (++calls === 4) throw new Error("loss exploded");
-    return mse(l, p);
-  };
-  const before = tf.memory().numTensors;
-  await assert.rejects(
-    collect(pipe(epochStream({ data: [x, y], model, optimizer, loss, batchSize: 5 }), take(5))),
-    /loss exploded/,
-  );
-  assert.equal(tf.memory().numTensors, before);
-  tf.dispose([x, y]);
-  model.dispose();
-  optimizer.dispose();
-});
+for (const engine of ["auto", "tfjs"] as const) {
+  test(`an error thrown by the loss during training reaches the consumer, no tensor left (engine ${engine})`, async () => {
+    const { x, y } = lineData(10);
+    const model = linearModel();
+    const optimizer = tf.train.sgd(0.1);
+    let calls = 0;
+    const loss = (p: tf.Tensor, l: tf.Tensor) => {
+      const squared = p.sub(l).square(); // on the gradient tape before the throw
+      if (++calls === 4) throw new Error("loss exploded");
+      return squared.mean();
+    };
+    const before = tf.memory().numTensors;
+    await assert.rejects(
+      collect(pipe(epochStream({ data: [x, y], model, optimizer, loss, batchSize: 5, engine }), take(5))),
+      /loss exploded/,
+    );
+    assert.equal(tf.memory().numTensors, before);
+    tf.dispose([x, y]);
+    model.dispose();
+    optimizer.dispose();
+  });
+}

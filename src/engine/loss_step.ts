@@ -9,6 +9,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { type ActivationCode, slopeAny as slope } from "./dense_kernels.ts";
 import { type HostLoss, lossBackward } from "./loss_kernels.ts";
+import { freeingTapeOnThrow } from "../source/train_step.ts";
 
 type HostArray = Float32Array | Int32Array | Uint8Array;
 
@@ -113,14 +114,16 @@ class TfjsLossStep implements LossStep {
     const size = n * cols;
     const p32 = this.#pred.subarray(0, size);
     for (let i = 0; i < size; i++) p32[i] = pred[i];
-    const [value, dp] = tf.tidy(() => {
-      const predictions = tf.tensor(p32, [n, cols], "float32");
-      const labels = this.#labels
-        ? tf.tensor(this.#batch!.subarray(0, n * this.#width), [n, ...this.#labels.rowShape], this.#labels.dtype)
-        : undefined;
-      const { value, grad } = tf.valueAndGrad((q: tf.Tensor) => this.#fn(q, labels) as tf.Scalar)(predictions);
-      return [value.dataSync()[0], grad.dataSync() as Float32Array];
-    });
+    const [value, dp] = freeingTapeOnThrow(() =>
+      tf.tidy(() => {
+        const predictions = tf.tensor(p32, [n, cols], "float32");
+        const labels = this.#labels
+          ? tf.tensor(this.#batch!.subarray(0, n * this.#width), [n, ...this.#labels.rowShape], this.#labels.dtype)
+          : undefined;
+        const { value, grad } = tf.valueAndGrad((q: tf.Tensor) => this.#fn(q, labels) as tf.Scalar)(predictions);
+        return [value.dataSync()[0], grad.dataSync() as Float32Array];
+      })
+    );
     for (let r = 0; r < n; r++) {
       for (let j = 0; j < cols; j++) {
         const i = r * cols + j;

@@ -1,5 +1,5 @@
 /**
- * One optimizer step, leak-free even when the model or the loss throws.
+ * Gradient computations that stay leak-free when the model or the loss throws.
  *
  * @module
  */
@@ -11,14 +11,14 @@ interface TapeState {
 }
 
 /**
- * Runs `optimizer.minimize(f)` and returns the cost. If `f` throws, tfjs has
- * already kept the tensors its gradient tape saved for the backward pass;
- * they are freed here before the error goes on (tfjs would hold them until
- * the next gradient computation).
+ * Runs `f`, which computes gradients. If it throws, tfjs has already kept the
+ * tensors its gradient tape saved for the backward pass; they are freed here
+ * before the error goes on (tfjs would hold them until the next gradient
+ * computation). Internal.
  */
-export function trainStep(optimizer: tf.Optimizer, f: () => tf.Scalar, varList: tf.Variable[]): tf.Scalar {
+export function freeingTapeOnThrow<T>(f: () => T): T {
   try {
-    return optimizer.minimize(f, true, varList)!;
+    return f();
   } catch (error) {
     const state = (tf.engine() as unknown as { state: TapeState }).state;
     if (state.gradientDepth === 0 && state.activeTape) {
@@ -27,4 +27,9 @@ export function trainStep(optimizer: tf.Optimizer, f: () => tf.Scalar, varList: 
     }
     throw error;
   }
+}
+
+/** Runs `optimizer.minimize(f)` and returns the cost, leak-free if `f` throws. Internal. */
+export function trainStep(optimizer: tf.Optimizer, f: () => tf.Scalar, varList: tf.Variable[]): tf.Scalar {
+  return freeingTapeOnThrow(() => optimizer.minimize(f, true, varList)!);
 }
