@@ -68,15 +68,15 @@ export function lossBackward(
   return sum / cols;
 }
 
-function softmaxCrossEntropy(
-  logits: Float64Array,
-  labels: Float64Array,
-  n: number,
-  cols: number,
-  code: ActivationCode,
-  biasGrad: Float64Array | undefined,
-  grad: Float64Array,
-): number {
+const softmaxCrossEntropy: (...args: DropFirst<Parameters<typeof lossBackward>>) => number = (
+  logits,
+  labels,
+  n,
+  cols,
+  code,
+  biasGrad,
+  grad,
+) => {
   let sum = 0;
   for (let r = 0; r < n; r++) {
     const o = r * cols;
@@ -94,4 +94,6 @@ function softmaxCrossEntropy(
     }
   }
   return sum;
-}
+};
+
+type DropFirst<T extends unknown[]> = T extends [unknown, ...infer R] ? R : never;

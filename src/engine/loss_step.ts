@@ -45,41 +45,45 @@ export interface LossStep {
   ): number;
 }
 
-class HostLossStep implements LossStep {
-  #name: HostLoss;
+/** A batch's worth of label rows, copied out of the host copy into a reused buffer. */
+class LabelBatch<A extends HostArray | Float64Array> {
+  readonly width: number;
+  readonly values: A;
   #source: HostArray;
-  #width: number;
-  #labels: Float64Array;
 
-  constructor(name: HostLoss, labels: HostLabels, batchSize: number) {
-    this.#name = name;
+  constructor(labels: HostLabels, batchSize: number, make: (size: number) => A) {
+    this.width = labels.rowShape.reduce((a, b) => a * b, 1);
+    this.values = make(batchSize * this.width);
     this.#source = labels.values;
-    this.#width = labels.rowShape.reduce((a, b) => a * b, 1);
-    this.#labels = new Float64Array(batchSize * this.#width);
   }
 
   gather(row: number, slot: number): void {
-    const w = this.#width, from = row * w, to = slot * w;
-    for (let c = 0; c < w; c++) this.#labels[to + c] = this.#source[from + c];
+    const w = this.width, from = row * w, to = slot * w, values = this.values, source = this.#source;
+    for (let c = 0; c < w; c++) values[to + c] = source[from + c];
+  }
+}
+
+class HostLossStep implements LossStep {
+  #name: HostLoss;
+  #labels: LabelBatch<Float64Array>;
+
+  constructor(name: HostLoss, labels: HostLabels, batchSize: number) {
+    this.#name = name;
+    this.#labels = new LabelBatch(labels, batchSize, (size) => new Float64Array(size));
   }
 
-  backward(
-    pred: Float64Array,
-    n: number,
-    cols: number,
-    code: ActivationCode,
-    biasGrad: Float64Array | undefined,
-    grad: Float64Array,
-  ): number {
-    return lossBackward(this.#name, pred, this.#labels, n, cols, code, biasGrad, grad);
+  gather(row: number, slot: number): void {
+    this.#labels.gather(row, slot);
   }
+
+  backward: LossStep["backward"] = (pred, n, cols, code, biasGrad, grad) =>
+    lossBackward(this.#name, pred, this.#labels.values, n, cols, code, biasGrad, grad);
 }
 
 class TfjsLossStep implements LossStep {
   #fn: (predictions: tf.Tensor, labels?: tf.Tensor) => tf.Tensor;
   #labels: HostLabels | undefined;
-  #width: number;
-  #batch: HostArray | undefined;
+  #batch: LabelBatch<HostArray> | undefined;
   #pred: Float32Array;
 
   constructor(
@@ -90,37 +94,27 @@ class TfjsLossStep implements LossStep {
   ) {
     this.#fn = fn;
     this.#labels = labels;
-    this.#width = labels ? labels.rowShape.reduce((a, b) => a * b, 1) : 0;
-    this.#batch = labels
-      ? new (labels.values.constructor as new (n: number) => HostArray)(batchSize * this.#width)
-      : undefined;
+    const kind = labels?.values.constructor as new (size: number) => HostArray;
+    this.#batch = labels && new LabelBatch(labels, batchSize, (size) => new kind(size));
     this.#pred = new Float32Array(batchSize * outputs);
   }
 
   gather(row: number, slot: number): void {
-    const w = this.#width, from = row * w, to = slot * w;
-    const source = this.#labels!.values, batch = this.#batch!;
-    for (let c = 0; c < w; c++) batch[to + c] = source[from + c];
+    this.#batch!.gather(row, slot);
   }
 
-  backward(
-    pred: Float64Array,
-    n: number,
-    cols: number,
-    code: ActivationCode,
-    biasGrad: Float64Array | undefined,
-    grad: Float64Array,
-  ): number {
+  backward: LossStep["backward"] = (pred, n, cols, code, biasGrad, grad) => {
     const size = n * cols;
     const p32 = this.#pred.subarray(0, size);
     for (let i = 0; i < size; i++) p32[i] = pred[i];
     const [value, dp] = freeingTapeOnThrow(() =>
       tf.tidy(() => {
         const predictions = tf.tensor(p32, [n, cols], "float32");
-        const labels = this.#labels
-          ? tf.tensor(this.#batch!.subarray(0, n * this.#width), [n, ...this.#labels.rowShape], this.#labels.dtype)
+        const batch = this.#batch, labels = this.#labels;
+        const y = batch && labels
+          ? tf.tensor(batch.values.subarray(0, n * batch.width), [n, ...labels.rowShape], labels.dtype)
           : undefined;
-        const { value, grad } = tf.valueAndGrad((q: tf.Tensor) => this.#fn(q, labels) as tf.Scalar)(predictions);
+        const { value, grad } = tf.valueAndGrad((q: tf.Tensor) => this.#fn(q, y) as tf.Scalar)(predictions);
         return [value.dataSync()[0], grad.dataSync() as Float32Array];
       })
     );
@@ -132,7 +126,7 @@ class TfjsLossStep implements LossStep {
       }
     }
     return value * n;
-  }
+  };
 }
 
 /** The {@link LossStep} of a planned loss, for batches of up to `batchSize` rows. Internal. */
