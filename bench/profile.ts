@@ -37,13 +37,14 @@ async function hostProfile(
   const plan = densePlan(model, lossFn, optimizer, [x, y]);
   if (!plan.ok) throw new Error(`no host engine: ${plan.reason}`);
   const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const engine = new DenseEngine(plan, variables, optimizer, hx, { values: hy, rowShape: [1], dtype: "float32" });
+  const labels = { values: hy, rowShape: [1], dtype: "float32" as const };
+  const engine = new DenseEngine(plan, variables, optimizer, hx, labels, batchSize);
   const random = createRandom(1);
-  for (let i = 0; i < 3; i++) await engine.epoch(rows, batchSize, permutation(rows, random)); // JIT warm-up
+  for (let i = 0; i < 3; i++) await engine.epoch(rows, permutation(rows, random)); // JIT warm-up
   const epochs = quick ? 2 : 10;
   const total: EngineProfile = { exchange: 0, batching: 0, forward: 0, loss: 0, backward: 0, optimizer: 0 };
-  for (let i = 0; i < epochs; i++) await engine.epoch(rows, batchSize, permutation(rows, random), total);
-  const info = await tf.profile(() => engine.epoch(rows, batchSize, permutation(rows, random)));
+  for (let i = 0; i < epochs; i++) await engine.epoch(rows, permutation(rows, random), total);
+  const info = await tf.profile(() => engine.epoch(rows, permutation(rows, random)));
   model.dispose();
   optimizer.dispose();
   const perEpoch = Object.fromEntries(

@@ -225,7 +225,7 @@ test("hyperparameters changed between epochs reach the host engine (reduceLrOnPl
       .getReader();
     await reader.read();
     const before = weightsOf(model);
-    if (optimizer instanceof tf.SGDOptimizer && kind.startsWith("sgd")) optimizer.setLearningRate(0);
+    if (kind.startsWith("sgd")) (optimizer as tf.SGDOptimizer).setLearningRate(0);
     else (optimizer as unknown as { learningRate: number }).learningRate = 0;
     await reader.read();
     assert.deepEqual(weightsOf(model), before, `${kind}: learning rate 0, nothing moves`);

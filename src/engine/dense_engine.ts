@@ -32,8 +32,6 @@ const HOST_LOSSES = new Map<unknown, HostLoss>([
   [sigmoidCrossEntropy, "sigmoidCrossEntropy"],
 ]);
 
-const ACTIVATIONS: readonly string[] = DENSE_ACTIVATIONS;
-
 interface DenseLayer {
   kernel: tf.Variable;
   bias: tf.Variable | undefined;
@@ -69,7 +67,9 @@ function denseLayers(model: unknown): DenseLayer[] | string {
     previous = layer;
     const config = layer.getConfig();
     const activation = String(config.activation);
-    if (!ACTIVATIONS.includes(activation)) return `layer "${layer.name}" uses the ${activation} activation`;
+    if (!(DENSE_ACTIVATIONS as readonly string[]).includes(activation)) {
+      return `layer "${layer.name}" uses the ${activation} activation`;
+    }
     if (!layer.trainable) return `layer "${layer.name}" is frozen`;
     const weights = layer.trainableWeights.map((w) => w.read() as tf.Variable);
     const [kernel, bias] = weights;
@@ -147,50 +147,41 @@ export interface EngineProfile {
 /** Trains the layers of a {@link DensePlan}, one epoch per `epoch()` call. Internal. */
 export class DenseEngine {
   #layers: DenseLayer[];
-  #loss: PlannedLoss;
-  #lossStep: LossStep | undefined;
   #variables: tf.Variable[];
   #optimizer: HostOptimizer;
   #x: Float32Array;
-  #labels: HostLabels | undefined;
-  #batch = 0;
-  #acts: Float64Array[] = []; // acts[0]: the input batch; acts[l + 1]: layer l's output
-  #grads: Float64Array[] = []; // grads[l + 1]: d loss / d acts[l + 1]
+  #labelled: boolean;
+  #batchSize: number;
+  #lossStep: LossStep;
+  #acts: Float64Array[]; // acts[0]: the input batch; acts[l + 1]: layer l's output
+  #grads: Float64Array[]; // grads[l + 1]: d loss / d acts[l + 1]
 
+  /** Buffers for batches of `batchSize` rows; `labels` is `undefined` for a loss without labels. */
   constructor(
     plan: DensePlan & { ok: true },
     variables: tf.Variable[],
     optimizer: tf.Optimizer,
     x: Float32Array,
     labels: HostLabels | undefined,
+    batchSize: number,
   ) {
     this.#layers = plan.layers;
-    this.#loss = plan.loss;
     this.#variables = variables;
     this.#optimizer = new HostOptimizer(optimizer, variables);
     this.#x = x;
-    this.#labels = labels;
-  }
-
-  #buffers(batchSize: number): void {
-    if (this.#batch >= batchSize) return;
-    this.#batch = batchSize;
-    const widths = [this.#layers[0].inputs, ...this.#layers.map((l) => l.units)];
+    this.#labelled = labels !== undefined;
+    this.#batchSize = batchSize;
+    const widths = [plan.layers[0].inputs, ...plan.layers.map((l) => l.units)];
     this.#acts = widths.map((w) => new Float64Array(batchSize * w));
     this.#grads = widths.map((w, i) => i === 0 ? new Float64Array(0) : new Float64Array(batchSize * w));
-    this.#lossStep = lossStep(this.#loss, this.#labels, batchSize, widths[widths.length - 1]);
+    this.#lossStep = lossStep(plan.loss, labels, batchSize, widths[widths.length - 1]);
   }
 
   /**
-   * One epoch over `rows` rows in `order` (or in place), `batchSize` rows per
-   * step. Returns the sample-weighted mean of the batch losses.
+   * One epoch over `rows` rows in `order` (or in place), the constructor's
+   * batch size per step. Returns the sample-weighted mean of the batch losses.
    */
-  async epoch(
-    rows: number,
-    batchSize: number,
-    order: Int32Array | undefined,
-    profile?: EngineProfile,
-  ): Promise<number> {
+  async epoch(rows: number, order: Int32Array | undefined, profile?: EngineProfile): Promise<number> {
     let clock = profile ? performance.now() : 0;
     const lap = (piece: keyof EngineProfile) => {
       if (!profile) return;
@@ -198,8 +189,7 @@ export class DenseEngine {
       profile[piece] += now - clock;
       clock = now;
     };
-    const layers = this.#layers;
-    this.#buffers(Math.min(batchSize, rows));
+    const layers = this.#layers, batchSize = this.#batchSize;
     await this.#optimizer.load();
     // Parameters in the order of `variables` (the optimizer's order), and per layer.
     const byVariable = new Map(this.#variables.map((v) => [v, toHost(v)]));
@@ -212,7 +202,7 @@ export class DenseEngine {
     const biasGrads = layers.map((l) => l.bias && gradOf.get(l.bias));
     const transposed = layers.map((l) => new Float64Array(l.inputs * l.units));
     const codes = layers.map((l) => activationCode(l.activation));
-    const acts = this.#acts, grads = this.#grads, loss = this.#lossStep!, labelled = this.#labels !== undefined;
+    const acts = this.#acts, grads = this.#grads, loss = this.#lossStep, labelled = this.#labelled;
     const inputs = layers[0].inputs, outputs = layers[layers.length - 1].units;
     const x = this.#x, last = layers.length - 1;
     let total = 0;

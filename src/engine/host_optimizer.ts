@@ -72,7 +72,7 @@ function ruleFor(optimizer: tf.Optimizer): Rule | undefined {
 
 /** Whether the host engine can run `optimizer`'s update rule. */
 export function hostOptimizerSupports(optimizer: tf.Optimizer): boolean {
-  return ["SGD", "Momentum", "Adam"].includes(optimizer.getClassName());
+  return ruleFor(optimizer) !== undefined;
 }
 
 /**
@@ -85,6 +85,8 @@ export class HostOptimizer {
   #rule!: Rule;
   #state: Float64Array[][] = [];
   #iterations = 0;
+  /** The tfjs optimizer's state variables read by `load`, replaced (and freed) by `save`. */
+  #replaced: tf.Tensor[] = [];
 
   constructor(optimizer: tf.Optimizer, variables: tf.Variable[]) {
     this.#optimizer = optimizer;
@@ -100,6 +102,7 @@ export class HostOptimizer {
     const [iter, ...slots] = weights;
     this.#iterations = iter ? (await iter.tensor.data())[0] : 0;
     tf.dispose(iter?.tensor);
+    this.#replaced = slots.map((w) => w.tensor);
     const k = this.#variables.length, s = rule.slots.length;
     this.#state = this.#variables.map((v, i) =>
       rule.slots.map((_, j) => {
@@ -117,7 +120,6 @@ export class HostOptimizer {
 
   /** Hands the state back to the tfjs optimizer. */
   async save(): Promise<void> {
-    const old = await this.#optimizer.getWeights();
     const fresh: { name: string; tensor: tf.Tensor }[] = [{
       name: "iter",
       tensor: tf.scalar(this.#iterations, "int32"),
@@ -135,6 +137,7 @@ export class HostOptimizer {
     } finally {
       tf.dispose(fresh.map((w) => w.tensor)); // setWeights keeps its own references
     }
-    tf.dispose(old.map((w) => w.tensor)); // the iteration scalar and the replaced state variables
+    tf.dispose(this.#replaced);
+    this.#replaced = [];
   }
 }

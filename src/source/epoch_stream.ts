@@ -55,14 +55,14 @@ export interface EpochStreamOptions<M extends ModelLike, X extends object> {
   stopOnNaN?: boolean;
   /**
    * How epochs are computed. `"auto"` (the default), on the wasm and cpu
-   * backends, trains a chain of Dense layers (linear, relu, sigmoid, tanh, elu,
-   * selu, softplus or relu6)
-   * with Adam, SGD or Momentum on fitstream's host engine (the loss computed
-   * by the engine for `tf.losses.meanSquaredError`, `absoluteDifference`,
-   * `huberLoss` and fitstream's cross-entropies, through tfjs on each batch's
-   * predictions for any other loss): the whole epoch in plain float64 loops, with
-   * weights and optimizer state exchanged with tfjs once per epoch; any other
-   * model takes the tfjs path. `"tfjs"` always takes the tfjs path
+   * backends, trains a chain of Dense layers (linear, relu, sigmoid, tanh,
+   * elu, selu, softplus or relu6) with Adam, SGD or Momentum on fitstream's
+   * host engine (the loss computed by the engine for
+   * `tf.losses.meanSquaredError`, `absoluteDifference`, `huberLoss` and
+   * fitstream's cross-entropies, through tfjs on each batch's predictions for
+   * any other loss): the whole epoch in plain float64 loops, with weights and
+   * optimizer state exchanged with tfjs once per epoch; any other model takes
+   * the tfjs path. `"tfjs"` always takes the tfjs path
    * (`optimizer.minimize` per batch). Both give the same training up to float
    * rounding; {@link explainEngine} says which applies.
    */
@@ -296,9 +296,10 @@ class EpochPuller<M extends ModelLike, X extends object> implements Puller<Epoch
           this.#plan.lastLabel
             ? { values: host.values[1], rowShape: host.shapes[1], dtype: host.dtypes[1] }
             : undefined,
+          Math.min(batches.batchSize, batches.rows),
         );
         const order = batches.shuffle ? permutation(batches.rows, random) : undefined;
-        return await engine.epoch(batches.rows, batches.batchSize, order);
+        return await engine.epoch(batches.rows, order);
       }
     }
     const costs: tf.Scalar[] = [];
