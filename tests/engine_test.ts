@@ -240,6 +240,10 @@ test("explainEngine names what keeps a run off the host engine", () => {
   const [x, y] = regression(4, 5, 1);
   const dense = () => tf.layers.dense({ units: 1, inputShape: [5] });
   const base = { data: [x, y], model: tf.sequential({ layers: [dense()] }), optimizer: tf.train.adam(), loss: mse };
+  const kernel = tf.variable(tf.zeros([5, 1]));
+  const [a, b] = [tf.input({ shape: [5] }), tf.input({ shape: [1] })];
+  const joined = tf.layers.concatenate().apply([a, b]) as tf.SymbolicTensor;
+  const twoInputs = tf.model({ inputs: [a, b], outputs: tf.layers.dense({ units: 1 }).apply(joined) as tf.SymbolicTensor });
   assert.deepEqual(explainEngine(base), {
     engine: "host",
     reason: "a chain of 1 Dense layer(s) under meanSquaredError with Adam",
@@ -257,7 +261,7 @@ test("explainEngine names what keeps a run off the host engine", () => {
   const cases: [object, RegExp][] = [
     [{ engine: "tfjs" }, /engine: "tfjs" was asked for/],
     [{ optimizer: tf.train.rmsprop(0.1) }, /the optimizer is RMSProp/],
-    [{ model: (t: tf.Tensor) => t }, /function, not a tf.LayersModel/],
+    [{ model: (t: tf.Tensor) => t.matMul(kernel), variables: [kernel] }, /function, not a tf.LayersModel/],
     [{
       model: tf.sequential({ layers: [dense(), tf.layers.dropout({ rate: 0.5 }), tf.layers.dense({ units: 1 })] }),
     }, /is a Dropout, not a Dense layer/],
@@ -265,20 +269,29 @@ test("explainEngine names what keeps a run off the host engine", () => {
       { model: tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [5], activation: "softsign" })] }) },
       /uses the softsign activation/,
     ],
-    [{ lastLabel: false }, /^the data is not one input tensor$/],
-    [{ data: [x, y, y] }, /^the data is not one input tensor and one label tensor$/],
+    [{ data: [x, y, y], model: twoInputs }, /^the data is not one input tensor and one label tensor$/],
     [{ data: [x, y.cast("bool")] }, /the labels are bool, not float32 or int32/],
     [{ data: [x.cast("int32"), y] }, /the input is not a 2-d float32 tensor/],
-    [{ data: [tf.zeros([4, 3]), y] }, /the input's width does not match the model/],
   ];
   for (const [change, reason] of cases) {
     const explanation = explainEngine({ ...base, ...change } as typeof base);
     assert.equal(explanation.engine, "tfjs");
     assert.match(explanation.reason, reason);
   }
+  // An invalid run is refused as epochStream refuses it.
+  assert.throws(() => explainEngine({ ...base, data: [tf.zeros([4, 3]), y] }), {
+    name: "TypeError",
+    message: /^explainEngine: the model failed on the input tensors/,
+  });
   const frozen = tf.sequential({ layers: [dense()] });
   frozen.layers[0].trainable = false;
-  assert.match(explainEngine({ ...base, model: frozen }).reason, /is frozen/);
+  assert.throws(() => explainEngine({ ...base, model: frozen }), {
+    name: "TypeError",
+    message: "explainEngine: the model has no trainable variables",
+  });
+  const partlyFrozen = tf.sequential({ layers: [tf.layers.dense({ units: 3, inputShape: [5] }), tf.layers.dense({ units: 1 })] });
+  partlyFrozen.layers[0].trainable = false;
+  assert.equal(explainEngine({ ...base, model: partlyFrozen }).engine, "host");
 });
 
 test("engine must be auto or tfjs", () => {
@@ -329,6 +342,8 @@ test("on a backend with its own device (not wasm or cpu), auto keeps tfjs kernel
   const previous = tf.getBackend();
   const cpu = tf.findBackend("cpu") ?? tf.findBackend(previous);
   tf.registerBackend("device-like", () => new (cpu!.constructor as new () => tf.KernelBackend)());
+  const kernels = tf.getKernelsForBackend("cpu");
+  for (const kernel of kernels) tf.registerKernel({ ...kernel, backendName: "device-like" });
   try {
     await tf.setBackend("device-like");
     assert.deepEqual(explainEngine(options), {
@@ -337,6 +352,7 @@ test("on a backend with its own device (not wasm or cpu), auto keeps tfjs kernel
     });
   } finally {
     await tf.setBackend(previous);
+    for (const kernel of kernels) tf.unregisterKernel(kernel.kernelName, "device-like");
     tf.removeBackend("device-like");
   }
   assert.equal(explainEngine(options).engine, "host");

@@ -10,123 +10,11 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import {
-  activationCode,
-  DENSE_ACTIVATIONS,
-  type DenseActivation,
-  denseBackward,
-  denseForward,
-  matmulColumns,
-  transpose,
-} from "./dense_kernels.ts";
-import { HostOptimizer, hostOptimizerSupports } from "./host_optimizer.ts";
-import type { HostLoss } from "./loss_kernels.ts";
-import { type HostLabels, type LossStep, lossStep, type PlannedLoss } from "./loss_step.ts";
-import { sigmoidCrossEntropy, softmaxCrossEntropy } from "../losses/cross_entropy.ts";
-
-const HOST_LOSSES = new Map<unknown, HostLoss>([
-  [tf.losses.meanSquaredError, "meanSquaredError"],
-  [tf.losses.absoluteDifference, "absoluteDifference"],
-  [tf.losses.huberLoss, "huberLoss"],
-  [softmaxCrossEntropy, "softmaxCrossEntropy"],
-  [sigmoidCrossEntropy, "sigmoidCrossEntropy"],
-]);
-
-interface DenseLayer {
-  kernel: tf.Variable;
-  bias: tf.Variable | undefined;
-  inputs: number;
-  units: number;
-  activation: DenseActivation;
-}
-
-/** Why the host engine can or cannot train a model, and its layers and loss when it can. */
-export type DensePlan = { ok: true; layers: DenseLayer[]; loss: PlannedLoss } | { ok: false; reason: string };
-
-interface LayerInternals {
-  inboundNodes?: { inboundLayers?: unknown[] }[];
-}
-
-function denseLayers(model: unknown): DenseLayer[] | string {
-  if (!(model instanceof tf.LayersModel)) return "the model is a function, not a tf.LayersModel";
-  if (model.inputs.length !== 1 || model.outputs.length !== 1) return "the model has several inputs or outputs";
-  const layers = model.layers.filter((l, i) => !(i === 0 && l.getClassName() === "InputLayer"));
-  if (layers.length === 0) return "the model has no layers";
-  const out: DenseLayer[] = [];
-  let previous: unknown = model.layers[0] === layers[0] ? undefined : model.layers[0];
-  for (const layer of layers) {
-    if (layer.getClassName() !== "Dense") {
-      return `layer "${layer.name}" is a ${layer.getClassName()}, not a Dense layer`;
-    }
-    if (!(model instanceof tf.Sequential)) {
-      const nodes = (layer as unknown as LayerInternals).inboundNodes ?? [];
-      if (nodes.length !== 1 || nodes[0].inboundLayers?.length !== 1 || nodes[0].inboundLayers[0] !== previous) {
-        return `layer "${layer.name}" is not part of a single chain`;
-      }
-    }
-    previous = layer;
-    const config = layer.getConfig();
-    const activation = String(config.activation);
-    if (!(DENSE_ACTIVATIONS as readonly string[]).includes(activation)) {
-      return `layer "${layer.name}" uses the ${activation} activation`;
-    }
-    if (!layer.trainable) return `layer "${layer.name}" is frozen`;
-    const weights = layer.trainableWeights.map((w) => w.read() as tf.Variable);
-    const [kernel, bias] = weights;
-    if (!kernel || kernel.rank !== 2 || kernel.dtype !== "float32") return `layer "${layer.name}" has no 2-d kernel`;
-    if (weights.length !== (config.useBias ? 2 : 1)) return `layer "${layer.name}" has unexpected weights`;
-    const [inputs, units] = kernel.shape;
-    if (out.length > 0 && out[out.length - 1].units !== inputs) return `layer "${layer.name}" does not chain`;
-    out.push({ kernel, bias, inputs, units, activation: activation as DenseActivation });
-  }
-  return out;
-}
-
-/**
- * Decides whether the host engine can train `model` with `loss` and
- * `optimizer` on `data` (the input tensor, then the labels when `lastLabel`).
- * Internal.
- */
-export function densePlan(
-  model: unknown,
-  loss: unknown,
-  optimizer: tf.Optimizer,
-  data: tf.Tensor[],
-  lastLabel = true,
-): DensePlan {
-  const backend = tf.getBackend();
-  if (backend !== "wasm" && backend !== "cpu") {
-    return { ok: false, reason: `the ${backend} backend runs tfjs kernels on its own device` };
-  }
-  if (typeof loss !== "function") return { ok: false, reason: "the loss is not a function" };
-  if (!hostOptimizerSupports(optimizer)) {
-    return { ok: false, reason: `the optimizer is ${optimizer.getClassName()} (host rules: SGD, Momentum, Adam)` };
-  }
-  if (data.length !== (lastLabel ? 2 : 1)) {
-    return { ok: false, reason: `the data is not one input tensor${lastLabel ? " and one label tensor" : ""}` };
-  }
-  const [x, y] = data;
-  if (!(x instanceof tf.Tensor) || (lastLabel && !(y instanceof tf.Tensor))) {
-    return { ok: false, reason: "the data is not tensors" };
-  }
-  if (x.rank !== 2 || x.dtype !== "float32") return { ok: false, reason: "the input is not a 2-d float32 tensor" };
-  if (y && y.dtype !== "float32" && y.dtype !== "int32") {
-    return { ok: false, reason: `the labels are ${y.dtype}, not float32 or int32` };
-  }
-  const layers = denseLayers(model);
-  if (typeof layers === "string") return { ok: false, reason: layers };
-  const outputs = layers[layers.length - 1].units;
-  if (layers[0].inputs !== x.shape[1]) return { ok: false, reason: "the input's width does not match the model" };
-  const hostLoss = HOST_LOSSES.get(loss);
-  if (hostLoss && y && y.rank === 2 && y.dtype === "float32" && y.shape[1] === outputs) {
-    return { ok: true, layers, loss: { kind: "host", name: hostLoss } };
-  }
-  return { ok: true, layers, loss: { kind: "tfjs", fn: loss as (p: tf.Tensor, y?: tf.Tensor) => tf.Tensor } };
-}
-
-function toHost(v: tf.Variable): Float64Array {
-  return Float64Array.from(v.dataSync() as Float32Array);
-}
+import { activationCode, denseBackward, denseForward, matmulColumns, transpose } from "./dense_kernels.ts";
+import type { DenseLayer, HostPlan, Penalty } from "./host_plan.ts";
+import { HostOptimizer } from "./host_optimizer.ts";
+import { type HostLabels, type LossStep, lossStep } from "./loss_step.ts";
+import type { EpochTrainer } from "./trainer.ts";
 
 /** Milliseconds spent in each piece of the host engine's epochs (for bench/profile.ts). Internal. */
 export interface EngineProfile {
@@ -144,44 +32,75 @@ export interface EngineProfile {
   optimizer: number;
 }
 
-/** Trains the layers of a {@link DensePlan}, one epoch per `epoch()` call. Internal. */
-export class DenseEngine {
+/** The data and settings one host epoch needs. Internal. */
+export interface DenseEngineInput {
+  /** The variables the optimizer updates (some of the layers' weights, in the optimizer's order). */
+  variables: tf.Variable[];
+  optimizer: tf.Optimizer;
+  /** The input rows, row after row. */
+  x: Float32Array;
+  /** The labels, or `undefined` for a loss without labels. */
+  labels: HostLabels | undefined;
+  rows: number;
+  batchSize: number;
+}
+
+/** `grad += d penalty / d w` for an L1L2 penalty, as tfjs differentiates it; returns the penalty. */
+function addPenalty(penalty: Penalty, w: Float32Array, grad: Float64Array | undefined): number {
+  const { l1, l2 } = penalty;
+  let abs = 0, squares = 0;
+  for (let i = 0; i < w.length; i++) {
+    const v = w[i];
+    abs += Math.abs(v);
+    squares += v * v;
+    // tfjs: |w|' is step(w, -1), so -1 at 0; (w²)' is 2w.
+    if (grad) grad[i] += l1 * (v > 0 ? 1 : -1) + l2 * 2 * v;
+  }
+  return l1 * abs + l2 * squares;
+}
+
+/** A penalised weight: its penalty, its values, and its gradient when the optimizer updates it. */
+type PenalisedWeight = [Penalty, Float32Array, Float64Array | undefined];
+
+/**
+ * Trains the layers of a {@link HostPlan}, one epoch per `epoch()` call.
+ * Parameters and optimizer state stay float32 between steps (as in tfjs);
+ * products, activations and gradients are float64 within a step. Internal.
+ */
+export class DenseEngine implements EpochTrainer {
   #layers: DenseLayer[];
   #variables: tf.Variable[];
   #optimizer: HostOptimizer;
   #x: Float32Array;
   #labelled: boolean;
+  #rows: number;
   #batchSize: number;
   #lossStep: LossStep;
   #acts: Float64Array[]; // acts[0]: the input batch; acts[l + 1]: layer l's output
   #grads: Float64Array[]; // grads[l + 1]: d loss / d acts[l + 1]
 
-  /** Buffers for batches of `batchSize` rows; `labels` is `undefined` for a loss without labels. */
-  constructor(
-    plan: DensePlan & { ok: true },
-    variables: tf.Variable[],
-    optimizer: tf.Optimizer,
-    x: Float32Array,
-    labels: HostLabels | undefined,
-    batchSize: number,
-  ) {
+  /** Buffers for batches of `batchSize` rows. */
+  constructor(plan: HostPlan & { ok: true }, input: DenseEngineInput) {
+    const batchSize = Math.min(input.batchSize, input.rows);
     this.#layers = plan.layers;
-    this.#variables = variables;
-    this.#optimizer = new HostOptimizer(optimizer, variables);
-    this.#x = x;
-    this.#labelled = labels !== undefined;
+    this.#variables = input.variables;
+    this.#optimizer = new HostOptimizer(input.optimizer, input.variables);
+    this.#x = input.x;
+    this.#labelled = input.labels !== undefined;
+    this.#rows = input.rows;
     this.#batchSize = batchSize;
     const widths = [plan.layers[0].inputs, ...plan.layers.map((l) => l.units)];
     this.#acts = widths.map((w) => new Float64Array(batchSize * w));
     this.#grads = widths.map((w, i) => i === 0 ? new Float64Array(0) : new Float64Array(batchSize * w));
-    this.#lossStep = lossStep(plan.loss, labels, batchSize, widths[widths.length - 1]);
+    this.#lossStep = lossStep(plan.loss, input.labels, batchSize, widths[widths.length - 1]);
   }
 
   /**
-   * One epoch over `rows` rows in `order` (or in place), the constructor's
-   * batch size per step. Returns the sample-weighted mean of the batch losses.
+   * One epoch over the rows in `order` (or in place), the constructor's
+   * batch size per step. Returns the sample-weighted mean of the batch
+   * losses (regularization penalties included, as in `model.fit`).
    */
-  async epoch(rows: number, order: Int32Array | undefined, profile?: EngineProfile): Promise<number> {
+  epoch(order: Int32Array | undefined, profile?: EngineProfile): Promise<number> {
     let clock = profile ? performance.now() : 0;
     const lap = (piece: keyof EngineProfile) => {
       if (!profile) return;
@@ -189,18 +108,31 @@ export class DenseEngine {
       profile[piece] += now - clock;
       clock = now;
     };
-    const layers = this.#layers, batchSize = this.#batchSize;
-    await this.#optimizer.load();
-    // Parameters in the order of `variables` (the optimizer's order), and per layer.
-    const byVariable = new Map(this.#variables.map((v) => [v, toHost(v)]));
-    const params = this.#variables.map((v) => byVariable.get(v)!);
-    const paramGrads = params.map((p) => new Float64Array(p.length));
-    const gradOf = new Map(this.#variables.map((v, i) => [v, paramGrads[i]]));
-    const kernels = layers.map((l) => byVariable.get(l.kernel)!);
-    const biases = layers.map((l) => l.bias && byVariable.get(l.bias));
-    const kernelGrads = layers.map((l) => gradOf.get(l.kernel)!);
-    const biasGrads = layers.map((l) => l.bias && gradOf.get(l.bias));
+    const layers = this.#layers, batchSize = this.#batchSize, rows = this.#rows;
+    this.#optimizer.load();
+    // Every layer weight as float32 (the values tfjs holds); gradients in float64.
+    const weights = layers.flatMap((l) => l.bias ? [l.kernel, l.bias] : [l.kernel]);
+    const value = new Map(weights.map((v) => [v, Float32Array.from(v.dataSync() as Float32Array)]));
+    const gradient = new Map(weights.map((v) => [v, new Float64Array(v.size)]));
+    const params = this.#variables.map((v) => value.get(v)!);
+    const paramGrads = this.#variables.map((v) => gradient.get(v)!);
+    const kernels = layers.map((l) => value.get(l.kernel)!);
+    const biases = layers.map((l) => l.bias && value.get(l.bias));
+    const kernelGrads = layers.map((l) => gradient.get(l.kernel)!);
+    const biasGrads = layers.map((l) => l.bias && gradient.get(l.bias));
+    // This step's kernels (as they are and transposed) and biases in float64, for the products.
+    const kernels64 = layers.map((l) => new Float64Array(l.inputs * l.units));
     const transposed = layers.map((l) => new Float64Array(l.inputs * l.units));
+    const biases64 = layers.map((l) => l.bias && new Float64Array(l.units));
+    const trainable = new Set(this.#variables);
+    const penalised: PenalisedWeight[] = [];
+    const penalise = (penalty: Penalty | undefined, v: tf.Variable | undefined) => {
+      if (penalty && v) penalised.push([penalty, value.get(v)!, trainable.has(v) ? gradient.get(v) : undefined]);
+    };
+    for (const l of layers) {
+      penalise(l.kernelPenalty, l.kernel);
+      penalise(l.biasPenalty, l.bias);
+    }
     const codes = layers.map((l) => activationCode(l.activation));
     const acts = this.#acts, grads = this.#grads, loss = this.#lossStep, labelled = this.#labelled;
     const inputs = layers[0].inputs, outputs = layers[layers.length - 1].units;
@@ -218,8 +150,11 @@ export class DenseEngine {
       lap("batching");
       for (let l = 0; l <= last; l++) {
         const { inputs: i, units } = layers[l];
-        transpose(kernels[l], i, units, transposed[l]);
-        denseForward(acts[l], transposed[l], n, i, units, biases[l], codes[l], acts[l + 1]);
+        kernels64[l].set(kernels[l]);
+        transpose(kernels64[l], i, units, transposed[l]);
+        const bias = biases64[l];
+        if (bias) bias.set(biases[l]!);
+        denseForward(acts[l], transposed[l], n, i, units, bias, codes[l], acts[l + 1]);
       }
       lap("forward");
       biasGrads[last]?.fill(0);
@@ -230,19 +165,21 @@ export class DenseEngine {
         matmulColumns(acts[l], grads[l + 1], n, i, units, kernelGrads[l]);
         if (l > 0) {
           biasGrads[l - 1]?.fill(0);
-          denseBackward(grads[l + 1], kernels[l], n, units, i, acts[l], codes[l - 1], biasGrads[l - 1], grads[l]);
+          denseBackward(grads[l + 1], kernels64[l], n, units, i, acts[l], codes[l - 1], biasGrads[l - 1], grads[l]);
         }
       }
+      // As in model.fit: each penalty joins the batch's loss and its gradient, at the step's starting weights.
+      for (const [penalty, w, grad] of penalised) total += addPenalty(penalty, w, grad) * n;
       lap("backward");
       this.#optimizer.step(params, paramGrads);
       lap("optimizer");
     }
     // Back into tfjs: fresh tensors (never in place: backends cache packed weights by tensor).
     tf.tidy(() => {
-      this.#variables.forEach((v, i) => v.assign(tf.tensor(Float32Array.from(params[i]), v.shape, "float32")));
+      this.#variables.forEach((v, i) => v.assign(tf.tensor(params[i], v.shape, "float32")));
     });
-    await this.#optimizer.save();
+    this.#optimizer.save();
     lap("exchange");
-    return total / rows;
+    return Promise.resolve(total / rows);
   }
 }

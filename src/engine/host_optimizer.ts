@@ -1,143 +1,225 @@
 /**
- * The update rules of `tf.train.adam`, `tf.train.sgd` and
- * `tf.train.momentum`, run on plain float64 arrays. The state lives in the
- * tfjs optimizer between epochs: `load` reads it through the optimizer's
- * public `getWeights()`, `save` hands it back through `setWeights()`, so
- * checkpoints, `resumeFrom` and a later switch to the tfjs path all see the
- * same state as if tfjs had taken every step.
+ * The update rules of `tf.train.sgd`, `tf.train.momentum` and `tf.train.adam`
+ * on plain arrays, rounded to float32 after every operation exactly where
+ * tfjs rounds (each tfjs op returns a float32 tensor), so that parameters and
+ * optimizer state stay bit-for-bit what tfjs would hold given the same
+ * gradients: an update below half an ulp of a weight changes nothing, as in
+ * tfjs, and long runs do not drift apart.
+ *
+ * The state lives in the tfjs optimizer between epochs. `load` reads it from
+ * the fields tfjs itself reads in `applyGradients` (SGD's cached `-lr`
+ * tensor, Momentum's cached momentum tensor, Adam's live `learningRate` and
+ * its `accBeta` variables), so a property written behind our back does here
+ * exactly what it does in tfjs. `save` writes it back into the same fields.
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
 
+const f32 = Math.fround;
+
+/** One optimizer's slot arrays (tfjs's `{ originalName, variable }[]`, indexed like the variables). */
+type Slots = ({ originalName: string; variable: tf.Variable } | undefined)[];
+
+/** What the host knows of a tfjs optimizer's internals. */
+interface Internals {
+  iterations_?: number;
+  c?: tf.Scalar;
+  m?: tf.Scalar;
+  useNesterov?: boolean;
+  learningRate?: number;
+  beta1?: number;
+  beta2?: number;
+  epsilon?: number;
+  accBeta1?: tf.Variable;
+  accBeta2?: tf.Variable;
+  accumulations?: Slots;
+  accumulatedFirstMoment?: Slots;
+  accumulatedSecondMoment?: Slots;
+}
+
+/** An update rule: its slot arrays (by field name and name suffix) and one step over one variable. */
 interface Rule {
-  /** State arrays per variable (Adam: m and v; momentum: the accumulation). */
-  slots: readonly string[];
-  apply(t: number, params: Float64Array, grad: Float64Array, state: Float64Array[]): void;
+  slots: readonly { field: keyof Internals; suffix: string }[];
+  /** Reads the hyperparameters tfjs will use for the next step. */
+  read(o: Internals): void;
+  /** Called once per step before the variables are updated. */
+  begin(): void;
+  apply(w: Float32Array, g: Float64Array, state: Float32Array[]): void;
+  /** Called once per step after every variable. */
+  end(): void;
+  /** Writes the per-step scalars (Adam's accBeta) back. */
+  write(o: Internals): void;
 }
 
-type Config = Record<string, unknown>;
-
-function num(config: Config, key: string, fallback?: number): number {
-  const value = config[key] ?? fallback;
-  if (typeof value !== "number") throw new Error(`optimizer config has no number ${key}`);
-  return value;
+function scalarOf(t: tf.Tensor): number {
+  return t.dataSync()[0];
 }
 
-function ruleFor(optimizer: tf.Optimizer): Rule | undefined {
-  const config = optimizer.getConfig() as Config;
-  switch (optimizer.getClassName()) {
-    case "SGD": {
-      const lr = num(config, "learningRate");
-      return {
-        slots: [],
-        apply(_t, w, g) {
-          for (let i = 0; i < w.length; i++) w[i] -= lr * g[i];
-        },
-      };
-    }
-    case "Momentum": {
-      const lr = num(config, "learningRate"), momentum = num(config, "momentum");
-      const nesterov = config.useNesterov === true;
-      return {
-        slots: ["momentum"],
-        apply(_t, w, g, [acc]) {
-          for (let i = 0; i < w.length; i++) {
-            const a = acc[i] = momentum * acc[i] + g[i];
-            w[i] -= lr * (nesterov ? g[i] + momentum * a : a);
-          }
-        },
-      };
-    }
-    case "Adam": {
-      const lr = num(config, "learningRate"), b1 = num(config, "beta1"), b2 = num(config, "beta2");
-      const eps = num(config, "epsilon", 1e-7);
-      return {
-        slots: ["m", "v"],
-        apply(t, w, g, [m, v]) {
-          const c1 = 1 - b1 ** t, c2 = 1 - b2 ** t;
-          for (let i = 0; i < w.length; i++) {
-            const gi = g[i];
-            const mi = m[i] = b1 * m[i] + (1 - b1) * gi;
-            const vi = v[i] = b2 * v[i] + (1 - b2) * gi * gi;
-            w[i] -= lr * (mi / c1) / (Math.sqrt(vi / c2) + eps);
-          }
-        },
-      };
-    }
-    default:
-      return undefined;
-  }
+function sgdRule(): Rule {
+  let c = 0; // tfjs's `c`: -lr as a float32 scalar, refreshed only by setLearningRate
+  return {
+    slots: [],
+    read(o) {
+      c = scalarOf(o.c!);
+    },
+    begin() {},
+    apply(w, g) {
+      for (let i = 0; i < w.length; i++) w[i] = f32(w[i] + f32(c * f32(g[i])));
+    },
+    end() {},
+    write() {},
+  };
 }
 
-/** Whether the host engine can run `optimizer`'s update rule. */
-export function hostOptimizerSupports(optimizer: tf.Optimizer): boolean {
-  return ruleFor(optimizer) !== undefined;
+function momentumRule(): Rule {
+  let c = 0, m = 0, nesterov = false; // tfjs reads the cached tensors `c` and `m`, not `momentum`
+  return {
+    slots: [{ field: "accumulations", suffix: "momentum" }],
+    read(o) {
+      c = scalarOf(o.c!);
+      m = scalarOf(o.m!);
+      nesterov = o.useNesterov === true;
+    },
+    begin() {},
+    apply(w, g, [acc]) {
+      for (let i = 0; i < w.length; i++) {
+        const gi = f32(g[i]);
+        const a = acc[i] = f32(f32(m * acc[i]) + gi);
+        const step = nesterov ? f32(c * f32(gi + f32(a * m))) : f32(c * a);
+        w[i] = f32(step + w[i]);
+      }
+    },
+    end() {},
+    write() {},
+  };
 }
+
+function adamRule(): Rule {
+  let nlr = 0, b1 = 0, b2 = 0, ob1 = 0, ob2 = 0, eps = 0, acc1 = 0, acc2 = 0, oma1 = 0, oma2 = 0;
+  return {
+    slots: [{ field: "accumulatedFirstMoment", suffix: "m" }, { field: "accumulatedSecondMoment", suffix: "v" }],
+    read(o) {
+      // As applyGradients builds its scalars: each JS number becomes a float32 tensor.
+      nlr = f32(-o.learningRate!);
+      b1 = f32(o.beta1!);
+      b2 = f32(o.beta2!);
+      ob1 = f32(1 - o.beta1!);
+      ob2 = f32(1 - o.beta2!);
+      eps = f32(o.epsilon!);
+      acc1 = scalarOf(o.accBeta1!);
+      acc2 = scalarOf(o.accBeta2!);
+    },
+    begin() {
+      oma1 = f32(1 - acc1);
+      oma2 = f32(1 - acc2);
+    },
+    apply(w, g, [m, v]) {
+      for (let i = 0; i < w.length; i++) {
+        const gi = f32(g[i]);
+        const mi = m[i] = f32(f32(m[i] * b1) + f32(gi * ob1));
+        const vi = v[i] = f32(f32(v[i] * b2) + f32(f32(gi * gi) * ob2));
+        const den = f32(f32(Math.sqrt(f32(vi / oma2))) + eps);
+        w[i] = f32(f32(f32(f32(mi / oma1) / den) * nlr) + w[i]);
+      }
+    },
+    end() {
+      acc1 = f32(acc1 * b1);
+      acc2 = f32(acc2 * b2);
+    },
+    write(o) {
+      tf.tidy(() => {
+        o.accBeta1!.assign(tf.scalar(acc1));
+        o.accBeta2!.assign(tf.scalar(acc2));
+      });
+    },
+  };
+}
+
+/** The update rules by exact tfjs class; `supportedOptimizer` checks the instance is untouched. */
+export const HOST_RULES: ReadonlyMap<Function, () => Rule> = new Map<Function, () => Rule>([
+  [tf.SGDOptimizer, sgdRule],
+  [tf.MomentumOptimizer, momentumRule],
+  [tf.AdamOptimizer, adamRule],
+]);
+
+/** The fields each rule reads, checked before the host takes an optimizer. */
+export const RULE_FIELDS: ReadonlyMap<Function, readonly (keyof Internals)[]> = new Map<
+  Function,
+  readonly (keyof Internals)[]
+>([
+  [tf.SGDOptimizer, ["c"]],
+  [tf.MomentumOptimizer, ["c", "m", "accumulations"]],
+  [tf.AdamOptimizer, [
+    "learningRate",
+    "beta1",
+    "beta2",
+    "epsilon",
+    "accBeta1",
+    "accBeta2",
+    "accumulatedFirstMoment",
+    "accumulatedSecondMoment",
+  ]],
+]);
 
 /**
  * One epoch's worth of an optimizer on the host: `load`, any number of
- * `step`s, `save`.
+ * `step`s, `save`. Slot `i` belongs to `variables[i]`, as in tfjs.
  */
 export class HostOptimizer {
-  #optimizer: tf.Optimizer;
+  #optimizer: Internals;
   #variables: tf.Variable[];
-  #rule!: Rule;
-  #state: Float64Array[][] = [];
+  #rule: Rule;
+  #state: Float32Array[][] = [];
   #iterations = 0;
-  /** The tfjs optimizer's state variables read by `load`, replaced (and freed) by `save`. */
-  #replaced: tf.Tensor[] = [];
 
   constructor(optimizer: tf.Optimizer, variables: tf.Variable[]) {
-    this.#optimizer = optimizer;
+    const make = HOST_RULES.get(optimizer.constructor);
+    if (!make) throw new Error(`no host update rule for ${optimizer.getClassName()}`);
+    this.#optimizer = optimizer as unknown as Internals;
     this.#variables = variables;
+    this.#rule = make();
   }
 
   /** Reads the hyperparameters (they may change between epochs) and the state. */
-  async load(): Promise<void> {
-    const rule = ruleFor(this.#optimizer);
-    if (!rule) throw new Error(`no host update rule for ${this.#optimizer.getClassName()}`);
-    this.#rule = rule;
-    const weights = await this.#optimizer.getWeights();
-    const [iter, ...slots] = weights;
-    this.#iterations = iter ? (await iter.tensor.data())[0] : 0;
-    tf.dispose(iter?.tensor);
-    this.#replaced = slots.map((w) => w.tensor);
-    const k = this.#variables.length, s = rule.slots.length;
+  load(): void {
+    const o = this.#optimizer, rule = this.#rule;
+    rule.read(o);
+    this.#iterations = o.iterations_ ?? 0;
     this.#state = this.#variables.map((v, i) =>
-      rule.slots.map((_, j) => {
-        const saved = slots.length === k * s ? slots[j * k + i].tensor : undefined;
-        return saved ? Float64Array.from(saved.dataSync()) : new Float64Array(v.size);
+      rule.slots.map(({ field }) => {
+        const slot = (o[field] as Slots)[i];
+        return slot ? Float32Array.from(slot.variable.dataSync() as Float32Array) : new Float32Array(v.size);
       })
     );
   }
 
   /** One update of every variable's `params` from its `grads`. */
-  step(params: Float64Array[], grads: Float64Array[]): void {
-    const t = ++this.#iterations;
-    for (let i = 0; i < params.length; i++) this.#rule.apply(t, params[i], grads[i], this.#state[i]);
+  step(params: Float32Array[], grads: Float64Array[]): void {
+    const rule = this.#rule;
+    rule.begin();
+    for (let i = 0; i < params.length; i++) rule.apply(params[i], grads[i], this.#state[i]);
+    rule.end();
+    // tfjs counts a step per applyGradients: a loss that reads optimizer.iterations sees it move.
+    this.#optimizer.iterations_ = ++this.#iterations;
   }
 
-  /** Hands the state back to the tfjs optimizer. */
-  async save(): Promise<void> {
-    const fresh: { name: string; tensor: tf.Tensor }[] = [{
-      name: "iter",
-      tensor: tf.scalar(this.#iterations, "int32"),
-    }];
-    this.#rule.slots.forEach((slot, j) => {
+  /** Hands the state back to the tfjs optimizer, into the variables it reads. */
+  save(): void {
+    const o = this.#optimizer, rule = this.#rule;
+    rule.slots.forEach(({ field, suffix }, j) => {
+      const slots = o[field] as Slots;
       this.#variables.forEach((v, i) => {
-        fresh.push({
-          name: `${v.name}/${slot}`,
-          tensor: tf.tensor(Float32Array.from(this.#state[i][j]), v.shape, "float32"),
-        });
+        const value = this.#state[i][j];
+        const slot = slots[i];
+        if (slot) {
+          tf.tidy(() => slot.variable.assign(tf.tensor(value, v.shape, "float32")));
+        } else {
+          const variable = tf.tidy(() => tf.tensor(value, v.shape, "float32").variable(false));
+          slots[i] = { originalName: `${v.name}/${suffix}`, variable };
+        }
       });
     });
-    try {
-      await this.#optimizer.setWeights(fresh);
-    } finally {
-      tf.dispose(fresh.map((w) => w.tensor)); // setWeights keeps its own references
-    }
-    tf.dispose(this.#replaced);
-    this.#replaced = [];
+    rule.write(o);
   }
 }

@@ -48,7 +48,9 @@ export function lossBackward(
           break;
         case "absoluteDifference":
           value = Math.abs(d);
-          g = d >= 0 ? 1 : -1; // tfjs's |x|' is -1 at 0, for x = labels - predictions
+          // fitstream calls absoluteDifference(predictions, labels): tfjs differentiates
+          // |predictions - labels| with |x|' = step(x, -1), which is -1 at a tie.
+          g = d > 0 ? 1 : -1;
           break;
         case "huberLoss": { // delta 1
           const e = Math.abs(d), q = e < 1 ? e : 1;

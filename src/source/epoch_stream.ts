@@ -9,15 +9,17 @@ import { requireLoss, requireOptions } from "../internal/validate.ts";
 import { EventStream } from "../stream/event_stream.ts";
 import { DONE, more, type Puller, type PullResult } from "../stream/puller.ts";
 import type { EpochEvent } from "../types.ts";
-import { checkFinite, checkTensors, sliceRows } from "./data.ts";
-import { batchesOf, type BatchPlan, checkBatchOptions, hostCopy, type HostData } from "./iter_batches.ts";
-import { checkModel, forward, isLayersModel, type LossFunction, type ModelLike, trainableVariables } from "./model.ts";
+import { checkFinite, checkTensors } from "./data.ts";
+import { checkBatchOptions, hostCopy } from "./iter_batches.ts";
+import { checkModel, isLayersModel, type LossFunction, type ModelLike } from "./model.ts";
 import { createRandom, permutation, type Random } from "./random.ts";
-import { trainStep } from "./train_step.ts";
 import { latestCheckpoint, loadCheckpoint } from "../checkpoint/store.ts";
 import { TRAINING_STATE, type TrainingState } from "./training_state.ts";
 import type { Optimizer, Tensor, Variable } from "./tf_types.ts";
-import { DenseEngine, densePlan } from "../engine/dense_engine.ts";
+import { decideEngine, type EngineChoice, EpochTraining, trainedVariables, type TrainingRun } from "../engine/trainer.ts";
+import { probeRun } from "../engine/probe.ts";
+
+export type { EngineChoice };
 
 /** Options of {@link epochStream}. */
 export interface EpochStreamOptions<M extends ModelLike, X extends object> {
@@ -69,29 +71,21 @@ export interface EpochStreamOptions<M extends ModelLike, X extends object> {
   engine?: EngineChoice;
 }
 
-/** The `engine` option of {@link epochStream}. */
-export type EngineChoice = "auto" | "tfjs";
-
 interface Plan {
-  model: ModelLike;
-  optimizer: tf.Optimizer;
-  loss: LossFunction;
-  inputs: number;
-  data: tf.Tensor[];
-  varList: tf.Variable[];
-  batches: BatchPlan;
+  run: TrainingRun;
+  shuffle: boolean;
   random: Random;
   extra: object;
   resumeFrom: string | undefined;
   stopOnNaN: boolean;
-  host: HostData | undefined;
-  engine: EngineChoice;
-  lastLabel: boolean;
 }
 
-function checkOptions<M extends ModelLike, X extends object>(options: EpochStreamOptions<M, X>): Plan {
+function checkOptions<M extends ModelLike, X extends object>(
+  options: EpochStreamOptions<M, X>,
+  where = "epochStream",
+): Plan {
   if (typeof options !== "object" || options === null) {
-    throw new TypeError(`epochStream: options must be an object, got ${describe(options)}`);
+    throw new TypeError(`${where}: options must be an object, got ${describe(options)}`);
   }
   const {
     data,
@@ -106,116 +100,75 @@ function checkOptions<M extends ModelLike, X extends object>(options: EpochStrea
     engine = "auto",
   } = options;
   if (engine !== "auto" && engine !== "tfjs") {
-    throw new RangeError(`epochStream: engine must be "auto" or "tfjs", got ${describe(engine)}`);
+    throw new RangeError(`${where}: engine must be "auto" or "tfjs", got ${describe(engine)}`);
   }
   if (typeof stopOnNaN !== "boolean") {
-    throw new TypeError(`epochStream: stopOnNaN must be a boolean, got ${describe(stopOnNaN)}`);
+    throw new TypeError(`${where}: stopOnNaN must be a boolean, got ${describe(stopOnNaN)}`);
   }
   if (resumeFrom !== undefined) {
     if (typeof resumeFrom !== "string" || resumeFrom === "") {
-      throw new TypeError(`epochStream: resumeFrom must be a folder path, got ${describe(resumeFrom)}`);
+      throw new TypeError(`${where}: resumeFrom must be a folder path, got ${describe(resumeFrom)}`);
     }
     if (!latestCheckpoint(resumeFrom)) {
-      throw new Error(`epochStream: resumeFrom: no checkpoint found in "${resumeFrom}"`);
+      throw new Error(`${where}: resumeFrom: no checkpoint found in "${resumeFrom}"`);
     }
   }
   if (typeof lastLabel !== "boolean") {
-    throw new TypeError(`epochStream: lastLabel must be a boolean, got ${describe(lastLabel)}`);
+    throw new TypeError(`${where}: lastLabel must be a boolean, got ${describe(lastLabel)}`);
   }
-  const rows = checkTensors("epochStream", "data", data, lastLabel ? 2 : 1);
-  checkBatchOptions("epochStream", options);
-  checkModel("epochStream", model);
+  const rows = checkTensors(where, "data", data, lastLabel ? 2 : 1);
+  checkBatchOptions(where, options);
+  checkModel(where, model);
   if (!(optimizer instanceof tf.Optimizer)) {
-    throw new TypeError(`epochStream: optimizer must be a tf.train optimizer, got ${describe(optimizer)}`);
+    throw new TypeError(`${where}: optimizer must be a tf.train optimizer, got ${describe(optimizer)}`);
   }
-  requireLoss("epochStream", loss);
-  requireOptions("epochStream: extra", extra);
+  requireLoss(where, loss);
+  requireOptions(`${where}: extra`, extra);
   if (typeof model === "function") {
     if (!Array.isArray(variables) || variables.length === 0 || !variables.every((v) => v instanceof tf.Variable)) {
-      throw new TypeError("epochStream: a function model needs variables: the tf.Variable[] it trains");
+      throw new TypeError(`${where}: a function model needs variables: the tf.Variable[] it trains`);
     }
   }
-  const varList = trainableVariables(model, variables);
-  if (varList.length === 0) throw new TypeError("epochStream: the model has no trainable variables");
+  if (trainedVariables(model, variables).length === 0) {
+    throw new TypeError(`${where}: the model has no trainable variables`);
+  }
   const host = hostCopy(data); // one read of the data: batches are cut from it, and it is scanned here
-  checkFinite("epochStream", "data", data, host);
+  checkFinite(where, "data", data, host);
   const inputs = lastLabel ? data.length - 1 : data.length;
-  probe(model, loss, data, inputs);
+  const { lossReadsModel } = probeRun(where, model, loss, data, inputs);
   return {
-    model,
-    optimizer,
-    loss,
-    inputs,
-    data,
-    varList,
-    batches: { rows, batchSize: options.batchSize ?? 1, shuffle: options.shuffle ?? true },
+    run: {
+      model,
+      optimizer,
+      loss,
+      data,
+      inputs,
+      lastLabel,
+      host,
+      rows,
+      batchSize: options.batchSize ?? 1,
+      engine,
+      variables: isLayersModel(model) ? undefined : variables,
+      lossReadsModel,
+    },
+    shuffle: options.shuffle ?? true,
     random: createRandom(options.seed),
     extra,
     resumeFrom,
     stopOnNaN,
-    host,
-    engine,
-    lastLabel,
   };
-}
-
-function shapeOf(t: tf.Tensor): string {
-  return `[${t.shape.join(", ")}]`;
-}
-
-/**
- * Runs the model and the loss on one row, in inference mode, to catch shape
- * mistakes before anything trains. No weight changes.
- */
-function probe(model: ModelLike, loss: LossFunction, data: tf.Tensor[], inputs: number): void {
-  tf.tidy(() => {
-    const row = data.map((t) => sliceRows(t, 0, 1));
-    let pred: tf.Tensor;
-    try {
-      pred = forward(model, row.slice(0, inputs), false);
-    } catch (error) {
-      throw new TypeError(`epochStream: the model failed on the input tensors: ${(error as Error).message}`, {
-        cause: error,
-      });
-    }
-    const labels = row[inputs] as tf.Tensor | undefined;
-    if (labels) {
-      if (pred.shape[0] !== 1) {
-        throw new TypeError(`epochStream: the model must keep the batch dimension: one row in, ${shapeOf(pred)} out`);
-      }
-      const sameSize = pred.size === labels.size;
-      const sameShape = pred.shape.length === labels.shape.length && pred.shape.every((d, i) => d === labels.shape[i]);
-      if (sameSize && !sameShape) {
-        throw new TypeError(
-          `epochStream: model output shape ${shapeOf(pred)} does not match labels shape ${shapeOf(labels)} ` +
-            `(per row): the loss would broadcast them; reshape the labels or the model output`,
-        );
-      }
-    }
-    let value: unknown;
-    try {
-      value = labels ? loss(pred, labels) : (loss as (p: tf.Tensor) => tf.Tensor)(pred);
-    } catch (error) {
-      throw new TypeError(
-        `epochStream: loss failed on model output ${shapeOf(pred)}` +
-          (labels ? ` and labels ${shapeOf(labels)}` : "") + `: ${(error as Error).message}`,
-        { cause: error },
-      );
-    }
-    if (!(value instanceof tf.Tensor) || value.rank !== 0) {
-      throw new TypeError(`epochStream: loss must return a scalar tf.Tensor, got ${describe(value)}`);
-    }
-  });
 }
 
 class EpochPuller<M extends ModelLike, X extends object> implements Puller<EpochEvent<M, X>> {
   #plan: Plan;
+  #training: EpochTraining;
   #step = 0;
   #cancelled = false;
   #running: Promise<unknown> | undefined;
 
   constructor(plan: Plan) {
     this.#plan = plan;
+    this.#training = new EpochTraining(plan.run);
   }
 
   next(): Promise<PullResult<EpochEvent<M, X>>> {
@@ -230,7 +183,8 @@ class EpochPuller<M extends ModelLike, X extends object> implements Puller<Epoch
     const from = this.#plan.resumeFrom;
     if (from === undefined) return;
     this.#plan.resumeFrom = undefined;
-    const { model, optimizer, varList, random } = this.#plan;
+    const { random, run: { model, optimizer } } = this.#plan;
+    const varList = this.#training.variables;
     const saved = await loadCheckpoint(from);
     try {
       if (saved.optimizerClass !== optimizer.getClassName()) {
@@ -260,9 +214,9 @@ class EpochPuller<M extends ModelLike, X extends object> implements Puller<Epoch
   }
 
   async #epoch(): Promise<PullResult<EpochEvent<M, X>>> {
-    const { model, optimizer, varList, random, extra } = this.#plan;
+    const { random, extra, shuffle, run: { model, optimizer, rows } } = this.#plan;
     const started = performance.now();
-    const trainLoss = await this.#train();
+    const trainLoss = await this.#training.epoch(shuffle ? permutation(rows, random) : undefined);
     const step = ++this.#step;
     if (this.#plan.stopOnNaN && !Number.isFinite(trainLoss)) {
       throw new RangeError(
@@ -270,7 +224,13 @@ class EpochPuller<M extends ModelLike, X extends object> implements Puller<Epoch
           `(try a lower learning rate; stopOnNaN: false lets it continue)`,
       );
     }
-    const state: TrainingState = { model, optimizer, variables: varList, step, rngState: random.state };
+    const state: TrainingState = {
+      model,
+      optimizer,
+      variables: this.#training.variables,
+      step,
+      rngState: random.state,
+    };
     const event = {
       ...extra,
       step,
@@ -280,53 +240,6 @@ class EpochPuller<M extends ModelLike, X extends object> implements Puller<Epoch
       [TRAINING_STATE]: state,
     } as unknown as EpochEvent<M, X>;
     return more(event);
-  }
-
-  /** One epoch of training; returns its train_loss. */
-  async #train(): Promise<number> {
-    const { model, optimizer, loss, inputs, data, varList, batches, random, host } = this.#plan;
-    if (this.#plan.engine === "auto" && host) {
-      const plan = densePlan(model, loss, optimizer, data, this.#plan.lastLabel);
-      if (plan.ok) {
-        const engine = new DenseEngine(
-          plan,
-          varList,
-          optimizer,
-          host.values[0] as Float32Array,
-          this.#plan.lastLabel
-            ? { values: host.values[1], rowShape: host.shapes[1], dtype: host.dtypes[1] }
-            : undefined,
-          Math.min(batches.batchSize, batches.rows),
-        );
-        const order = batches.shuffle ? permutation(batches.rows, random) : undefined;
-        return await engine.epoch(batches.rows, order);
-      }
-    }
-    const costs: tf.Scalar[] = [];
-    const sizes: number[] = [];
-    let trainLoss: number;
-    try {
-      for (const batch of batchesOf(data, batches, random, host)) {
-        try {
-          const x = batch.slice(0, inputs);
-          const y = batch[inputs] as tf.Tensor | undefined;
-          const cost = trainStep(optimizer, () => {
-            const pred = forward(model, x, true);
-            return (y ? loss(pred, y) : (loss as (p: tf.Tensor) => tf.Tensor)(pred)) as tf.Scalar;
-          }, varList);
-          costs.push(cost);
-          sizes.push(batch[0].shape[0]);
-        } finally {
-          tf.dispose(batch);
-        }
-      }
-      const total = tf.tidy(() => tf.stack(costs).mul(tf.tensor1d(sizes)).sum().div(batches.rows) as tf.Scalar);
-      trainLoss = (await total.data())[0];
-      total.dispose();
-    } finally {
-      tf.dispose(costs);
-    }
-    return trainLoss;
   }
 
   async cancel(): Promise<void> {
@@ -408,14 +321,7 @@ export interface EngineExplanation {
 export function explainEngine<M extends ModelLike, X extends object>(
   options: EpochStreamOptions<M, X>,
 ): EngineExplanation {
-  if (options.engine === "tfjs") return { engine: "tfjs", reason: 'engine: "tfjs" was asked for' };
-  const { model, loss, optimizer, data, lastLabel = true } = options;
-  if (!(optimizer instanceof tf.Optimizer)) return { engine: "tfjs", reason: "optimizer is not a tf.train optimizer" };
-  const plan = densePlan(model, loss, optimizer, Array.isArray(data) ? data : [], lastLabel);
-  if (!plan.ok) return { engine: "tfjs", reason: plan.reason };
-  const lossName = plan.loss.kind === "host" ? plan.loss.name : "a custom loss (its gradient through tfjs per batch)";
-  return {
-    engine: "host",
-    reason: `a chain of ${plan.layers.length} Dense layer(s) under ${lossName} with ${optimizer.getClassName()}`,
-  };
+  const { run } = checkOptions(options, "explainEngine");
+  const { engine, reason } = decideEngine(run, trainedVariables(run.model, run.variables));
+  return { engine, reason };
 }

@@ -85,19 +85,18 @@ function gatherRows(src: HostArray, rowSize: number, order: Int32Array, start: n
 }
 
 /**
- * One pass over `tensors` in batches, shuffled with one permutation per pass.
- * With a host copy, each batch is assembled in JS and uploaded; without one,
- * the rows are gathered once on the backend and sliced. Internal.
+ * One pass over `tensors` in batches of `batchSize` rows, in `order` (or in
+ * place). With a host copy, each batch is assembled in JS and uploaded;
+ * without one, the rows are gathered once on the backend and sliced. Internal.
  */
-export function* batchesOf(
+export function* batchesInOrder(
   tensors: tf.Tensor[],
-  plan: BatchPlan,
-  random: Random,
+  rows: number,
+  batchSize: number,
+  order: Int32Array | undefined,
   host?: HostData,
 ): Generator<tf.Tensor[]> {
-  const { rows, batchSize, shuffle } = plan;
   if (host) {
-    const order = shuffle ? permutation(rows, random) : undefined;
     for (let start = 0; start < rows; start += batchSize) {
       const size = Math.min(batchSize, rows - start);
       yield host.values.map((values, k) => {
@@ -111,10 +110,10 @@ export function* batchesOf(
     return;
   }
   let ordered = tensors;
-  if (shuffle) {
-    const order = tf.tensor1d(permutation(rows, random), "int32");
-    ordered = tensors.map((t) => tf.gather(t, order));
-    order.dispose();
+  if (order) {
+    const indices = tf.tensor1d(order, "int32");
+    ordered = tensors.map((t) => tf.gather(t, indices));
+    indices.dispose();
   }
   try {
     for (let start = 0; start < rows; start += batchSize) {
@@ -124,6 +123,17 @@ export function* batchesOf(
   } finally {
     if (ordered !== tensors) tf.dispose(ordered);
   }
+}
+
+/** One pass over `tensors` in batches, shuffled with one permutation per pass. Internal. */
+export function batchesOf(
+  tensors: tf.Tensor[],
+  plan: BatchPlan,
+  random: Random,
+  host?: HostData,
+): Generator<tf.Tensor[]> {
+  const order = plan.shuffle ? permutation(plan.rows, random) : undefined;
+  return batchesInOrder(tensors, plan.rows, plan.batchSize, order, host);
 }
 
 /**

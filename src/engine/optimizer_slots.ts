@@ -1,0 +1,60 @@
+/**
+ * Keeps a tfjs optimizer's per-variable state with its variable when the
+ * list of trained variables changes between epochs (a layer frozen or
+ * unfrozen). tfjs optimizers index their slots (Adam's moments, Momentum's
+ * accumulations, …) by position in the list passed to `minimize`, so a new
+ * list would hand one variable another's state — a shape error, or silently
+ * wrong moments. Both engines train through the same realigned slots.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+
+interface Slot {
+  originalName: string;
+  variable: tf.Variable;
+}
+
+function isSlot(value: unknown): value is Slot {
+  return typeof value === "object" && value !== null && typeof (value as Slot).originalName === "string" &&
+    (value as Slot).variable instanceof tf.Variable;
+}
+
+/** The optimizer's own arrays of per-variable slots (holes allowed: tfjs fills them lazily). */
+function slotArrays(optimizer: tf.Optimizer): [string, (Slot | undefined)[]][] {
+  return Object.entries(optimizer).filter(([, value]) =>
+    Array.isArray(value) && value.length > 0 && value.every((s) => s === undefined || isSlot(s))
+  ) as [string, (Slot | undefined)[]][];
+}
+
+/** Slots of variables that left the list, kept for when they come back. */
+const parked = new WeakMap<tf.Optimizer, Map<tf.Variable, Map<string, Slot>>>();
+
+/**
+ * Reorders `optimizer`'s slots, indexed by `previous` until now, to follow
+ * `next`: a variable keeps its own state, a variable new to the list gets
+ * an empty slot (tfjs creates it at the next step) or the state it had when
+ * it left. Internal.
+ */
+export function realignSlots(optimizer: tf.Optimizer, previous: tf.Variable[], next: tf.Variable[]): void {
+  const arrays = slotArrays(optimizer);
+  if (arrays.length === 0) return;
+  let stash = parked.get(optimizer);
+  if (!stash) parked.set(optimizer, stash = new Map());
+  for (const [field, slots] of arrays) {
+    const byVariable = new Map<tf.Variable, Slot>();
+    previous.forEach((v, i) => {
+      const slot = slots[i];
+      if (slot) byVariable.set(v, slot);
+    });
+    const reordered = next.map((v) => byVariable.get(v) ?? stash.get(v)?.get(field));
+    for (const [v, slot] of byVariable) {
+      if (next.includes(v)) continue;
+      if (!stash.has(v)) stash.set(v, new Map());
+      stash.get(v)!.set(field, slot);
+    }
+    for (const v of next) stash.get(v)?.delete(field);
+    while (reordered.length > 0 && reordered[reordered.length - 1] === undefined) reordered.pop();
+    (optimizer as unknown as Record<string, unknown>)[field] = reordered;
+  }
+}

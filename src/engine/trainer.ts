@@ -1,0 +1,122 @@
+/**
+ * Which engine trains an epoch, and why — decided in this one place — and
+ * the small interface both engines implement.
+ *
+ * The rule: the host engine trains an epoch only when it computes what the
+ * tfjs path would (see `host_plan.ts`); the tfjs path trains what `model.fit`
+ * would (the same loss with the model's regularization penalties, the same
+ * variables). Everything else falls back to the tfjs path, with the reason.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { HostData } from "../source/iter_batches.ts";
+import { isLayersModel, type LossFunction, type ModelLike } from "../source/model.ts";
+import { DenseEngine } from "./dense_engine.ts";
+import { type HostPlan, hostPlan } from "./host_plan.ts";
+import { realignSlots } from "./optimizer_slots.ts";
+import { TfjsTrainer } from "./tfjs_trainer.ts";
+
+/** One engine's training of one epoch. Internal. */
+export interface EpochTrainer {
+  /** Trains one epoch over the rows in `order` (all rows in place when `undefined`); returns its loss. */
+  epoch(order: Int32Array | undefined): Promise<number>;
+}
+
+/** The `engine` option of `epochStream`. */
+export type EngineChoice = "auto" | "tfjs";
+
+/** Everything about a run that decides how its epochs are trained. Internal. */
+export interface TrainingRun {
+  model: ModelLike;
+  optimizer: tf.Optimizer;
+  loss: LossFunction;
+  data: tf.Tensor[];
+  /** How many of `data`'s tensors are model inputs. */
+  inputs: number;
+  lastLabel: boolean;
+  host: HostData | undefined;
+  rows: number;
+  batchSize: number;
+  engine: EngineChoice;
+  /** The variables of a function model. */
+  variables?: tf.Variable[];
+  /** From the construction probe: why the loss depends on the model besides its predictions. */
+  lossReadsModel?: string;
+}
+
+/** Which engine, and why. */
+export type EngineDecision =
+  | { engine: "host"; reason: string; plan: HostPlan & { ok: true } }
+  | { engine: "tfjs"; reason: string };
+
+/**
+ * The variables the optimizer updates now: a layers model's trainable
+ * weights, each once (a layer used twice lists its weights twice, and
+ * `model.fit` trains them once), or a function model's variables. Internal.
+ */
+export function trainedVariables(model: ModelLike, variables: tf.Variable[] | undefined): tf.Variable[] {
+  if (!isLayersModel(model)) return variables ?? [];
+  return [...new Set(model.trainableWeights.map((w) => w.read() as tf.Variable))];
+}
+
+/** Decides the engine for an epoch that trains `variables`. Internal. */
+export function decideEngine(run: TrainingRun, variables: tf.Variable[]): EngineDecision {
+  if (run.engine === "tfjs") return { engine: "tfjs", reason: 'engine: "tfjs" was asked for' };
+  if (!run.host) return { engine: "tfjs", reason: "the data holds tensors the host cannot copy" };
+  const plan = hostPlan({ ...run, variables });
+  if (!plan.ok) return { engine: "tfjs", reason: plan.reason };
+  const lossName = plan.loss.kind === "host" ? plan.loss.name : "a custom loss (its gradient through tfjs per batch)";
+  return {
+    engine: "host",
+    reason: `a chain of ${plan.layers.length} Dense layer(s) under ${lossName} with ${run.optimizer.getClassName()}`,
+    plan,
+  };
+}
+
+/**
+ * A run's epochs: each one finds the variables to train (they change when a
+ * layer is frozen or unfrozen between epochs), keeps the optimizer's state
+ * with its variables, picks the engine and trains. Internal.
+ */
+export class EpochTraining {
+  #run: TrainingRun;
+  #variables: tf.Variable[] | undefined;
+
+  constructor(run: TrainingRun) {
+    this.#run = run;
+  }
+
+  /** The variables the last epoch trained (those of the first epoch before it runs). */
+  get variables(): tf.Variable[] {
+    return this.#variables ?? trainedVariables(this.#run.model, this.#run.variables);
+  }
+
+  /** Trains one epoch over `order`; returns its loss. */
+  epoch(order: Int32Array | undefined): Promise<number> {
+    const run = this.#run;
+    const variables = trainedVariables(run.model, run.variables);
+    if (variables.length === 0) {
+      throw new TypeError("epochStream: the model has no trainable weights now (every layer is frozen)");
+    }
+    const previous = this.#variables;
+    if (previous && (previous.length !== variables.length || previous.some((v, i) => v !== variables[i]))) {
+      realignSlots(run.optimizer, previous, variables);
+    }
+    this.#variables = variables;
+    const decision = decideEngine(run, variables);
+    const trainer: EpochTrainer = decision.engine === "host"
+      ? new DenseEngine(decision.plan, {
+        variables,
+        optimizer: run.optimizer,
+        x: run.host!.values[0] as Float32Array,
+        labels: run.lastLabel
+          ? { values: run.host!.values[1], rowShape: run.host!.shapes[1], dtype: run.host!.dtypes[1] }
+          : undefined,
+        rows: run.rows,
+        batchSize: run.batchSize,
+      })
+      : new TfjsTrainer({ ...run, variables });
+    return trainer.epoch(order);
+  }
+}
