@@ -7,7 +7,18 @@
 import * as tf from "@tensorflow/tfjs";
 import process from "node:process";
 import { parseArgs } from "node:util";
-import { augment, epochStream, pipe, printKeys, take, tap, tick, useBackend } from "../mod.ts";
+import {
+  augment,
+  epochStream,
+  getLearningRate,
+  pipe,
+  printKeys,
+  setLearningRate,
+  take,
+  tap,
+  tick,
+  useBackend,
+} from "../mod.ts";
 import { housingModel, loadHousing } from "./housing_data.ts";
 
 /** A per-epoch linear warm-up of an optimizer's learning rate. */
@@ -23,7 +34,7 @@ class LinearWarmup {
   }
   /** The rate in use now. */
   get lr(): number {
-    return (this.optimizer as unknown as { learningRate: number }).learningRate;
+    return getLearningRate(this.optimizer);
   }
   /** Moves to the next epoch's rate. */
   step(): void {
@@ -32,7 +43,7 @@ class LinearWarmup {
   }
   #set(): void {
     const factor = this.startFactor + (1 - this.startFactor) * this.#epoch / this.epochs;
-    (this.optimizer as unknown as { learningRate: number }).learningRate = this.baseLr * factor;
+    setLearningRate(this.optimizer, this.baseLr * factor);
   }
 }
 

@@ -7,6 +7,7 @@
 import { describe } from "../internal/describe.ts";
 import { numericValue, requireInteger, requireKey, requireNumber, requireOptions } from "../internal/validate.ts";
 import { trainingStateOf } from "../source/training_state.ts";
+import { getLearningRate, setLearningRate } from "../engine/learning_rate.ts";
 import type { Stage } from "../stream/stage.ts";
 import { stepStage } from "../stream/step_stage.ts";
 import type { WithNumber } from "../types.ts";
@@ -25,11 +26,6 @@ export interface ReduceLrOnPlateauOptions<K extends string> {
   mode?: "min" | "max";
   /** How much a value must beat the best to count as an improvement (≥ 0, default 0). */
   minDelta?: number;
-}
-
-interface WithLearningRate {
-  learningRate: number;
-  setLearningRate?: (lr: number) => void;
 }
 
 /**
@@ -67,20 +63,17 @@ export function reduceLrOnPlateau<const K extends string, E extends { [P in K]: 
   let stale = 0;
   return stepStage<E, WithNumber<E, "lr">>((event, index) => {
     const value = numericValue("reduceLrOnPlateau", event, key);
-    const optimizer = trainingStateOf("reduceLrOnPlateau", event).optimizer as unknown as WithLearningRate;
-    if (typeof optimizer.learningRate !== "number") {
+    const optimizer = trainingStateOf("reduceLrOnPlateau", event).optimizer;
+    if (typeof (optimizer as unknown as { learningRate?: unknown }).learningRate !== "number") {
       throw new TypeError("reduceLrOnPlateau: the optimizer has no numeric learningRate");
     }
     if (index === 1 || sign * value < sign * best - minDelta) {
       best = value;
       stale = 0;
     } else if (++stale >= patience) {
-      const lr = Math.max(optimizer.learningRate * factor, minLr);
-      // SGD caches its rate as a tensor: setLearningRate updates both.
-      if (typeof optimizer.setLearningRate === "function") optimizer.setLearningRate(lr);
-      else optimizer.learningRate = lr;
+      setLearningRate(optimizer, Math.max(getLearningRate(optimizer) * factor, minLr));
       stale = 0;
     }
-    return { ...event, lr: optimizer.learningRate } as unknown as WithNumber<E, "lr">;
+    return { ...event, lr: getLearningRate(optimizer) } as unknown as WithNumber<E, "lr">;
   });
 }

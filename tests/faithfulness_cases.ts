@@ -1,0 +1,465 @@
+/**
+ * The adversarial faithfulness suite: runs a user could write, each trained
+ * three ways from the same starting weights and batch order — `epochStream`
+ * with the default engine, `epochStream({ engine: "tfjs" })`, and tfjs's own
+ * `model.fit` — and compared epoch by epoch. Used by
+ * `tests/faithfulness_test.ts` (asserts) and `bench/faithfulness.ts` (prints
+ * the gaps).
+ */
+import * as tf from "@tensorflow/tfjs";
+import { type EngineChoice, epochStream, explainEngine, type LossFunction, setLearningRate } from "../mod.ts";
+
+const mse = tf.losses.meanSquaredError as LossFunction;
+
+/** What one case builds, fresh for each of the three runs. */
+export interface Setup {
+  model: tf.LayersModel;
+  optimizer: tf.Optimizer;
+  loss: LossFunction;
+  x: tf.Tensor2D;
+  y: tf.Tensor2D;
+  batchSize: number;
+  /** Runs after epoch `epoch` (1-based) and before the next one, on every path. */
+  between?: (epoch: number) => void;
+  /** For model.fit: recompile after `between` (trainable changes need it in tfjs-layers). */
+  recompile?: boolean;
+  /** Other tensors the case made, freed with the run. */
+  tensors?: tf.Tensor[];
+}
+
+/** One adversarial case. */
+export interface FaithCase {
+  name: string;
+  /** The issue's category. */
+  category: string;
+  epochs: number;
+  build(): Setup;
+  /** The engine `explainEngine` must choose by default, and a pattern its reason must match. */
+  engine: "host" | "tfjs";
+  reason?: RegExp;
+  /** Compare with model.fit too (false where tfjs-layers cannot express the run). */
+  fit?: boolean;
+}
+
+/** What one run produced: the loss and every weight after each epoch. */
+export interface Trace {
+  losses: number[];
+  weights: number[][][];
+}
+
+/** Seeded regression data: `rows` × `inputs` in [-1, 1), targets a smooth function of them. */
+export function regressionData(rows: number, inputs: number, outputs = 1, seed = 7): [tf.Tensor2D, tf.Tensor2D] {
+  let s = seed;
+  const rand = () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * 2 - 1;
+  const x = Array.from({ length: rows * inputs }, rand);
+  const y = Array.from({ length: rows * outputs }, (_, k) => {
+    const r = Math.floor(k / outputs), o = k % outputs;
+    let v = 0.2 * o;
+    for (let i = 0; i < inputs; i++) v += Math.sin(x[r * inputs + i] * (i + o + 1));
+    return v;
+  });
+  return [tf.tensor2d(x, [rows, inputs]), tf.tensor2d(y, [rows, outputs])];
+}
+
+interface DenseSpec {
+  units: number;
+  activation?: "relu" | "tanh" | "linear" | "sigmoid";
+  kernelRegularizer?: () => tf.Regularizer;
+  biasRegularizer?: () => tf.Regularizer;
+  trainable?: boolean;
+  kernel?: "glorot" | "zeros" | "oneToTwo";
+}
+
+/** A Sequential of Dense layers with seeded starting weights (the same on every call). */
+export function denseModel(inputs: number, specs: DenseSpec[]): tf.Sequential {
+  return tf.sequential({
+    layers: specs.map((spec, i) =>
+      tf.layers.dense({
+        units: spec.units,
+        activation: spec.activation ?? "linear",
+        inputShape: i === 0 ? [inputs] : undefined,
+        trainable: spec.trainable,
+        kernelRegularizer: spec.kernelRegularizer?.(),
+        biasRegularizer: spec.biasRegularizer?.(),
+        kernelInitializer: spec.kernel === "zeros"
+          ? "zeros"
+          : spec.kernel === "oneToTwo"
+          ? tf.initializers.randomUniform({ minval: 1, maxval: 2, seed: 5 + i })
+          : tf.initializers.glorotUniform({ seed: 11 + i }),
+        biasInitializer: spec.kernel === "zeros"
+          ? "zeros"
+          : spec.kernel === "oneToTwo"
+          ? tf.initializers.randomUniform({ minval: 1, maxval: 2, seed: 25 + i })
+          : tf.initializers.randomUniform({ minval: -0.1, maxval: 0.1, seed: 31 + i }),
+      })
+    ),
+  });
+}
+
+const mlp = (extra: Partial<DenseSpec> = {}) =>
+  denseModel(4, [{ units: 8, activation: "tanh", ...extra }, { units: 1, ...extra }]);
+
+/** An SGD that clips every gradient to [-0.05, 0.05] before the update. */
+class ClippingSGD extends tf.SGDOptimizer {
+  override applyGradients(grads: tf.NamedTensorMap | tf.NamedTensor[]): void {
+    const list = Array.isArray(grads) ? grads : Object.entries(grads).map(([name, tensor]) => ({ name, tensor }));
+    const clipped = list.map(({ name, tensor }) => ({ name, tensor: tf.clipByValue(tensor, -0.05, 0.05) }));
+    super.applyGradients(clipped);
+    tf.dispose(clipped.map((c) => c.tensor));
+  }
+}
+
+/** Replaces `optimizer.applyGradients` on the instance with one that first maps every gradient. */
+function patchGradients(optimizer: tf.Optimizer, map: (g: tf.Tensor) => tf.Tensor): tf.Optimizer {
+  const original = optimizer.applyGradients.bind(optimizer);
+  optimizer.applyGradients = (grads: tf.NamedTensorMap | tf.NamedTensor[]) => {
+    const list = Array.isArray(grads) ? grads : Object.entries(grads).map(([name, tensor]) => ({ name, tensor }));
+    const mapped = list.map(({ name, tensor }) => ({ name, tensor: map(tensor) }));
+    original(mapped);
+    tf.dispose(mapped.map((m) => m.tensor));
+  };
+  return optimizer;
+}
+
+/** The adversarial cases (at least one for every finding of the engine issue). */
+export const CASES: FaithCase[] = [
+  {
+    name: "weight decay written in the loss (mse + 0.01·ΣW²)",
+    category: "loss reads the model",
+    epochs: 10,
+    engine: "tfjs",
+    reason: /the loss depends on the model's weights/,
+    build() {
+      const model = mlp();
+      const kernel = model.layers[0].trainableWeights[0].read() as tf.Variable;
+      const [x, y] = regressionData(40, 4);
+      const loss: LossFunction = (p, t) => tf.add(mse(p, t), tf.mul(0.01, tf.sum(tf.square(kernel))));
+      return { model, optimizer: tf.train.adam(0.05), loss, x, y, batchSize: 8 };
+    },
+  },
+  {
+    name: "a loss that also runs model.apply on anchor points",
+    category: "loss reads the model",
+    epochs: 10,
+    engine: "tfjs",
+    reason: /the loss depends on the model's weights/,
+    build() {
+      const model = mlp();
+      const anchors = tf.tensor2d([[0, 0, 0, 0], [1, 1, 1, 1]]);
+      const [x, y] = regressionData(40, 4);
+      const loss: LossFunction = (p, t) =>
+        tf.add(mse(p, t), tf.mul(0.1, tf.mean(tf.square(model.apply(anchors) as tf.Tensor))));
+      return { model, optimizer: tf.train.sgd(0.1), loss, x, y, batchSize: 8, tensors: [anchors] };
+    },
+  },
+  {
+    name: "a loss that reads the weights' values (model.getWeights)",
+    category: "loss reads the model",
+    epochs: 6,
+    engine: "tfjs",
+    reason: /the loss reads the model's weights/,
+    build() {
+      const model = mlp();
+      const [x, y] = regressionData(40, 4);
+      const loss: LossFunction = (p, t) => {
+        const kernel = model.getWeights()[0].dataSync();
+        return tf.mul(mse(p, t), 1 + 0.1 * Math.abs(kernel[0]));
+      };
+      return { model, optimizer: tf.train.sgd(0.1), loss, x, y, batchSize: 8 };
+    },
+  },
+  {
+    name: "an SGD subclass that clips gradients in applyGradients",
+    category: "customised optimizer",
+    epochs: 10,
+    engine: "tfjs",
+    reason: /subclass of SGD/,
+    build() {
+      const [x, y] = regressionData(40, 4);
+      return { model: mlp(), optimizer: new ClippingSGD(0.5), loss: mse, x, y, batchSize: 8 };
+    },
+  },
+  {
+    name: "an SGD instance with a patched applyGradients (×0.1)",
+    category: "customised optimizer",
+    epochs: 10,
+    engine: "tfjs",
+    reason: /has its own applyGradients/,
+    build() {
+      const [x, y] = regressionData(40, 4);
+      const optimizer = patchGradients(tf.train.sgd(0.5), (g) => tf.mul(g, 0.1));
+      return { model: mlp(), optimizer, loss: mse, x, y, batchSize: 8 };
+    },
+  },
+  {
+    name: "an Adam instance with a patched applyGradients (clip)",
+    category: "customised optimizer",
+    epochs: 10,
+    engine: "tfjs",
+    reason: /has its own applyGradients/,
+    build() {
+      const [x, y] = regressionData(40, 4);
+      const optimizer = patchGradients(tf.train.adam(0.05), (g) => tf.clipByValue(g, -0.01, 0.01));
+      return { model: mlp(), optimizer, loss: mse, x, y, batchSize: 8 };
+    },
+  },
+  {
+    name: "SGD's learningRate property written between epochs (tfjs keeps its cached rate)",
+    category: "rate or momentum changed between epochs",
+    epochs: 8,
+    engine: "host",
+    build() {
+      const [x, y] = regressionData(40, 4);
+      const optimizer = tf.train.sgd(0.1);
+      const between = (epoch: number) => {
+        if (epoch === 3) (optimizer as unknown as { learningRate: number }).learningRate = 0.9;
+      };
+      return { model: mlp(), optimizer, loss: mse, x, y, batchSize: 8, between };
+    },
+  },
+  {
+    name: "Momentum's setMomentum between epochs (tfjs keeps its cached momentum)",
+    category: "rate or momentum changed between epochs",
+    epochs: 8,
+    engine: "host",
+    build() {
+      const [x, y] = regressionData(40, 4);
+      const optimizer = tf.train.momentum(0.05, 0.5);
+      const between = (epoch: number) => {
+        if (epoch === 3) (optimizer as tf.MomentumOptimizer).setMomentum(0.99);
+      };
+      return { model: mlp(), optimizer, loss: mse, x, y, batchSize: 8, between };
+    },
+  },
+  {
+    name: "Adam's learningRate property written between epochs",
+    category: "rate or momentum changed between epochs",
+    epochs: 8,
+    engine: "host",
+    build() {
+      const [x, y] = regressionData(40, 4);
+      const optimizer = tf.train.adam(0.01);
+      const between = (epoch: number) => {
+        if (epoch === 3) (optimizer as unknown as { learningRate: number }).learningRate = 0.1;
+      };
+      return { model: mlp(), optimizer, loss: mse, x, y, batchSize: 8, between };
+    },
+  },
+  {
+    name: "setLearningRate on Momentum between epochs (a warm-up)",
+    category: "rate or momentum changed between epochs",
+    epochs: 8,
+    engine: "host",
+    build() {
+      const [x, y] = regressionData(40, 4);
+      const optimizer = tf.train.momentum(0.01, 0.9, true);
+      const between = (epoch: number) => setLearningRate(optimizer, 0.01 * Math.min(epoch + 1, 4));
+      return { model: mlp(), optimizer, loss: mse, x, y, batchSize: 8, between };
+    },
+  },
+  {
+    name: "kernelRegularizer l2 on every layer (Adam)",
+    category: "regularizers",
+    epochs: 10,
+    engine: "host",
+    build() {
+      const [x, y] = regressionData(40, 4);
+      const model = mlp({ kernelRegularizer: () => tf.regularizers.l2({ l2: 0.05 }) });
+      return { model, optimizer: tf.train.adam(0.05), loss: mse, x, y, batchSize: 8 };
+    },
+  },
+  {
+    name: "kernel l1 and bias l1l2 regularizers (SGD)",
+    category: "regularizers",
+    epochs: 10,
+    engine: "host",
+    build() {
+      const [x, y] = regressionData(40, 4);
+      const model = mlp({
+        kernelRegularizer: () => tf.regularizers.l1({ l1: 0.02 }),
+        biasRegularizer: () => tf.regularizers.l1l2({ l1: 0.01, l2: 0.1 }),
+      });
+      return { model, optimizer: tf.train.sgd(0.1), loss: mse, x, y, batchSize: 8 };
+    },
+  },
+  {
+    name: "a regularizer whose apply is patched",
+    category: "regularizers",
+    epochs: 6,
+    engine: "tfjs",
+    reason: /regularizer that has its own apply/,
+    build() {
+      const [x, y] = regressionData(40, 4);
+      const regularizer = tf.regularizers.l2({ l2: 0.05 });
+      regularizer.apply = (w: tf.Tensor) => tf.mul(0.2, tf.sum(tf.abs(w))) as tf.Scalar;
+      const model = mlp({ kernelRegularizer: () => regularizer });
+      return { model, optimizer: tf.train.sgd(0.1), loss: mse, x, y, batchSize: 8 };
+    },
+  },
+  {
+    name: "one Dense layer object used twice in a Sequential",
+    category: "shared layer",
+    epochs: 10,
+    engine: "tfjs",
+    reason: /used more than once/,
+    build() {
+      const [x, y] = regressionData(40, 4, 4);
+      const shared = tf.layers.dense({
+        units: 4,
+        activation: "tanh",
+        inputShape: [4],
+        kernelInitializer: tf.initializers.glorotUniform({ seed: 3 }),
+      });
+      const model = tf.sequential({ layers: [shared, shared] });
+      return { model, optimizer: tf.train.sgd(0.1), loss: mse, x, y, batchSize: 8 };
+    },
+  },
+  {
+    name: "a layer frozen at build, unfrozen after epoch 3 (SGD)",
+    category: "freezing between reads",
+    epochs: 8,
+    engine: "host",
+    build() {
+      const [x, y] = regressionData(40, 4);
+      const model = denseModel(4, [{ units: 8, activation: "tanh", trainable: false }, { units: 1 }]);
+      const between = (epoch: number) => {
+        if (epoch === 3) model.layers[0].trainable = true;
+      };
+      return { model, optimizer: tf.train.sgd(0.1), loss: mse, x, y, batchSize: 8, between, recompile: true };
+    },
+  },
+  {
+    name: "a layer frozen after epoch 3, unfrozen after epoch 6 (Adam keeps each variable's moments)",
+    category: "freezing between reads",
+    epochs: 9,
+    engine: "host",
+    fit: false, // tfjs's Adam indexes its moments by position: model.fit would hand one variable another's
+    build() {
+      const [x, y] = regressionData(40, 4);
+      const model = denseModel(4, [{ units: 8, activation: "tanh" }, { units: 1 }]);
+      const between = (epoch: number) => {
+        if (epoch === 3) model.layers[0].trainable = false;
+        if (epoch === 6) model.layers[0].trainable = true;
+      };
+      return { model, optimizer: tf.train.adam(0.05), loss: mse, x, y, batchSize: 8, between };
+    },
+  },
+  {
+    name: "absoluteDifference at exact ties (zero weights, zero labels)",
+    category: "absoluteDifference ties",
+    epochs: 4,
+    engine: "host",
+    build() {
+      const [x, values] = regressionData(16, 4);
+      values.dispose();
+      const y = tf.tensor2d(Array.from({ length: 16 }, (_, i) => (i % 2 ? 0 : 1)), [16, 1]);
+      const model = denseModel(4, [{ units: 1, kernel: "zeros" }]);
+      return { model, optimizer: tf.train.sgd(0.1), loss: tf.losses.absoluteDifference as LossFunction, x, y, batchSize: 4 };
+    },
+  },
+  {
+    name: "Adam at lr 5e-8 on weights in [1, 2): every update is below half an ulp",
+    category: "float32",
+    epochs: 5,
+    engine: "host",
+    build() {
+      const [x, y] = regressionData(32, 4);
+      const model = denseModel(4, [{ units: 3, activation: "relu", kernel: "oneToTwo" }, { units: 1, kernel: "oneToTwo" }]);
+      return { model, optimizer: tf.train.adam(5e-8), loss: mse, x, y, batchSize: 8 };
+    },
+  },
+  {
+    name: "200 epochs of Adam",
+    category: "float32",
+    epochs: 200,
+    engine: "host",
+    fit: false, // the three-way comparison of the shorter cases covers model.fit; this one measures drift
+    build() {
+      const [x, y] = regressionData(24, 4);
+      return { model: mlp(), optimizer: tf.train.adam(0.02), loss: mse, x, y, batchSize: 8 };
+    },
+  },
+];
+
+function snapshot(model: tf.LayersModel): number[][] {
+  return model.getWeights().map((w) => Array.from(w.dataSync()));
+}
+
+function dispose(setup: Setup): void {
+  tf.dispose([setup.x, setup.y, ...setup.tensors ?? []]);
+  setup.model.dispose();
+  setup.optimizer.dispose();
+  // tfjs 4.22's MomentumOptimizer.dispose forgets the learning-rate tensor it inherits from SGD.
+  if (Object.getPrototypeOf(setup.optimizer) === tf.MomentumOptimizer.prototype) (setup.optimizer as unknown as { c: tf.Tensor }).c.dispose();
+}
+
+/** Trains `c` through `epochStream` on `engine`, epoch by epoch, without shuffling. */
+export async function streamTrace(c: FaithCase, engine: EngineChoice): Promise<Trace> {
+  const setup = c.build();
+  const { model, optimizer, loss, x, y, batchSize, between } = setup;
+  const reader = epochStream({ data: [x, y], model, optimizer, loss, batchSize, shuffle: false, engine }).getReader();
+  const trace: Trace = { losses: [], weights: [] };
+  try {
+    for (let epoch = 1; epoch <= c.epochs; epoch++) {
+      const { value } = await reader.read();
+      trace.losses.push(value!.train_loss);
+      trace.weights.push(snapshot(model));
+      between?.(epoch);
+    }
+  } finally {
+    await reader.cancel();
+    dispose(setup);
+  }
+  return trace;
+}
+
+/** Trains `c` with tfjs's own `model.fit`, one epoch per call, batches in order. */
+export async function fitTrace(c: FaithCase): Promise<Trace> {
+  const setup = c.build();
+  const { model, optimizer, loss, x, y, batchSize, between } = setup;
+  const compile = () => model.compile({ optimizer, loss: (labels, predictions) => loss(predictions, labels) });
+  compile();
+  const trace: Trace = { losses: [], weights: [] };
+  try {
+    for (let epoch = 1; epoch <= c.epochs; epoch++) {
+      const history = await model.fit(x, y, { batchSize, epochs: 1, shuffle: false, verbose: 0 });
+      trace.losses.push(history.history.loss[0] as number);
+      trace.weights.push(snapshot(model));
+      between?.(epoch);
+      if (setup.recompile) compile();
+    }
+  } finally {
+    dispose(setup);
+  }
+  return trace;
+}
+
+/** The engine explainEngine picks for `c` by default, and why. */
+export function explainCase(c: FaithCase): { engine: string; reason: string } {
+  const setup = c.build();
+  try {
+    const { model, optimizer, loss, x, y, batchSize } = setup;
+    return explainEngine({ data: [x, y], model, optimizer, loss, batchSize, shuffle: false });
+  } finally {
+    dispose(setup);
+  }
+}
+
+/** The largest gap between two traces: in any weight (absolute, relative to max(1, |w|)) and in any loss. */
+export function gap(a: Trace, b: Trace): { weights: number; loss: number } {
+  let weights = 0, loss = 0;
+  a.weights.forEach((epoch, e) =>
+    epoch.forEach((w, i) =>
+      w.forEach((v, k) => {
+        const u = b.weights[e][i][k];
+        weights = Math.max(weights, Math.abs(v - u) / Math.max(1, Math.abs(u)));
+      })
+    )
+  );
+  a.losses.forEach((v, e) => {
+    const u = b.losses[e];
+    loss = Math.max(loss, Math.abs(v - u) / Math.max(1, Math.abs(u)));
+  });
+  if (Number.isNaN(weights) || Number.isNaN(loss)) return { weights: Infinity, loss: Infinity };
+  return { weights, loss };
+}
