@@ -14,7 +14,8 @@
  *   deno run -A bench/profile.ts [--backend wasm|cpu] [--quick]
  */
 import * as tf from "@tensorflow/tfjs";
-import { DenseEngine, densePlan, type EngineProfile } from "../src/engine/dense_engine.ts";
+import { DenseEngine, type EngineProfile } from "../src/engine/dense_engine.ts";
+import { hostPlan } from "../src/engine/host_plan.ts";
 import { createRandom, permutation } from "../src/source/random.ts";
 import { benchArgs, housingSetup, jsonLine, median, runtime, table } from "./common.ts";
 
@@ -34,17 +35,17 @@ async function hostProfile(
 ): Promise<{ perEpoch: EngineProfile; kernels: number }> {
   const model = makeModel();
   const optimizer = tf.train.adam(1e-2);
-  const plan = densePlan(model, lossFn, optimizer, [x, y]);
-  if (!plan.ok) throw new Error(`no host engine: ${plan.reason}`);
   const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const plan = hostPlan({ model, loss: lossFn, optimizer, data: [x, y], lastLabel: true, variables });
+  if (!plan.ok) throw new Error(`no host engine: ${plan.reason}`);
   const labels = { values: hy, rowShape: [1], dtype: "float32" as const };
-  const engine = new DenseEngine(plan, variables, optimizer, hx, labels, batchSize);
+  const engine = new DenseEngine(plan, { variables, optimizer, x: hx, labels, rows, batchSize });
   const random = createRandom(1);
-  for (let i = 0; i < 3; i++) await engine.epoch(rows, permutation(rows, random)); // JIT warm-up
+  for (let i = 0; i < 3; i++) await engine.epoch(permutation(rows, random)); // JIT warm-up
   const epochs = quick ? 2 : 10;
   const total: EngineProfile = { exchange: 0, batching: 0, forward: 0, loss: 0, backward: 0, optimizer: 0 };
-  for (let i = 0; i < epochs; i++) await engine.epoch(rows, permutation(rows, random), total);
-  const info = await tf.profile(() => engine.epoch(rows, permutation(rows, random)));
+  for (let i = 0; i < epochs; i++) await engine.epoch(permutation(rows, random), total);
+  const info = await tf.profile(() => engine.epoch(permutation(rows, random)));
   model.dispose();
   optimizer.dispose();
   const perEpoch = Object.fromEntries(

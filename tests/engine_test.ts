@@ -243,7 +243,10 @@ test("explainEngine names what keeps a run off the host engine", () => {
   const kernel = tf.variable(tf.zeros([5, 1]));
   const [a, b] = [tf.input({ shape: [5] }), tf.input({ shape: [1] })];
   const joined = tf.layers.concatenate().apply([a, b]) as tf.SymbolicTensor;
-  const twoInputs = tf.model({ inputs: [a, b], outputs: tf.layers.dense({ units: 1 }).apply(joined) as tf.SymbolicTensor });
+  const twoInputs = tf.model({
+    inputs: [a, b],
+    outputs: tf.layers.dense({ units: 1 }).apply(joined) as tf.SymbolicTensor,
+  });
   assert.deepEqual(explainEngine(base), {
     engine: "host",
     reason: "a chain of 1 Dense layer(s) under meanSquaredError with Adam",
@@ -289,7 +292,9 @@ test("explainEngine names what keeps a run off the host engine", () => {
     name: "TypeError",
     message: "explainEngine: the model has no trainable variables",
   });
-  const partlyFrozen = tf.sequential({ layers: [tf.layers.dense({ units: 3, inputShape: [5] }), tf.layers.dense({ units: 1 })] });
+  const partlyFrozen = tf.sequential({
+    layers: [tf.layers.dense({ units: 3, inputShape: [5] }), tf.layers.dense({ units: 1 })],
+  });
   partlyFrozen.layers[0].trainable = false;
   assert.equal(explainEngine({ ...base, model: partlyFrozen }).engine, "host");
 });

@@ -64,8 +64,8 @@ export function regressionData(rows: number, inputs: number, outputs = 1, seed =
 interface DenseSpec {
   units: number;
   activation?: "relu" | "tanh" | "linear" | "sigmoid";
-  kernelRegularizer?: () => tf.Regularizer;
-  biasRegularizer?: () => tf.Regularizer;
+  kernelRegularizer?: () => ReturnType<typeof tf.regularizers.l2>;
+  biasRegularizer?: () => ReturnType<typeof tf.regularizers.l2>;
   trainable?: boolean;
   kernel?: "glorot" | "zeros" | "oneToTwo";
 }
@@ -101,7 +101,7 @@ const mlp = (extra: Partial<DenseSpec> = {}) =>
 
 /** An SGD that clips every gradient to [-0.05, 0.05] before the update. */
 class ClippingSGD extends tf.SGDOptimizer {
-  override applyGradients(grads: tf.NamedTensorMap | tf.NamedTensor[]): void {
+  override applyGradients(grads: Parameters<tf.Optimizer["applyGradients"]>[0]): void {
     const list = Array.isArray(grads) ? grads : Object.entries(grads).map(([name, tensor]) => ({ name, tensor }));
     const clipped = list.map(({ name, tensor }) => ({ name, tensor: tf.clipByValue(tensor, -0.05, 0.05) }));
     super.applyGradients(clipped);
@@ -112,7 +112,7 @@ class ClippingSGD extends tf.SGDOptimizer {
 /** Replaces `optimizer.applyGradients` on the instance with one that first maps every gradient. */
 function patchGradients(optimizer: tf.Optimizer, map: (g: tf.Tensor) => tf.Tensor): tf.Optimizer {
   const original = optimizer.applyGradients.bind(optimizer);
-  optimizer.applyGradients = (grads: tf.NamedTensorMap | tf.NamedTensor[]) => {
+  optimizer.applyGradients = (grads: Parameters<tf.Optimizer["applyGradients"]>[0]) => {
     const list = Array.isArray(grads) ? grads : Object.entries(grads).map(([name, tensor]) => ({ name, tensor }));
     const mapped = list.map(({ name, tensor }) => ({ name, tensor: map(tensor) }));
     original(mapped);
@@ -354,7 +354,14 @@ export const CASES: FaithCase[] = [
       values.dispose();
       const y = tf.tensor2d(Array.from({ length: 16 }, (_, i) => (i % 2 ? 0 : 1)), [16, 1]);
       const model = denseModel(4, [{ units: 1, kernel: "zeros" }]);
-      return { model, optimizer: tf.train.sgd(0.1), loss: tf.losses.absoluteDifference as LossFunction, x, y, batchSize: 4 };
+      return {
+        model,
+        optimizer: tf.train.sgd(0.1),
+        loss: tf.losses.absoluteDifference as LossFunction,
+        x,
+        y,
+        batchSize: 4,
+      };
     },
   },
   {
@@ -364,7 +371,10 @@ export const CASES: FaithCase[] = [
     engine: "host",
     build() {
       const [x, y] = regressionData(32, 4);
-      const model = denseModel(4, [{ units: 3, activation: "relu", kernel: "oneToTwo" }, { units: 1, kernel: "oneToTwo" }]);
+      const model = denseModel(4, [{ units: 3, activation: "relu", kernel: "oneToTwo" }, {
+        units: 1,
+        kernel: "oneToTwo",
+      }]);
       return { model, optimizer: tf.train.adam(5e-8), loss: mse, x, y, batchSize: 8 };
     },
   },
@@ -390,7 +400,9 @@ function dispose(setup: Setup): void {
   setup.model.dispose();
   setup.optimizer.dispose();
   // tfjs 4.22's MomentumOptimizer.dispose forgets the learning-rate tensor it inherits from SGD.
-  if (Object.getPrototypeOf(setup.optimizer) === tf.MomentumOptimizer.prototype) (setup.optimizer as unknown as { c: tf.Tensor }).c.dispose();
+  if (Object.getPrototypeOf(setup.optimizer) === tf.MomentumOptimizer.prototype) {
+    (setup.optimizer as unknown as { c: tf.Tensor }).c.dispose();
+  }
 }
 
 /** Trains `c` through `epochStream` on `engine`, epoch by epoch, without shuffling. */

@@ -24,7 +24,10 @@ for (const c of CASES) {
     if (c.fit !== false) {
       const fit = await fitTrace(c);
       const toFit = gap(tfjs, fit);
-      assert.ok(toFit.weights <= TOLERANCE && toFit.loss <= TOLERANCE, `tfjs path vs model.fit: ${JSON.stringify(toFit)}`);
+      assert.ok(
+        toFit.weights <= TOLERANCE && toFit.loss <= TOLERANCE,
+        `tfjs path vs model.fit: ${JSON.stringify(toFit)}`,
+      );
     }
     assert.ok(auto.weights.length === c.epochs && auto.weights.every((e) => e.flat().every(Number.isFinite)));
     assert.equal(tf.memory().numTensors, before, "no tensor leaks");

@@ -1,11 +1,13 @@
 /**
  * The host engine: trains a chain of dense layers for one epoch on plain
- * float64 arrays — forward, backward and the optimizer update — with no
+ * arrays — forward, backward, penalties and the optimizer update — with no
  * tensor, kernel or allocation per step (a loss it does not know itself runs
- * through tfjs on each batch's predictions: see `loss_step.ts`). Weights
- * and optimizer state are read from the model and the tfjs optimizer when
- * the epoch starts and written back when it ends, so everything outside the
- * epoch (validation, checkpoints, stages) sees ordinary tfjs state.
+ * through tfjs on each batch's predictions: see `loss_step.ts`). Products
+ * and gradients are float64 within a step; parameters and optimizer state
+ * are float32 between steps, as tfjs keeps them. Weights and optimizer
+ * state are read from the model and the tfjs optimizer when the epoch
+ * starts and written back when it ends, so everything outside the epoch
+ * (validation, checkpoints, stages) sees ordinary tfjs state.
  *
  * @module
  */

@@ -136,30 +136,33 @@ function adamRule(): Rule {
   };
 }
 
-/** The update rules by exact tfjs class; `supportedOptimizer` checks the instance is untouched. */
-export const HOST_RULES: ReadonlyMap<Function, () => Rule> = new Map<Function, () => Rule>([
-  [tf.SGDOptimizer, sgdRule],
-  [tf.MomentumOptimizer, momentumRule],
-  [tf.AdamOptimizer, adamRule],
-]);
+/** A class, as a key of {@link HOST_RULES}. */
+// deno-lint-ignore no-explicit-any
+export type Constructor = abstract new (...args: any[]) => object;
 
-/** The fields each rule reads, checked before the host takes an optimizer. */
-export const RULE_FIELDS: ReadonlyMap<Function, readonly (keyof Internals)[]> = new Map<
-  Function,
-  readonly (keyof Internals)[]
->([
-  [tf.SGDOptimizer, ["c"]],
-  [tf.MomentumOptimizer, ["c", "m", "accumulations"]],
-  [tf.AdamOptimizer, [
-    "learningRate",
-    "beta1",
-    "beta2",
-    "epsilon",
-    "accBeta1",
-    "accBeta2",
-    "accumulatedFirstMoment",
-    "accumulatedSecondMoment",
-  ]],
+/** A host update rule and the tfjs fields it reads (checked before the host takes an optimizer). */
+export interface HostRule {
+  fields: readonly (keyof Internals)[];
+  make: () => Rule;
+}
+
+/** The update rules, by exact tfjs class (the planner checks that an instance is untouched). */
+export const HOST_RULES: ReadonlyMap<Constructor, HostRule> = new Map<Constructor, HostRule>([
+  [tf.SGDOptimizer, { fields: ["c"], make: sgdRule }],
+  [tf.MomentumOptimizer, { fields: ["c", "m", "accumulations"], make: momentumRule }],
+  [tf.AdamOptimizer, {
+    fields: [
+      "learningRate",
+      "beta1",
+      "beta2",
+      "epsilon",
+      "accBeta1",
+      "accBeta2",
+      "accumulatedFirstMoment",
+      "accumulatedSecondMoment",
+    ],
+    make: adamRule,
+  }],
 ]);
 
 /**
@@ -174,11 +177,11 @@ export class HostOptimizer {
   #iterations = 0;
 
   constructor(optimizer: tf.Optimizer, variables: tf.Variable[]) {
-    const make = HOST_RULES.get(optimizer.constructor);
-    if (!make) throw new Error(`no host update rule for ${optimizer.getClassName()}`);
+    const rule = HOST_RULES.get(optimizer.constructor as Constructor);
+    if (!rule) throw new Error(`no host update rule for ${optimizer.getClassName()}`);
     this.#optimizer = optimizer as unknown as Internals;
     this.#variables = variables;
-    this.#rule = make();
+    this.#rule = rule.make();
   }
 
   /** Reads the hyperparameters (they may change between epochs) and the state. */

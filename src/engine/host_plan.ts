@@ -10,7 +10,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { DENSE_ACTIVATIONS, type DenseActivation } from "./dense_kernels.ts";
-import { HOST_RULES, RULE_FIELDS } from "./host_optimizer.ts";
+import { type Constructor, HOST_RULES } from "./host_optimizer.ts";
 import type { HostLoss } from "./loss_kernels.ts";
 import type { PlannedLoss } from "./loss_step.ts";
 import { sigmoidCrossEntropy, softmaxCrossEntropy } from "../losses/cross_entropy.ts";
@@ -58,9 +58,9 @@ export interface PlanInput {
 }
 
 /** Classes registered with tfjs's serialization (Dense and L1L2 are not exported by name). */
-function registeredClass(name: string): Function | undefined {
+function registeredClass(name: string): Constructor | undefined {
   const map = (tf.serialization.SerializationMap.getMap() as unknown as {
-    classNameMap: Record<string, [Function, unknown]>;
+    classNameMap: Record<string, [Constructor, unknown]>;
   }).classNameMap;
   return map[name]?.[0];
 }
@@ -69,7 +69,7 @@ function registeredClass(name: string): Function | undefined {
 const PRISTINE = new Map<object, Map<string, unknown>>();
 
 /** The prototypes of `cls`, from its own up to (not including) `Object.prototype`. */
-function prototypesOf(cls: Function): object[] {
+function prototypesOf(cls: Constructor): object[] {
   const out: object[] = [];
   for (let proto = cls.prototype; proto && proto !== Object.prototype; proto = Object.getPrototypeOf(proto)) {
     out.push(proto);
@@ -90,7 +90,7 @@ function ownMethods(proto: object): Map<string, unknown> {
 const DENSE = registeredClass("Dense");
 const L1L2 = registeredClass("L1L2");
 for (const cls of [DENSE, L1L2, tf.Sequential, tf.LayersModel, ...HOST_RULES.keys()]) {
-  if (cls) for (const proto of prototypesOf(cls)) if (!PRISTINE.has(proto)) PRISTINE.set(proto, ownMethods(proto));
+  if (cls) { for (const proto of prototypesOf(cls)) if (!PRISTINE.has(proto)) PRISTINE.set(proto, ownMethods(proto)); }
 }
 
 /**
@@ -98,7 +98,7 @@ for (const cls of [DENSE, L1L2, tf.Sequential, tf.LayersModel, ...HOST_RULES.key
  * whose methods are the ones tfjs shipped (none set on the instance, none
  * replaced or added on its prototypes); otherwise what differs.
  */
-function untouched(value: object, cls: Function | undefined): string | undefined {
+function untouched(value: object, cls: Constructor | undefined): string | undefined {
   if (!cls || Object.getPrototypeOf(value) !== cls.prototype) return "is not a built-in tfjs class (a subclass?)";
   const prototypes = prototypesOf(cls);
   for (const name of Object.getOwnPropertyNames(value)) {
@@ -116,10 +116,11 @@ function untouched(value: object, cls: Function | undefined): string | undefined
 
 function optimizerReason(optimizer: tf.Optimizer): string | undefined {
   const name = optimizer.getClassName();
-  const cls = optimizer.constructor;
-  if (!HOST_RULES.has(cls)) {
+  const cls = optimizer.constructor as Constructor;
+  const rule = HOST_RULES.get(cls);
+  if (!rule) {
     // (not instanceof: tf.Optimizer answers instanceof by duck typing)
-    const own = [...HOST_RULES.keys()].some((c) => (c.prototype as object).isPrototypeOf(optimizer));
+    const own = [...HOST_RULES.keys()].some((c) => Object.prototype.isPrototypeOf.call(c.prototype, optimizer));
     return own
       ? `the optimizer is a subclass of ${name} (its update may differ)`
       : `the optimizer is ${name} (host rules: SGD, Momentum, Adam)`;
@@ -127,7 +128,7 @@ function optimizerReason(optimizer: tf.Optimizer): string | undefined {
   const touched = untouched(optimizer, cls);
   if (touched) return `the ${name} optimizer ${touched}`;
   const internals = optimizer as unknown as Record<string, unknown>;
-  for (const field of RULE_FIELDS.get(cls)!) {
+  for (const field of rule.fields) {
     const value = internals[field];
     const ok = value instanceof tf.Tensor
       ? !value.isDisposed
@@ -175,9 +176,11 @@ function denseLayers(model: unknown): DenseLayer[] | string {
     if (changed) return `layer "${layer.name}" ${changed}`;
     const internals = layer as unknown as DenseInternals;
     const nodes = internals.inboundNodes ?? [];
-    if (model instanceof tf.Sequential ? nodes.length !== 1 : (
-      nodes.length !== 1 || nodes[0].inboundLayers?.length !== 1 || nodes[0].inboundLayers[0] !== previous
-    )) {
+    if (
+      model instanceof tf.Sequential ? nodes.length !== 1 : (
+        nodes.length !== 1 || nodes[0].inboundLayers?.length !== 1 || nodes[0].inboundLayers[0] !== previous
+      )
+    ) {
       return `layer "${layer.name}" is not part of a single chain`;
     }
     previous = layer;

@@ -19,7 +19,8 @@ interface WithRate {
   setLearningRate?: unknown;
 }
 
-function rateHolder(where: string, optimizer: unknown): WithRate {
+/** The optimizer as something with a numeric `learningRate`, or a `TypeError` naming `where`. Internal. */
+export function rateHolder(where: string, optimizer: unknown): WithRate & { learningRate: number } {
   if (!(optimizer instanceof tf.Optimizer)) {
     throw new TypeError(`${where}: optimizer must be a tf.train optimizer, got ${describe(optimizer)}`);
   }
@@ -27,7 +28,7 @@ function rateHolder(where: string, optimizer: unknown): WithRate {
   if (typeof holder.learningRate !== "number") {
     throw new TypeError(`${where}: optimizer must have a numeric learningRate, got ${describe(holder.learningRate)}`);
   }
-  return holder;
+  return holder as WithRate & { learningRate: number };
 }
 
 /**
@@ -68,5 +69,5 @@ export function setLearningRate(optimizer: Optimizer, lr: number): void {
  * ```
  */
 export function getLearningRate(optimizer: Optimizer): number {
-  return rateHolder("getLearningRate", optimizer).learningRate as number;
+  return rateHolder("getLearningRate", optimizer).learningRate;
 }

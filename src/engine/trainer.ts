@@ -9,7 +9,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import type * as tf from "@tensorflow/tfjs";
 import type { HostData } from "../source/iter_batches.ts";
 import { isLayersModel, type LossFunction, type ModelLike } from "../source/model.ts";
 import { DenseEngine } from "./dense_engine.ts";

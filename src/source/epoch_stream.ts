@@ -16,7 +16,13 @@ import { createRandom, permutation, type Random } from "./random.ts";
 import { latestCheckpoint, loadCheckpoint } from "../checkpoint/store.ts";
 import { TRAINING_STATE, type TrainingState } from "./training_state.ts";
 import type { Optimizer, Tensor, Variable } from "./tf_types.ts";
-import { decideEngine, type EngineChoice, EpochTraining, trainedVariables, type TrainingRun } from "../engine/trainer.ts";
+import {
+  decideEngine,
+  type EngineChoice,
+  EpochTraining,
+  trainedVariables,
+  type TrainingRun,
+} from "../engine/trainer.ts";
 import { probeRun } from "../engine/probe.ts";
 
 export type { EngineChoice };
@@ -56,17 +62,14 @@ export interface EpochStreamOptions<M extends ModelLike, X extends object> {
    */
   stopOnNaN?: boolean;
   /**
-   * How epochs are computed. `"auto"` (the default), on the wasm and cpu
-   * backends, trains a chain of Dense layers (linear, relu, sigmoid, tanh,
-   * elu, selu, softplus or relu6) with Adam, SGD or Momentum on fitstream's
-   * host engine (the loss computed by the engine for
-   * `tf.losses.meanSquaredError`, `absoluteDifference`, `huberLoss` and
-   * fitstream's cross-entropies, through tfjs on each batch's predictions for
-   * any other loss): the whole epoch in plain float64 loops, with weights and
-   * optimizer state exchanged with tfjs once per epoch; any other model takes
-   * the tfjs path. `"tfjs"` always takes the tfjs path
-   * (`optimizer.minimize` per batch). Both give the same training up to float
-   * rounding; {@link explainEngine} says which applies.
+   * How epochs are computed. `"auto"` (the default) trains on fitstream's host
+   * engine wherever it computes exactly what the tfjs path would (on the wasm
+   * and cpu backends: a chain of unpatched Dense layers with Adam, SGD or
+   * Momentum, any loss that reaches the model only through its predictions),
+   * and on the tfjs path otherwise; `"tfjs"` always takes the tfjs path
+   * (`optimizer.minimize` per batch, with the model's regularization penalties
+   * as in `model.fit`). Both train the same to float32 rounding;
+   * {@link explainEngine} says which applies, and why.
    */
   engine?: EngineChoice;
 }
@@ -295,10 +298,14 @@ export interface EngineExplanation {
 
 /**
  * Which engine `epochStream(options)` trains with, and why: the host engine
- * (on the wasm or cpu backend: a chain of Dense layers with linear, relu,
- * sigmoid, tanh, elu, selu, softplus or relu6 activations, any loss, Adam,
- * SGD or Momentum, a float32 input and float32 or int32 labels) or the tfjs
- * path for everything else. Useful when a run is slower than expected.
+ * where it trains exactly what the tfjs path would (on the wasm or cpu
+ * backend: a chain of Dense layers with linear, relu, sigmoid, tanh, elu,
+ * selu, softplus or relu6 activations, frozen or not, L1/L2 regularizers,
+ * Adam, SGD or Momentum — built-in and unpatched — and a loss that depends
+ * on the model only through its predictions), or the tfjs path for
+ * everything else. The options are checked as `epochStream` checks them
+ * (the same errors), including its one-row probe of the model and loss.
+ * Useful when a run is slower than expected.
  *
  * @example The tutorial's model takes the host engine
  * ```ts

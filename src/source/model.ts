@@ -44,9 +44,3 @@ export function forward(model: ModelLike, inputs: tf.Tensor[], training: boolean
   }
   return out;
 }
-
-/** The variables an optimizer should update for `model`. Internal. */
-export function trainableVariables(model: ModelLike, variables: tf.Variable[] | undefined): tf.Variable[] {
-  if (isLayersModel(model)) return model.trainableWeights.map((w) => w.read() as tf.Variable);
-  return variables ?? [];
-}

@@ -7,7 +7,7 @@
 import { describe } from "../internal/describe.ts";
 import { numericValue, requireInteger, requireKey, requireNumber, requireOptions } from "../internal/validate.ts";
 import { trainingStateOf } from "../source/training_state.ts";
-import { getLearningRate, setLearningRate } from "../engine/learning_rate.ts";
+import { getLearningRate, rateHolder, setLearningRate } from "../engine/learning_rate.ts";
 import type { Stage } from "../stream/stage.ts";
 import { stepStage } from "../stream/step_stage.ts";
 import type { WithNumber } from "../types.ts";
@@ -64,9 +64,7 @@ export function reduceLrOnPlateau<const K extends string, E extends { [P in K]: 
   return stepStage<E, WithNumber<E, "lr">>((event, index) => {
     const value = numericValue("reduceLrOnPlateau", event, key);
     const optimizer = trainingStateOf("reduceLrOnPlateau", event).optimizer;
-    if (typeof (optimizer as unknown as { learningRate?: unknown }).learningRate !== "number") {
-      throw new TypeError("reduceLrOnPlateau: the optimizer has no numeric learningRate");
-    }
+    rateHolder("reduceLrOnPlateau", optimizer); // a clear error for an optimizer without a numeric rate
     if (index === 1 || sign * value < sign * best - minDelta) {
       best = value;
       stale = 0;
