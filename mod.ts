@@ -10,22 +10,24 @@
  * ```ts
  * import { collect, ema, earlyStop, pipe, take } from "@fitstream/fitstream";
  *
- * const losses = [1.0, 0.8, 0.7, 0.71, 0.72, 0.73];
+ * const losses = [1.0, 0.8, 0.7, 0.9, 1.1, 1.3, 1.5, 1.7];
  * const source = ReadableStream.from(losses.map((val_loss, i) => ({ step: i + 1, val_loss })));
  * const rows = await collect(pipe(
  *   source,
  *   ema("val_loss", { halfLife: 2 }),
  *   take(100),
- *   earlyStop({ key: "val_loss", patience: 2 }),
+ *   earlyStop({ key: "val_loss_ema", patience: 2 }),
  * ));
- * console.log(rows.length); // 5: stopped after two epochs without improvement
+ * // stopped after two epochs without improvement of the smoothed loss:
+ * console.log(rows.length); // 5
  * ```
  *
  * @module
  */
 export { EventStream } from "./src/stream/event_stream.ts";
 export { Stage } from "./src/stream/stage.ts";
-export { pipe, type StageLike } from "./src/stream/pipe.ts";
+export { stage, type StepControl, type StepEnd, type StepHandler, type StepOptions } from "./src/stream/step_stage.ts";
+export { type Optional, pipe, type StageLike } from "./src/stream/pipe.ts";
 export { type Added, augment, type AugmentResult } from "./src/stages/augment.ts";
 export { take } from "./src/stages/take.ts";
 export { tap, type TapOptions, tick } from "./src/stages/tap.ts";

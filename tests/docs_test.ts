@@ -1,9 +1,10 @@
 // Runs every TypeScript code block of the README, docs/ and the JSDoc of src/
 // and mod.ts, on whichever runtime runs the tests, so the docs cannot rot.
 //
-// A line `console.log(expr); // value` where `value` is a JS expression
-// becomes an assertion that `expr` deep-equals `value`. A block whose fence is
-// ```ts ignore is not run.
+// A line `console.log(expr); // value` becomes an assertion that `expr`
+// deep-equals `value`; a comment there that is not a JS expression fails the
+// block (a value the test cannot check would be a claim nobody verifies: put
+// prose on a line of its own). A block whose fence is ```ts ignore is not run.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
@@ -12,6 +13,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const modUrl = pathToFileURL(join(root, "mod.ts")).href;
+const coreUrl = pathToFileURL(join(root, "core.ts")).href;
 
 interface Block {
   file: string;
@@ -63,14 +65,27 @@ function isExpression(text: string): boolean {
   }
 }
 
-/** Turns `console.log(x); // y` into an assertion and points imports at the local mod.ts. */
+/**
+ * Turns `console.log(x); // y` into an assertion and points imports at the
+ * local mod.ts; throws on a value comment it cannot check.
+ */
 export function prepare(code: string): string {
   const body = code
     .replaceAll(/from\s+"@fitstream\/fitstream"/g, `from "${modUrl}"`)
+    .replaceAll(/from\s+"@fitstream\/fitstream\/core"/g, `from "${coreUrl}"`)
     .split("\n")
-    .map((line) => {
+    .map((line, i) => {
       const m = line.match(/^(\s*)console\.log\((.+)\);\s*\/\/\s*(.+)$/);
-      if (!m || !isExpression(m[3]) || !isExpression(m[2])) return line;
+      if (!m && /console\.log\(.*\);?\s*\/\/\s*\S/.test(line)) {
+        throw new SyntaxError(`line ${i + 1}: a console.log with a value comment must start its line: ${line.trim()}`);
+      }
+      if (!m) return line;
+      if (!isExpression(m[2]) || !isExpression(m[3])) {
+        throw new SyntaxError(
+          `line ${i + 1}: the comment after console.log cannot be checked: "${m[3]}" ` +
+            "(write the printed value as a JS expression; put prose on a line of its own)",
+        );
+      }
       return `${m[1]}__assertDoc(${m[2]}, ${m[3]}, ${JSON.stringify(m[3])});`;
     })
     .join("\n");
@@ -83,7 +98,7 @@ export {};
 `;
 }
 
-const sources = ["README.md", ...await listFiles("docs", ".md"), "mod.ts", ...await listFiles("src", ".ts")];
+const sources = ["README.md", ...await listFiles("docs", ".md"), "mod.ts", "core.ts", ...await listFiles("src", ".ts")];
 const blocks: Block[] = [];
 for (const file of sources) {
   const text = await readFile(join(root, file), "utf8").catch(() => "");
@@ -107,12 +122,14 @@ for (const block of blocks) {
   });
 }
 
-test("docs: a wrong output comment fails the block", async () => {
+test("docs: a wrong or uncheckable output comment fails the block", async () => {
   const dir = await mkdtemp(join(root, ".doctest-")); // inside the repo: bare imports resolve
   try {
     const path = join(dir, "wrong.ts");
     await writeFile(path, prepare("const x = [1, 2];\nconsole.log(x.length); // 3"));
     await assert.rejects(import(pathToFileURL(path).href), /doc comment says 3/);
+    assert.throws(() => prepare("console.log(x.length); // 3 steps"), /cannot be checked: "3 steps"/);
+    assert.throws(() => prepare("for (const x of xs) console.log(x); // 1, 2"), /must start its line/);
     const ok = join(dir, "right.ts");
     await writeFile(ok, prepare("console.log({ a: [1] }); // { a: [1] }"));
     await import(pathToFileURL(ok).href);

@@ -140,7 +140,33 @@ function decodeInOrder(data: Uint8Array, specs: tf.io.WeightsManifestEntry[]): N
   return specs.map((s) => ({ name: s.name, tensor: map[s.name] }));
 }
 
-/** Reads the checkpoint at `path` (a checkpoint folder, or a folder of `step-*` checkpoints: the newest). */
+/**
+ * Reads the checkpoint at `path` (a checkpoint folder, or a folder of
+ * `step-*` checkpoints: the newest): its step, shuffle state, model weights
+ * and optimizer state. The caller owns the tensors it returns.
+ *
+ * @example Look inside the newest checkpoint of a run
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { mkdtempSync } from "node:fs";
+ * import { join } from "node:path";
+ * import { tmpdir } from "node:os";
+ * import { checkpoint, collect, epochStream, loadCheckpoint, pipe, take } from "@fitstream/fitstream";
+ *
+ * const dir = join(mkdtempSync(join(tmpdir(), "fitstream-")), "ckpt");
+ * const model = tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [1] })] });
+ * const x = tf.tensor2d([[0], [1], [2]]);
+ * const data = [x, x.mul(2)];
+ * const optimizer = tf.train.adam(0.1);
+ * const loss = tf.losses.meanSquaredError;
+ * await collect(pipe(epochStream({ data, model, optimizer, loss, seed: 1 }), checkpoint({ dir }), take(2)));
+ * const saved = await loadCheckpoint(dir);
+ * console.log(saved.step); // 2
+ * console.log(saved.optimizerClass); // "Adam"
+ * console.log(saved.modelWeights.map((w) => w.tensor.shape)); // [[1, 1], [1]]
+ * tf.dispose([...saved.modelWeights, ...saved.optimizerWeights].map((w) => w.tensor));
+ * ```
+ */
 export async function loadCheckpoint(path: string): Promise<LoadedCheckpoint> {
   const folder = latestCheckpoint(path);
   if (!folder) throw new Error(`no checkpoint found in "${path}"`);

@@ -5,7 +5,6 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { describe } from "../internal/describe.ts";
 
 /** The backends fitstream sets up. */
@@ -27,6 +26,10 @@ let wasmPathsSet = false;
 
 async function activate(name: BackendName): Promise<void> {
   if (name === "wasm" && !wasmPathsSet) {
+    // Loaded here, not at the top of the module: importing the wasm backend registers it as tfjs's
+    // highest-priority backend before it is ready, and a plain tfjs script would then fail at its first
+    // tf.tensor(...). Importing fitstream changes nothing in tfjs; useBackend() does.
+    const { setWasmPaths } = await import("@tensorflow/tfjs-backend-wasm");
     // The .wasm binaries sit next to the package's entry point, on disk.
     const entry = new URL(import.meta.resolve("@tensorflow/tfjs-backend-wasm"));
     setWasmPaths(decodeURIComponent(new URL("./", entry).pathname));

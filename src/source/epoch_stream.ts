@@ -5,7 +5,8 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { describe } from "../internal/describe.ts";
-import { requireLoss, requireOptions } from "../internal/validate.ts";
+import { requireOptions } from "../internal/validate.ts";
+import { requireLoss } from "../losses/require_loss.ts";
 import { EventStream } from "../stream/event_stream.ts";
 import { DONE, more, type Puller, type PullResult } from "../stream/puller.ts";
 import type { EpochEvent } from "../types.ts";
@@ -14,7 +15,7 @@ import { checkBatchOptions, hostCopy } from "./iter_batches.ts";
 import { checkModel, isLayersModel, type LossFunction, type ModelLike } from "./model.ts";
 import { createRandom, permutation, type Random } from "./random.ts";
 import { latestCheckpoint, loadCheckpoint } from "../checkpoint/store.ts";
-import { TRAINING_STATE, type TrainingState } from "./training_state.ts";
+import { attachTrainingState } from "../stream/training_state.ts";
 import type { Optimizer, Tensor, Variable } from "./tf_types.ts";
 import {
   decideEngine,
@@ -227,21 +228,14 @@ class EpochPuller<M extends ModelLike, X extends object> implements Puller<Epoch
           `(try a lower learning rate; stopOnNaN: false lets it continue)`,
       );
     }
-    const state: TrainingState = {
-      model,
-      optimizer,
-      variables: this.#training.variables,
-      step,
-      rngState: random.state,
-    };
     const event = {
       ...extra,
       step,
       train_loss: trainLoss,
       train_time_sec: (performance.now() - started) / 1000,
       model,
-      [TRAINING_STATE]: state,
     } as unknown as EpochEvent<M, X>;
+    attachTrainingState(event, { model, optimizer, variables: this.#training.variables, step, rngState: random.state });
     return more(event);
   }
 

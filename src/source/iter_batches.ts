@@ -143,7 +143,7 @@ export function batchesOf(
  * wrap the loop body in `tf.tidy`). With `shuffle`, each pass over the
  * result draws a fresh order; the same `seed` gives the same sequence of orders.
  *
- * @example Two batches of two rows
+ * @example Batches of three rows: the last one holds the rest
  * ```ts
  * import * as tf from "@tensorflow/tfjs";
  * import { iterBatches } from "@fitstream/fitstream";

@@ -6,7 +6,8 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { describe } from "../internal/describe.ts";
-import { requireKey, requireLoss } from "../internal/validate.ts";
+import { requireKey } from "../internal/validate.ts";
+import { requireLoss } from "../losses/require_loss.ts";
 import { checkTensors, sliceRows } from "./data.ts";
 import { checkModel, forward, type LossFunction, type ModelLike } from "./model.ts";
 import { checkBatchOptions } from "./iter_batches.ts";

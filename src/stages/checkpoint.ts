@@ -9,7 +9,7 @@ import { join, resolve } from "node:path";
 import { describe } from "../internal/describe.ts";
 import { numericValue, requireInteger, requireKey, requireOptions } from "../internal/validate.ts";
 import { saveCheckpoint, stepFolder, stepFolders } from "../checkpoint/store.ts";
-import { trainingStateOf } from "../source/training_state.ts";
+import { trainingStateOf } from "../stream/training_state.ts";
 import type { Stage } from "../stream/stage.ts";
 import { stepStage } from "../stream/step_stage.ts";
 
@@ -43,7 +43,7 @@ export interface CheckpointOptions<K extends string> {
  * );
  * ```
  */
-export function checkpoint<const K extends string, E extends { [P in K]: number }>(
+export function checkpoint<const K extends string = never, E extends { [P in K]: number } = { [P in K]: number }>(
   options: CheckpointOptions<K>,
 ): Stage<E, E> {
   if (typeof options !== "object" || options === null) {

@@ -6,7 +6,7 @@
  */
 import { describe } from "../internal/describe.ts";
 import { numericValue, requireInteger, requireKey, requireNumber, requireOptions } from "../internal/validate.ts";
-import { trainingStateOf } from "../source/training_state.ts";
+import { trainingStateOf } from "../stream/training_state.ts";
 import { getLearningRate, rateHolder, setLearningRate } from "../engine/learning_rate.ts";
 import type { Stage } from "../stream/stage.ts";
 import { stepStage } from "../stream/step_stage.ts";

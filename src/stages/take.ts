@@ -19,8 +19,9 @@ import { withStopReason } from "../stream/stop_reason.ts";
  *
  * let step = 0;
  * const endless = new ReadableStream({ pull: (c) => c.enqueue({ step: ++step }) }, { highWaterMark: 0 });
- * console.log(await collect(endless.pipeThrough(take(3)))); // steps 1, 2, 3
- * console.log(step); // 3: nothing was produced past the cap
+ * console.log(await collect(endless.pipeThrough(take(3)))); // [{ step: 1 }, { step: 2 }, { step: 3 }]
+ * // nothing was produced past the cap:
+ * console.log(step); // 3
  * ```
  */
 export function take<E>(n: number): Stage<E, E> {

@@ -50,7 +50,9 @@ export function takePuller<T>(stream: ReadableStream<T>): Puller<T> | undefined 
  * let n = 0;
  * const source = new ReadableStream({ pull: (c) => c.enqueue({ step: ++n }) }, { highWaterMark: 0 });
  * const events = pipe(source, take(2));
- * for await (const event of events) console.log(event.step); // 1, then 2
+ * const steps: number[] = [];
+ * for await (const event of events) steps.push(event.step);
+ * console.log(steps); // [1, 2]
  * ```
  */
 export class EventStream<T> extends ReadableStream<T> {

@@ -10,6 +10,9 @@ import { describe } from "../internal/describe.ts";
 /** Anything `pipeThrough` accepts: a `TransformStream` or a `{ writable, readable }` pair. */
 export type StageLike<In, Out> = { writable: WritableStream<In>; readable: ReadableStream<Out> };
 
+/** A stage, or `false` / `null` / `undefined` for none: `pipe` skips those (`verbose && tap(log)`). */
+export type Optional<S> = S | false | null | undefined;
+
 /** Throws a `TypeError` unless `value` looks like a stage. Internal. */
 export function assertStage(value: unknown, where: string): asserts value is StageLike<unknown, unknown> {
   const v = value as { writable?: unknown; readable?: unknown } | null;
@@ -29,6 +32,8 @@ export function assertStage(value: unknown, where: string): asserts value is Sta
  * Library stages are linked without read-ahead, so reading the result `n`
  * times pulls the source exactly `n` times. Foreign `TransformStream`s work
  * too, through the standard `pipeThrough` (which reads one value ahead each).
+ * A stage given as `false`, `null` or `undefined` is skipped, so a stage can
+ * be conditional: `pipe(source, verbose && tap(log), take(10))`.
  *
  * @example A source, an augmenter and a cap
  * ```ts
@@ -41,135 +46,146 @@ export function assertStage(value: unknown, where: string): asserts value is Sta
  * ```
  */
 export function pipe<A>(source: ReadableStream<A>): ReadableStream<A>;
-/** Composes a source with 3 stages, left to right (see the first overload). */
-export function pipe<A, B>(source: ReadableStream<A>, s1: StageLike<A, B>): ReadableStream<B>;
-/** Composes a source with 6 stages, left to right (see the first overload). */
-export function pipe<A, B, C>(source: ReadableStream<A>, s1: StageLike<A, B>, s2: StageLike<B, C>): ReadableStream<C>;
+/** Composes a source with 1 stage, left to right (see the first overload). */
+export function pipe<A, B>(
+  source: ReadableStream<A>,
+  s1: Optional<StageLike<A, B>>,
+): ReadableStream<B>;
+/** Composes a source with 2 stages, left to right (see the first overload). */
+export function pipe<A, B, C>(
+  source: ReadableStream<A>,
+  s1: Optional<StageLike<A, B>>,
+  s2: Optional<StageLike<B, C>>,
+): ReadableStream<C>;
 /** Composes a source with 3 stages, left to right (see the first overload). */
 export function pipe<A, B, C, D>(
   source: ReadableStream<A>,
-  s1: StageLike<A, B>,
-  s2: StageLike<B, C>,
-  s3: StageLike<C, D>,
+  s1: Optional<StageLike<A, B>>,
+  s2: Optional<StageLike<B, C>>,
+  s3: Optional<StageLike<C, D>>,
 ): ReadableStream<D>;
 /** Composes a source with 4 stages, left to right (see the first overload). */
 export function pipe<A, B, C, D, E>(
   source: ReadableStream<A>,
-  s1: StageLike<A, B>,
-  s2: StageLike<B, C>,
-  s3: StageLike<C, D>,
-  s4: StageLike<D, E>,
+  s1: Optional<StageLike<A, B>>,
+  s2: Optional<StageLike<B, C>>,
+  s3: Optional<StageLike<C, D>>,
+  s4: Optional<StageLike<D, E>>,
 ): ReadableStream<E>;
 /** Composes a source with 5 stages, left to right (see the first overload). */
 export function pipe<A, B, C, D, E, F>(
   source: ReadableStream<A>,
-  s1: StageLike<A, B>,
-  s2: StageLike<B, C>,
-  s3: StageLike<C, D>,
-  s4: StageLike<D, E>,
-  s5: StageLike<E, F>,
+  s1: Optional<StageLike<A, B>>,
+  s2: Optional<StageLike<B, C>>,
+  s3: Optional<StageLike<C, D>>,
+  s4: Optional<StageLike<D, E>>,
+  s5: Optional<StageLike<E, F>>,
 ): ReadableStream<F>;
 /** Composes a source with 6 stages, left to right (see the first overload). */
 export function pipe<A, B, C, D, E, F, G>(
   source: ReadableStream<A>,
-  s1: StageLike<A, B>,
-  s2: StageLike<B, C>,
-  s3: StageLike<C, D>,
-  s4: StageLike<D, E>,
-  s5: StageLike<E, F>,
-  s6: StageLike<F, G>,
+  s1: Optional<StageLike<A, B>>,
+  s2: Optional<StageLike<B, C>>,
+  s3: Optional<StageLike<C, D>>,
+  s4: Optional<StageLike<D, E>>,
+  s5: Optional<StageLike<E, F>>,
+  s6: Optional<StageLike<F, G>>,
 ): ReadableStream<G>;
 /** Composes a source with 7 stages, left to right (see the first overload). */
 export function pipe<A, B, C, D, E, F, G, H>(
   source: ReadableStream<A>,
-  s1: StageLike<A, B>,
-  s2: StageLike<B, C>,
-  s3: StageLike<C, D>,
-  s4: StageLike<D, E>,
-  s5: StageLike<E, F>,
-  s6: StageLike<F, G>,
-  s7: StageLike<G, H>,
+  s1: Optional<StageLike<A, B>>,
+  s2: Optional<StageLike<B, C>>,
+  s3: Optional<StageLike<C, D>>,
+  s4: Optional<StageLike<D, E>>,
+  s5: Optional<StageLike<E, F>>,
+  s6: Optional<StageLike<F, G>>,
+  s7: Optional<StageLike<G, H>>,
 ): ReadableStream<H>;
 /** Composes a source with 8 stages, left to right (see the first overload). */
 export function pipe<A, B, C, D, E, F, G, H, I>(
   source: ReadableStream<A>,
-  s1: StageLike<A, B>,
-  s2: StageLike<B, C>,
-  s3: StageLike<C, D>,
-  s4: StageLike<D, E>,
-  s5: StageLike<E, F>,
-  s6: StageLike<F, G>,
-  s7: StageLike<G, H>,
-  s8: StageLike<H, I>,
+  s1: Optional<StageLike<A, B>>,
+  s2: Optional<StageLike<B, C>>,
+  s3: Optional<StageLike<C, D>>,
+  s4: Optional<StageLike<D, E>>,
+  s5: Optional<StageLike<E, F>>,
+  s6: Optional<StageLike<F, G>>,
+  s7: Optional<StageLike<G, H>>,
+  s8: Optional<StageLike<H, I>>,
 ): ReadableStream<I>;
 /** Composes a source with 9 stages, left to right (see the first overload). */
 export function pipe<A, B, C, D, E, F, G, H, I, J>(
   source: ReadableStream<A>,
-  s1: StageLike<A, B>,
-  s2: StageLike<B, C>,
-  s3: StageLike<C, D>,
-  s4: StageLike<D, E>,
-  s5: StageLike<E, F>,
-  s6: StageLike<F, G>,
-  s7: StageLike<G, H>,
-  s8: StageLike<H, I>,
-  s9: StageLike<I, J>,
+  s1: Optional<StageLike<A, B>>,
+  s2: Optional<StageLike<B, C>>,
+  s3: Optional<StageLike<C, D>>,
+  s4: Optional<StageLike<D, E>>,
+  s5: Optional<StageLike<E, F>>,
+  s6: Optional<StageLike<F, G>>,
+  s7: Optional<StageLike<G, H>>,
+  s8: Optional<StageLike<H, I>>,
+  s9: Optional<StageLike<I, J>>,
 ): ReadableStream<J>;
 /** Composes a source with 10 stages, left to right (see the first overload). */
 export function pipe<A, B, C, D, E, F, G, H, I, J, K>(
   source: ReadableStream<A>,
-  s1: StageLike<A, B>,
-  s2: StageLike<B, C>,
-  s3: StageLike<C, D>,
-  s4: StageLike<D, E>,
-  s5: StageLike<E, F>,
-  s6: StageLike<F, G>,
-  s7: StageLike<G, H>,
-  s8: StageLike<H, I>,
-  s9: StageLike<I, J>,
-  s10: StageLike<J, K>,
+  s1: Optional<StageLike<A, B>>,
+  s2: Optional<StageLike<B, C>>,
+  s3: Optional<StageLike<C, D>>,
+  s4: Optional<StageLike<D, E>>,
+  s5: Optional<StageLike<E, F>>,
+  s6: Optional<StageLike<F, G>>,
+  s7: Optional<StageLike<G, H>>,
+  s8: Optional<StageLike<H, I>>,
+  s9: Optional<StageLike<I, J>>,
+  s10: Optional<StageLike<J, K>>,
 ): ReadableStream<K>;
 /** Composes a source with 11 stages, left to right (see the first overload). */
 export function pipe<A, B, C, D, E, F, G, H, I, J, K, L>(
   source: ReadableStream<A>,
-  s1: StageLike<A, B>,
-  s2: StageLike<B, C>,
-  s3: StageLike<C, D>,
-  s4: StageLike<D, E>,
-  s5: StageLike<E, F>,
-  s6: StageLike<F, G>,
-  s7: StageLike<G, H>,
-  s8: StageLike<H, I>,
-  s9: StageLike<I, J>,
-  s10: StageLike<J, K>,
-  s11: StageLike<K, L>,
+  s1: Optional<StageLike<A, B>>,
+  s2: Optional<StageLike<B, C>>,
+  s3: Optional<StageLike<C, D>>,
+  s4: Optional<StageLike<D, E>>,
+  s5: Optional<StageLike<E, F>>,
+  s6: Optional<StageLike<F, G>>,
+  s7: Optional<StageLike<G, H>>,
+  s8: Optional<StageLike<H, I>>,
+  s9: Optional<StageLike<I, J>>,
+  s10: Optional<StageLike<J, K>>,
+  s11: Optional<StageLike<K, L>>,
 ): ReadableStream<L>;
 /** Composes a source with 12 stages, left to right (see the first overload). */
 export function pipe<A, B, C, D, E, F, G, H, I, J, K, L, M>(
   source: ReadableStream<A>,
-  s1: StageLike<A, B>,
-  s2: StageLike<B, C>,
-  s3: StageLike<C, D>,
-  s4: StageLike<D, E>,
-  s5: StageLike<E, F>,
-  s6: StageLike<F, G>,
-  s7: StageLike<G, H>,
-  s8: StageLike<H, I>,
-  s9: StageLike<I, J>,
-  s10: StageLike<J, K>,
-  s11: StageLike<K, L>,
-  s12: StageLike<L, M>,
+  s1: Optional<StageLike<A, B>>,
+  s2: Optional<StageLike<B, C>>,
+  s3: Optional<StageLike<C, D>>,
+  s4: Optional<StageLike<D, E>>,
+  s5: Optional<StageLike<E, F>>,
+  s6: Optional<StageLike<F, G>>,
+  s7: Optional<StageLike<G, H>>,
+  s8: Optional<StageLike<H, I>>,
+  s9: Optional<StageLike<I, J>>,
+  s10: Optional<StageLike<J, K>>,
+  s11: Optional<StageLike<K, L>>,
+  s12: Optional<StageLike<L, M>>,
 ): ReadableStream<M>;
 export function pipe(
   source: ReadableStream<unknown>,
-  ...stages: StageLike<unknown, unknown>[]
+  ...stages: Optional<StageLike<unknown, unknown>>[]
 ): ReadableStream<unknown> {
   if (!(source instanceof ReadableStream)) {
     throw new TypeError(`pipe: source must be a ReadableStream, got ${describe(source)}`);
   }
-  stages.forEach((stage, i) => assertStage(stage, `pipe: stage ${i + 1}`));
+  const present = stages.filter((stage, i) => {
+    if (stage === undefined || stage === null || stage === false) return false;
+    assertStage(stage, `pipe: stage ${i + 1}`);
+    return true;
+  }) as StageLike<unknown, unknown>[];
   let stream: ReadableStream<unknown> = source;
-  for (const stage of stages) {
+  for (const stage of present) {
     const linkable = linkableOf(stage);
     if (linkable) {
       // Link directly, also behind a plain ReadableStream: no pipeTo, no read-ahead.

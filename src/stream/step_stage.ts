@@ -1,23 +1,28 @@
 /**
- * A helper that builds the common kind of stage: one output event per input
- * event, with an optional stop condition. Errors raised by the stage's own
- * logic cancel upstream before they reach the consumer.
+ * `stage(handler, { limit, stopWhen, onEnd })`: the common kind of stage —
+ * one output event per input event, with an optional stop condition — built
+ * without read-ahead. Every library stage is one; users write theirs with it.
+ * Errors raised by the handler cancel upstream before they reach the
+ * consumer.
  *
  * @module
  */
+import { carryNotes } from "./event_meta.ts";
 import { DONE, more, type Puller, type PullResult } from "./puller.ts";
 import { Stage } from "./stage.ts";
+import { describe } from "../internal/describe.ts";
+import { requireInteger, requireOptions } from "../internal/validate.ts";
 
-/** What a step handler decides for one event. Internal. */
+/** What a stage's handler can decide for one event. */
 export interface StepControl {
-  /** Ends the stream after this event is delivered. */
+  /** Ends the stream after this event is delivered (upstream is cancelled, nothing more is read). */
   stopAfter(): void;
 }
 
-/** Per-event logic: receives the event and its 1-based index. Internal. */
+/** Per-event logic: receives the event, its 1-based index and a {@link StepControl}; may be async. */
 export type StepHandler<In, Out> = (event: In, index: number, control: StepControl) => Out | Promise<Out>;
 
-/** How a step stage ended. Internal. */
+/** How a stage ended, as its `onEnd` hears it. */
 export interface StepEnd {
   /** `stopped`: the stage ended the stream itself (`stopAfter`, `limit`, `stopWhen`); `done`: upstream ended;
    * `error`: upstream or the handler failed; `cancelled`: downstream cancelled. */
@@ -26,7 +31,7 @@ export interface StepEnd {
   error?: unknown;
 }
 
-/** Options of {@link stepStage}. Internal. */
+/** Options of {@link stage}. */
 export interface StepOptions {
   /** Ends the stream (without pulling) once this many events were delivered. */
   limit?: number;
@@ -85,7 +90,9 @@ class StepPuller<In, Out> implements Puller<Out>, StepControl {
       return DONE;
     }
     try {
-      return more(await this.#handle(r.value, ++this.#index, this));
+      const out = await this.#handle(r.value, ++this.#index, this);
+      carryNotes(r.value, out); // a new event made from the old one keeps its notes (training state, stop reason)
+      return more(out);
     } catch (error) {
       await this.#end({ how: "error", error }).catch(() => {});
       await this.#input.cancel(error).catch(() => {});
@@ -103,4 +110,47 @@ class StepPuller<In, Out> implements Puller<Out>, StepControl {
 /** Builds a one-in, one-out {@link Stage} from a per-event handler. Internal. */
 export function stepStage<In, Out>(handle: StepHandler<In, Out>, options: StepOptions = {}): Stage<In, Out> {
   return new Stage<In, Out>((input) => new StepPuller(input, handle, options));
+}
+
+/**
+ * Builds a stage from a per-event handler: each event read downstream reads
+ * exactly one event upstream (no read-ahead, so behind `epochStream` epoch
+ * `n` trains only once event `n` is asked for). The handler returns the
+ * event to pass on (a new object, or the same one); `control.stopAfter()`
+ * ends the stream after this event. `limit` ends it after that many events,
+ * `stopWhen()` is asked before each read, and `onEnd` runs once however the
+ * stage ends. Events keep what the library notes beside them (the training
+ * run, a stop reason) when the handler returns a new object.
+ *
+ * @example Stop at the first loss under a threshold
+ * ```ts
+ * import { collect, pipe, stage } from "@fitstream/fitstream";
+ *
+ * let reads = 0;
+ * const source = new ReadableStream({
+ *   pull: (c) => c.enqueue({ step: ++reads, loss: 1 / reads }),
+ * }, { highWaterMark: 0 });
+ * const untilSmall = stage((e: { step: number; loss: number }, _i, control) => {
+ *   if (e.loss < 0.3) control.stopAfter();
+ *   return { ...e, small: e.loss < 0.3 };
+ * });
+ * const rows = await collect(pipe(source, untilSmall));
+ * console.log(rows.map((r) => r.step)); // [1, 2, 3, 4]
+ * console.log(reads); // 4
+ * ```
+ */
+export function stage<In, Out>(handler: StepHandler<In, Out>, options: StepOptions = {}): Stage<In, Out> {
+  if (typeof handler !== "function") {
+    throw new TypeError(`stage: handler must be a function, got ${describe(handler)}`);
+  }
+  requireOptions("stage", options);
+  const { limit, stopWhen, onEnd } = options;
+  if (limit !== undefined) requireInteger("stage", "limit", limit, 0);
+  if (stopWhen !== undefined && typeof stopWhen !== "function") {
+    throw new TypeError(`stage: stopWhen must be a function, got ${describe(stopWhen)}`);
+  }
+  if (onEnd !== undefined && typeof onEnd !== "function") {
+    throw new TypeError(`stage: onEnd must be a function, got ${describe(onEnd)}`);
+  }
+  return stepStage(handler, options);
 }

@@ -1,20 +1,19 @@
 /**
- * Why a stream ended: `take` and `earlyStop` mark the last event they pass
- * under a symbol key, so stages further down (the dashboard) can say why the
- * run stopped. Symbol keys never reach JSON.
+ * Why a stream ended: `take` and `earlyStop` note it on the last event they
+ * pass (beside the event, never in it: see `event_meta.ts`), so stages further
+ * down (the dashboard) can say why the run stopped.
  *
  * @module
  */
+import { annotate, notesOf } from "./event_meta.ts";
 
-/** The symbol under which the last event of a stopped stream says why. Internal. */
-export const STOP_REASON: unique symbol = Symbol.for("fitstream.stopReason");
-
-/** A copy of `event` marked as the last one, for `reason`. Internal. */
+/** Notes `event` as the last one, for `reason`, and returns it unchanged. Internal. */
 export function withStopReason<E>(event: E, reason: string): E {
-  return { ...event, [STOP_REASON]: reason } as E;
+  annotate(event, { stopReason: reason });
+  return event;
 }
 
-/** The stop reason an event carries, if any. Internal. */
+/** The stop reason noted on an event, if any. Internal. */
 export function stopReasonOf(event: unknown): string | undefined {
-  return (event as { [STOP_REASON]?: string } | null)?.[STOP_REASON];
+  return notesOf(event)?.stopReason;
 }
