@@ -37,7 +37,7 @@ export { printKeys, type PrintKeysOptions } from "./src/stages/print_keys.ts";
 export { collect } from "./src/sinks/collect.ts";
 export { collectJsonl, type JsonlDestination, type JsonlOptions, jsonlSink } from "./src/sinks/jsonl.ts";
 export type { SelectOptions } from "./src/sinks/select.ts";
-export type { AnyEvent, EpochEvent, EpochFields, Merge, WithNumber } from "./src/types.ts";
+export type { EpochEvent, EpochFields, Merge, WithNumber } from "./src/types.ts";
 export {
   type EngineChoice,
   type EngineExplanation,
@@ -50,9 +50,9 @@ export { iterBatches, type IterBatchesOptions } from "./src/source/iter_batches.
 export { validationLoss, type ValidationLossOptions } from "./src/source/validation_loss.ts";
 export { sigmoidCrossEntropy, softmaxCrossEntropy } from "./src/losses/cross_entropy.ts";
 export { type BackendName, useBackend } from "./src/source/backend.ts";
-export type { FunctionModel, LossFunction, ModelLike } from "./src/source/model.ts";
+export type { FunctionModel, LossFunction, ModelLike } from "./src/engine/model.ts";
 export { type CsvSource, type CsvTable, loadCsv, type LoadCsvOptions } from "./src/data/load_csv.ts";
-export type { IOHandler, LayersModel, Optimizer, Tensor, Tensor2D, Variable } from "./src/source/tf_types.ts";
+export type { IOHandler, LayersModel, Optimizer, Tensor, Tensor2D, Variable } from "./src/tf_types.ts";
 export { checkpoint, type CheckpointOptions } from "./src/stages/checkpoint.ts";
 export { terminateOnNaN, untilAborted } from "./src/stages/guards.ts";
 export { reduceLrOnPlateau, type ReduceLrOnPlateauOptions } from "./src/stages/reduce_lr.ts";

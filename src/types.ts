@@ -4,9 +4,6 @@
  * @module
  */
 
-/** Any training event: a plain object with string keys. */
-export type AnyEvent = { readonly [key: string]: unknown } | object;
-
 /** The keys every source event carries, plus the live model. */
 export interface EpochFields<M> {
   /** 1-based epoch counter. */

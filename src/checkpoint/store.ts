@@ -13,8 +13,8 @@ import * as tf from "@tensorflow/tfjs";
 import { existsSync, readdirSync } from "node:fs";
 import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { isLayersModel, type ModelLike } from "../source/model.ts";
-import type { IOHandler, Tensor } from "../source/tf_types.ts";
+import { isLayersModel, type ModelLike } from "../engine/model.ts";
+import type { IOHandler, Tensor } from "../tf_types.ts";
 
 const FORMAT = "fitstream-checkpoint/1";
 

@@ -7,8 +7,8 @@ import * as tf from "@tensorflow/tfjs";
 import { describe } from "../internal/describe.ts";
 import { requireOptions } from "../internal/validate.ts";
 import { csvRecords } from "./csv_parser.ts";
-import { openReadable } from "./open_source.ts";
-import type { Tensor2D } from "../source/tf_types.ts";
+import { openReadable } from "./open_input.ts";
+import type { Tensor2D } from "../tf_types.ts";
 
 /** Where CSV comes from: an `http(s):` URL, a file path or `file:` URL, or a byte stream. */
 export type CsvSource = string | URL | ReadableStream<Uint8Array>;

@@ -16,7 +16,7 @@ import { activationCode, denseBackward, denseForward, matmulColumns, transpose }
 import type { DenseLayer, HostPlan, Penalty } from "./host_plan.ts";
 import { HostOptimizer } from "./host_optimizer.ts";
 import { type HostLabels, type LossStep, lossStep } from "./loss_step.ts";
-import type { EpochTrainer } from "./trainer.ts";
+import type { EpochTrainer } from "./epoch_trainer.ts";
 
 /** Milliseconds spent in each piece of the host engine's epochs (for bench/profile.ts). Internal. */
 export interface EngineProfile {

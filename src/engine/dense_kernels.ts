@@ -39,7 +39,7 @@ function fire(code: FusedCode, s: number): number {
 }
 
 /** The fused activations' derivative, from the output `y`. */
-function slope(code: FusedCode, y: number): number {
+function fusedSlope(code: FusedCode, y: number): number {
   return code === 0 ? 1 : code === 1 ? +(y > 0) : code === 2 ? y * (1 - y) : 1 - y * y;
 }
 
@@ -58,7 +58,7 @@ export function slopeAny(code: ActivationCode, y: number): number {
     case 7:
       return +(y > 0 && y < 6);
     default:
-      return slope(code, y);
+      return fusedSlope(code, y);
   }
 }
 
@@ -214,14 +214,14 @@ export function denseBackward(
         s12 += x1 * c2;
         s13 += x1 * c3;
       }
-      s00 *= slope(code, below[o0 + j]);
-      s01 *= slope(code, below[o0 + j + 1]);
-      s02 *= slope(code, below[o0 + j + 2]);
-      s03 *= slope(code, below[o0 + j + 3]);
-      s10 *= slope(code, below[o1 + j]);
-      s11 *= slope(code, below[o1 + j + 1]);
-      s12 *= slope(code, below[o1 + j + 2]);
-      s13 *= slope(code, below[o1 + j + 3]);
+      s00 *= fusedSlope(code, below[o0 + j]);
+      s01 *= fusedSlope(code, below[o0 + j + 1]);
+      s02 *= fusedSlope(code, below[o0 + j + 2]);
+      s03 *= fusedSlope(code, below[o0 + j + 3]);
+      s10 *= fusedSlope(code, below[o1 + j]);
+      s11 *= fusedSlope(code, below[o1 + j + 1]);
+      s12 *= fusedSlope(code, below[o1 + j + 2]);
+      s13 *= fusedSlope(code, below[o1 + j + 3]);
       out[o0 + j] = s00;
       out[o0 + j + 1] = s01;
       out[o0 + j + 2] = s02;
@@ -245,8 +245,8 @@ export function denseBackward(
         s0 += dz[a0 + i] * c;
         s1 += dz[a1 + i] * c;
       }
-      s0 *= slope(code, below[o0 + j]);
-      s1 *= slope(code, below[o1 + j]);
+      s0 *= fusedSlope(code, below[o0 + j]);
+      s1 *= fusedSlope(code, below[o1 + j]);
       out[o0 + j] = s0;
       out[o1 + j] = s1;
       if (biasGrad) biasGrad[j] += s0 + s1;
@@ -258,7 +258,7 @@ export function denseBackward(
       let s = 0;
       const b0 = j * k;
       for (let i = 0; i < k; i++) s += dz[a0 + i] * kernel[b0 + i];
-      s *= slope(code, below[o0 + j]);
+      s *= fusedSlope(code, below[o0 + j]);
       out[o0 + j] = s;
       if (biasGrad) biasGrad[j] += s;
     }

@@ -12,7 +12,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { describe } from "../internal/describe.ts";
-import type { Optimizer } from "../source/tf_types.ts";
+import type { Optimizer } from "../tf_types.ts";
 
 interface WithRate {
   learningRate?: unknown;

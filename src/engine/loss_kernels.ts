@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type ActivationCode, slopeAny as slope } from "./dense_kernels.ts";
+import { type ActivationCode, slopeAny } from "./dense_kernels.ts";
 
 /** A loss the host engine computes itself. */
 export type HostLoss =
@@ -63,7 +63,7 @@ export function lossBackward(
           g = 1 / (1 + Math.exp(-p)) - y;
       }
       sum += value;
-      const gi = grad[i] = scale * g * slope(code, p);
+      const gi = grad[i] = scale * g * slopeAny(code, p);
       if (biasGrad) biasGrad[j] += gi;
     }
   }
@@ -91,7 +91,7 @@ const softmaxCrossEntropy: (...args: DropFirst<Parameters<typeof lossBackward>>)
       const i = o + j, y = labels[i];
       sum += y * (logTotal - logits[i]);
       // tfjs's gradient is softmax - labels (it assumes each row of labels sums to 1).
-      const g = grad[i] = (Math.exp(logits[i] - logTotal) - y) / n * slope(code, logits[i]);
+      const g = grad[i] = (Math.exp(logits[i] - logTotal) - y) / n * slopeAny(code, logits[i]);
       if (biasGrad) biasGrad[j] += g;
     }
   }

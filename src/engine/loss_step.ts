@@ -7,11 +7,10 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { type ActivationCode, slopeAny as slope } from "./dense_kernels.ts";
+import { type ActivationCode, slopeAny } from "./dense_kernels.ts";
 import { type HostLoss, lossBackward } from "./loss_kernels.ts";
-import { freeingTapeOnThrow } from "../source/train_step.ts";
-
-type HostArray = Float32Array | Int32Array | Uint8Array;
+import { freeingTapeOnThrow } from "./train_step.ts";
+import type { HostArray } from "../data/tensors.ts";
 
 /** The labels as the host copy holds them: values row after row. */
 export interface HostLabels {
@@ -121,7 +120,7 @@ class TfjsLossStep implements LossStep {
     for (let r = 0; r < n; r++) {
       for (let j = 0; j < cols; j++) {
         const i = r * cols + j;
-        const g = grad[i] = dp[i] * slope(code, pred[i]);
+        const g = grad[i] = dp[i] * slopeAny(code, pred[i]);
         if (biasGrad) biasGrad[j] += g;
       }
     }

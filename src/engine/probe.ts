@@ -9,9 +9,9 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { describe } from "../internal/describe.ts";
-import { sliceRows } from "../source/data.ts";
-import { forward, isLayersModel, type LossFunction, type ModelLike } from "../source/model.ts";
-import { freeingTapeOnThrow } from "../source/train_step.ts";
+import { sliceRows } from "../data/tensors.ts";
+import { forward, isLayersModel, type LossFunction, type ModelLike } from "./model.ts";
+import { freeingTapeOnThrow } from "./train_step.ts";
 
 /** What the probe learned. Internal. */
 export interface ProbeResult {

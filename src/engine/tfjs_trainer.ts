@@ -6,10 +6,10 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { batchesInOrder, type HostData } from "../source/iter_batches.ts";
-import { forward, isLayersModel, type LossFunction, type ModelLike } from "../source/model.ts";
-import { trainStep } from "../source/train_step.ts";
-import type { EpochTrainer } from "./trainer.ts";
+import { batchesInOrder, type HostData } from "../data/tensors.ts";
+import { forward, isLayersModel, type LossFunction, type ModelLike } from "./model.ts";
+import { trainStep } from "./train_step.ts";
+import type { EpochTrainer } from "./epoch_trainer.ts";
 
 /** What a tfjs-path epoch needs. Internal. */
 export interface TfjsTrainerInput {

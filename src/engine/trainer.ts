@@ -10,18 +10,13 @@
  * @module
  */
 import type * as tf from "@tensorflow/tfjs";
-import type { HostData } from "../source/iter_batches.ts";
-import { isLayersModel, type LossFunction, type ModelLike } from "../source/model.ts";
+import type { HostData } from "../data/tensors.ts";
+import { isLayersModel, type LossFunction, type ModelLike } from "./model.ts";
 import { DenseEngine } from "./dense_engine.ts";
 import { type HostPlan, hostPlan } from "./host_plan.ts";
 import { realignSlots } from "./optimizer_slots.ts";
+import type { EpochTrainer } from "./epoch_trainer.ts";
 import { TfjsTrainer } from "./tfjs_trainer.ts";
-
-/** One engine's training of one epoch. Internal. */
-export interface EpochTrainer {
-  /** Trains one epoch over the rows in `order` (all rows in place when `undefined`); returns its loss. */
-  epoch(order: Int32Array | undefined): Promise<number>;
-}
 
 /** The `engine` option of `epochStream`. */
 export type EngineChoice = "auto" | "tfjs";

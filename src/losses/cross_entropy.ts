@@ -7,7 +7,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { Tensor } from "../source/tf_types.ts";
+import type { Tensor } from "../tf_types.ts";
 
 /**
  * Softmax cross-entropy of `logits` (n×classes, a linear last layer) against

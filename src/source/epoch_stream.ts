@@ -10,13 +10,14 @@ import { requireLoss } from "../losses/require_loss.ts";
 import { EventStream } from "../stream/event_stream.ts";
 import { DONE, more, type Puller, type PullResult } from "../stream/puller.ts";
 import type { EpochEvent } from "../types.ts";
-import { checkFinite, checkTensors } from "./data.ts";
-import { checkBatchOptions, hostCopy } from "./iter_batches.ts";
-import { checkModel, isLayersModel, type LossFunction, type ModelLike } from "./model.ts";
+import { checkFinite, checkTensors, hostCopy } from "../data/tensors.ts";
+import { checkBatchOptions } from "./iter_batches.ts";
+import { checkModel, isLayersModel, type LossFunction, type ModelLike } from "../engine/model.ts";
 import { createRandom, permutation, type Random } from "./random.ts";
-import { latestCheckpoint, loadCheckpoint } from "../checkpoint/store.ts";
+import { latestCheckpoint } from "../checkpoint/store.ts";
+import { restoreRun } from "../checkpoint/resume.ts";
 import { attachTrainingState } from "../stream/training_state.ts";
-import type { Optimizer, Tensor, Variable } from "./tf_types.ts";
+import type { Optimizer, Tensor, Variable } from "../tf_types.ts";
 import {
   decideEngine,
   type EngineChoice,
@@ -188,33 +189,9 @@ class EpochPuller<M extends ModelLike, X extends object> implements Puller<Epoch
     if (from === undefined) return;
     this.#plan.resumeFrom = undefined;
     const { random, run: { model, optimizer } } = this.#plan;
-    const varList = this.#training.variables;
-    const saved = await loadCheckpoint(from);
-    try {
-      if (saved.optimizerClass !== optimizer.getClassName()) {
-        throw new TypeError(
-          `epochStream: resumeFrom: "${saved.path}" holds ${saved.optimizerClass} state, ` +
-            `but the optimizer is ${optimizer.getClassName()}`,
-        );
-      }
-      const weights = saved.modelWeights.map((w) => w.tensor);
-      if (isLayersModel(model)) {
-        model.setWeights(weights);
-      } else {
-        if (weights.length !== varList.length) {
-          throw new TypeError(
-            `epochStream: resumeFrom: "${saved.path}" holds ${weights.length} variables, the model has ${varList.length}`,
-          );
-        }
-        varList.forEach((v, i) => v.assign(weights[i]));
-      }
-      if (saved.optimizerWeights.length > 0) await optimizer.setWeights(saved.optimizerWeights);
-      this.#step = saved.step;
-      random.state = saved.rngState;
-    } finally {
-      tf.dispose(saved.modelWeights.map((w) => w.tensor));
-      tf.dispose(saved.optimizerWeights.map((w) => w.tensor));
-    }
+    const restored = await restoreRun(from, { model, optimizer, variables: this.#training.variables });
+    this.#step = restored.step;
+    random.state = restored.rngState;
   }
 
   async #epoch(): Promise<PullResult<EpochEvent<M, X>>> {

@@ -4,7 +4,7 @@
  * @module
  */
 import { describe } from "../internal/describe.ts";
-import { openReadable } from "../data/open_source.ts";
+import { openReadable } from "../data/open_input.ts";
 import { EventStream } from "../stream/event_stream.ts";
 import { DONE, more, pullerFromReadable } from "../stream/puller.ts";
 

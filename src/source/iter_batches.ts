@@ -6,9 +6,9 @@
 import * as tf from "@tensorflow/tfjs";
 import { describe } from "../internal/describe.ts";
 import { requireInteger, requireOptions } from "../internal/validate.ts";
-import { checkTensors, sliceRows } from "./data.ts";
+import { batchesInOrder, checkTensors, hostCopy, type HostData } from "../data/tensors.ts";
 import { createRandom, permutation, type Random } from "./random.ts";
-import type { Tensor } from "./tf_types.ts";
+import type { Tensor } from "../tf_types.ts";
 
 /** Options of {@link iterBatches}. */
 export interface IterBatchesOptions {
@@ -41,87 +41,6 @@ export function checkBatchOptions(
     if (typeof s !== "number" || !Number.isInteger(s) || s < 0 || s >= 2 ** 32) {
       throw new RangeError(`${where}: seed must be an integer in [0, 2^32), got ${describe(s)}`);
     }
-  }
-}
-
-type HostArray = Float32Array | Int32Array | Uint8Array;
-
-/** A copy of the data in JS memory, row-major, for building batches without kernels. Internal. */
-export interface HostData {
-  values: HostArray[];
-  rowSizes: number[];
-  shapes: number[][];
-  dtypes: tf.DataType[];
-}
-
-/**
- * Copies `tensors` to JS memory once (one read per tensor), or returns
- * `undefined` for dtypes that cannot be rebuilt from a typed array (strings).
- * Batches built from this copy cost a memory copy and an upload each, instead
- * of a gather and a slice kernel per tensor (much slower on the wasm backend).
- * Internal.
- */
-export function hostCopy(tensors: tf.Tensor[]): HostData | undefined {
-  if (tensors.some((t) => t.dtype !== "float32" && t.dtype !== "int32" && t.dtype !== "bool")) return undefined;
-  return {
-    values: tensors.map((t) => t.dataSync() as HostArray),
-    rowSizes: tensors.map((t) => t.size / t.shape[0]),
-    shapes: tensors.map((t) => t.shape.slice(1)),
-    dtypes: tensors.map((t) => t.dtype),
-  };
-}
-
-function gatherRows(src: HostArray, rowSize: number, order: Int32Array, start: number, size: number): HostArray {
-  const out = new (src.constructor as new (n: number) => HostArray)(size * rowSize);
-  if (rowSize === 1) {
-    for (let i = 0; i < size; i++) out[i] = src[order[start + i]];
-  } else {
-    for (let i = 0; i < size; i++) {
-      const from = order[start + i] * rowSize, to = i * rowSize;
-      for (let c = 0; c < rowSize; c++) out[to + c] = src[from + c];
-    }
-  }
-  return out;
-}
-
-/**
- * One pass over `tensors` in batches of `batchSize` rows, in `order` (or in
- * place). With a host copy, each batch is assembled in JS and uploaded;
- * without one, the rows are gathered once on the backend and sliced. Internal.
- */
-export function* batchesInOrder(
-  tensors: tf.Tensor[],
-  rows: number,
-  batchSize: number,
-  order: Int32Array | undefined,
-  host?: HostData,
-): Generator<tf.Tensor[]> {
-  if (host) {
-    for (let start = 0; start < rows; start += batchSize) {
-      const size = Math.min(batchSize, rows - start);
-      yield host.values.map((values, k) => {
-        const rowSize = host.rowSizes[k];
-        const part = order
-          ? gatherRows(values, rowSize, order, start, size)
-          : values.subarray(start * rowSize, (start + size) * rowSize);
-        return tf.tensor(part, [size, ...host.shapes[k]], host.dtypes[k]);
-      });
-    }
-    return;
-  }
-  let ordered = tensors;
-  if (order) {
-    const indices = tf.tensor1d(order, "int32");
-    ordered = tensors.map((t) => tf.gather(t, indices));
-    indices.dispose();
-  }
-  try {
-    for (let start = 0; start < rows; start += batchSize) {
-      const size = Math.min(batchSize, rows - start);
-      yield ordered.map((t) => sliceRows(t, start, size));
-    }
-  } finally {
-    if (ordered !== tensors) tf.dispose(ordered);
   }
 }
 

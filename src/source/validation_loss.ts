@@ -8,10 +8,10 @@ import * as tf from "@tensorflow/tfjs";
 import { describe } from "../internal/describe.ts";
 import { requireKey } from "../internal/validate.ts";
 import { requireLoss } from "../losses/require_loss.ts";
-import { checkTensors, sliceRows } from "./data.ts";
-import { checkModel, forward, type LossFunction, type ModelLike } from "./model.ts";
+import { checkTensors, sliceRows } from "../data/tensors.ts";
+import { checkModel, forward, type LossFunction, type ModelLike } from "../engine/model.ts";
 import { checkBatchOptions } from "./iter_batches.ts";
-import type { Tensor } from "./tf_types.ts";
+import type { Tensor } from "../tf_types.ts";
 
 /** Options of {@link validationLoss}. */
 export interface ValidationLossOptions<K extends string> {

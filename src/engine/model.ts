@@ -6,7 +6,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { describe } from "../internal/describe.ts";
-import type { LayersModel, Tensor } from "./tf_types.ts";
+import type { LayersModel, Tensor } from "../tf_types.ts";
 
 /** A model written as a plain function of its input tensors. */
 export type FunctionModel = (...inputs: Tensor[]) => Tensor;
