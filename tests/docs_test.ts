@@ -80,7 +80,8 @@ export function prepare(code: string): string {
         throw new SyntaxError(`line ${i + 1}: a console.log with a value comment must start its line: ${line.trim()}`);
       }
       if (!m) return line;
-      if (!isExpression(m[2]) || !isExpression(m[3])) {
+      // The printed expression may be TypeScript (the block runs as TypeScript); the comment must be a JS value.
+      if (!isExpression(m[3])) {
         throw new SyntaxError(
           `line ${i + 1}: the comment after console.log cannot be checked: "${m[3]}" ` +
             "(write the printed value as a JS expression; put prose on a line of its own)",
