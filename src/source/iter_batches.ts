@@ -3,7 +3,6 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
 import { describe } from "../internal/describe.ts";
 import { requireInteger, requireOptions } from "../internal/validate.ts";
 import { batchesInOrder, checkTensors, hostCopy, type HostData } from "../data/tensors.ts";
@@ -46,11 +45,11 @@ export function checkBatchOptions(
 
 /** One pass over `tensors` in batches, shuffled with one permutation per pass. Internal. */
 export function batchesOf(
-  tensors: tf.Tensor[],
+  tensors: Tensor[],
   plan: BatchPlan,
   random: Random,
   host?: HostData,
-): Generator<tf.Tensor[]> {
+): Generator<Tensor[]> {
   const order = plan.shuffle ? permutation(plan.rows, random) : undefined;
   return batchesInOrder(tensors, plan.rows, plan.batchSize, order, host);
 }
