@@ -9,6 +9,7 @@
  * @module
  */
 import process from "node:process";
+import { statSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { dashboard, fromJsonl, plotSvg } from "./mod.ts";
 
@@ -42,11 +43,17 @@ async function main(argv: string[]): Promise<number> {
   if (command === "plot") {
     if (!values.out) throw new Error("plot: name the SVG to write with -o <file>");
     const keys = values.keys?.split(",").map((k) => k.trim()).filter((k) => k !== "");
-    await fromJsonl(source).pipeTo(plotSvg(values.out, { keys, logY: values.log, title: values.title }));
+    // A log whose writer was killed mid-line still plots: the cut-off last line is left out.
+    await fromJsonl(source, { partialLastLine: "skip" }).pipeTo(
+      plotSvg(values.out, { keys, logY: values.log, title: values.title }),
+    );
     console.log(`wrote ${values.out}`);
     return 0;
   }
   if (command === "serve") {
+    if (!/^https?:\/\//i.test(source) && !statSync(source, { throwIfNoEntry: false })?.isFile()) {
+      throw new Error(`serve: "${source}" is not a file`);
+    }
     const port = Number(values.port);
     const board = dashboard({
       port,
@@ -54,8 +61,20 @@ async function main(argv: string[]): Promise<number> {
       linger: true,
       onListen: (url) => console.log(`serving ${source} at ${url}`),
     });
-    process.on("SIGINT", () => void board.close());
-    await fromJsonl(source).pipeThrough(board).pipeTo(new WritableStream());
+    let stopping = false;
+    for (const name of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+      process.on(name, () => {
+        if (stopping) process.exit(130); // a second Ctrl-C does not wait for slow pages
+        stopping = true;
+        void board.close();
+      });
+    }
+    try {
+      await fromJsonl(source, { partialLastLine: "skip" }).pipeThrough(board).pipeTo(new WritableStream());
+    } catch (error) {
+      await board.close();
+      throw error;
+    }
     console.log("replayed; Ctrl-C to stop");
     await board.closed;
     return 0;

@@ -7,13 +7,13 @@
  *   deno run -A examples/housing.ts [--data DIR|URL|remote] [--out FILE] [--epochs N] [--seed N] [--backend wasm|cpu]
  *                                   [--checkpoint DIR [--resume]]
  *
- * Ctrl-C (SIGINT) finishes the epoch in flight, writes its line, closes the
- * log and exits with status 130.
+ * Ctrl-C (SIGINT), SIGTERM or SIGHUP finishes the epoch in flight, writes its
+ * line, closes the log and exits with status 130; a second one exits at once.
  *   bun examples/housing.ts …
  */
 import * as tf from "@tensorflow/tfjs";
 import process from "node:process";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { parseArgs } from "node:util";
@@ -54,7 +54,9 @@ Options:
   --resume                 continue from the newest checkpoint in --checkpoint, appending to --out
   -h, --help               show this help
 
-Ctrl-C finishes the current epoch, closes the log and exits with status 130.`;
+Ctrl-C (or SIGTERM, SIGHUP) finishes the current epoch, closes the log and exits with
+status 130; a second Ctrl-C exits at once. --resume refuses a damaged checkpoint (it
+never starts over silently), and a checkpoint folder of an earlier run needs --resume.`;
 
 /** Keeps the log's complete lines up to `step` (a crash may have left more, or a partial line). */
 async function trimLog(path: string, step: number): Promise<void> {
@@ -103,10 +105,20 @@ async function main(argv: string[]): Promise<void> {
   if (values.resume && !values.checkpoint) throw new Error("--resume needs --checkpoint <dir>");
   const backend = await useBackend(values.backend as BackendName | undefined);
   const interrupt = new AbortController();
-  process.on("SIGINT", () => interrupt.abort());
+  const stopSignals = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+  for (const name of stopSignals) {
+    process.on(name, () => {
+      if (!interrupt.signal.aborted) {
+        interrupt.abort(new Error(`interrupted by ${name}`));
+        return;
+      }
+      console.error(`housing: second ${name}: exiting now`);
+      process.exit(130);
+    });
+  }
 
   const started = performance.now();
-  const data = await loadHousing(housingSources(values.data, process.env));
+  const data = await loadHousing(housingSources(values.data, process.env), undefined, undefined, interrupt.signal);
   const model = housingModel(data.xTrain.shape[1], seed);
   const optimizer = tf.train.adam(1e-2);
   const loss = tf.losses.meanSquaredError;
@@ -115,15 +127,24 @@ async function main(argv: string[]): Promise<void> {
   await mkdir(dirname(out), { recursive: true });
   let resumeFrom: string | undefined;
   let start = 0;
-  if (values.resume && existsSync(values.checkpoint!)) {
-    const saved = await loadCheckpoint(values.checkpoint!).catch(() => undefined);
-    if (saved) {
-      saved.modelWeights.concat(saved.optimizerWeights).forEach((w) => w.tensor.dispose());
-      resumeFrom = saved.path;
-      start = saved.step;
-      await trimLog(out, start);
-      console.log(`resuming after epoch ${start} from ${saved.path}`);
-    }
+  const dir = values.checkpoint;
+  const saved = dir !== undefined && existsSync(dir) &&
+    readdirSync(dir).some((name) => /^step-\d+$/.test(name) || name === "best");
+  if (saved && !values.resume) {
+    throw new Error(
+      `--checkpoint ${dir} holds checkpoints of an earlier run: add --resume to continue it, or choose another folder`,
+    );
+  }
+  if (saved && values.resume) {
+    // A damaged newest checkpoint stops here with the reason: the log and the older checkpoints stay as they are.
+    const checkpoint = await loadCheckpoint(dir);
+    checkpoint.modelWeights.concat(checkpoint.optimizerWeights).forEach((w) => w.tensor.dispose());
+    resumeFrom = checkpoint.path;
+    start = checkpoint.step;
+    await trimLog(out, start);
+    console.log(`resuming after epoch ${start} from ${checkpoint.path}`);
+  } else if (values.resume) {
+    console.log(`no checkpoint in ${dir} yet: starting at epoch 1`);
   }
   const log = jsonlSink(out, { append: resumeFrom !== undefined }).getWriter();
 
@@ -161,7 +182,9 @@ async function main(argv: string[]): Promise<void> {
   }
   const seconds = (performance.now() - started) / 1000;
   const svg = out.replace(/\.jsonl$/, "") + ".svg";
-  await fromJsonl(out).pipeTo(plotSvg(svg, { keys: ["train_loss", "val_loss", "val_loss_ema"] }));
+  await fromJsonl(out, { partialLastLine: "skip" }).pipeTo(
+    plotSvg(svg, { keys: ["train_loss", "val_loss", "val_loss_ema"] }),
+  );
   if (interrupt.signal.aborted) {
     console.log(`interrupted after epoch ${last}; log closed: ${out}`);
     process.exit(130);

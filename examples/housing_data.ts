@@ -65,15 +65,20 @@ export interface Housing {
 /**
  * Loads the two CSVs, keeps `features`, standardises them with the training
  * set's mean and (sample) standard deviation, and scales the labels.
- * Pass `standardize: false` for the raw features.
+ * Pass `standardize: false` for the raw features, and a `signal` to cancel
+ * the loads (Ctrl-C while a URL is slow).
  */
 export async function loadHousing(
   sources: HousingSources = housingSources(),
   features: readonly string[] = FEATURES,
   standardize = true,
+  signal?: AbortSignal,
 ): Promise<Housing> {
   const columns = [...features, LABEL];
-  const [train, test] = await Promise.all([loadCsv(sources.train, { columns }), loadCsv(sources.test, { columns })]);
+  const [train, test] = await Promise.all([
+    loadCsv(sources.train, { columns, signal }),
+    loadCsv(sources.test, { columns, signal }),
+  ]);
   const tensors = tf.tidy(() => {
     let xTrain = train.tensor(features);
     let xVal = test.tensor(features);

@@ -4,19 +4,26 @@
  * folder, then renamed into place) through `node:fs`, on Deno and Bun alike.
  *
  * Layout of one checkpoint folder (`<dir>/step-000012/` or `<dir>/best/`):
- * `checkpoint.json` (format, step, shuffle state, topology, weight specs) and
- * `model.weights.bin` and `optimizer.weights.bin`.
+ * `checkpoint.json` (format, run identity, step, shuffle state, topology,
+ * weight specs, a SHA-256 of each weights file) and `model.weights.bin` and
+ * `optimizer.weights.bin`. Step folders are ordered by their number, not by
+ * name, so `step-1000000` comes after `step-999999`. Reading checks the
+ * manifest, the file sizes and the checksums, and every error names the
+ * folder: a damaged checkpoint is refused, never loaded.
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { existsSync, readdirSync } from "node:fs";
-import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { isLayersModel, type ModelLike } from "../engine/model.ts";
 import type { IOHandler, Tensor } from "../tf_types.ts";
 
-const FORMAT = "fitstream-checkpoint/1";
+const FORMAT = "fitstream-checkpoint/2";
+/** Checkpoints written before run identities and checksums; still read. */
+const FORMAT_1 = "fitstream-checkpoint/1";
 
 /** A tensor with the name it is saved under. */
 export interface NamedTensor {
@@ -28,8 +35,12 @@ export interface NamedTensor {
 
 interface Manifest {
   format: string;
+  /** The run that wrote it (format 2). */
+  run_id?: string;
   step: number;
   rng_state: number;
+  /** SHA-256 (hex) of each weights file (format 2). */
+  sha256?: { model: string; optimizer: string };
   model: { topology: unknown | null; weightSpecs: tf.io.WeightsManifestEntry[] };
   optimizer: { className: string; weightSpecs: tf.io.WeightsManifestEntry[] };
 }
@@ -50,6 +61,8 @@ export interface LoadedCheckpoint {
   optimizerClass: string;
   /** The layers model's topology, or `null` for a function model. */
   topology: unknown | null;
+  /** The identity of the run that wrote it (absent in checkpoints of format 1). */
+  runId?: string;
 }
 
 function joinBuffers(data: tf.io.WeightData | undefined): Uint8Array {
@@ -62,18 +75,47 @@ export function stepFolder(step: number): string {
   return `step-${String(step).padStart(6, "0")}`;
 }
 
+/** The step a `step-*` folder name holds, or `undefined` for other names. */
+function stepOfFolder(name: string): number | undefined {
+  const match = /^step-(\d+)$/.exec(name);
+  return match ? Number(match[1]) : undefined;
+}
+
 /** The newest complete `step-*` folder under `dir`, or `dir` itself if it is a checkpoint. */
 export function latestCheckpoint(dir: string): string | undefined {
   if (existsSync(join(dir, "checkpoint.json"))) return dir;
-  if (!existsSync(dir)) return undefined;
-  const steps = readdirSync(dir).filter((n) => /^step-\d+$/.test(n) && existsSync(join(dir, n, "checkpoint.json")));
-  steps.sort();
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) return undefined;
+  const steps = stepFolders(dir).filter((n) => existsSync(join(dir, n, "checkpoint.json")));
   return steps.length ? join(dir, steps[steps.length - 1]) : undefined;
 }
 
-/** The `step-*` folders under `dir`, oldest first. Internal. */
+/** The `step-*` folders under `dir`, oldest (lowest step) first. Internal. */
 export function stepFolders(dir: string): string[] {
-  return readdirSync(dir).filter((n) => /^step-\d+$/.test(n)).sort();
+  return readdirSync(dir)
+    .filter((n) => stepOfFolder(n) !== undefined)
+    .sort((a, b) => stepOfFolder(a)! - stepOfFolder(b)!);
+}
+
+/** The run identity and step recorded in a checkpoint folder, without checking its files. Internal. */
+export function checkpointIdentity(folder: string): { runId?: string; step?: number } {
+  try {
+    const manifest = JSON.parse(readFileSync(join(folder, "checkpoint.json"), "utf8")) as Partial<Manifest>;
+    return { runId: manifest.run_id, step: manifest.step };
+  } catch {
+    return {};
+  }
+}
+
+/** Removes what interrupted saves left beside `parent`'s checkpoints (`.tmp-*`, `.old-*`). */
+async function removeOrphans(parent: string): Promise<void> {
+  if (!existsSync(parent)) return;
+  for (const name of readdirSync(parent)) {
+    if (/^\.(tmp|old)-\d+-[a-z0-9]+$/.test(name)) await rm(join(parent, name), { recursive: true, force: true });
+  }
+}
+
+function sha256(data: Uint8Array): string {
+  return createHash("sha256").update(data).digest("hex");
 }
 
 /**
@@ -83,9 +125,16 @@ export function stepFolders(dir: string): string[] {
  */
 export async function saveCheckpoint(
   target: string,
-  parts: { model: ModelLike; variables: tf.Variable[]; optimizer: tf.Optimizer; step: number; rngState: number },
+  parts: {
+    model: ModelLike;
+    variables: tf.Variable[];
+    optimizer: tf.Optimizer;
+    step: number;
+    rngState: number;
+    runId: string;
+  },
 ): Promise<void> {
-  const { model, variables, optimizer, step, rngState } = parts;
+  const { model, variables, optimizer, step, rngState, runId } = parts;
   let topology: unknown | null = null;
   let modelSpecs: tf.io.WeightsManifestEntry[];
   let modelData: Uint8Array;
@@ -106,19 +155,23 @@ export async function saveCheckpoint(
   const optimizerWeights = await optimizer.getWeights();
   const encodedOptimizer = await tf.io.encodeWeights(optimizerWeights);
   tf.dispose(optimizerWeights.filter((w) => w.name === "iter").map((w) => w.tensor));
+  const optimizerData = joinBuffers(encodedOptimizer.data);
   const manifest: Manifest = {
     format: FORMAT,
+    run_id: runId,
     step,
     rng_state: rngState,
+    sha256: { model: sha256(modelData), optimizer: sha256(optimizerData) },
     model: { topology, weightSpecs: modelSpecs },
     optimizer: { className: optimizer.getClassName(), weightSpecs: encodedOptimizer.specs },
   };
   const parent = join(target, "..");
+  await removeOrphans(parent); // a kill during an earlier save left them
   const temp = join(parent, `.tmp-${Date.now()}-${Math.random().toString(36).slice(2)}`);
   await mkdir(temp, { recursive: true });
   try {
     await writeFile(join(temp, "model.weights.bin"), modelData);
-    await writeFile(join(temp, "optimizer.weights.bin"), joinBuffers(encodedOptimizer.data));
+    await writeFile(join(temp, "optimizer.weights.bin"), optimizerData);
     await writeFile(join(temp, "checkpoint.json"), JSON.stringify(manifest));
     if (existsSync(target)) {
       const old = join(parent, `.old-${Date.now()}-${Math.random().toString(36).slice(2)}`);
@@ -134,16 +187,126 @@ export async function saveCheckpoint(
   }
 }
 
+/** A checkpoint read from disk and checked, before its tensors are made. Internal. */
+export interface CheckpointFiles {
+  /** The checkpoint folder read. */
+  path: string;
+  manifest: Manifest;
+  modelData: Uint8Array;
+  optimizerData: Uint8Array;
+}
+
+const BYTES_PER_ELEMENT: Record<string, number> = { float32: 4, int32: 4, bool: 1 };
+
+/** The bytes `specs` describe, or `undefined` if a spec is not one we can size. */
+function specBytes(specs: tf.io.WeightsManifestEntry[]): number | undefined {
+  let total = 0;
+  for (const spec of specs) {
+    const size = BYTES_PER_ELEMENT[spec.dtype];
+    if (size === undefined || spec.quantization || !Array.isArray(spec.shape)) return undefined;
+    total += size * spec.shape.reduce((a, b) => a * b, 1);
+  }
+  return total;
+}
+
+function checkManifest(where: string, folder: string, manifest: unknown): Manifest {
+  const bad = (what: string) => new Error(`${where}: "${folder}" is not a usable checkpoint: ${what}`);
+  if (typeof manifest !== "object" || manifest === null) throw bad("checkpoint.json is not an object");
+  const m = manifest as Manifest;
+  if (m.format !== FORMAT && m.format !== FORMAT_1) throw bad(`unknown format ${JSON.stringify(m.format)}`);
+  if (!Number.isSafeInteger(m.step) || m.step < 0) {
+    throw bad(`step must be an integer >= 0, got ${JSON.stringify(m.step)}`);
+  }
+  if (!Number.isInteger(m.rng_state) || m.rng_state < 0 || m.rng_state >= 2 ** 32) {
+    throw bad(`rng_state must be an integer in [0, 2^32), got ${JSON.stringify(m.rng_state)}`);
+  }
+  if (!Array.isArray(m.model?.weightSpecs) || !Array.isArray(m.optimizer?.weightSpecs)) {
+    throw bad("weight specs missing");
+  }
+  if (m.format === FORMAT && (typeof m.run_id !== "string" || typeof m.sha256?.model !== "string")) {
+    throw bad("run_id or sha256 missing");
+  }
+  return m;
+}
+
+/**
+ * Reads and checks the checkpoint at `path` (a checkpoint folder, or the
+ * newest under a folder of `step-*` checkpoints): manifest fields, file sizes
+ * against the weight specs, and the checksums. Every error starts with
+ * `where` and names the folder. Internal.
+ */
+export function readCheckpointFiles(where: string, path: string): CheckpointFiles {
+  if (existsSync(path) && !statSync(path).isDirectory()) {
+    throw new Error(`${where}: "${path}" is a file: name a checkpoint folder or a folder of step-* checkpoints`);
+  }
+  const folder = latestCheckpoint(path);
+  if (!folder) throw new Error(`${where}: no checkpoint found in "${path}"`);
+  const read = (name: string): Uint8Array => {
+    try {
+      return new Uint8Array(readFileSync(join(folder, name)));
+    } catch (error) {
+      throw new Error(`${where}: cannot read "${join(folder, name)}": ${(error as Error).message}`, { cause: error });
+    }
+  };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(new TextDecoder().decode(read("checkpoint.json")));
+  } catch (error) {
+    if ((error as Error).message.startsWith(where)) throw error;
+    throw new Error(`${where}: "${folder}" is not a usable checkpoint: checkpoint.json is not JSON`, { cause: error });
+  }
+  const manifest = checkManifest(where, folder, parsed);
+  const modelData = read("model.weights.bin");
+  const optimizerData = read("optimizer.weights.bin");
+  const files: [string, Uint8Array, tf.io.WeightsManifestEntry[], string | undefined][] = [
+    ["model.weights.bin", modelData, manifest.model.weightSpecs, manifest.sha256?.model],
+    ["optimizer.weights.bin", optimizerData, manifest.optimizer.weightSpecs, manifest.sha256?.optimizer],
+  ];
+  for (const [name, data, specs, checksum] of files) {
+    const expected = specBytes(specs);
+    if (expected !== undefined && expected !== data.byteLength) {
+      throw new Error(
+        `${where}: "${join(folder, name)}" holds ${data.byteLength} bytes, its manifest describes ${expected}: ` +
+          `the file is truncated or damaged`,
+      );
+    }
+    if (checksum !== undefined && sha256(data) !== checksum) {
+      throw new Error(
+        `${where}: "${join(folder, name)}" does not match its checksum: the checkpoint is damaged ` +
+          `(resume from an older checkpoint folder, or delete this one)`,
+      );
+    }
+  }
+  return { path: folder, manifest, modelData, optimizerData };
+}
+
 function decodeInOrder(data: Uint8Array, specs: tf.io.WeightsManifestEntry[]): NamedTensor[] {
   const buffer = data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer;
   const map = tf.io.decodeWeights(buffer, specs);
   return specs.map((s) => ({ name: s.name, tensor: map[s.name] }));
 }
 
+/** The tensors of checked checkpoint files; the caller owns them. Internal. */
+export function decodeCheckpoint(files: CheckpointFiles): LoadedCheckpoint {
+  const { manifest } = files;
+  return {
+    path: files.path,
+    step: manifest.step,
+    rngState: manifest.rng_state,
+    topology: manifest.model.topology,
+    optimizerClass: manifest.optimizer.className,
+    runId: manifest.run_id,
+    modelWeights: decodeInOrder(files.modelData, manifest.model.weightSpecs),
+    optimizerWeights: decodeInOrder(files.optimizerData, manifest.optimizer.weightSpecs),
+  };
+}
+
 /**
  * Reads the checkpoint at `path` (a checkpoint folder, or a folder of
  * `step-*` checkpoints: the newest): its step, shuffle state, model weights
- * and optimizer state. The caller owns the tensors it returns.
+ * and optimizer state. The caller owns the tensors it returns. A damaged
+ * checkpoint (wrong size, checksum mismatch, bad manifest) is refused with an
+ * error that names the folder.
  *
  * @example Look inside the newest checkpoint of a run
  * ```ts
@@ -167,24 +330,8 @@ function decodeInOrder(data: Uint8Array, specs: tf.io.WeightsManifestEntry[]): N
  * tf.dispose([...saved.modelWeights, ...saved.optimizerWeights].map((w) => w.tensor));
  * ```
  */
-export async function loadCheckpoint(path: string): Promise<LoadedCheckpoint> {
-  const folder = latestCheckpoint(path);
-  if (!folder) throw new Error(`no checkpoint found in "${path}"`);
-  const manifest = JSON.parse(await readFile(join(folder, "checkpoint.json"), "utf8")) as Manifest;
-  if (manifest.format !== FORMAT) throw new Error(`"${folder}" is not a fitstream checkpoint (${manifest.format})`);
-  const [modelData, optimizerData] = await Promise.all([
-    readFile(join(folder, "model.weights.bin")),
-    readFile(join(folder, "optimizer.weights.bin")),
-  ]);
-  return {
-    path: folder,
-    step: manifest.step,
-    rngState: manifest.rng_state,
-    topology: manifest.model.topology,
-    optimizerClass: manifest.optimizer.className,
-    modelWeights: decodeInOrder(new Uint8Array(modelData), manifest.model.weightSpecs),
-    optimizerWeights: decodeInOrder(new Uint8Array(optimizerData), manifest.optimizer.weightSpecs),
-  };
+export function loadCheckpoint(path: string): Promise<LoadedCheckpoint> {
+  return Promise.resolve().then(() => decodeCheckpoint(readCheckpointFiles("loadCheckpoint", path)));
 }
 
 /**
@@ -201,19 +348,19 @@ export async function loadCheckpoint(path: string): Promise<LoadedCheckpoint> {
  */
 export function checkpointModel(path: string): IOHandler {
   return {
-    async load(): Promise<tf.io.ModelArtifacts> {
-      const folder = latestCheckpoint(path);
-      if (!folder) throw new Error(`no checkpoint found in "${path}"`);
-      const manifest = JSON.parse(await readFile(join(folder, "checkpoint.json"), "utf8")) as Manifest;
-      if (manifest.model.topology === null) {
-        throw new Error(`"${folder}" holds a function model's variables, not a layers model`);
-      }
-      const data = new Uint8Array(await readFile(join(folder, "model.weights.bin")));
-      return {
-        modelTopology: manifest.model.topology as tf.io.ModelArtifacts["modelTopology"],
-        weightSpecs: manifest.model.weightSpecs,
-        weightData: data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer,
-      };
+    load(): Promise<tf.io.ModelArtifacts> {
+      return Promise.resolve().then(() => {
+        const files = readCheckpointFiles("checkpointModel", path);
+        if (files.manifest.model.topology === null) {
+          throw new Error(`checkpointModel: "${files.path}" holds a function model's variables, not a layers model`);
+        }
+        const data = files.modelData;
+        return {
+          modelTopology: files.manifest.model.topology as tf.io.ModelArtifacts["modelTopology"],
+          weightSpecs: files.manifest.model.weightSpecs,
+          weightData: data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer,
+        };
+      });
     },
   };
 }

@@ -26,6 +26,14 @@ export interface DashboardOptions {
   onListen?: (url: string) => void;
   /** Keep serving the finished run after the stream ends, until `close()` (default `false`). */
   linger?: boolean;
+  /** Most pages connected at once (integer >= 1, default 16); more get HTTP 503. */
+  maxClients?: number;
+  /**
+   * Extra `Host` header values to answer (e.g. `"myhost:8080"` behind a tunnel). By default only the
+   * address served is answered (and `localhost` when bound to a loopback address): a page from another
+   * site that rebinds its name to this address gets HTTP 421 instead of the run's data.
+   */
+  allowedHosts?: readonly string[];
 }
 
 /** A dashboard stage; `url` resolves to the page's address. */
@@ -40,9 +48,46 @@ export interface DashboardStage<E> extends Stage<E, E> {
 
 /** A browser that falls this many messages behind is disconnected (it can reconnect for the history). */
 const MAX_BACKLOG = 1024;
+/** History goes to a page in messages of this many events, each made when the page has read the one before. */
+const HISTORY_CHUNK = 1000;
+/** Most events one `/history` request returns (`?from=` pages through the rest). */
+const HISTORY_PAGE = 10_000;
+/** How long closing waits for pages to take their last messages before it drops their connections (ms). */
+const CLOSE_GRACE_MS = 2000;
 
 interface Client {
   controller: ReadableStreamDefaultController<Uint8Array>;
+  /** Events of the history sent so far; live rows go only to pages that have caught up. */
+  cursor: number;
+  live: boolean;
+}
+
+const SECURITY_HEADERS: Record<string, string> = {
+  "content-security-policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+  "x-frame-options": "DENY",
+};
+
+/** Whether `promise` settles within `ms`. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  const settled = await Promise.race([promise.then(() => true, () => true), late]);
+  clearTimeout(timer);
+  return settled;
+}
+
+/** The `Host` values a server on `host:port` answers. */
+function hostsServed(host: string, port: number, extra: readonly string[]): Set<string> {
+  const names = [host.includes(":") ? `[${host}]` : host];
+  if (host === "127.0.0.1" || host === "::1" || host === "localhost") names.push("localhost", "127.0.0.1", "[::1]");
+  const allowed = new Set(extra.map((h) => h.toLowerCase()));
+  for (const name of names) {
+    allowed.add(`${name}:${port}`);
+    if (port === 80) allowed.add(name);
+  }
+  return allowed;
 }
 
 function jsonRow(event: object): Record<string, string | number | boolean | null> {
@@ -59,11 +104,15 @@ function jsonRow(event: object): Record<string, string | number | boolean | null
  * metric (train and validation loss together), a log-scale toggle, the
  * latest event as a table, and the run's status (running, stopped by take,
  * early stop, error). Updates are pushed with Server-Sent Events; a page
- * opened late gets the whole history. The stage never waits for a browser:
- * a slow one is dropped once it is far behind, and the history is kept as
- * compact numeric columns. Events pass on unchanged. The server binds
- * 127.0.0.1 unless told otherwise, answers only its own routes, and shuts
- * down when the stream ends or is cancelled.
+ * opened late gets the whole history, a thousand events at a time as it
+ * reads them. The stage never waits for a browser: a slow one is dropped once
+ * it is far behind, a page that stops reading holds at most one chunk, and
+ * the history is kept as compact numeric columns. With many keys the page
+ * charts a few and lets you pick others. Events pass on unchanged. The
+ * server binds 127.0.0.1 unless told otherwise, answers only its own routes
+ * and only requests addressed to it (`Host`), sends CSP, `nosniff` and
+ * `no-referrer` on every response, takes at most `maxClients` pages, and
+ * shuts down when the stream ends or is cancelled.
  *
  * @example Watch a run
  * ```ts ignore
@@ -77,8 +126,14 @@ export function dashboard<E extends object>(options: DashboardOptions = {}): Das
     host = "127.0.0.1",
     keys,
     linger = false,
+    maxClients = 16,
+    allowedHosts = [],
     onListen = (url: string) => console.log(`fitstream dashboard: ${url}`),
   } = options;
+  requireInteger("dashboard", "maxClients", maxClients, 1);
+  if (!Array.isArray(allowedHosts) || allowedHosts.some((h) => typeof h !== "string")) {
+    throw new TypeError(`dashboard: allowedHosts must be an array of host names, got ${describe(allowedHosts)}`);
+  }
   requireInteger("dashboard", "port", port, 0);
   if (port > 65535) throw new RangeError(`dashboard: port must be at most 65535, got ${port}`);
   requireKey("dashboard", "host", host);
@@ -88,6 +143,8 @@ export function dashboard<E extends object>(options: DashboardOptions = {}): Das
   }
 
   const history = new History();
+  // Bound to every interface, the server cannot know the names it is reached by: Host is not checked.
+  const anyHost = host === "0.0.0.0" || host === "::";
   const clients = new Set<Client>();
   const encoder = new TextEncoder();
   let latest: Record<string, unknown> = {};
@@ -96,48 +153,83 @@ export function dashboard<E extends object>(options: DashboardOptions = {}): Das
 
   const message = (event: string, data: unknown) =>
     encoder.encode(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  const drop = (client: Client) => {
+    clients.delete(client);
+    try {
+      client.controller.close();
+    } catch { /* already closed */ }
+  };
   const send = (bytes: Uint8Array) => {
     for (const client of clients) {
+      if (!client.live) continue; // still reading the history: it reaches this row by itself
       const backlog = -(client.controller.desiredSize ?? 0);
-      if (backlog > MAX_BACKLOG) {
-        clients.delete(client);
-        client.controller.close();
-      } else {
+      if (backlog > MAX_BACKLOG) drop(client);
+      else {
+        client.cursor = history.length; // first: enqueue may call pull (feed) at once
         client.controller.enqueue(bytes);
       }
     }
   };
+  /** The next message of a page's stream: a chunk of history, or the switch to live rows (or the end). */
+  const feed = (client: Client) => {
+    const { controller } = client;
+    if (client.cursor < history.length) {
+      const chunk = history.slice(client.cursor, client.cursor + HISTORY_CHUNK);
+      client.cursor += chunk.length;
+      controller.enqueue(message("rows", chunk));
+    } else if (!client.live) {
+      client.live = true;
+      controller.enqueue(message("live", { latest, status }));
+      if (status !== "running") {
+        controller.enqueue(message("status", status));
+        clients.delete(client);
+        controller.close();
+      }
+    }
+  };
 
+  let allowed = new Set<string>();
   const app = new Hono();
+  // Registered first, so every response — pages, data, errors, 404 — carries the headers.
+  app.use("*", async (c, next) => {
+    const hostHeader = (c.req.header("host") ?? "").toLowerCase();
+    if (!anyHost && !allowed.has(hostHeader)) {
+      c.res = c.text(`misdirected request: this server answers ${[...allowed][0]}`, 421);
+    } else {
+      await next();
+    }
+    for (const [name, value] of Object.entries(SECURITY_HEADERS)) c.res.headers.set(name, value);
+  });
   app.get("/", (c) => c.html(PAGE_HTML));
   app.get("/app.js", (c) => c.body(PAGE_JS, 200, { "content-type": "text/javascript; charset=utf-8" }));
   app.get("/uplot.js", async (c) => c.body((await uplotAssets()).js, 200, { "content-type": "text/javascript" }));
   app.get("/uplot.css", async (c) => c.body((await uplotAssets()).css, 200, { "content-type": "text/css" }));
   app.get("/config", (c) => c.json({ keys: keys ?? null }));
-  app.get("/history", (c) => c.json({ ...history.toJSON(), latest, status }));
-  app.get("/events", () => {
-    let client: Client;
+  app.get("/history", (c) => {
+    const from = Number(c.req.query("from") ?? 0);
+    if (!Number.isSafeInteger(from) || from < 0) return c.text("from must be an integer >= 0", 400);
+    const page = history.slice(from, from + HISTORY_PAGE);
+    return c.json({ ...page, total: history.length, latest, status });
+  });
+  app.get("/events", (c) => {
+    if (clients.size >= maxClients) return c.text(`too many pages open (${maxClients}): close one`, 503);
+    const client: Client = { controller: undefined!, cursor: 0, live: false };
     const body = new ReadableStream<Uint8Array>({
       start(controller) {
-        client = { controller };
-        controller.enqueue(message("history", { ...history.toJSON(), latest, status }));
-        if (status === "running") clients.add(client);
-        else controller.close();
+        client.controller = controller;
+        clients.add(client);
+        controller.enqueue(message("start", { total: history.length, status }));
       },
+      pull: () => feed(client),
       cancel() {
         clients.delete(client);
       },
-    }, { highWaterMark: 16 });
+    }, { highWaterMark: 2 });
     return new Response(body, {
       headers: { "content-type": "text/event-stream", "cache-control": "no-store", connection: "keep-alive" },
     });
   });
   app.notFound((c) => c.text("not found", 404));
-  app.use("*", async (c, next) => {
-    await next();
-    c.header("content-security-policy", "default-src 'self'; style-src 'self' 'unsafe-inline'");
-    c.header("x-content-type-options", "nosniff");
-  });
 
   let server: RunningServer;
   try {
@@ -146,14 +238,26 @@ export function dashboard<E extends object>(options: DashboardOptions = {}): Das
     throw new Error(`dashboard: cannot listen on ${host}:${port}: ${(error as Error).message}`, { cause: error });
   }
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${server.port}/`;
+  allowed = hostsServed(host, server.port, allowedHosts);
   let resolveClosed!: () => void;
   const closed = new Promise<void>((resolve) => (resolveClosed = resolve));
   let closing: Promise<void> | undefined;
   const close = () =>
     closing ??= (async () => {
-      for (const client of clients) client.controller.close();
-      clients.clear();
-      await server.close();
+      const open = [...clients];
+      for (const client of open) drop(client);
+      // A page that stopped reading keeps its connection, and the server's graceful shutdown waited
+      // for it (19 s measured on Deno, and Ctrl-C of `cli.ts serve` with it): after a grace period
+      // its stream is errored, which cuts the connection, and the server stops holding the process.
+      const shut = server.close();
+      if (!(await settlesWithin(shut, CLOSE_GRACE_MS))) {
+        for (const client of open) {
+          try {
+            client.controller.error(new Error("dashboard closed"));
+          } catch { /* already finished */ }
+        }
+        if (!(await settlesWithin(shut, CLOSE_GRACE_MS))) server.abort();
+      }
       resolveClosed();
     })();
   onListen(url);
@@ -172,6 +276,7 @@ export function dashboard<E extends object>(options: DashboardOptions = {}): Das
         ? "stopped"
         : `stopped by ${reason ?? "end of stream"}`;
       send(message("status", status));
+      for (const client of [...clients]) if (client.live) drop(client);
       if (!linger) await close();
     },
   });

@@ -49,6 +49,17 @@ export class History {
     return total;
   }
 
+  /** Events `from` (inclusive) to `to` (exclusive) as plain arrays (NaN as null), for JSON. */
+  slice(from: number, to: number): { from: number; length: number; columns: Record<string, (number | null)[]> } {
+    const end = Math.min(to, this.#length);
+    const start = Math.min(from, end);
+    const columns: Record<string, (number | null)[]> = {};
+    for (const [key, column] of this.#columns) {
+      columns[key] = Array.from(column.subarray(start, end), (v) => (Number.isFinite(v) ? v : null));
+    }
+    return { from: start, length: end - start, columns };
+  }
+
   /** The history as plain arrays (NaN as null), for JSON. */
   toJSON(): { length: number; columns: Record<string, (number | null)[]> } {
     const columns: Record<string, (number | null)[]> = {};

@@ -28,6 +28,8 @@ export const PAGE_HTML = `<!doctype html>
   aside h2 { font-size: 1em; margin: 0.2em 0 0.5em; }
   td { padding: 0.15em 0.6em 0.15em 0; font-variant-numeric: tabular-nums; }
   td:first-child { color: #555; }
+  #keys { min-width: 12em; vertical-align: middle; }
+  #keys:focus { position: absolute; z-index: 1; }
 </style>
 </head>
 <body>
@@ -36,6 +38,7 @@ export const PAGE_HTML = `<!doctype html>
   <span id="status">connecting…</span>
   <span id="count"></span>
   <label><input type="checkbox" id="log"> log scale</label>
+  <label>charts <select id="keys" multiple size="1" title="keys to chart (Ctrl/Cmd-click to pick several)"></select></label>
 </header>
 <main>
   <section id="charts"></section>
@@ -51,15 +54,28 @@ export const PAGE_HTML = `<!doctype html>
 export const PAGE_JS = `"use strict";
 (() => {
   const palette = ["#1a73e8", "#e8710a", "#188038", "#d93025", "#9334e6", "#12b5cb", "#a50e0e", "#5f6368"];
+  // A run with 10,000 keys once built 10,001 charts (39 s for 5 events): a few are charted, the rest picked.
+  const MAX_CHARTS = 8;
   let config = { keys: null };
   let steps = [];
   const columns = new Map();
   let charts = [];
+  let chosen = null; // keys picked in the selector, or null for the default few
   let latest = {};
   let status = "connecting";
+  let live = false;
+  let renderQueued = false;
+  let rendered = 0; // events on the charts now
+
+  function chartKeys() {
+    const all = (config.keys || [...columns.keys()]).filter((k) => k !== "step" && columns.has(k));
+    if (chosen) return all.filter((k) => chosen.has(k));
+    const losses = all.filter((k) => k === "train_loss" || k === "val_loss");
+    return [...losses, ...all.filter((k) => !losses.includes(k))].slice(0, MAX_CHARTS);
+  }
 
   function groups() {
-    const keys = (config.keys || [...columns.keys()]).filter((k) => k !== "step" && columns.has(k));
+    const keys = chartKeys();
     const out = [];
     const losses = keys.filter((k) => k === "train_loss" || k === "val_loss");
     if (losses.length) out.push(losses);
@@ -91,6 +107,20 @@ export const PAGE_JS = `"use strict";
     });
   }
 
+  function showKeys() {
+    const select = document.getElementById("keys");
+    const keys = [...columns.keys()].filter((k) => k !== "step");
+    if (select.options.length === keys.length) return;
+    const shown = new Set(chartKeys());
+    select.replaceChildren(...keys.map((k) => {
+      const option = document.createElement("option");
+      option.value = k;
+      option.textContent = k;
+      option.selected = shown.has(k);
+      return option;
+    }));
+  }
+
   function showLatest() {
     const body = document.querySelector("#latest tbody");
     body.replaceChildren(...Object.entries(latest).map(([k, v]) => {
@@ -112,6 +142,33 @@ export const PAGE_JS = `"use strict";
     el.className = text === "running" ? "" : text.startsWith("error") ? "error" : "ended";
   }
 
+  /** Redraws once per frame at most, and only once the history has arrived. */
+  function render() {
+    if (!live || renderQueued) return;
+    renderQueued = true;
+    requestAnimationFrame(() => {
+      renderQueued = false;
+      const shape = groups().map((g) => g.join("\\u0000")).join("\\u0001");
+      if (shape !== charts.map((c) => c.group.join("\\u0000")).join("\\u0001")) build();
+      else for (const c of charts) c.plot.setData(dataFor(c.group));
+      showKeys();
+      showLatest();
+      rendered = steps.length;
+    });
+  }
+
+  function addRows(chunk) {
+    const n = steps.length;
+    const count = chunk.length;
+    const stepCol = chunk.columns.step;
+    for (let i = 0; i < count; i++) steps.push(stepCol && typeof stepCol[i] === "number" ? stepCol[i] : n + i + 1);
+    for (const k of Object.keys(chunk.columns)) if (!columns.has(k)) columns.set(k, new Array(n).fill(null));
+    for (const [k, col] of columns) {
+      const add = chunk.columns[k];
+      for (let i = 0; i < count; i++) col.push(add ? add[i] : null);
+    }
+  }
+
   function append(row) {
     const n = steps.length;
     steps.push(typeof row.step === "number" ? row.step : n + 1);
@@ -121,31 +178,37 @@ export const PAGE_JS = `"use strict";
     }
     for (const [k, col] of columns) col.push(typeof row[k] === "number" ? row[k] : null);
     latest = row;
-    const shape = groups().map((g) => g.join("\\u0000")).join("\\u0001");
-    if (shape !== charts.map((c) => c.group.join("\\u0000")).join("\\u0001")) build();
-    else for (const c of charts) c.plot.setData(dataFor(c.group));
-    showLatest();
+    render();
   }
 
-  document.getElementById("log").addEventListener("change", build);
+  document.getElementById("log").addEventListener("change", () => build());
+  document.getElementById("keys").addEventListener("change", (e) => {
+    chosen = new Set([...e.target.selectedOptions].map((o) => o.value));
+    build();
+  });
   window.fitstreamDashboard = {
     points: () => charts.map((c) => c.plot.data[0].length),
-    events: () => steps.length,
+    events: () => rendered,
     status: () => status,
+    charts: () => charts.map((c) => c.group),
   };
 
   fetch("/config").then((r) => r.json()).then((c) => {
     config = c;
     const source = new EventSource("/events");
-    source.addEventListener("history", (e) => {
-      const h = JSON.parse(e.data);
+    source.addEventListener("start", (e) => {
       columns.clear();
-      for (const [k, col] of Object.entries(h.columns)) columns.set(k, col);
-      steps = h.columns.step ? h.columns.step.slice() : Array.from({ length: h.length }, (_, i) => i + 1);
-      latest = h.latest || {};
-      build();
-      showLatest();
-      setStatus(h.status);
+      steps = [];
+      live = false;
+      setStatus(JSON.parse(e.data).status);
+    });
+    source.addEventListener("rows", (e) => addRows(JSON.parse(e.data)));
+    source.addEventListener("live", (e) => {
+      const state = JSON.parse(e.data);
+      latest = state.latest || {};
+      live = true;
+      setStatus(state.status);
+      render();
     });
     source.addEventListener("row", (e) => append(JSON.parse(e.data)));
     source.addEventListener("status", (e) => {

@@ -10,8 +10,10 @@
 export interface RunningServer {
   /** The port it listens on (useful with port 0). */
   port: number;
-  /** Stops listening and closes open connections. */
+  /** Stops listening and closes open connections once their responses are sent. */
   close(): Promise<void>;
+  /** Stops holding the process for connections that will not finish (after `close`). */
+  abort(): void;
 }
 
 type Handler = (request: Request) => Response | Promise<Response>;
@@ -20,6 +22,7 @@ interface DenoServe {
   serve(options: { hostname: string; port: number; onListen?: () => void }, handler: Handler): {
     addr: { port: number };
     shutdown(): Promise<void>;
+    unref(): void;
     finished: Promise<void>;
   };
 }
@@ -35,7 +38,12 @@ export function serveFetch(handler: Handler, hostname: string, port: number): Ru
   const deno = (globalThis as { Deno?: DenoServe }).Deno;
   if (deno) {
     const server = deno.serve({ hostname, port, onListen: () => {} }, handler);
-    return { port: server.addr.port, close: () => server.shutdown() };
+    let shutdown: Promise<void> | undefined;
+    return {
+      port: server.addr.port,
+      close: () => (shutdown ??= server.shutdown()),
+      abort: () => server.unref(),
+    };
   }
   const bun = (globalThis as { Bun?: BunServe }).Bun;
   if (bun) {
@@ -49,6 +57,7 @@ export function serveFetch(handler: Handler, hostname: string, port: number): Ru
         (force as unknown as { unref?: () => void }).unref?.();
         await server.stop(false);
       },
+      abort: () => void server.stop(true),
     };
   }
   throw new Error("dashboard: serving needs Deno or Bun");

@@ -7,14 +7,14 @@ import * as tf from "@tensorflow/tfjs";
 import { describe } from "../internal/describe.ts";
 import { requireOptions } from "../internal/validate.ts";
 import { csvRecords } from "./csv_parser.ts";
-import { openReadable } from "./open_input.ts";
+import { checkReadOptions, openReadable, type ReadOptions } from "./open_input.ts";
 import type { Tensor2D } from "../tf_types.ts";
 
 /** Where CSV comes from: an `http(s):` URL, a file path or `file:` URL, or a byte stream. */
 export type CsvSource = string | URL | ReadableStream<Uint8Array>;
 
 /** Options of {@link loadCsv}. */
-export interface LoadCsvOptions {
+export interface LoadCsvOptions extends ReadOptions {
   /** Columns to read (default: all). Each must exist in the header and hold numbers only. */
   columns?: readonly string[];
 }
@@ -37,7 +37,8 @@ export interface CsvTable {
  * by a streaming CSV parser. Quoted headers, CRLF line ends, a trailing
  * newline and a UTF-8 BOM are fine. A missing column, a non-numeric cell or
  * a row with the wrong number of fields is an error naming the line and
- * the column.
+ * the column; so is a header that names a column twice. A URL that stays
+ * silent for `timeout` ms fails the load, and `signal` cancels it.
  *
  * @example Two columns from a stream
  * ```ts
@@ -55,7 +56,8 @@ export async function loadCsv(source: CsvSource, options: LoadCsvOptions = {}): 
   if (wanted !== undefined && (!Array.isArray(wanted) || wanted.some((c) => typeof c !== "string"))) {
     throw new TypeError(`loadCsv: columns must be an array of column names, got ${describe(wanted)}`);
   }
-  const { stream, name } = await openReadable("loadCsv", source);
+  checkReadOptions("loadCsv", options);
+  const { stream, name } = await openReadable("loadCsv", source, options);
   const records = stream.pipeThrough(new TextDecoderStream()).pipeThrough(csvRecords());
   const reader = records.getReader();
   let header: string[] | undefined;
@@ -63,11 +65,23 @@ export async function loadCsv(source: CsvSource, options: LoadCsvOptions = {}): 
   let values: number[][] = [];
   try {
     for (;;) {
-      const { done, value } = await reader.read();
+      let next: ReadableStreamReadResult<{ fields: string[]; line: number }>;
+      try {
+        next = await reader.read();
+      } catch (error) {
+        const message = (error as Error).message ?? String(error);
+        if (message.startsWith("loadCsv:") || options.signal?.aborted) throw error;
+        throw new RangeError(`loadCsv: ${name}: ${message}`, { cause: error }); // the parser's own errors name no file
+      }
+      const { done, value } = next;
       if (done) break;
       const { fields, line } = value;
       if (!header) {
         header = fields.map((f) => f.trim());
+        const twice = header.find((col, i) => header!.indexOf(col) !== i);
+        if (twice !== undefined) {
+          throw new RangeError(`loadCsv: ${name}: the header names column "${twice}" twice (line ${line})`);
+        }
         const names = wanted ?? header;
         picks = names.map((col) => {
           const index = header!.indexOf(col);

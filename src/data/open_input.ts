@@ -1,6 +1,9 @@
 /**
  * Opening a byte source by kind: an `http(s)` URL through `fetch`, a file
  * through `node:fs`, or a stream as is. Shared by `loadCsv` and `fromJsonl`.
+ * Network reads never wait forever: a peer silent for `timeout` ms (before
+ * the answer or between two chunks of the body) fails the read, and the
+ * caller's `AbortSignal` cancels it at any point.
  *
  * @module
  */
@@ -8,35 +11,54 @@ import { open } from "node:fs/promises";
 import { describe } from "../internal/describe.ts";
 import { toPath } from "../sinks/file.ts";
 
-function isUrl(source: string | URL): boolean {
-  const text = String(source);
-  return /^https?:\/\//i.test(text);
+/** How long a URL may stay silent before its read fails (ms): 30 s. */
+export const DEFAULT_TIMEOUT_MS = 30_000;
+
+/** Options shared by the loaders that read URLs. */
+export interface ReadOptions {
+  /** Cancels the read (fetch, body, file) when aborted; the loader rejects with the signal's reason. */
+  signal?: AbortSignal;
+  /** Milliseconds a URL may stay silent — before it answers, or between two chunks — before the read fails (default 30,000). */
+  timeout?: number;
 }
 
-/** Opens a URL (`fetch`), a file path or `file:` URL, or passes a byte stream through. Internal. */
+function isUrl(source: string | URL): boolean {
+  return /^https?:\/\//i.test(String(source));
+}
+
+/** Checks `signal` and `timeout` of a loader's options. Internal. */
+export function checkReadOptions(where: string, options: ReadOptions): void {
+  const { signal, timeout } = options;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new TypeError(`${where}: signal must be an AbortSignal, got ${describe(signal)}`);
+  }
+  if (timeout !== undefined && (typeof timeout !== "number" || !(timeout > 0))) {
+    throw new RangeError(`${where}: timeout must be a number of milliseconds > 0, got ${describe(timeout)}`);
+  }
+}
+
+/** The reason to reject with when `signal` aborted: its own reason, or an `AbortError` naming the source. */
+function abortReason(where: string, name: string, signal: AbortSignal): unknown {
+  return signal.reason ?? new DOMException(`${where}: reading ${name} was aborted`, "AbortError");
+}
+
+/**
+ * Opens a URL (`fetch`), a file path or `file:` URL (as a `URL` or a string),
+ * or passes a byte stream through. Internal.
+ */
 export async function openReadable(
   where: string,
   source: string | URL | ReadableStream<Uint8Array>,
+  options: ReadOptions = {},
 ): Promise<{ stream: ReadableStream<Uint8Array>; name: string }> {
   if (source instanceof ReadableStream) return { stream: source, name: "stream" };
   if (typeof source !== "string" && !(source instanceof URL)) {
     throw new TypeError(`${where}: source must be a URL, a file path or a ReadableStream, got ${describe(source)}`);
   }
-  const name = String(source);
-  if (isUrl(source)) {
-    let response: Response;
-    try {
-      response = await fetch(source);
-    } catch (error) {
-      throw new Error(`${where}: cannot fetch ${name}: ${(error as Error).message}`, { cause: error });
-    }
-    if (!response.ok || !response.body) {
-      await response.body?.cancel();
-      throw new Error(`${where}: cannot fetch ${name}: HTTP ${response.status} ${response.statusText}`);
-    }
-    return { stream: response.body, name };
-  }
-  const path = toPath(source);
+  const { signal } = options;
+  if (signal?.aborted) throw abortReason(where, String(source), signal);
+  if (isUrl(source)) return await openUrl(where, String(source), options);
+  const path = toPath(typeof source === "string" && /^file:\/\//i.test(source) ? new URL(source) : source);
   let handle;
   try {
     handle = await open(path, "r");
@@ -49,6 +71,11 @@ export async function openReadable(
     name: path,
     stream: new ReadableStream<Uint8Array>({
       async pull(controller) {
+        if (signal?.aborted) {
+          await file.close();
+          controller.error(abortReason(where, path, signal));
+          return;
+        }
         const { bytesRead } = await file.read(buffer, 0, buffer.length, null);
         if (bytesRead === 0) {
           await file.close();
@@ -59,5 +86,74 @@ export async function openReadable(
       },
       cancel: () => file.close(),
     }),
+  };
+}
+
+/** Fetches `url` with an idle timeout and the caller's signal, both reaching into the body. */
+async function openUrl(
+  where: string,
+  url: string,
+  options: ReadOptions,
+): Promise<{ stream: ReadableStream<Uint8Array>; name: string }> {
+  const { signal, timeout = DEFAULT_TIMEOUT_MS } = options;
+  const fetching = new AbortController();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let failure: Error | undefined;
+  const onAbort = () => {
+    failure = abortReason(where, url, signal!) as Error;
+    fetching.abort(failure);
+  };
+  signal?.addEventListener("abort", onAbort, { once: true });
+  const quiet = () => { // (re)starts the clock of silence
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      failure = new Error(`${where}: ${url} sent nothing for ${timeout} ms: gave up (timeout option)`);
+      fetching.abort(failure);
+    }, timeout);
+  };
+  const done = () => {
+    clearTimeout(timer);
+    signal?.removeEventListener("abort", onAbort);
+  };
+  quiet();
+  let response: Response;
+  try {
+    response = await fetch(url, { signal: fetching.signal });
+  } catch (error) {
+    done();
+    if (failure) throw failure;
+    throw new Error(`${where}: cannot fetch ${url}: ${(error as Error).message}`, { cause: error });
+  }
+  if (!response.ok || !response.body) {
+    done();
+    await response.body?.cancel();
+    throw new Error(`${where}: cannot fetch ${url}: HTTP ${response.status} ${response.statusText}`);
+  }
+  clearTimeout(timer); // the clock runs only while a read waits on the peer, not while the consumer works
+  const body = response.body.getReader();
+  return {
+    name: url,
+    stream: new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        try {
+          quiet();
+          const chunk = await body.read();
+          clearTimeout(timer);
+          if (chunk.done) {
+            done();
+            controller.close();
+          } else {
+            controller.enqueue(chunk.value);
+          }
+        } catch (error) {
+          done();
+          throw failure ?? new Error(`${where}: reading ${url} failed: ${(error as Error).message}`, { cause: error });
+        }
+      },
+      async cancel(reason) {
+        done();
+        await body.cancel(reason);
+      },
+    }, { highWaterMark: 0 }),
   };
 }

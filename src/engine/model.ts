@@ -29,6 +29,17 @@ export function checkModel(where: string, model: unknown): asserts model is Mode
       `${where}: model must be a tf.LayersModel or a function (...inputs) => tf.Tensor, got ${describe(model)}`,
     );
   }
+  if (isLayersModel(model)) {
+    try {
+      for (const weight of model.weights) weight.read(); // throws once the model's weights are freed
+    } catch (error) {
+      throw new TypeError(
+        `${where}: model has been disposed (model.dispose() freed its weights): build the model again, or dispose ` +
+          `it only after training`,
+        { cause: error },
+      );
+    }
+  }
 }
 
 /** Runs the model on `inputs`; `training` switches dropout and friends. Internal. */

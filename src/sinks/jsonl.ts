@@ -4,7 +4,8 @@
  * @module
  */
 import { describe } from "../internal/describe.ts";
-import { checkWritableFolder, openFileWritable } from "./file.ts";
+import { resolve } from "node:path";
+import { checkWritableFolder, openFileWritable, toPath } from "./file.ts";
 import { type SelectOptions, selector } from "./select.ts";
 
 /** Where JSONL goes: a file path (string or `file:` URL) or any byte stream. */
@@ -14,6 +15,9 @@ function isPlainObject(value: object): boolean {
   const proto = Object.getPrototypeOf(value);
   return proto === Object.prototype || proto === null;
 }
+
+/** Nesting deeper than this is refused with a clear error (a 100,000-deep value overflowed the stack). */
+const MAX_DEPTH = 1000;
 
 /** Throws a `TypeError` naming `path` unless `value` survives `JSON.stringify` intact. */
 function assertSerialisable(value: unknown, path: string, seen: Set<object>): void {
@@ -27,6 +31,12 @@ function assertSerialisable(value: unknown, path: string, seen: Set<object>): vo
       if (typeof (value as { toJSON?: unknown }).toJSON === "function") return;
       if (seen.has(value)) throw new TypeError(`jsonlSink: key "${path}" holds a circular reference`);
       if (!Array.isArray(value) && !isPlainObject(value)) break;
+      if (seen.size >= MAX_DEPTH) {
+        const key = path.split(".", 1)[0];
+        throw new TypeError(
+          `jsonlSink: key "${key}" is nested more than ${MAX_DEPTH} levels deep; log a summary of it`,
+        );
+      }
       seen.add(value);
       for (const [k, v] of Object.entries(value)) assertSerialisable(v, `${path}.${k}`, seen);
       seen.delete(value);
@@ -51,10 +61,17 @@ export interface JsonlOptions extends SelectOptions {
   append?: boolean;
 }
 
+/** Files a jsonlSink of this process writes now: a second sink on one of them would lose lines. */
+const openPaths = new Set<string>();
+
 async function resolveDestination(dest: JsonlDestination, append: boolean): Promise<WritableStream<Uint8Array>> {
   if (dest instanceof WritableStream) return dest;
-  if (typeof dest === "string" || dest instanceof URL) return await openFileWritable(dest, append);
-  throw new TypeError(`jsonlSink: dest must be a file path, a file URL or a WritableStream, got ${describe(dest)}`);
+  const onRepair = (what: string) => console.warn(`jsonlSink: appending to "${toPath(dest)}": ${what}`);
+  try {
+    return await openFileWritable(dest, append, onRepair);
+  } catch (error) {
+    throw new Error(`jsonlSink: ${(error as Error).message}`, { cause: error });
+  }
 }
 
 function checkDestination(dest: unknown): void {
@@ -62,7 +79,13 @@ function checkDestination(dest: unknown): void {
     throw new TypeError(`jsonlSink: dest must be a file path, a file URL or a WritableStream, got ${describe(dest)}`);
   }
   if (typeof dest === "string" && dest === "") throw new TypeError("jsonlSink: dest must not be an empty path");
-  if (typeof dest === "string" || dest instanceof URL) checkWritableFolder(dest);
+  if (typeof dest === "string" || dest instanceof URL) {
+    try {
+      checkWritableFolder(dest);
+    } catch (error) {
+      throw new Error(`jsonlSink: ${(error as Error).message}`, { cause: error });
+    }
+  }
 }
 
 /**
@@ -73,6 +96,9 @@ function checkDestination(dest: unknown): void {
  * written as `null`, as `JSON.stringify` does. A value JSON cannot represent
  * (a function, a tensor, a class instance, a BigInt) errors the stream with a
  * `TypeError` naming its key, after every earlier line has been flushed.
+ * With `append`, a partial last line left by a killed run is repaired first
+ * (completed, or cut off) and a warning says which. Two sinks of one process
+ * may not write one file at a time: the second is refused at construction.
  *
  * @example Stream events into a file
  * ```ts
@@ -91,6 +117,17 @@ export function jsonlSink(dest: JsonlDestination, options?: JsonlOptions): Writa
   const select = selector("jsonlSink", options, ["append"]);
   const append = options?.append ?? false;
   if (typeof append !== "boolean") throw new TypeError(`jsonlSink: append must be a boolean, got ${describe(append)}`);
+  const claimed = dest instanceof WritableStream ? undefined : resolve(toPath(dest));
+  if (claimed !== undefined) {
+    if (openPaths.has(claimed)) {
+      throw new Error(
+        `jsonlSink: "${claimed}" is already being written by another jsonlSink of this process; ` +
+          `their lines would overwrite each other: write to one sink, or give each its own file`,
+      );
+    }
+    openPaths.add(claimed);
+  }
+  const release = () => claimed !== undefined && openPaths.delete(claimed);
   // Lines go through a TextEncoderStream and on to the destination one at a
   // time: write() settles only once the destination has taken the line.
   const encoder = new TextEncoderStream();
@@ -100,12 +137,21 @@ export function jsonlSink(dest: JsonlDestination, options?: JsonlOptions): Writa
   let finished: Promise<void> | undefined;
   const finish = () =>
     finished ??= (async () => {
-      await encode.close();
-      await out?.close();
+      try {
+        await encode.close();
+        await out?.close();
+      } finally {
+        release();
+      }
     })();
   return new WritableStream<object>({
     async start() {
-      out = (await resolveDestination(dest, append)).getWriter();
+      try {
+        out = (await resolveDestination(dest, append)).getWriter();
+      } catch (error) {
+        release();
+        throw error;
+      }
     },
     async write(event) {
       let line: string;
@@ -118,7 +164,12 @@ export function jsonlSink(dest: JsonlDestination, options?: JsonlOptions): Writa
       const written = encode.write(line);
       const chunk = await encoded.read();
       await written;
-      if (!chunk.done) await out!.write(chunk.value);
+      try {
+        if (!chunk.done) await out!.write(chunk.value);
+      } catch (error) {
+        release();
+        throw new Error(`jsonlSink: ${(error as Error).message}`, { cause: error });
+      }
     },
     close: finish,
     // Upstream failed: keep what was written, close the destination cleanly.

@@ -42,6 +42,17 @@ function formatTick(v: number): string {
   return Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-3 && v !== 0) ? v.toExponential(1) : String(Number(v.toPrecision(4)));
 }
 
+/** The smallest and largest of `values`, or the fallbacks when there are none. */
+function extent(values: readonly number[], emptyMin: number, emptyMax: number): [number, number] {
+  if (values.length === 0) return [emptyMin, emptyMax];
+  let min = Infinity, max = -Infinity;
+  for (const v of values) {
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  return [min, max];
+}
+
 /**
  * Draws `events` (rows with a `step` and numeric keys) as an SVG line chart:
  * one path per key, labelled axes and a legend. Missing, NaN or infinite
@@ -69,8 +80,9 @@ export function toSvg(events: readonly object[], options: SvgOptions = {}): stri
   const usable = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v) && (!logY || v > 0);
   const tr = (v: number) => (logY ? Math.log10(v) : v);
   const values = keys.flatMap((k) => rows.map((r) => r[k]).filter(usable).map(tr));
-  const xMin = Math.min(...xs), xMax = Math.max(...xs);
-  let yMin = values.length ? Math.min(...values) : 0, yMax = values.length ? Math.max(...values) : 1;
+  // A loop, not Math.min(...xs): spreading 70,000 values overflows Deno's call stack.
+  const [xMin, xMax] = extent(xs, 0, 0);
+  let [yMin, yMax] = extent(values, 0, 1);
   if (yMax === yMin) [yMin, yMax] = [yMin - 0.5, yMax + 0.5];
   const px = (x: number) => margin.left + (xMax === xMin ? plotW / 2 : ((x - xMin) / (xMax - xMin)) * plotW);
   const py = (y: number) => margin.top + plotH - ((y - yMin) / (yMax - yMin)) * plotH;
@@ -145,8 +157,13 @@ export function plotSvg(
   dest: string | URL | WritableStream<Uint8Array>,
   options: SvgOptions = {},
 ): WritableStream<object> {
-  if (typeof dest === "string" || dest instanceof URL) checkWritableFolder(dest);
-  else if (!(dest instanceof WritableStream)) {
+  if (typeof dest === "string" || dest instanceof URL) {
+    try {
+      checkWritableFolder(dest);
+    } catch (error) {
+      throw new Error(`plotSvg: ${(error as Error).message}`, { cause: error });
+    }
+  } else if (!(dest instanceof WritableStream)) {
     throw new TypeError(`plotSvg: dest must be a file path or a WritableStream, got ${describe(dest)}`);
   }
   requireOptions("plotSvg", options);
@@ -158,10 +175,14 @@ export function plotSvg(
       rows.push(row);
     },
     async close() {
-      const target = dest instanceof WritableStream ? dest : await openFileWritable(dest);
-      const writer = target.getWriter();
-      await writer.write(new TextEncoder().encode(toSvg(rows, options)));
-      await writer.close();
+      try {
+        const target = dest instanceof WritableStream ? dest : await openFileWritable(dest);
+        const writer = target.getWriter();
+        await writer.write(new TextEncoder().encode(toSvg(rows, options)));
+        await writer.close();
+      } catch (error) {
+        throw new Error(`plotSvg: ${(error as Error).message}`, { cause: error });
+      }
     },
   });
 }

@@ -14,8 +14,8 @@ import { checkFinite, checkTensors, hostCopy } from "../data/tensors.ts";
 import { checkBatchOptions } from "./iter_batches.ts";
 import { checkModel, isLayersModel, type LossFunction, type ModelLike } from "../engine/model.ts";
 import { createRandom, permutation, type Random } from "./random.ts";
-import { latestCheckpoint } from "../checkpoint/store.ts";
-import { restoreRun } from "../checkpoint/resume.ts";
+import type { CheckpointFiles } from "../checkpoint/store.ts";
+import { checkResumable, restoreRun } from "../checkpoint/resume.ts";
 import { attachTrainingState } from "../stream/training_state.ts";
 import type { Optimizer, Tensor, Variable } from "../tf_types.ts";
 import {
@@ -56,6 +56,9 @@ export interface EpochStreamOptions<M extends ModelLike, X extends object> {
    * folder of them: the newest is used): the model's weights, the optimizer's
    * state, the step count and the shuffle state are restored before the first
    * epoch, so events go on at step n + 1 as if the run had never stopped.
+   * The checkpoint is read and checked when the stream is built: a damaged
+   * one (checksum, size), another optimizer or other weight shapes fail
+   * there, with the folder named.
    */
   resumeFrom?: string;
   /**
@@ -81,7 +84,8 @@ interface Plan {
   shuffle: boolean;
   random: Random;
   extra: object;
-  resumeFrom: string | undefined;
+  /** The checkpoint to resume from, read and checked at construction. */
+  resumeFrom: CheckpointFiles | undefined;
   stopOnNaN: boolean;
 }
 
@@ -114,9 +118,6 @@ function checkOptions<M extends ModelLike, X extends object>(
     if (typeof resumeFrom !== "string" || resumeFrom === "") {
       throw new TypeError(`${where}: resumeFrom must be a folder path, got ${describe(resumeFrom)}`);
     }
-    if (!latestCheckpoint(resumeFrom)) {
-      throw new Error(`${where}: resumeFrom: no checkpoint found in "${resumeFrom}"`);
-    }
   }
   if (typeof lastLabel !== "boolean") {
     throw new TypeError(`${where}: lastLabel must be a boolean, got ${describe(lastLabel)}`);
@@ -133,10 +134,17 @@ function checkOptions<M extends ModelLike, X extends object>(
     if (!Array.isArray(variables) || variables.length === 0 || !variables.every((v) => v instanceof tf.Variable)) {
       throw new TypeError(`${where}: a function model needs variables: the tf.Variable[] it trains`);
     }
+    const freed = variables.findIndex((v) => v.isDisposed);
+    if (freed >= 0) throw new TypeError(`${where}: variables[${freed}] has been disposed`);
   }
   if (trainedVariables(model, variables).length === 0) {
     throw new TypeError(`${where}: the model has no trainable variables`);
   }
+  const resumeFiles = resumeFrom === undefined ? undefined : checkResumable(`${where}: resumeFrom`, resumeFrom, {
+    model,
+    optimizer,
+    variables: trainedVariables(model, variables),
+  });
   const host = hostCopy(data); // one read of the data: batches are cut from it, and it is scanned here
   checkFinite(where, "data", data, host);
   const inputs = lastLabel ? data.length - 1 : data.length;
@@ -159,7 +167,7 @@ function checkOptions<M extends ModelLike, X extends object>(
     shuffle: options.shuffle ?? true,
     random: createRandom(options.seed),
     extra,
-    resumeFrom,
+    resumeFrom: resumeFiles,
     stopOnNaN,
   };
 }
@@ -168,6 +176,8 @@ class EpochPuller<M extends ModelLike, X extends object> implements Puller<Epoch
   #plan: Plan;
   #training: EpochTraining;
   #step = 0;
+  /** Names this run in its checkpoints; a resumed run keeps the identity it had. */
+  #runId: string = crypto.randomUUID();
   #cancelled = false;
   #running: Promise<unknown> | undefined;
 
@@ -191,6 +201,7 @@ class EpochPuller<M extends ModelLike, X extends object> implements Puller<Epoch
     const { random, run: { model, optimizer } } = this.#plan;
     const restored = await restoreRun(from, { model, optimizer, variables: this.#training.variables });
     this.#step = restored.step;
+    this.#runId = restored.runId ?? this.#runId;
     random.state = restored.rngState;
   }
 
@@ -212,7 +223,14 @@ class EpochPuller<M extends ModelLike, X extends object> implements Puller<Epoch
       train_time_sec: (performance.now() - started) / 1000,
       model,
     } as unknown as EpochEvent<M, X>;
-    attachTrainingState(event, { model, optimizer, variables: this.#training.variables, step, rngState: random.state });
+    attachTrainingState(event, {
+      model,
+      optimizer,
+      variables: this.#training.variables,
+      step,
+      rngState: random.state,
+      runId: this.#runId,
+    });
     return more(event);
   }
 

@@ -3,12 +3,13 @@
  *
  * @module
  */
-import { accessSync, constants, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { describe } from "../internal/describe.ts";
 import { numericValue, requireInteger, requireKey, requireOptions } from "../internal/validate.ts";
-import { saveCheckpoint, stepFolder, stepFolders } from "../checkpoint/store.ts";
+import { probeWritableFolder } from "../sinks/file.ts";
+import { checkpointIdentity, saveCheckpoint, stepFolder, stepFolders } from "../checkpoint/store.ts";
 import { trainingStateOf } from "../stream/training_state.ts";
 import type { Stage } from "../stream/stage.ts";
 import { stepStage } from "../stream/step_stage.ts";
@@ -30,8 +31,14 @@ export interface CheckpointOptions<K extends string> {
  * the shuffle state after selected epochs, so a run can resume exactly where
  * it stopped (`epochStream({ resumeFrom: dir })`). Each checkpoint is written
  * to a temporary folder and renamed into place, so a crash never leaves a
- * half-written one. The stage passes events on unchanged, after the save.
- * It needs events from `epochStream`.
+ * half-written one; what an interrupted save left is removed at the next.
+ * The stage passes events on unchanged, after the save. It needs events
+ * from `epochStream`.
+ *
+ * A folder holds one run: checkpoints of another run (or newer steps of this
+ * one, left when it resumed from an older checkpoint) are refused at the
+ * first event rather than mixed or rotated away — resume that run with
+ * `epochStream({ resumeFrom: dir })`, or choose an empty folder.
  *
  * @example Checkpoint every 5 epochs and keep the best by val_loss
  * ```ts ignore
@@ -63,14 +70,19 @@ export function checkpoint<const K extends string = never, E extends { [P in K]:
   const dir = resolve(options.dir);
   try {
     mkdirSync(dir, { recursive: true });
-    accessSync(dir, constants.W_OK);
+    probeWritableFolder(dir);
   } catch (error) {
     throw new Error(`checkpoint: cannot write checkpoints to "${dir}": ${(error as Error).message}`, { cause: error });
   }
   const sign = best?.mode === "max" ? -1 : 1;
   let bestValue = Infinity;
+  let checked = false;
   return stepStage<E, E>(async (event, index) => {
     const state = trainingStateOf("checkpoint", event);
+    if (!checked) {
+      refuseOtherRuns(dir, state.runId, state.step);
+      checked = true;
+    }
     if (index % every === 0) {
       await saveCheckpoint(join(dir, stepFolder(state.step)), state);
       const folders = stepFolders(dir);
@@ -87,4 +99,25 @@ export function checkpoint<const K extends string = never, E extends { [P in K]:
     }
     return event;
   });
+}
+
+/** Throws unless every checkpoint in `dir` belongs to run `runId` at a step before `step`. */
+function refuseOtherRuns(dir: string, runId: string, step: number): void {
+  const names = [...stepFolders(dir), ...(existsSync(join(dir, "best")) ? ["best"] : [])];
+  const identities = names.map((name) => ({ name, ...checkpointIdentity(join(dir, name)) }));
+  const foreign = identities.filter((c) => c.runId !== runId).map((c) => c.name);
+  if (foreign.length > 0) {
+    throw new Error(
+      `checkpoint: "${dir}" holds checkpoints of another run (${foreign.join(", ")}); saving here would mix ` +
+        `the two runs and rotate the older one's away: resume it with epochStream({ resumeFrom: "${dir}" }), ` +
+        `or give this run an empty folder`,
+    );
+  }
+  const newer = identities.filter((c) => c.name !== "best" && (c.step ?? 0) >= step).map((c) => c.name);
+  if (newer.length > 0) {
+    throw new Error(
+      `checkpoint: "${dir}" holds ${newer.join(", ")} of this run, not older than step ${step} (it resumed from an ` +
+        `older checkpoint); move them away or delete them, or resume from the newest`,
+    );
+  }
 }

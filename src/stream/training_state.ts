@@ -20,6 +20,8 @@ export interface TrainingState {
   step: number;
   /** The shuffle generator's state after this epoch. */
   rngState: number;
+  /** The run's identity: fresh for a new run, kept by a resumed one. */
+  runId: string;
 }
 
 /** Records the training state of a source event (and clears any stale stop reason at its step). Internal. */
