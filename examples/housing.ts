@@ -118,7 +118,12 @@ async function main(argv: string[]): Promise<void> {
   }
 
   const started = performance.now();
-  const data = await loadHousing(housingSources(values.data, process.env), undefined, undefined, interrupt.signal);
+  const data = await loadHousing(housingSources(values.data, process.env), undefined, undefined, interrupt.signal)
+    .catch((error) => {
+      if (!interrupt.signal.aborted) throw error;
+      console.log("interrupted while loading the data");
+      process.exit(130);
+    });
   const model = housingModel(data.xTrain.shape[1], seed);
   const optimizer = tf.train.adam(1e-2);
   const loss = tf.losses.meanSquaredError;

@@ -7,6 +7,7 @@ import { chromium } from "playwright-core";
 import process from "node:process";
 import { augment, collect, dashboard, pipe, take } from "../mod.ts";
 import { History } from "../src/dashboard/history.ts";
+import { countingSource } from "./helpers.ts";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 
@@ -147,4 +148,33 @@ test("dashboard: closes when the stream is cancelled; bad options are errors", a
   assert.throws(() => dashboard({ port: -1 }), { name: "RangeError", message: /dashboard: port/ });
   // @ts-expect-error: keys are names
   assert.throws(() => dashboard({ keys: "loss" }), { name: "TypeError", message: /dashboard: keys must be an array/ });
+});
+
+test("dashboard: a run with 300 keys charts eight of them; the picker lists every key and charts the ones picked", async () => {
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+  });
+  try {
+    const board = dashboard<Record<string, unknown>>({ onListen: () => {}, linger: true });
+    const wide = (step: number) => {
+      const event: Record<string, number> = { step, train_loss: 1 / step };
+      for (let k = 0; k < 300; k++) event[`metric_${k}`] = k * step;
+      return event;
+    };
+    await collect(pipe(countingSource(wide).stream, take(5), board));
+    const page = await browser.newPage();
+    await page.goto(board.url);
+    await page.waitForFunction(() => (globalThis as any).fitstreamDashboard?.events() === 5, null, { timeout: 30_000 });
+    const charts = await page.evaluate(() => (globalThis as any).fitstreamDashboard.charts());
+    assert.equal(charts.length, 8);
+    assert.deepEqual(charts[0], ["train_loss"]);
+    assert.equal(await page.locator("#keys option").count(), 301);
+    await page.selectOption("#keys", ["metric_250", "metric_7"]);
+    const picked = await page.evaluate(() => (globalThis as any).fitstreamDashboard.charts());
+    assert.deepEqual(picked, [["metric_7"], ["metric_250"]]);
+    await board.close();
+  } finally {
+    await browser.close();
+  }
 });

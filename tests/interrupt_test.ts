@@ -84,3 +84,49 @@ test("SIGINT: the epoch in flight finishes, the log ends with a complete line an
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test("SIGTERM and SIGHUP stop the run as SIGINT does: complete log, summary, chart, exit code 130", async () => {
+  for (const signal of ["SIGTERM", "SIGHUP"] as const) {
+    const dir = await mkdtemp(join(tmpdir(), "fitstream-term-"));
+    try {
+      const log = join(dir, "run.jsonl");
+      const child = startScript("examples/housing.ts", ["--out", log]);
+      await waitForLines(log, 2);
+      child.kill(signal);
+      const { code, stdout } = await child.done;
+      assert.equal(code, 130, `${signal}: exit code`);
+      const written = steps(log);
+      assert.ok(readFileSync(log, "utf8").endsWith("\n"), `${signal}: the log ends with a complete line`);
+      assert.match(stdout, new RegExp(`interrupted after epoch ${written.length}; log closed: `));
+      assert.ok(existsSync(join(dir, "run.svg")), `${signal}: the chart is written`);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+});
+
+test("Ctrl-C while the data URL never answers ends the example at once with exit code 130", async () => {
+  const { createServer } = await import("node:net");
+  const sockets: import("node:net").Socket[] = [];
+  const server = createServer((socket) => void sockets.push(socket)); // accepts, never answers
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as { port: number }).port;
+  const dir = await mkdtemp(join(tmpdir(), "fitstream-hang-"));
+  try {
+    const child = startScript("examples/housing.ts", [
+      "--data",
+      `http://127.0.0.1:${port}/`,
+      "--out",
+      join(dir, "run.jsonl"),
+    ]);
+    while (sockets.length < 2) await new Promise((r) => setTimeout(r, 20)); // both CSV requests are waiting
+    child.kill("SIGINT");
+    const { code, stdout } = await child.done;
+    assert.equal(code, 130);
+    assert.match(stdout, /interrupted while loading the data/);
+  } finally {
+    for (const socket of sockets) socket.destroy();
+    server.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});

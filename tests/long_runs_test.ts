@@ -2,8 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { readdirSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
   augment,
@@ -22,18 +21,11 @@ import {
   untilAborted,
 } from "../mod.ts";
 import { lineData, mlp, weightsOf } from "./tf_helpers.ts";
-import { fromEvents } from "./helpers.ts";
+import { fromEvents, withTempDir } from "./helpers.ts";
 
 const mse = tf.losses.meanSquaredError;
 
-async function withDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await mkdtemp(join(tmpdir(), "fitstream-ckpt-"));
-  try {
-    return await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
+const withDir = withTempDir;
 
 /** One run of `epochs` epochs; with `save`, checkpoints every epoch into it; with `resume`, starts from it. */
 async function run(epochs: number, opts: { save?: string; resume?: string }) {

@@ -21,7 +21,7 @@ export interface RunResult {
 
 /** A running child: send it signals, await its result. */
 export interface Started {
-  kill(signal: "SIGINT" | "SIGKILL" | "SIGTERM"): void;
+  kill(signal: "SIGINT" | "SIGKILL" | "SIGTERM" | "SIGHUP"): void;
   done: Promise<RunResult>;
 }
 

@@ -204,6 +204,7 @@ export function dashboard<E extends object>(options: DashboardOptions = {}): Das
   app.get("/app.js", (c) => c.body(PAGE_JS, 200, { "content-type": "text/javascript; charset=utf-8" }));
   app.get("/uplot.js", async (c) => c.body((await uplotAssets()).js, 200, { "content-type": "text/javascript" }));
   app.get("/uplot.css", async (c) => c.body((await uplotAssets()).css, 200, { "content-type": "text/css" }));
+  app.get("/favicon.ico", (c) => c.body(null, 204));
   app.get("/config", (c) => c.json({ keys: keys ?? null }));
   app.get("/history", (c) => {
     const from = Number(c.req.query("from") ?? 0);

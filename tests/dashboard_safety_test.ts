@@ -1,0 +1,126 @@
+// The dashboard lets nothing in and is held by no one: headers on every response, Host checked,
+// a cap on pages, history in bounded chunks, and stalled pages cut when the run ends.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { connect } from "node:net";
+import { collect, dashboard, pipe, take } from "../mod.ts";
+import { countingSource, fromEvents } from "./helpers.ts";
+
+/** Sends a raw GET with the given `Host` header and returns the status code and the headers' text. */
+function rawGet(url: string, path: string, host: string): Promise<{ status: number; head: string }> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => {
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+    });
+    let text = "";
+    socket.on("data", (d) => {
+      text += d;
+      if (text.includes("\r\n\r\n")) {
+        socket.destroy();
+        resolve({ status: Number(text.split(" ")[1]), head: text.split("\r\n\r\n")[0].toLowerCase() });
+      }
+    });
+    socket.on("error", reject);
+  });
+}
+
+test("every response — page, script, data, 404 — carries CSP, nosniff and no-referrer", async () => {
+  const board = dashboard({ onListen: () => {}, linger: true });
+  try {
+    for (const path of ["/", "/app.js", "/config", "/history", "/no/such/page"]) {
+      const response = await fetch(new URL(path, board.url));
+      await response.body?.cancel();
+      assert.match(response.headers.get("content-security-policy") ?? "", /default-src 'self'/, path);
+      assert.equal(response.headers.get("x-content-type-options"), "nosniff", path);
+      assert.equal(response.headers.get("referrer-policy"), "no-referrer", path);
+    }
+  } finally {
+    await board.close();
+  }
+});
+
+test("a request addressed to another host name (DNS rebinding) gets 421; the served address and localhost are answered", async () => {
+  const board = dashboard({ onListen: () => {}, linger: true, allowedHosts: ["tunnel.example:8443"] });
+  try {
+    const port = new URL(board.url).port;
+    const rebound = await rawGet(board.url, "/history", `attacker.example:${port}`);
+    assert.equal(rebound.status, 421);
+    assert.match(rebound.head, /x-content-type-options: nosniff/);
+    assert.equal((await rawGet(board.url, "/history", `127.0.0.1:${port}`)).status, 200);
+    assert.equal((await rawGet(board.url, "/history", `localhost:${port}`)).status, 200);
+    assert.equal((await rawGet(board.url, "/history", "tunnel.example:8443")).status, 200);
+    assert.equal((await rawGet(board.url, "/", `127.0.0.1:${Number(port) + 1}`)).status, 421);
+  } finally {
+    await board.close();
+  }
+});
+
+test("pages beyond maxClients get 503 and hold nothing", async () => {
+  const board = dashboard({ onListen: () => {}, linger: true, maxClients: 2 });
+  try {
+    const open = [await fetch(new URL("/events", board.url)), await fetch(new URL("/events", board.url))];
+    const third = await fetch(new URL("/events", board.url));
+    assert.equal(third.status, 503);
+    assert.match(await third.text(), /too many pages open \(2\)/);
+    for (const response of open) await response.body?.cancel();
+    assert.throws(() => dashboard({ maxClients: 0 }), { name: "RangeError", message: /dashboard: maxClients/ });
+  } finally {
+    await board.close();
+  }
+});
+
+test("a page that connects and never reads does not hold the end of the run: the server closes", async () => {
+  const board = dashboard<Record<string, unknown>>({ onListen: () => {} });
+  const { hostname, port } = new URL(board.url);
+  const stalled = connect(Number(port), hostname, () => {
+    stalled.write(`GET /events HTTP/1.1\r\nHost: ${hostname}:${port}\r\n\r\n`);
+    stalled.pause(); // reads nothing: the server's socket buffers fill
+  });
+  try {
+    await new Promise((r) => setTimeout(r, 100));
+    const source = countingSource((step) => ({ step, loss: 1 / step, note: "x".repeat(4000) }));
+    const rows = await collect(pipe(source.stream, take(3000), board));
+    assert.equal(rows.length, 3000);
+    const outcome = await Promise.race([
+      board.closed.then(() => "closed"),
+      new Promise((r) => setTimeout(() => r("still held by the stalled page"), 15_000)),
+    ]);
+    assert.equal(outcome, "closed");
+  } finally {
+    stalled.destroy();
+  }
+});
+
+/** The server-sent events of one `/events` response, as [name, data] pairs. */
+async function eventsOf(url: string): Promise<[string, any][]> {
+  const text = await (await fetch(new URL("/events", url))).text();
+  return text.split("\n\n").filter((m) => m.trim() !== "").map((m) => {
+    const [name, data] = m.split("\n");
+    return [name.slice("event: ".length), JSON.parse(data.slice("data: ".length))];
+  });
+}
+
+test("a late page gets the history in messages of at most 1,000 events, and /history pages by 10,000", async () => {
+  const board = dashboard<Record<string, unknown>>({ onListen: () => {}, linger: true });
+  try {
+    const events = Array.from({ length: 12_500 }, (_, i) => ({ step: i + 1, loss: 1 / (i + 1) }));
+    await collect(pipe(fromEvents(events), board));
+    const messages = await eventsOf(board.url);
+    assert.deepEqual(messages[0], ["start", { total: 12_500, status: "stopped by end of stream" }]);
+    const chunks = messages.filter(([name]) => name === "rows").map(([, data]) => data);
+    assert.equal(chunks.length, 13);
+    assert.ok(chunks.every((c) => c.length <= 1000));
+    assert.deepEqual(chunks.flatMap((c) => c.columns.step), events.map((e) => e.step));
+    assert.deepEqual(messages.slice(-2).map(([name]) => name), ["live", "status"]);
+
+    const first = await (await fetch(new URL("/history", board.url))).json();
+    assert.equal(first.length, 10_000);
+    assert.equal(first.total, 12_500);
+    const rest = await (await fetch(new URL("/history?from=10000", board.url))).json();
+    assert.deepEqual([rest.from, rest.length, rest.columns.step[0]], [10_000, 2_500, 10_001]);
+    assert.equal((await fetch(new URL("/history?from=-1", board.url))).status, 400);
+  } finally {
+    await board.close();
+  }
+});

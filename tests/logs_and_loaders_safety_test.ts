@@ -1,0 +1,227 @@
+// Logs and loaders: nothing waits forever on a peer, nothing is lost silently, every error names its file or URL.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { createServer, type Socket } from "node:net";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { collect, epochStream, fromJsonl, jsonlSink, loadCsv, toSvg } from "../mod.ts";
+import { withTempDir } from "./helpers.ts";
+import { runScript } from "./spawn.ts";
+import "./tf_helpers.ts";
+
+/** A TCP server on 127.0.0.1 that answers each connection with `reply` (maybe nothing) and then goes silent. */
+async function silentPeer(reply = ""): Promise<{ url: string; close(): void }> {
+  const sockets: Socket[] = [];
+  const server = createServer((socket) => {
+    sockets.push(socket);
+    socket.on("data", () => {
+      if (reply) socket.write(reply);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}/data`,
+    close() {
+      for (const s of sockets) s.destroy();
+      server.close();
+    },
+  };
+}
+
+const HALF_A_BODY = "HTTP/1.1 200 OK\r\ncontent-type: text/csv\r\ncontent-length: 1000\r\n\r\nx,y\n1,2\n";
+
+test("a URL that never answers, or stalls mid-body, fails after `timeout` ms of silence, naming the URL", async () => {
+  for (const reply of ["", HALF_A_BODY]) {
+    const peer = await silentPeer(reply);
+    try {
+      await assert.rejects(loadCsv(peer.url, { timeout: 200 }), (e: Error) => {
+        assert.match(e.message, /^loadCsv: http:\/\/127\.0\.0\.1:\d+\/data sent nothing for 200 ms/);
+        return true;
+      });
+      await assert.rejects(collect(fromJsonl(peer.url, { timeout: 200 })), /^SyntaxError|fromJsonl: .* sent nothing/);
+    } finally {
+      peer.close();
+    }
+  }
+});
+
+test("an AbortSignal cancels a load that is waiting on a peer, with the signal's reason", async () => {
+  const peer = await silentPeer(HALF_A_BODY);
+  try {
+    const controller = new AbortController();
+    const loading = loadCsv(peer.url, { signal: controller.signal });
+    setTimeout(() => controller.abort(new Error("stop: user pressed Ctrl-C")), 50);
+    await assert.rejects(loading, /stop: user pressed Ctrl-C/);
+    await assert.rejects(loadCsv(peer.url, { timeout: 0 }), /loadCsv: timeout must be a number of milliseconds > 0/);
+    assert.throws(() => fromJsonl(peer.url, { signal: "soon" as never }), /fromJsonl: signal must be an AbortSignal/);
+  } finally {
+    peer.close();
+  }
+});
+
+test("fromJsonl: a cut-off last line is an error that says so, or skipped when asked; complete lines all come back", async () => {
+  await withTempDir(async (dir) => {
+    const log = join(dir, "run.jsonl");
+    writeFileSync(log, '{"step":1,"loss":0.5}\n{"step":2,"loss":0.25}\n{"step":3,"lo');
+    await assert.rejects(
+      collect(fromJsonl(log)),
+      /line 3 is not JSON: .*the last line has no newline: a cut-off write/,
+    );
+    assert.deepEqual((await collect(fromJsonl(log, { partialLastLine: "skip" }))).map((e) => e.step), [1, 2]);
+    writeFileSync(log, '{"step":1}\n{"step":2\n{"step":3}\n');
+    await assert.rejects(collect(fromJsonl(log, { partialLastLine: "skip" })), /line 2 is not JSON/);
+  });
+});
+
+test("jsonlSink append: a cut-off last line is removed, a complete one gets its newline, and a warning says which", async () => {
+  await withTempDir(async (dir) => {
+    const warnings: string[] = [];
+    const warn = console.warn;
+    console.warn = (message: string) => void warnings.push(message);
+    try {
+      const log = join(dir, "run.jsonl");
+      writeFileSync(log, '{"step":1}\n{"step":2,"lo');
+      await ReadableStream.from([{ step: 2 }, { step: 3 }]).pipeTo(jsonlSink(log, { append: true }));
+      assert.equal(readFileSync(log, "utf8"), '{"step":1}\n{"step":2}\n{"step":3}\n');
+      assert.match(
+        warnings[0],
+        /jsonlSink: appending to ".*run\.jsonl": its last line was cut off mid-write \(13 bytes/,
+      );
+
+      writeFileSync(log, '{"step":1}');
+      await ReadableStream.from([{ step: 2 }]).pipeTo(jsonlSink(log, { append: true }));
+      assert.equal(readFileSync(log, "utf8"), '{"step":1}\n{"step":2}\n');
+      assert.match(warnings[1], /its last line had no newline; one was added/);
+      assert.equal(warnings.length, 2);
+    } finally {
+      console.warn = warn;
+    }
+  });
+});
+
+test("jsonlSink: a full disk errors the stream with the path in the message", async () => {
+  if (!existsSync("/dev/full")) return; // Linux's always-full device
+  const writing = ReadableStream.from([{ step: 1, note: "x".repeat(100) }]).pipeTo(jsonlSink("/dev/full"));
+  await assert.rejects(writing, /jsonlSink: cannot write to "\/dev\/full": .*(ENOSPC|space)/i);
+});
+
+test("jsonlSink: a second sink on a file another sink is writing is refused; after the first closes it is fine", async () => {
+  await withTempDir(async (dir) => {
+    const log = join(dir, "run.jsonl");
+    const first = jsonlSink(log);
+    assert.throws(() => jsonlSink(log), /jsonlSink: ".*run\.jsonl" is already being written by another jsonlSink/);
+    assert.throws(() => jsonlSink(pathToFileURL(log)), /already being written/);
+    const writer = first.getWriter();
+    await writer.write({ step: 1 });
+    await writer.close();
+    await ReadableStream.from([{ step: 2 }]).pipeTo(jsonlSink(log, { append: true }));
+    assert.equal(readFileSync(log, "utf8"), '{"step":1}\n{"step":2}\n');
+  });
+});
+
+test("jsonlSink: undefined and a value nested 100,000 deep are clear TypeErrors naming the key", async () => {
+  await withTempDir(async (dir) => {
+    let deep: unknown = 1;
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    await assert.rejects(
+      ReadableStream.from([{ step: 1, tree: deep }]).pipeTo(jsonlSink(join(dir, "a.jsonl"))),
+      { name: "TypeError", message: /jsonlSink: key "tree" is nested more than 1000 levels deep/ },
+    );
+    await assert.rejects(
+      ReadableStream.from([{ step: 1, lr: undefined }]).pipeTo(jsonlSink(join(dir, "b.jsonl"))),
+      { name: "TypeError", message: /jsonlSink: key "lr" holds undefined, which JSON cannot represent/ },
+    );
+  });
+});
+
+test("fromJsonl reads a 4 MB line in 4 KB pieces with work linear in its length", async () => {
+  const line = JSON.stringify({ step: 1, blob: "y".repeat(4 * 1024 * 1024) }) + "\n";
+  const bytes = new TextEncoder().encode(line);
+  const pieces = new ReadableStream<Uint8Array>({
+    start(controller) {
+      for (let at = 0; at < bytes.length; at += 4096) controller.enqueue(bytes.slice(at, at + 4096));
+      controller.close();
+    },
+  });
+  // Counts the characters the line splitter scans: appending to one string and splitting it again
+  // at every piece scanned ~2 GB here (quadratic); a linear splitter scans each piece once.
+  const split = String.prototype.split;
+  let scanned = 0;
+  String.prototype.split = function (this: string, ...args: unknown[]) {
+    scanned += this.length;
+    return (split as (...a: unknown[]) => string[]).apply(this, args);
+  } as typeof split;
+  let events;
+  try {
+    events = await collect(fromJsonl(pieces));
+  } finally {
+    String.prototype.split = split;
+  }
+  assert.equal(events.length, 1);
+  assert.equal((events[0].blob as string).length, 4 * 1024 * 1024);
+  assert.ok(scanned < 3 * bytes.length, `scanned ${scanned} characters for a line of ${bytes.length}`);
+});
+
+test("toSvg and cli.ts plot draw logs longer than the call stack allows to spread (1,100,000 events)", async () => {
+  const events = Array.from({ length: 1_100_000 }, (_, i) => ({ step: i + 1 }));
+  const svg = toSvg(events, { keys: [] });
+  assert.match(svg, /^<svg /);
+  await withTempDir(async (dir) => {
+    const log = join(dir, "long.jsonl");
+    const lines = Array.from({ length: 70_000 }, (_, i) => `{"step":${i + 1},"train_loss":${1 / (i + 1)}}`);
+    writeFileSync(log, lines.join("\n") + '\n{"step":70001,"train_lo'); // and a cut-off last line
+    const { code, stderr } = await runScript("cli.ts", ["plot", log, "-o", join(dir, "long.svg")]);
+    assert.equal(code, 0, stderr);
+    assert.match(readFileSync(join(dir, "long.svg"), "utf8"), /^<svg /);
+  });
+});
+
+test("loadCsv: an unterminated quote names the file; a header naming a column twice is an error; file:// strings are paths", async () => {
+  await withTempDir(async (dir) => {
+    const bad = join(dir, "bad.csv");
+    writeFileSync(bad, 'x,y\n1,"2\n3,4\n');
+    await assert.rejects(
+      loadCsv(bad),
+      (e: Error) => e.message.startsWith(`loadCsv: ${bad}: `) && /quote/i.test(e.message),
+    );
+    const twice = join(dir, "twice.csv");
+    writeFileSync(twice, "x,y,x\n1,2,3\n");
+    await assert.rejects(loadCsv(twice), { name: "RangeError", message: /the header names column "x" twice/ });
+    const good = join(dir, "good.csv");
+    writeFileSync(good, "x,y\n1,2\n");
+    const table = await loadCsv(pathToFileURL(good).href);
+    assert.deepEqual(Array.from(table.column("y")), [2]);
+  });
+});
+
+test("a disposed model or variable is named as such when the stream is built", () => {
+  const model = tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [1] })] });
+  const x = tf.zeros([4, 1]);
+  model.dispose();
+  assert.throws(
+    () => epochStream({ data: [x, x], model, optimizer: tf.train.sgd(0.1), loss: tf.losses.meanSquaredError }),
+    { name: "TypeError", message: /epochStream: model has been disposed/ },
+  );
+  const w = tf.variable(tf.zeros([1, 1]));
+  w.dispose();
+  assert.throws(
+    () =>
+      epochStream({
+        data: [x, x],
+        model: (input: tf.Tensor) => input.matMul(w),
+        variables: [w],
+        optimizer: tf.train.sgd(0.1),
+        loss: tf.losses.meanSquaredError,
+      }),
+    { name: "TypeError", message: /epochStream: variables\[0\] has been disposed/ },
+  );
+  x.dispose();
+});
+
+test("cli.ts serve of a missing file says so and exits 1 instead of serving", async () => {
+  const { code, stderr } = await runScript("cli.ts", ["serve", "/no/such/run.jsonl"]);
+  assert.equal(code, 1);
+  assert.match(stderr, /serve: "\/no\/such\/run\.jsonl" is not a file/);
+});
