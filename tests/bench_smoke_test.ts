@@ -11,6 +11,7 @@ const expectedKeys: Record<string, string[]> = {
   scale: ["peak_gflops", "results"],
   dashboard: ["events_per_s", "idle_ratio", "stuck_ratio"],
   profile: ["host_ms_per_epoch", "host_kernels_per_epoch", "tfjs_us_per_step"],
+  soak: ["kills", "lines_lost", "corrupt_checkpoints", "wrong_resumes"],
 };
 
 for (const [name, keys] of Object.entries(expectedKeys)) {
@@ -20,6 +21,10 @@ for (const [name, keys] of Object.entries(expectedKeys)) {
     const last = JSON.parse(stdout.trimEnd().split("\n").at(-1)!);
     assert.equal(last.bench, name);
     for (const key of keys) assert.ok(key in last, `${name}: missing ${key}`);
+    if (name === "soak") {
+      assert.ok(last.kills >= 1, "at least one round was killed");
+      assert.deepEqual([last.lines_lost, last.corrupt_checkpoints, last.wrong_resumes], [0, 0, 0]);
+    }
     if (name === "overhead") {
       for (const batch of ["batch512", "batch32"]) {
         for (const k of ["a_ms", "b_ms", "a+_ms", "c_ms", "d_ms", "b/a", "c/a+", "d/a"]) {
