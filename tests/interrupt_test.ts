@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { checkpointModel, loadCheckpoint } from "../mod.ts";
 import { runScript, startScript } from "./spawn.ts";
+import { within } from "./helpers.ts";
 import "./tf_helpers.ts";
 
 async function waitForLines(path: string, n: number, timeoutMs = 60_000): Promise<void> {
@@ -121,7 +122,10 @@ test("Ctrl-C while the data URL never answers ends the example at once with exit
     ]);
     while (sockets.length < 2) await new Promise((r) => setTimeout(r, 20)); // both CSV requests are waiting
     child.kill("SIGINT");
-    const { code, stdout } = await child.done;
+    const { code, stdout } = await within(60_000, "the example after Ctrl-C", child.done).catch((error) => {
+      child.kill("SIGKILL");
+      throw error;
+    });
     assert.equal(code, 130);
     assert.match(stdout, /interrupted while loading the data/);
   } finally {
