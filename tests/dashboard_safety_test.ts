@@ -3,8 +3,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { connect } from "node:net";
+import { startScript } from "./spawn.ts";
 import { collect, dashboard, pipe, take } from "../mod.ts";
-import { countingSource, fromEvents } from "./helpers.ts";
+import { countingSource, fromEvents, within } from "./helpers.ts";
 
 /** Sends a raw GET with the given `Host` header and returns the status code and the headers' text. */
 function rawGet(url: string, path: string, host: string): Promise<{ status: number; head: string }> {
@@ -122,5 +123,44 @@ test("a late page gets the history in messages of at most 1,000 events, and /his
     assert.equal((await fetch(new URL("/history?from=-1", board.url))).status, 400);
   } finally {
     await board.close();
+  }
+});
+
+test("cli.ts serve stops on Ctrl-C although a page stopped reading", async () => {
+  const { mkdtempSync, rmSync, writeFileSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const dir = mkdtempSync(join(tmpdir(), "fitstream-serve-"));
+  const log = join(dir, "run.jsonl");
+  // 8,000 events of 100 numbers: ~14 MB of history, more than the sockets between server and page buffer.
+  const event = (step: number) => {
+    const e: Record<string, number> = { step };
+    for (let k = 0; k < 100; k++) e[`m${k}`] = Math.sqrt(step * (k + 2));
+    return JSON.stringify(e);
+  };
+  writeFileSync(log, Array.from({ length: 8000 }, (_, i) => event(i + 1)).join("\n") + "\n");
+  const child = startScript("cli.ts", ["serve", log]);
+  let stalled: import("node:net").Socket | undefined;
+  try {
+    let url: string | undefined;
+    const until = Date.now() + 60_000;
+    while (!url && Date.now() < until) {
+      url = /(http:\/\/127\.0\.0\.1:\d+\/)/.exec(child.output())?.[1];
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(url, "the server started");
+    const { hostname, port } = new URL(url);
+    stalled = connect(Number(port), hostname, () => {
+      stalled!.write(`GET /events HTTP/1.1\r\nHost: ${hostname}:${port}\r\n\r\n`);
+      stalled!.pause();
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    child.kill("SIGINT");
+    const { code, stderr } = await within(30_000, "cli.ts serve after Ctrl-C", child.done);
+    assert.equal(code, 0, stderr);
+  } finally {
+    stalled?.destroy();
+    child.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
   }
 });

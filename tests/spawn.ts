@@ -19,15 +19,25 @@ export interface RunResult {
   stderr: string;
 }
 
-/** A running child: send it signals, await its result. */
+/** A running child: send it signals, read what it printed so far, await its result. */
 export interface Started {
+  /** Sends `signal`; a child that has already exited is left alone. */
   kill(signal: "SIGINT" | "SIGKILL" | "SIGTERM" | "SIGHUP"): void;
+  /** Its standard output so far. */
+  output(): string;
   done: Promise<RunResult>;
 }
 
 interface DenoChild {
   kill(signal: string): void;
-  output(): Promise<{ code: number; signal: string | null; stdout: Uint8Array; stderr: Uint8Array }>;
+  stdout: ReadableStream<Uint8Array>;
+  stderr: ReadableStream<Uint8Array>;
+  status: Promise<{ code: number; signal: string | null }>;
+}
+
+/** Reads a byte stream to the end, calling `add` with each decoded piece. */
+async function drain(stream: ReadableStream<Uint8Array>, add: (text: string) => void): Promise<void> {
+  for await (const text of stream.pipeThrough(new TextDecoderStream())) add(text);
 }
 interface DenoLike {
   execPath(): string;
@@ -46,13 +56,19 @@ export function startScript(script: string, args: string[], env: Record<string, 
       stdout: "piped",
       stderr: "piped",
     }).spawn();
-    const decoder = new TextDecoder();
-    const done = child.output().then((o) => ({
-      code: o.signal ? null : o.code,
-      stdout: decoder.decode(o.stdout),
-      stderr: decoder.decode(o.stderr),
-    }));
-    return { kill: (signal) => child.kill(signal), done };
+    let stdout = "", stderr = "", exited = false;
+    const read = Promise.all([drain(child.stdout, (t) => (stdout += t)), drain(child.stderr, (t) => (stderr += t))]);
+    const done = Promise.all([child.status, read]).then(([status]) => {
+      exited = true;
+      return { code: status.signal ? null : status.code, stdout, stderr };
+    });
+    return {
+      kill: (signal) => {
+        if (!exited) child.kill(signal);
+      },
+      output: () => stdout,
+      done,
+    };
   }
   const child = spawn(process.execPath, [script, ...args], { cwd: root, env: fullEnv });
   let stdout = "", stderr = "";
@@ -62,7 +78,7 @@ export function startScript(script: string, args: string[], env: Record<string, 
     child.on("error", reject);
     child.on("close", (code) => resolve({ code, stdout, stderr }));
   });
-  return { kill: (signal) => void child.kill(signal), done };
+  return { kill: (signal) => void child.kill(signal), output: () => stdout, done };
 }
 
 /** Runs `script` to the end and collects its output. */
