@@ -59,5 +59,6 @@ export { reduceLrOnPlateau, type ReduceLrOnPlateauOptions } from "./src/stages/r
 export { checkpointModel, loadCheckpoint, type LoadedCheckpoint, type NamedTensor } from "./src/checkpoint/store.ts";
 export { dashboard, type DashboardOptions, type DashboardStage } from "./src/dashboard/dashboard.ts";
 export { plotSvg, type SvgOptions, toSvg } from "./src/sinks/svg.ts";
-export { fromJsonl } from "./src/source/from_jsonl.ts";
+export { fromJsonl, type FromJsonlOptions } from "./src/source/from_jsonl.ts";
+export type { ReadOptions } from "./src/data/open_input.ts";
 export { progress, type ProgressOptions, type ProgressOutput } from "./src/stages/progress.ts";

@@ -17,6 +17,7 @@ import type { DenseLayer, HostPlan, Penalty } from "./host_plan.ts";
 import { HostOptimizer } from "./host_optimizer.ts";
 import { type HostLabels, type LossStep, lossStep } from "./loss_step.ts";
 import type { EpochTrainer } from "./epoch_trainer.ts";
+import type { HostArray } from "../data/tensors.ts";
 
 /** Milliseconds spent in each piece of the host engine's epochs (for bench/profile.ts). Internal. */
 export interface EngineProfile {
@@ -81,20 +82,35 @@ export class DenseEngine implements EpochTrainer {
   #acts: Float64Array[]; // acts[0]: the input batch; acts[l + 1]: layer l's output
   #grads: Float64Array[]; // grads[l + 1]: d loss / d acts[l + 1]
 
+  #labels: HostLabels | undefined;
+  #plan: HostPlan & { ok: true };
+
   /** Buffers for batches of `batchSize` rows. */
   constructor(plan: HostPlan & { ok: true }, input: DenseEngineInput) {
-    const batchSize = Math.min(input.batchSize, input.rows);
+    this.#plan = plan;
     this.#layers = plan.layers;
     this.#variables = input.variables;
     this.#optimizer = new HostOptimizer(input.optimizer, input.variables);
     this.#x = input.x;
+    this.#labels = input.labels;
     this.#labelled = input.labels !== undefined;
     this.#rows = input.rows;
+    this.#batchSize = 0;
+    this.#acts = [];
+    this.#grads = [];
+    this.#lossStep = undefined!;
+    this.#reserve(Math.min(input.batchSize, input.rows));
+  }
+
+  /** Sizes the batch buffers for `batchSize` rows (they only grow). */
+  #reserve(batchSize: number): void {
+    if (batchSize <= this.#batchSize) return;
+    const plan = this.#plan;
     this.#batchSize = batchSize;
     const widths = [plan.layers[0].inputs, ...plan.layers.map((l) => l.units)];
     this.#acts = widths.map((w) => new Float64Array(batchSize * w));
     this.#grads = widths.map((w, i) => i === 0 ? new Float64Array(0) : new Float64Array(batchSize * w));
-    this.#lossStep = lossStep(plan.loss, input.labels, batchSize, widths[widths.length - 1]);
+    this.#lossStep = lossStep(plan.loss, this.#labels, batchSize, widths[widths.length - 1]);
   }
 
   /**
@@ -103,6 +119,57 @@ export class DenseEngine implements EpochTrainer {
    * losses (regularization penalties included, as in `model.fit`).
    */
   epoch(order: Int32Array | undefined, profile?: EngineProfile): Promise<number> {
+    const session = this.#begin(profile);
+    const batchSize = this.#batchSize, rows = this.#rows, x = this.#x, labelled = this.#labelled;
+    const inputs = this.#layers[0].inputs;
+    const input = this.#acts[0], loss = this.#lossStep;
+    for (let start = 0; start < rows; start += batchSize) {
+      const n = Math.min(batchSize, rows - start);
+      for (let r = 0; r < n; r++) {
+        const row = order ? order[start + r] : start + r;
+        for (let c = 0; c < inputs; c++) input[r * inputs + c] = x[row * inputs + c];
+        if (labelled) loss.gather(row, r);
+      }
+      session.lap("batching");
+      session.step(n);
+    }
+    return Promise.resolve(session.end() / rows);
+  }
+
+  /**
+   * One epoch over batches as they come (a dataset's pass): each holds the
+   * input tensor and, with labels, the label tensor, and is disposed here.
+   * Returns the sample-weighted mean of the batch losses.
+   */
+  async epochOfBatches(batches: AsyncIterable<tf.Tensor[]>): Promise<number> {
+    const session = this.#begin();
+    const inputs = this.#layers[0].inputs, labelled = this.#labelled;
+    let rows = 0;
+    for await (const batch of batches) {
+      const n = batch[0].shape[0];
+      try {
+        this.#reserve(n);
+        const x = batch[0].dataSync() as Float32Array, input = this.#acts[0];
+        for (let i = 0; i < n * inputs; i++) input[i] = x[i];
+        if (labelled) {
+          this.#lossStep.setSource(batch[1].dataSync() as HostArray);
+          for (let r = 0; r < n; r++) this.#lossStep.gather(r, r);
+        }
+      } finally {
+        tf.dispose(batch);
+      }
+      session.step(n);
+      rows += n;
+    }
+    return session.end() / rows;
+  }
+
+  /**
+   * Starts an epoch: reads the weights and the optimizer state out of tfjs.
+   * `step(n)` trains on the first `n` rows of the batch buffers (filled by
+   * the caller); `end()` writes everything back and returns the summed loss.
+   */
+  #begin(profile?: EngineProfile): { lap(piece: keyof EngineProfile): void; step(n: number): void; end(): number } {
     let clock = profile ? performance.now() : 0;
     const lap = (piece: keyof EngineProfile) => {
       if (!profile) return;
@@ -110,7 +177,7 @@ export class DenseEngine implements EpochTrainer {
       profile[piece] += now - clock;
       clock = now;
     };
-    const layers = this.#layers, batchSize = this.#batchSize, rows = this.#rows;
+    const layers = this.#layers;
     this.#optimizer.load();
     // Every layer weight as float32 (the values tfjs holds); gradients in float64.
     const weights = layers.flatMap((l) => l.bias ? [l.kernel, l.bias] : [l.kernel]);
@@ -136,20 +203,11 @@ export class DenseEngine implements EpochTrainer {
       penalise(l.biasPenalty, l.bias);
     }
     const codes = layers.map((l) => activationCode(l.activation));
-    const acts = this.#acts, grads = this.#grads, loss = this.#lossStep, labelled = this.#labelled;
-    const inputs = layers[0].inputs, outputs = layers[layers.length - 1].units;
-    const x = this.#x, last = layers.length - 1;
+    const outputs = layers[layers.length - 1].units, last = layers.length - 1;
     let total = 0;
     lap("exchange");
-    for (let start = 0; start < rows; start += batchSize) {
-      const n = Math.min(batchSize, rows - start);
-      const input = acts[0];
-      for (let r = 0; r < n; r++) {
-        const row = order ? order[start + r] : start + r;
-        for (let c = 0; c < inputs; c++) input[r * inputs + c] = x[row * inputs + c];
-        if (labelled) loss.gather(row, r);
-      }
-      lap("batching");
+    const step = (n: number) => {
+      const acts = this.#acts, grads = this.#grads, loss = this.#lossStep;
       for (let l = 0; l <= last; l++) {
         const { inputs: i, units } = layers[l];
         kernels64[l].set(kernels[l]);
@@ -175,13 +233,16 @@ export class DenseEngine implements EpochTrainer {
       lap("backward");
       this.#optimizer.step(params, paramGrads);
       lap("optimizer");
-    }
-    // Back into tfjs: fresh tensors (never in place: backends cache packed weights by tensor).
-    tf.tidy(() => {
-      this.#variables.forEach((v, i) => v.assign(tf.tensor(params[i], v.shape, "float32")));
-    });
-    this.#optimizer.save();
-    lap("exchange");
-    return Promise.resolve(total / rows);
+    };
+    const end = () => {
+      // Back into tfjs: fresh tensors (never in place: backends cache packed weights by tensor).
+      tf.tidy(() => {
+        this.#variables.forEach((v, i) => v.assign(tf.tensor(params[i], v.shape, "float32")));
+      });
+      this.#optimizer.save();
+      lap("exchange");
+      return total;
+    };
+    return { lap, step, end };
   }
 }

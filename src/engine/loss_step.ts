@@ -29,6 +29,8 @@ export type PlannedLoss =
 export interface LossStep {
   /** Copies label row `row` into batch slot `slot`. */
   gather(row: number, slot: number): void;
+  /** Gathers from `values` (row after row) from now on: a dataset's batch of labels. */
+  setSource(values: HostArray): void;
   /**
    * The loss of `pred` (n×cols, the output of a layer with activation
    * `code`): writes d loss / d pre-activation into `grad`, adds its column
@@ -56,6 +58,10 @@ class LabelBatch<A extends HostArray | Float64Array> {
     this.#source = labels.values;
   }
 
+  set source(values: HostArray) {
+    this.#source = values;
+  }
+
   gather(row: number, slot: number): void {
     const w = this.width, from = row * w, to = slot * w, values = this.values, source = this.#source;
     for (let c = 0; c < w; c++) values[to + c] = source[from + c];
@@ -73,6 +79,10 @@ class HostLossStep implements LossStep {
 
   gather(row: number, slot: number): void {
     this.#labels.gather(row, slot);
+  }
+
+  setSource(values: HostArray): void {
+    this.#labels.source = values;
   }
 
   backward: LossStep["backward"] = (pred, n, cols, code, biasGrad, grad) =>
@@ -100,6 +110,10 @@ class TfjsLossStep implements LossStep {
 
   gather(row: number, slot: number): void {
     this.#batch!.gather(row, slot);
+  }
+
+  setSource(values: HostArray): void {
+    this.#batch!.source = values;
   }
 
   backward: LossStep["backward"] = (pred, n, cols, code, biasGrad, grad) => {
