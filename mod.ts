@@ -52,7 +52,18 @@ export { sigmoidCrossEntropy, softmaxCrossEntropy } from "./src/losses/cross_ent
 export { type BackendName, useBackend } from "./src/source/backend.ts";
 export type { FunctionModel, LossFunction, ModelLike } from "./src/engine/model.ts";
 export { type CsvSource, type CsvTable, loadCsv, type LoadCsvOptions } from "./src/data/load_csv.ts";
-export type { IOHandler, LayersModel, Optimizer, Tensor, Tensor2D, Variable } from "./src/tf_types.ts";
+export { type CsvBatch, type CsvDataset, csvDataset, type CsvDatasetOptions } from "./src/data/csv_dataset.ts";
+export type { BatchDataset, PassAware } from "./src/data/dataset.ts";
+export type {
+  Dataset,
+  IOHandler,
+  LayersModel,
+  Optimizer,
+  Tensor,
+  Tensor2D,
+  TensorContainer,
+  Variable,
+} from "./src/tf_types.ts";
 export { checkpoint, type CheckpointOptions } from "./src/stages/checkpoint.ts";
 export { terminateOnNaN, untilAborted } from "./src/stages/guards.ts";
 export { reduceLrOnPlateau, type ReduceLrOnPlateauOptions } from "./src/stages/reduce_lr.ts";

@@ -19,3 +19,14 @@ export type Optimizer = tf.Optimizer;
 export type LayersModel = tf.LayersModel;
 /** A `tf.io` handler, for `tf.loadLayersModel` (`tf.io.IOHandler`). */
 export type IOHandler = tf.io.IOHandler;
+/**
+ * A `tf.data` dataset of `T`, as fitstream reads it: every `tf.data.Dataset<T>`
+ * is one. (A structural type: `deno doc` cannot name tfjs's own class, which
+ * tfjs re-exports inside its `data` namespace.)
+ */
+export interface Dataset<T extends TensorContainer> {
+  /** A fresh iterator over one pass of the dataset. */
+  iterator(): Promise<{ next(): Promise<IteratorResult<T>> }>;
+}
+/** What a `tf.data` dataset may yield: tensors, and arrays or objects of them (`tf.TensorContainer`). */
+export type TensorContainer = tf.TensorContainer;

@@ -46,12 +46,17 @@ export class TfjsTrainer implements EpochTrainer {
     this.#input = input;
   }
 
-  async epoch(order: Int32Array | undefined): Promise<number> {
-    const { model, optimizer, loss, data, inputs, host, rows, batchSize, variables } = this.#input;
+  epoch(order: Int32Array | undefined): Promise<number> {
+    const { data, host, rows, batchSize } = this.#input;
+    return this.epochOfBatches(batchesInOrder(data, rows, batchSize, order, host));
+  }
+
+  async epochOfBatches(batches: Iterable<tf.Tensor[]> | AsyncIterable<tf.Tensor[]>): Promise<number> {
+    const { model, optimizer, loss, inputs, variables } = this.#input;
     const costs: tf.Scalar[] = [];
     const sizes: number[] = [];
     try {
-      for (const batch of batchesInOrder(data, rows, batchSize, order, host)) {
+      for await (const batch of batches) {
         try {
           const x = batch.slice(0, inputs);
           const y = batch[inputs] as tf.Tensor | undefined;
@@ -67,6 +72,7 @@ export class TfjsTrainer implements EpochTrainer {
           tf.dispose(batch);
         }
       }
+      const rows = sizes.reduce((a, b) => a + b, 0);
       const total = tf.tidy(() => tf.stack(costs).mul(tf.tensor1d(sizes)).sum().div(rows) as tf.Scalar);
       try {
         return (await total.data())[0];

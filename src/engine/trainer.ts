@@ -10,7 +10,10 @@
  * @module
  */
 import type * as tf from "@tensorflow/tfjs";
-import type { HostData } from "../data/tensors.ts";
+import * as tfjs from "@tensorflow/tfjs";
+import { hostCopy, type HostData } from "../data/tensors.ts";
+import { type BatchDataset, openPass } from "../data/dataset.ts";
+import { probeRun } from "./probe.ts";
 import { isLayersModel, type LossFunction, type ModelLike } from "./model.ts";
 import { DenseEngine } from "./dense_engine.ts";
 import { type HostPlan, hostPlan } from "./host_plan.ts";
@@ -38,6 +41,8 @@ export interface TrainingRun {
   variables?: tf.Variable[];
   /** From the construction probe: why the loss depends on the model besides its predictions. */
   lossReadsModel?: string;
+  /** Training data as a dataset of batches (then `data` is empty until a pass's first batch is read). */
+  dataset?: BatchDataset;
 }
 
 /** Which engine, and why. */
@@ -89,7 +94,42 @@ export class EpochTraining {
 
   /** Trains one epoch over `order`; returns its loss. */
   epoch(order: Int32Array | undefined): Promise<number> {
+    return this.#trainer(this.#run).epoch(order);
+  }
+
+  #probed = false;
+
+  /**
+   * Trains one pass over the run's dataset; returns its loss. The engine is
+   * decided on the pass's first batch (shapes, dtypes), and the loss is
+   * probed on the first batch of the first pass, as tensors are at construction.
+   */
+  async epochOfDataset(pass: number): Promise<number> {
     const run = this.#run;
+    const { first, rest } = await openPass("epochStream", run.dataset!, run.lastLabel, pass);
+    const inputs = run.lastLabel ? first.length - 1 : first.length;
+    let trainer: EpochTrainer;
+    try {
+      if (!this.#probed) {
+        run.lossReadsModel = probeRun("epochStream", run.model, run.loss, first, inputs).lossReadsModel;
+        this.#probed = true;
+      }
+      const host = hostCopy(first);
+      const rows = first[0].shape[0];
+      trainer = this.#trainer({ ...run, data: first, inputs, host, rows, batchSize: rows });
+    } catch (error) {
+      tfjs.dispose(first);
+      throw error;
+    }
+    async function* batches(): AsyncGenerator<tfjs.Tensor[]> {
+      yield first;
+      yield* rest();
+    }
+    return await trainer.epochOfBatches(batches());
+  }
+
+  /** The engine for this epoch of `run`, its variables found and the optimizer's state aligned with them. */
+  #trainer(run: TrainingRun): EpochTrainer {
     const variables = trainedVariables(run.model, run.variables);
     if (variables.length === 0) {
       throw new TypeError("epochStream: the model has no trainable weights now (every layer is frozen)");
@@ -100,7 +140,7 @@ export class EpochTraining {
     }
     this.#variables = variables;
     const decision = decideEngine(run, variables);
-    const trainer: EpochTrainer = decision.engine === "host"
+    return decision.engine === "host"
       ? new DenseEngine(decision.plan, {
         variables,
         optimizer: run.optimizer,
@@ -112,6 +152,5 @@ export class EpochTraining {
         batchSize: run.batchSize,
       })
       : new TfjsTrainer({ ...run, variables });
-    return trainer.epoch(order);
   }
 }

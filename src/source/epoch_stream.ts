@@ -26,13 +26,19 @@ import {
   type TrainingRun,
 } from "../engine/trainer.ts";
 import { probeRun } from "../engine/probe.ts";
+import { type BatchDataset, isDataset, isPassAware } from "../data/dataset.ts";
 
 export type { EngineChoice };
 
 /** Options of {@link epochStream}. */
 export interface EpochStreamOptions<M extends ModelLike, X extends object> {
-  /** Tensors sharing their first dimension; with `lastLabel`, the last one holds the labels. */
-  data: Tensor[];
+  /**
+   * Tensors sharing their first dimension (with `lastLabel`, the last one
+   * holds the labels), or a `tf.data.Dataset` of batches — `{ xs, ys }`,
+   * `[xs, ys]`, or `xs` alone with `lastLabel: false` — read one pass per
+   * event, as `model.fitDataset` reads it (see {@link csvDataset}).
+   */
+  data: Tensor[] | BatchDataset;
   /** A `tf.LayersModel`, or a function of the input tensors (then pass `variables`). */
   model: M;
   /** Any `tf.train` optimizer. */
@@ -122,6 +128,10 @@ function checkOptions<M extends ModelLike, X extends object>(
   if (typeof lastLabel !== "boolean") {
     throw new TypeError(`${where}: lastLabel must be a boolean, got ${describe(lastLabel)}`);
   }
+  if (isDataset(data)) return checkDatasetOptions(where, options, data, lastLabel, engine, resumeFrom, stopOnNaN);
+  if (!Array.isArray(data)) {
+    throw new TypeError(`${where}: data must be an array of tf.Tensor or a tf.data.Dataset, got ${describe(data)}`);
+  }
   const rows = checkTensors(where, "data", data, lastLabel ? 2 : 1);
   checkBatchOptions(where, options);
   checkModel(where, model);
@@ -172,6 +182,99 @@ function checkOptions<M extends ModelLike, X extends object>(
   };
 }
 
+/**
+ * For a dataset, the engine is decided on each pass's first batch. Without
+ * reading one, the decision for float32 batches of the shapes the model
+ * declares is the best answer, and the reason says so.
+ */
+function explainForDataset(run: TrainingRun): EngineExplanation {
+  const model = run.model;
+  const shapes = isLayersModel(model) && model.inputs.length === 1 && model.outputs.length === 1
+    ? [model.inputs[0].shape, model.outputs[0].shape]
+    : undefined;
+  if (!shapes || shapes.some((shape) => shape.slice(1).some((d) => d === null))) {
+    return { engine: "tfjs", reason: "the data is a dataset and the model declares no fixed row shapes" };
+  }
+  const rows = (shape: (number | null)[]) => [2, ...(shape.slice(1) as number[])];
+  const batch = [tf.zeros(rows(shapes[0])), ...(run.lastLabel ? [tf.zeros(rows(shapes[1]))] : [])];
+  try {
+    const inputs = 1;
+    const { lossReadsModel } = probeRun("explainEngine", model, run.loss, batch, inputs);
+    const { engine, reason } = decideEngine(
+      { ...run, data: batch, inputs, host: hostCopy(batch), rows: 2, lossReadsModel },
+      trainedVariables(model, run.variables),
+    );
+    return {
+      engine,
+      reason: `${reason} (for float32 batches; a dataset's engine is decided on each pass's first batch)`,
+    };
+  } finally {
+    tf.dispose(batch);
+  }
+}
+
+/** The checks and plan of a run whose data is a dataset: nothing of it is read here. */
+function checkDatasetOptions<M extends ModelLike, X extends object>(
+  where: string,
+  options: EpochStreamOptions<M, X>,
+  dataset: BatchDataset,
+  lastLabel: boolean,
+  engine: EngineChoice,
+  resumeFrom: string | undefined,
+  stopOnNaN: boolean,
+): Plan {
+  for (
+    const [name, why] of [
+      ["batchSize", "a dataset brings its own batches (dataset.batch(n), or csvDataset's batchSize)"],
+      ["shuffle", "a dataset keeps its own order (dataset.shuffle(...), or csvDataset's shuffleBuffer)"],
+      ["seed", "a dataset keeps its own order (csvDataset takes a seed)"],
+    ] as const
+  ) {
+    if (options[name] !== undefined) throw new TypeError(`${where}: ${name} does not apply to a dataset: ${why}`);
+  }
+  const { model, optimizer, loss, extra = {}, variables } = options;
+  checkModel(where, model);
+  if (!(optimizer instanceof tf.Optimizer)) {
+    throw new TypeError(`${where}: optimizer must be a tf.train optimizer, got ${describe(optimizer)}`);
+  }
+  requireLoss(where, loss);
+  requireOptions(`${where}: extra`, extra);
+  if (typeof model === "function") {
+    if (!Array.isArray(variables) || variables.length === 0 || !variables.every((v) => v instanceof tf.Variable)) {
+      throw new TypeError(`${where}: a function model needs variables: the tf.Variable[] it trains`);
+    }
+  }
+  if (trainedVariables(model, variables).length === 0) {
+    throw new TypeError(`${where}: the model has no trainable variables`);
+  }
+  const resumeFiles = resumeFrom === undefined ? undefined : checkResumable(`${where}: resumeFrom`, resumeFrom, {
+    model,
+    optimizer,
+    variables: trainedVariables(model, variables),
+  });
+  return {
+    run: {
+      model,
+      optimizer,
+      loss,
+      data: [],
+      inputs: 0,
+      lastLabel,
+      host: undefined,
+      rows: 0,
+      batchSize: 1,
+      engine,
+      variables: isLayersModel(model) ? undefined : variables,
+      dataset,
+    },
+    shuffle: false,
+    random: createRandom(0),
+    extra,
+    resumeFrom: resumeFiles,
+    stopOnNaN,
+  };
+}
+
 class EpochPuller<M extends ModelLike, X extends object> implements Puller<EpochEvent<M, X>> {
   #plan: Plan;
   #training: EpochTraining;
@@ -208,7 +311,11 @@ class EpochPuller<M extends ModelLike, X extends object> implements Puller<Epoch
   async #epoch(): Promise<PullResult<EpochEvent<M, X>>> {
     const { random, extra, shuffle, run: { model, optimizer, rows } } = this.#plan;
     const started = performance.now();
-    const trainLoss = await this.#training.epoch(shuffle ? permutation(rows, random) : undefined);
+    const dataset = this.#plan.run.dataset;
+    if (isPassAware(dataset)) dataset.nextPass = this.#step; // a resumed run reads pass k + 1 next
+    const trainLoss = dataset
+      ? await this.#training.epochOfDataset(this.#step + 1)
+      : await this.#training.epoch(shuffle ? permutation(rows, random) : undefined);
     const step = ++this.#step;
     if (this.#plan.stopOnNaN && !Number.isFinite(trainLoss)) {
       throw new RangeError(
@@ -318,6 +425,7 @@ export function explainEngine<M extends ModelLike, X extends object>(
   options: EpochStreamOptions<M, X>,
 ): EngineExplanation {
   const { run } = checkOptions(options, "explainEngine");
+  if (run.dataset) return explainForDataset(run);
   const { engine, reason } = decideEngine(run, trainedVariables(run.model, run.variables));
   return { engine, reason };
 }

@@ -5,6 +5,7 @@
  */
 import { describe } from "../internal/describe.ts";
 import { checkReadOptions, openReadable, type ReadOptions } from "../data/open_input.ts";
+import { type Line, splitLines } from "../data/lines.ts";
 import { requireOptions } from "../internal/validate.ts";
 import { EventStream } from "../stream/event_stream.ts";
 import { DONE, more, pullerFromReadable } from "../stream/puller.ts";
@@ -87,41 +88,5 @@ export function fromJsonl(
         await lines?.cancel(reason);
       },
     };
-  });
-}
-
-/** One line of the log, and whether a newline ended it. */
-interface Line {
-  text: string;
-  terminated: boolean;
-}
-
-/**
- * Text chunks to lines. The start of an unfinished line is kept as a list of
- * pieces joined once its newline arrives: appending to one string and
- * splitting it again on every chunk made a 32 MB line take 6.4 s (quadratic).
- */
-function splitLines(): TransformStream<string, Line> {
-  let pieces: string[] = [];
-  const line = (text: string, terminated: boolean): Line => ({
-    text: terminated && text.endsWith("\r") ? text.slice(0, -1) : text,
-    terminated,
-  });
-  return new TransformStream({
-    transform(chunk, controller) {
-      const parts = chunk.split("\n");
-      if (parts.length === 1) {
-        pieces.push(chunk);
-        return;
-      }
-      pieces.push(parts[0]);
-      controller.enqueue(line(pieces.join(""), true));
-      for (let i = 1; i < parts.length - 1; i++) controller.enqueue(line(parts[i], true));
-      pieces = [parts[parts.length - 1]];
-    },
-    flush(controller) {
-      const rest = pieces.join("");
-      if (rest !== "") controller.enqueue(line(rest, false));
-    },
   });
 }

@@ -12,11 +12,12 @@ import { checkTensors, sliceRows } from "../data/tensors.ts";
 import { checkModel, forward, type LossFunction, type ModelLike } from "../engine/model.ts";
 import { checkBatchOptions } from "./iter_batches.ts";
 import type { Tensor } from "../tf_types.ts";
+import { type BatchDataset, isDataset, openPass } from "../data/dataset.ts";
 
 /** Options of {@link validationLoss}. */
 export interface ValidationLossOptions<K extends string> {
-  /** Validation tensors; with `lastLabel`, the last one holds the labels. */
-  data: Tensor[];
+  /** Validation tensors (with `lastLabel`, the last one holds the labels), or a `tf.data.Dataset` of batches. */
+  data: Tensor[] | BatchDataset;
   /** The loss, `(predictions, labels) => scalar`, a mean over rows. */
   loss: LossFunction;
   /** The key to add (default `"val_loss"`). */
@@ -32,7 +33,9 @@ export interface ValidationLossOptions<K extends string> {
  * whole validation set in inference mode (no dropout, no gradients, no
  * optimizer state touched, no tensors left behind) and returns
  * `{ [key]: loss }`. With `batchSize`, the loss is the row-weighted mean of
- * the batch losses, which equals the full-set value for mean losses.
+ * the batch losses, which equals the full-set value for mean losses. With
+ * a dataset, each event reads one pass of it, batch by batch, and the loss
+ * is the row-weighted mean over its batches.
  *
  * @example Add val_loss to every event
  * ```ts
@@ -56,8 +59,14 @@ export function validationLoss<const K extends string = "val_loss">(
   if (typeof lastLabel !== "boolean") {
     throw new TypeError(`validationLoss: lastLabel must be a boolean, got ${describe(lastLabel)}`);
   }
-  const rows = checkTensors("validationLoss", "data", data, lastLabel ? 2 : 1);
   requireLoss("validationLoss", loss);
+  if (isDataset(data)) {
+    if (batchSize !== undefined) {
+      throw new TypeError("validationLoss: batchSize does not apply to a dataset: it brings its own batches");
+    }
+    return datasetLoss(data, loss, key, lastLabel);
+  }
+  const rows = checkTensors("validationLoss", "data", data, lastLabel ? 2 : 1);
   if (batchSize !== undefined) checkBatchOptions("validationLoss", { batchSize });
   const step = Math.min(batchSize ?? rows, rows);
   const inputs = lastLabel ? data.length - 1 : data.length;
@@ -80,5 +89,41 @@ export function validationLoss<const K extends string = "val_loss">(
     const [value] = await total.data();
     total.dispose();
     return { [key]: value } as { [P in K]: number };
+  };
+}
+
+/** The validation loss over one pass of a dataset, per event. */
+function datasetLoss<K extends string>(
+  dataset: BatchDataset,
+  loss: LossFunction,
+  key: K,
+  lastLabel: boolean,
+): <E extends { model: ModelLike }>(event: E) => Promise<{ [P in K]: number }> {
+  let passes = 0;
+  return async <E extends { model: ModelLike }>(event: E) => {
+    const model = (event as { model?: unknown } | null)?.model;
+    if (model === undefined) throw new TypeError("validationLoss: the event has no model");
+    checkModel("validationLoss", model);
+    const { first, rest } = await openPass("validationLoss", dataset, lastLabel, ++passes);
+    let sum = 0, rows = 0;
+    const add = async (batch: tf.Tensor[]) => {
+      try {
+        const inputs = lastLabel ? batch.length - 1 : batch.length;
+        const value = tf.tidy(() => {
+          const pred = forward(model, batch.slice(0, inputs), false);
+          return lastLabel ? loss(pred, batch[inputs]) : (loss as (p: tf.Tensor) => tf.Tensor)(pred);
+        });
+        const [v] = await value.data();
+        value.dispose();
+        const n = batch[0].shape[0];
+        sum += v * n;
+        rows += n;
+      } finally {
+        tf.dispose(batch);
+      }
+    };
+    await add(first);
+    for await (const batch of rest()) await add(batch);
+    return { [key]: sum / rows } as { [P in K]: number };
   };
 }
