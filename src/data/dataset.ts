@@ -28,6 +28,21 @@ export function isPassAware(value: unknown): value is PassAware {
   return typeof (value as Partial<PassAware> | null)?.nextPass === "number";
 }
 
+/** The array a tensor was made from, for batches fitstream builds itself (csvDataset). */
+const madeFrom = new WeakMap<tf.Tensor, Float32Array>();
+
+/** A float32 tensor of `values` that remembers them, so the host engine reads them without a copy back. Internal. */
+export function hostTensor2d(values: Float32Array, rows: number, cols: number): tf.Tensor2D {
+  const tensor = tf.tensor2d(values, [rows, cols], "float32");
+  madeFrom.set(tensor, values);
+  return tensor;
+}
+
+/** A tensor's values on the host: the array it was made from when known, else `dataSync()`. Internal. */
+export function hostValues(tensor: tf.Tensor): Float32Array | Int32Array | Uint8Array {
+  return madeFrom.get(tensor) ?? (tensor.dataSync() as Float32Array | Int32Array | Uint8Array);
+}
+
 const isTensor = (value: unknown): value is tf.Tensor => value instanceof tf.Tensor;
 
 /**

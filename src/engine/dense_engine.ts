@@ -18,6 +18,7 @@ import { HostOptimizer } from "./host_optimizer.ts";
 import { type HostLabels, type LossStep, lossStep } from "./loss_step.ts";
 import type { EpochTrainer } from "./epoch_trainer.ts";
 import type { HostArray } from "../data/tensors.ts";
+import { hostValues } from "../data/dataset.ts";
 
 /** Milliseconds spent in each piece of the host engine's epochs (for bench/profile.ts). Internal. */
 export interface EngineProfile {
@@ -149,10 +150,10 @@ export class DenseEngine implements EpochTrainer {
       const n = batch[0].shape[0];
       try {
         this.#reserve(n);
-        const x = batch[0].dataSync() as Float32Array, input = this.#acts[0];
+        const x = hostValues(batch[0]), input = this.#acts[0];
         for (let i = 0; i < n * inputs; i++) input[i] = x[i];
         if (labelled) {
-          this.#lossStep.setSource(batch[1].dataSync() as HostArray);
+          this.#lossStep.setSource(hostValues(batch[1]) as HostArray);
           for (let r = 0; r < n; r++) this.#lossStep.gather(r, r);
         }
       } finally {
