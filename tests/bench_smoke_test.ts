@@ -12,6 +12,7 @@ const expectedKeys: Record<string, string[]> = {
   dashboard: ["events_per_s", "idle_ratio", "stuck_ratio"],
   profile: ["host_ms_per_epoch", "host_kernels_per_epoch", "tfjs_us_per_step"],
   soak: ["kills", "lines_lost", "corrupt_checkpoints", "wrong_resumes"],
+  big_csv: ["memory_rows_per_s", "dataset_rows_per_s", "slowdown", "dataset_peak_rss_mb"],
 };
 
 for (const [name, keys] of Object.entries(expectedKeys)) {

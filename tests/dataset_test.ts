@@ -55,6 +55,14 @@ test("a dataset is read lazily: nothing before the first read, one pass per even
   await new Promise((r) => setTimeout(r, 20));
   assert.deepEqual(counts, { passes: 3, pulled: 9 }, "no batch of pass 4 is read ahead");
   await reader.cancel();
+  // With tf.data's own prefetching, the next pass still starts only when its event is asked for.
+  const prefetched = countingDataset(3);
+  const reader2 = epochStream({ data: prefetched.dataset.prefetch(2), model, optimizer, loss: mse }).getReader();
+  await reader2.read();
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(prefetched.counts.passes, 1);
+  assert.equal(prefetched.counts.pulled, 3);
+  await reader2.cancel();
   model.dispose();
   optimizer.dispose();
 });
@@ -247,4 +255,35 @@ test("explainEngine on a dataset says the engine is decided on each pass's first
   assert.equal(explained.engine, "host");
   assert.match(explained.reason, /decided on each pass's first batch/);
   model.dispose();
+});
+
+test("csvDataset reads every spelling of a number exactly as loadCsv (plain decimals, exponents, signs, spaces, quotes)", async () => {
+  await withTempDir(async (dir) => {
+    const cells = [
+      "0.1",
+      "-0.1",
+      "+3.5",
+      "007.250",
+      ".5",
+      "5.",
+      "-0",
+      "123456789012345",
+      "1234567890123456789",
+      "0.30000000000000004",
+      "1e-7",
+      "-2.5E3",
+      " 4.25 ",
+      '"6.5"',
+      "0.000001234",
+      "999999999999999.9",
+    ];
+    const path = join(dir, "numbers.csv");
+    writeFileSync(path, "a,b\n" + cells.map((c, i) => `${c},${i}`).join("\n") + "\n");
+    const table = await loadCsv(path);
+    const iterator = await csvDataset(path, { label: "b", batchSize: 100 }).iterator();
+    const { value } = await iterator.next();
+    assert.deepEqual(value.xs.dataSync(), table.column("a"));
+    assert.deepEqual(value.ys!.dataSync(), table.column("b"));
+    tf.dispose([value.xs, value.ys!]);
+  });
 });

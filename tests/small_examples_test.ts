@@ -26,3 +26,11 @@ test("examples/network_log.ts: every event reaches the HTTP collector", async ()
   assert.deepEqual(got, [1, 2, 3]);
   assert.match(stdout, /server answered: 3 events/);
 });
+
+test("examples/big_csv.ts: writes a CSV, streams it through csvDataset each epoch, and the loss falls", async () => {
+  const { code, stdout, stderr } = await run("examples/big_csv.ts", ["--rows", "20000", "--epochs", "3"]);
+  assert.equal(code, 0, stderr);
+  const losses = [...stdout.matchAll(/epoch (\d): train_loss (\d+\.\d+)/g)].map((m) => Number(m[2]));
+  assert.equal(losses.length, 3);
+  assert.ok(losses[2] < losses[0] / 4, `loss ${losses.join(" → ")}`);
+});
