@@ -287,3 +287,50 @@ test("csvDataset reads every spelling of a number exactly as loadCsv (plain deci
     tf.dispose([value.xs, value.ys!]);
   });
 });
+
+test("the tfjs path trains a dataset as model.fitDataset does", async () => {
+  const { dataset } = countingDataset(3);
+  const ours = mlp(1, 4, 7), theirs = mlp(1, 4, 7);
+  const optimizers = [tf.train.sgd(0.05), tf.train.sgd(0.05)];
+  await collect(
+    epochStream({ data: dataset, model: ours, optimizer: optimizers[0], loss: mse, engine: "tfjs" }).pipeThrough(
+      take(3),
+    ),
+  );
+  theirs.compile({ optimizer: optimizers[1], loss: "meanSquaredError" });
+  await theirs.fitDataset(dataset as tf.data.Dataset<{ xs: tf.Tensor; ys: tf.Tensor }>, { epochs: 3, verbose: 0 });
+  const a = ours.getWeights().flatMap((w) => Array.from(w.dataSync()));
+  const b = theirs.getWeights().flatMap((w) => Array.from(w.dataSync()));
+  a.forEach((v, i) => assert.ok(Math.abs(v - b[i]) < 1e-6, `weight ${i}: ${v} vs ${b[i]}`));
+  optimizers.forEach((o) => o.dispose());
+  ours.dispose();
+  theirs.dispose();
+});
+
+test("a csvDataset run leaves no tensor behind when cancelled mid-run or failing on a bad line", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "rows.csv");
+    const lines = Array.from({ length: 300 }, (_, i) => `${i / 300},${i / 100}`);
+    writeFileSync(path, "x,y\n" + lines.join("\n") + "\n");
+    const bad = join(dir, "bad.csv");
+    writeFileSync(bad, "x,y\n" + lines.slice(0, 150).join("\n") + "\n0.5,oops\n" + lines.slice(150).join("\n") + "\n");
+    const model = mlp(1, 4, 2);
+    const before = tf.memory().numTensors;
+    const optimizer = tf.train.sgd(0.05);
+    const reader = epochStream({ data: csvDataset(path, { label: "y", batchSize: 32 }), model, optimizer, loss: mse })
+      .getReader();
+    await reader.read();
+    await reader.read();
+    await reader.cancel();
+    await assert.rejects(
+      collect(
+        epochStream({ data: csvDataset(bad, { label: "y", batchSize: 32 }), model, optimizer, loss: mse })
+          .pipeThrough(take(1)),
+      ),
+      /line 152, column "y": "oops" is not a number/,
+    );
+    optimizer.dispose();
+    assert.equal(tf.memory().numTensors, before);
+    model.dispose();
+  });
+});
