@@ -134,27 +134,7 @@ function checkOptions<M extends ModelLike, X extends object>(
   }
   const rows = checkTensors(where, "data", data, lastLabel ? 2 : 1);
   checkBatchOptions(where, options);
-  checkModel(where, model);
-  if (!(optimizer instanceof tf.Optimizer)) {
-    throw new TypeError(`${where}: optimizer must be a tf.train optimizer, got ${describe(optimizer)}`);
-  }
-  requireLoss(where, loss);
-  requireOptions(`${where}: extra`, extra);
-  if (typeof model === "function") {
-    if (!Array.isArray(variables) || variables.length === 0 || !variables.every((v) => v instanceof tf.Variable)) {
-      throw new TypeError(`${where}: a function model needs variables: the tf.Variable[] it trains`);
-    }
-    const freed = variables.findIndex((v) => v.isDisposed);
-    if (freed >= 0) throw new TypeError(`${where}: variables[${freed}] has been disposed`);
-  }
-  if (trainedVariables(model, variables).length === 0) {
-    throw new TypeError(`${where}: the model has no trainable variables`);
-  }
-  const resumeFiles = resumeFrom === undefined ? undefined : checkResumable(`${where}: resumeFrom`, resumeFrom, {
-    model,
-    optimizer,
-    variables: trainedVariables(model, variables),
-  });
+  const resumeFiles = checkRunParts(where, options, resumeFrom);
   const host = hostCopy(data); // one read of the data: batches are cut from it, and it is scanned here
   checkFinite(where, "data", data, host);
   const inputs = lastLabel ? data.length - 1 : data.length;
@@ -180,6 +160,40 @@ function checkOptions<M extends ModelLike, X extends object>(
     resumeFrom: resumeFiles,
     stopOnNaN,
   };
+}
+
+/**
+ * Checks the parts of a run that do not depend on the data — model,
+ * optimizer, loss, extra keys, a function model's variables — and reads and
+ * checks the checkpoint to resume from against them.
+ */
+function checkRunParts<M extends ModelLike, X extends object>(
+  where: string,
+  options: EpochStreamOptions<M, X>,
+  resumeFrom: string | undefined,
+): CheckpointFiles | undefined {
+  const { model, optimizer, loss, extra = {}, variables } = options;
+  checkModel(where, model);
+  if (!(optimizer instanceof tf.Optimizer)) {
+    throw new TypeError(`${where}: optimizer must be a tf.train optimizer, got ${describe(optimizer)}`);
+  }
+  requireLoss(where, loss);
+  requireOptions(`${where}: extra`, extra);
+  if (typeof model === "function") {
+    if (!Array.isArray(variables) || variables.length === 0 || !variables.every((v) => v instanceof tf.Variable)) {
+      throw new TypeError(`${where}: a function model needs variables: the tf.Variable[] it trains`);
+    }
+    const freed = variables.findIndex((v) => v.isDisposed);
+    if (freed >= 0) throw new TypeError(`${where}: variables[${freed}] has been disposed`);
+  }
+  if (trainedVariables(model, variables).length === 0) {
+    throw new TypeError(`${where}: the model has no trainable variables`);
+  }
+  return resumeFrom === undefined ? undefined : checkResumable(`${where}: resumeFrom`, resumeFrom, {
+    model,
+    optimizer,
+    variables: trainedVariables(model, variables),
+  });
 }
 
 /**
@@ -233,25 +247,7 @@ function checkDatasetOptions<M extends ModelLike, X extends object>(
     if (options[name] !== undefined) throw new TypeError(`${where}: ${name} does not apply to a dataset: ${why}`);
   }
   const { model, optimizer, loss, extra = {}, variables } = options;
-  checkModel(where, model);
-  if (!(optimizer instanceof tf.Optimizer)) {
-    throw new TypeError(`${where}: optimizer must be a tf.train optimizer, got ${describe(optimizer)}`);
-  }
-  requireLoss(where, loss);
-  requireOptions(`${where}: extra`, extra);
-  if (typeof model === "function") {
-    if (!Array.isArray(variables) || variables.length === 0 || !variables.every((v) => v instanceof tf.Variable)) {
-      throw new TypeError(`${where}: a function model needs variables: the tf.Variable[] it trains`);
-    }
-  }
-  if (trainedVariables(model, variables).length === 0) {
-    throw new TypeError(`${where}: the model has no trainable variables`);
-  }
-  const resumeFiles = resumeFrom === undefined ? undefined : checkResumable(`${where}: resumeFrom`, resumeFrom, {
-    model,
-    optimizer,
-    variables: trainedVariables(model, variables),
-  });
+  const resumeFiles = checkRunParts(where, options, resumeFrom);
   return {
     run: {
       model,
