@@ -106,7 +106,7 @@ function plainDecimal(text: string, start: number, end: number): number | undefi
       return undefined;
     }
   }
-  if (!any) return undefined;
+  if (!any || scale > 22) return undefined; // 10^scale must be exact
   const value = scale === 0 ? mantissa : mantissa / POW10[scale];
   return negative ? -value : value;
 }
