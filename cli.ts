@@ -1,8 +1,9 @@
 /**
- * fitstream's command line: chart or serve a finished run's JSONL log.
+ * fitstream's command line: chart a run's JSONL log, or compare many runs live.
  *
  *   deno run -A cli.ts plot run.jsonl -o run.svg [--keys train_loss,val_loss] [--log]
- *   deno run -A cli.ts serve run.jsonl [--port 8080] [--host 127.0.0.1]
+ *   deno run -A cli.ts serve runs/ other.jsonl [--port 8080] [--host 127.0.0.1]
+ *   deno run -A cli.ts serve --collect runs/ --token T [--port 8080]
  *
  * (`bun cli.ts …` works the same.)
  *
@@ -11,13 +12,18 @@
 import process from "node:process";
 import { statSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { dashboard, fromJsonl, plotSvg } from "./mod.ts";
+import { fromJsonl, plotSvg, serveRuns } from "./mod.ts";
 
-const HELP = `fitstream: chart or serve a run's JSONL log
+const HELP = `fitstream: chart a run's JSONL log, or compare runs on a live page
 
 Usage:
   cli.ts plot <run.jsonl> -o <run.svg> [--keys k1,k2] [--log] [--title T]
-  cli.ts serve <run.jsonl> [--port N] [--host H]     (Ctrl-C stops the server)
+  cli.ts serve <folder or run.jsonl>... [--port N] [--host H]
+      every run overlaid, one colour each; growing logs and new files in a folder are followed
+  cli.ts serve --collect <dir> [--token T] [<folder or run.jsonl>...] [--port N] [--host H]
+      also accept runs from httpSink: POST /runs/<name> with Authorization: Bearer <T>,
+      stored as <dir>/<name>.jsonl (the token may come from FITSTREAM_TOKEN instead)
+Ctrl-C stops the server; a second Ctrl-C exits at once.
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -31,15 +37,17 @@ async function main(argv: string[]): Promise<number> {
       title: { type: "string" },
       port: { type: "string", default: "0" },
       host: { type: "string", default: "127.0.0.1" },
+      collect: { type: "string" },
+      token: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
-  const [command, source] = positionals;
+  const [command, source, ...more] = positionals;
   if (values.help || !command) {
     console.log(HELP);
     return values.help ? 0 : 2;
   }
-  if (!source) throw new Error(`${command}: name the JSONL log to read`);
+  if (!source && !(command === "serve" && values.collect)) throw new Error(`${command}: name the JSONL log to read`);
   if (command === "plot") {
     if (!values.out) throw new Error("plot: name the SVG to write with -o <file>");
     const keys = values.keys?.split(",").map((k) => k.trim()).filter((k) => k !== "");
@@ -51,32 +59,35 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (command === "serve") {
-    if (!/^https?:\/\//i.test(source) && !statSync(source, { throwIfNoEntry: false })?.isFile()) {
-      throw new Error(`serve: "${source}" is not a file`);
+    const sources = source ? [source, ...more] : [];
+    for (const path of sources) {
+      if (!statSync(path, { throwIfNoEntry: false })) throw new Error(`serve: "${path}" is not a file or a folder`);
     }
+    const token = values.token ?? process.env.FITSTREAM_TOKEN;
+    if (values.collect && !token) throw new Error("serve: --collect needs --token <T> (or FITSTREAM_TOKEN)");
     const port = Number(values.port);
-    const board = dashboard({
+    const server = await serveRuns({
+      sources,
       port,
       host: values.host,
-      linger: true,
-      onListen: (url) => console.log(`serving ${source} at ${url}`),
+      collect: values.collect ? { dir: values.collect, token: token! } : undefined,
     });
+    console.log(
+      `serving ${sources.length ? sources.join(", ") : ""}${
+        values.collect ? ` collecting into ${values.collect}` : ""
+      } at ${server.url}`,
+    );
     let stopping = false;
-    for (const name of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-      process.on(name, () => {
-        if (stopping) process.exit(130); // a second Ctrl-C does not wait for slow pages
-        stopping = true;
-        void board.close();
-      });
-    }
-    try {
-      await fromJsonl(source, { partialLastLine: "skip" }).pipeThrough(board).pipeTo(new WritableStream());
-    } catch (error) {
-      await board.close();
-      throw error;
-    }
-    console.log("replayed; Ctrl-C to stop");
-    await board.closed;
+    const stopped = new Promise<void>((resolve) => {
+      for (const name of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+        process.on(name, () => {
+          if (stopping) process.exit(130); // a second Ctrl-C does not wait for slow pages
+          stopping = true;
+          void server.close().then(resolve);
+        });
+      }
+    });
+    await stopped;
     return 0;
   }
   throw new Error(`unknown command "${command}" (use plot or serve)`);

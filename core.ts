@@ -30,6 +30,7 @@ export { terminateOnNaN, untilAborted } from "./src/stages/guards.ts";
 export { progress, type ProgressOptions, type ProgressOutput } from "./src/stages/progress.ts";
 export { collect } from "./src/sinks/collect.ts";
 export { collectJsonl, type JsonlDestination, type JsonlOptions, jsonlSink } from "./src/sinks/jsonl.ts";
+export { type HttpSink, httpSink, type HttpSinkOptions, type HttpSinkStats } from "./src/sinks/http_sink.ts";
 export type { SelectOptions } from "./src/sinks/select.ts";
 export { plotSvg, type SvgOptions, toSvg } from "./src/sinks/svg.ts";
 export type { EpochEvent, EpochFields, Merge, WithNumber } from "./src/types.ts";

@@ -68,6 +68,8 @@ export { checkpoint, type CheckpointOptions } from "./src/stages/checkpoint.ts";
 export { terminateOnNaN, untilAborted } from "./src/stages/guards.ts";
 export { reduceLrOnPlateau, type ReduceLrOnPlateauOptions } from "./src/stages/reduce_lr.ts";
 export { checkpointModel, loadCheckpoint, type LoadedCheckpoint, type NamedTensor } from "./src/checkpoint/store.ts";
+export { type RunsServer, serveRuns, type ServeRunsOptions } from "./src/dashboard/runs_server.ts";
+export { type HttpSink, httpSink, type HttpSinkOptions, type HttpSinkStats } from "./src/sinks/http_sink.ts";
 export { dashboard, type DashboardOptions, type DashboardStage } from "./src/dashboard/dashboard.ts";
 export { plotSvg, type SvgOptions, toSvg } from "./src/sinks/svg.ts";
 export { fromJsonl, type FromJsonlOptions } from "./src/source/from_jsonl.ts";

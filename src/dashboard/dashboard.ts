@@ -13,6 +13,7 @@ import { uplotAssets } from "./assets.ts";
 import { History } from "./history.ts";
 import { PAGE_HTML, PAGE_JS } from "./page.ts";
 import { type RunningServer, serveFetch } from "./serve.ts";
+import { guard } from "./guard.ts";
 
 /** Options of {@link dashboard}. */
 export interface DashboardOptions {
@@ -60,25 +61,6 @@ interface Client {
   /** Events of the history sent so far; live rows go only to pages that have caught up. */
   cursor: number;
   live: boolean;
-}
-
-const SECURITY_HEADERS: Record<string, string> = {
-  "content-security-policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
-  "x-content-type-options": "nosniff",
-  "referrer-policy": "no-referrer",
-  "x-frame-options": "DENY",
-};
-
-/** The `Host` values a server on `host:port` answers. */
-function hostsServed(host: string, port: number, extra: readonly string[]): Set<string> {
-  const names = [host.includes(":") ? `[${host}]` : host];
-  if (host === "127.0.0.1" || host === "::1" || host === "localhost") names.push("localhost", "127.0.0.1", "[::1]");
-  const allowed = new Set(extra.map((h) => h.toLowerCase()));
-  for (const name of names) {
-    allowed.add(`${name}:${port}`);
-    if (port === 80) allowed.add(name);
-  }
-  return allowed;
 }
 
 function jsonRow(event: object): Record<string, string | number | boolean | null> {
@@ -134,8 +116,6 @@ export function dashboard<E extends object>(options: DashboardOptions = {}): Das
   }
 
   const history = new History();
-  // Bound to every interface, the server cannot know the names it is reached by: Host is not checked.
-  const anyHost = host === "0.0.0.0" || host === "::";
   const clients = new Set<Client>();
   const encoder = new TextEncoder();
   let latest: Record<string, unknown> = {};
@@ -179,18 +159,9 @@ export function dashboard<E extends object>(options: DashboardOptions = {}): Das
     }
   };
 
-  let allowed = new Set<string>();
+  const guarded = guard(host, allowedHosts);
   const app = new Hono();
-  // Registered first, so every response — pages, data, errors, 404 — carries the headers.
-  app.use("*", async (c, next) => {
-    const hostHeader = (c.req.header("host") ?? "").toLowerCase();
-    if (!anyHost && !allowed.has(hostHeader)) {
-      c.res = c.text(`misdirected request: this server answers ${[...allowed][0]}`, 421);
-    } else {
-      await next();
-    }
-    for (const [name, value] of Object.entries(SECURITY_HEADERS)) c.res.headers.set(name, value);
-  });
+  app.use("*", guarded.middleware); // first, so every response — pages, data, errors, 404 — is guarded
   app.get("/", (c) => c.html(PAGE_HTML));
   app.get("/app.js", (c) => c.body(PAGE_JS, 200, { "content-type": "text/javascript; charset=utf-8" }));
   app.get("/uplot.js", async (c) => c.body((await uplotAssets()).js, 200, { "content-type": "text/javascript" }));
@@ -230,7 +201,7 @@ export function dashboard<E extends object>(options: DashboardOptions = {}): Das
     throw new Error(`dashboard: cannot listen on ${host}:${port}: ${(error as Error).message}`, { cause: error });
   }
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${server.port}/`;
-  allowed = hostsServed(host, server.port, allowedHosts);
+  guarded.listening(server.port);
   let resolveClosed!: () => void;
   const closed = new Promise<void>((resolve) => (resolveClosed = resolve));
   let closing: Promise<void> | undefined;
