@@ -34,3 +34,21 @@ test("examples/big_csv.ts: writes a CSV, streams it through csvDataset each epoc
   assert.equal(losses.length, 3);
   assert.ok(losses[2] < losses[0] / 4, `loss ${losses.join(" → ")}`);
 });
+
+test("examples/sweep.ts: configurations train in parallel workers and every epoch reaches the collector", async () => {
+  const { mkdtempSync, readFileSync, rmSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const dir = mkdtempSync(join(tmpdir(), "fitstream-sweep-"));
+  try {
+    const { code, stdout, stderr } = await run("examples/sweep.ts", ["--configs", "2", "--epochs", "3", "--dir", dir]);
+    assert.equal(code, 0, stderr);
+    for (const name of ["lr-0.0010", "lr-0.0030"]) {
+      assert.match(stdout, new RegExp(`${name}: 3 epochs, best val_loss \\d`));
+      const steps = readFileSync(join(dir, `${name}.jsonl`), "utf8").trim().split("\n").map((l) => JSON.parse(l).step);
+      assert.deepEqual(steps, [1, 2, 3]);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
