@@ -12,6 +12,7 @@ const expectedKeys: Record<string, string[]> = {
   dashboard: ["events_per_s", "idle_ratio", "stuck_ratio"],
   profile: ["host_ms_per_epoch", "host_kernels_per_epoch", "tfjs_us_per_step"],
   soak: ["kills", "lines_lost", "corrupt_checkpoints", "wrong_resumes"],
+  collector: ["events_sent", "events_stored", "events_lost", "slowdown"],
   big_csv: ["memory_rows_per_s", "dataset_rows_per_s", "slowdown", "dataset_peak_rss_mb"],
 };
 
@@ -22,6 +23,7 @@ for (const [name, keys] of Object.entries(expectedKeys)) {
     const last = JSON.parse(stdout.trimEnd().split("\n").at(-1)!);
     assert.equal(last.bench, name);
     for (const key of keys) assert.ok(key in last, `${name}: missing ${key}`);
+    if (name === "collector") assert.equal(last.events_lost, 0, "no posted event is lost");
     if (name === "soak") {
       assert.ok(last.kills >= 1, "at least one round was killed");
       assert.deepEqual([last.lines_lost, last.corrupt_checkpoints, last.wrong_resumes], [0, 0, 0]);

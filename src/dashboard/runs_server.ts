@@ -49,6 +49,8 @@ export interface RunsServer {
 const RUN_NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$/;
 /** Longest line a collector takes (bytes). */
 const MAX_LINE = 1 << 20;
+/** Most collector requests read at once (more get 503 and are retried by httpSink): bounds the memory they hold. */
+const MAX_UPLOADS = 64;
 /** Most events one `/api/runs/<name>/history` answer holds. */
 const HISTORY_PAGE = 10_000;
 
@@ -125,7 +127,12 @@ export async function serveRuns(options: ServeRunsOptions): Promise<RunsServer> 
   });
   if (dir && collect) {
     const folder = dir;
+    let uploads = 0;
     app.post("/runs/:name", async (c) => {
+      if (uploads >= MAX_UPLOADS) {
+        await c.req.raw.body?.cancel().catch(() => {});
+        return c.text(`busy: ${MAX_UPLOADS} runs are being received; try again`, 503);
+      }
       const auth = c.req.header("authorization") ?? "";
       if (!auth.startsWith("Bearer ") || !sameSecret(auth.slice(7), collect.token)) {
         await c.req.raw.body?.cancel().catch(() => {});
@@ -136,7 +143,12 @@ export async function serveRuns(options: ServeRunsOptions): Promise<RunsServer> 
         await c.req.raw.body?.cancel().catch(() => {});
         return c.text("run names are 1-100 letters, digits, '.', '_' or '-', not starting with '.'", 400);
       }
-      return await appendRun(join(folder, `${name}.jsonl`), c.req.raw.body);
+      uploads++;
+      try {
+        return await appendRun(join(folder, `${name}.jsonl`), c.req.raw.body);
+      } finally {
+        uploads--;
+      }
     });
   }
   app.notFound((c) => c.text("not found", 404));
