@@ -69,7 +69,7 @@ test("fromJsonl replays a log lazily; plotSvg writes the chart; bad lines name t
   }
 });
 
-test("cli.ts plot writes an SVG of a log; serve replays it on a dashboard", async () => {
+test("cli.ts plot writes an SVG of a log; serve shows it on the runs page", async () => {
   const dir = await mkdtemp(join(tmpdir(), "fitstream-cli-"));
   try {
     const log = join(dir, "run.jsonl");
@@ -87,13 +87,14 @@ test("cli.ts plot writes an SVG of a log; serve replays it on a dashboard", asyn
     const port = (probe.address() as { port: number }).port;
     await new Promise((resolve) => probe.close(resolve));
     const server = startScript("cli.ts", ["serve", log, "--port", String(port)]);
-    let history: { length: number; status: string } | undefined;
-    for (let i = 0; i < 200 && !history?.status.startsWith("stopped"); i++) {
-      history = await fetch(`http://127.0.0.1:${port}/history`).then((r) => r.json()).catch(() => undefined);
+    let runs: { name: string; length: number }[] | undefined;
+    for (let i = 0; i < 200 && runs?.[0]?.length !== 100; i++) {
+      runs = await fetch(`http://127.0.0.1:${port}/api/runs`).then((r) => r.json()).then((j) => j.runs).catch(() =>
+        undefined
+      );
       await new Promise((r) => setTimeout(r, 50));
     }
-    assert.equal(history?.length, 100, "the whole log was replayed");
-    assert.equal(history?.status, "stopped by end of stream");
+    assert.deepEqual(runs?.map((r) => [r.name, r.length]), [["run", 100]], "the whole log is read");
     server.kill("SIGINT");
     const { code, stdout } = await server.done;
     assert.equal(code, 0);

@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { appendFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { createConnection, createServer } from "node:net";
 import { join } from "node:path";
 import { httpSink, serveRuns } from "../mod.ts";
 import { within, withTempDir } from "./helpers.ts";
@@ -204,6 +204,34 @@ test("httpSink with a refused token errors the stream at the next write, naming 
         /httpSink: the collector at .*runs\/r refused run "r": HTTP 401/,
       );
       assert.equal(existsSync(join(dir, "r.jsonl")), false);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+test("the runs server has the dashboard's guards: headers on every response, other Host names get 421", async () => {
+  await withTempDir(async (dir) => {
+    const server = await serveRuns({ collect: { dir, token: "t" } });
+    try {
+      for (const path of ["/", "/runs.js", "/api/runs", "/nope"]) {
+        const response = await fetch(new URL(path, server.url));
+        await response.body?.cancel();
+        assert.match(response.headers.get("content-security-policy") ?? "", /default-src 'self'/, path);
+        assert.equal(response.headers.get("x-content-type-options"), "nosniff", path);
+      }
+      const { port } = new URL(server.url);
+      const status = await new Promise<number>((resolve, reject) => {
+        const socket = createConnection(Number(port), "127.0.0.1", () => {
+          socket.write(`GET /api/runs HTTP/1.1\r\nHost: evil.example:${port}\r\nConnection: close\r\n\r\n`);
+        });
+        socket.once("data", (d) => {
+          resolve(Number(String(d).split(" ")[1]));
+          socket.destroy();
+        });
+        socket.on("error", reject);
+      });
+      assert.equal(status, 421);
     } finally {
       await server.close();
     }
