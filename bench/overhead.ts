@@ -36,7 +36,7 @@ import {
 } from "../mod.ts";
 import { modelParamNorm } from "../examples/housing_data.ts";
 import { benchArgs, housingSetup, jsonLine, median, table, timedReads } from "./common.ts";
-import { createRandom, permutation } from "../src/source/random.ts";
+import { createRandom, permutation } from "../src/data/random.ts";
 
 const { backend, quick } = benchArgs();
 const { data, model: makeModel } = await housingSetup(backend);

@@ -16,7 +16,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { DenseEngine, type EngineProfile } from "../src/engine/dense_engine.ts";
 import { hostPlan } from "../src/engine/host_plan.ts";
-import { createRandom, permutation } from "../src/source/random.ts";
+import { createRandom, permutation } from "../src/data/random.ts";
 import { benchArgs, housingSetup, jsonLine, median, runtime, table } from "./common.ts";
 
 const { backend, quick } = benchArgs();

@@ -14,7 +14,7 @@ import {
   tap,
   tick,
 } from "../mod.ts";
-import { createRandom, permutation } from "../src/source/random.ts";
+import { createRandom, permutation } from "../src/data/random.ts";
 import { countSteps, linearModel, lineData, mlp, weightsOf } from "./tf_helpers.ts";
 import { settle } from "./helpers.ts";
 

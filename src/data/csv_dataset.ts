@@ -13,7 +13,7 @@ import { lineSplitter } from "./lines.ts";
 import { hostTensor2d, type PassAware } from "./dataset.ts";
 import type { Dataset, Tensor2D } from "../tf_types.ts";
 import { toPath } from "../sinks/file.ts";
-import { createRandom, type Random } from "../source/random.ts";
+import { createRandom, type Random } from "./random.ts";
 
 /** Options of {@link csvDataset}. */
 export interface CsvDatasetOptions extends ReadOptions {

@@ -13,7 +13,7 @@ import type { EpochEvent } from "../types.ts";
 import { checkFinite, checkTensors, hostCopy } from "../data/tensors.ts";
 import { checkBatchOptions } from "./iter_batches.ts";
 import { checkModel, isLayersModel, type LossFunction, type ModelLike } from "../engine/model.ts";
-import { createRandom, permutation, type Random } from "./random.ts";
+import { createRandom, permutation, type Random } from "../data/random.ts";
 import type { CheckpointFiles } from "../checkpoint/store.ts";
 import { checkResumable, restoreRun } from "../checkpoint/resume.ts";
 import { attachTrainingState } from "../stream/training_state.ts";

@@ -6,7 +6,7 @@
 import { describe } from "../internal/describe.ts";
 import { requireInteger, requireOptions } from "../internal/validate.ts";
 import { batchesInOrder, checkTensors, hostCopy, type HostData } from "../data/tensors.ts";
-import { createRandom, permutation, type Random } from "./random.ts";
+import { createRandom, permutation, type Random } from "../data/random.ts";
 import type { Tensor } from "../tf_types.ts";
 
 /** Options of {@link iterBatches}. */
