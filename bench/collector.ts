@@ -49,7 +49,7 @@ function start(args: string[]): ChildProcess {
 
 /** A poster: `rate` events/s for `seconds`, then closes its sink and prints what it sent. */
 async function poster(name: string, url: string): Promise<void> {
-  const sink = httpSink(url, { run: name, token: TOKEN });
+  const sink = httpSink(url, { run: name, token: TOKEN, closeTimeout: 120_000 });
   const writer = sink.getWriter();
   const started = performance.now();
   let sent = 0;

@@ -53,7 +53,7 @@ test("dashboard: a page in headless Chromium shows every event live, as text, th
       void d.dismiss();
     });
     await page.goto(board.url);
-    await page.waitForFunction(() => (globalThis as any).fitstreamDashboard?.events() >= 5, null, { timeout: 30_000 });
+    await page.waitForFunction(() => (globalThis as any).fitstreamDashboard?.events() >= 5, null, { timeout: 60_000 });
     const seen = await page.evaluate(() => {
       const d = (globalThis as any).fitstreamDashboard;
       const doc = (globalThis as any).document;
@@ -75,7 +75,7 @@ test("dashboard: a page in headless Chromium shows every event live, as text, th
     const rows = await run;
     assert.equal(rows.length, 14);
     await page.waitForFunction(() => (globalThis as any).fitstreamDashboard.status() === "stopped by take", null, {
-      timeout: 10_000,
+      timeout: 60_000,
     });
     assert.equal(await page.evaluate(() => (globalThis as any).fitstreamDashboard.events()), 14);
     assert.deepEqual(dialogs, [], "no script from event data ran");
@@ -88,7 +88,7 @@ test("dashboard: a page in headless Chromium shows every event live, as text, th
     for (let i = 0; i < 8; i++) await reader.read();
     const page2 = await browser.newPage();
     await page2.goto(late.url);
-    await page2.waitForFunction(() => (globalThis as any).fitstreamDashboard?.events() >= 8, null, { timeout: 10_000 });
+    await page2.waitForFunction(() => (globalThis as any).fitstreamDashboard?.events() >= 8, null, { timeout: 60_000 });
     await reader.cancel();
     await late.closed;
   } finally {
@@ -165,7 +165,7 @@ test("dashboard: a run with 300 keys charts eight of them; the picker lists ever
     await collect(pipe(countingSource(wide).stream, take(5), board));
     const page = await browser.newPage();
     await page.goto(board.url);
-    await page.waitForFunction(() => (globalThis as any).fitstreamDashboard?.events() === 5, null, { timeout: 30_000 });
+    await page.waitForFunction(() => (globalThis as any).fitstreamDashboard?.events() === 5, null, { timeout: 60_000 });
     const charts = await page.evaluate(() => (globalThis as any).fitstreamDashboard.charts());
     assert.equal(charts.length, 8);
     assert.deepEqual(charts[0], ["train_loss"]);

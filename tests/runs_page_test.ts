@@ -33,7 +33,7 @@ test("runs page: three runs of a folder give three series per chart; appended li
       await page.goto(server.url);
       const state = () => page.evaluate(() => (globalThis as any).fitstreamRuns.charts());
       await page.waitForFunction(() => (globalThis as any).fitstreamRuns?.charts().length >= 3, null, {
-        timeout: 30_000,
+        timeout: 60_000,
       });
       const charts = await state();
       assert.deepEqual(charts.map((c: { key: string }) => c.key).sort(), ["lr", "train_loss", "val_loss"]);
@@ -46,7 +46,7 @@ test("runs page: three runs of a folder give three series per chart; appended li
 
       appendFileSync(join(dir, "seed-1.jsonl"), log(1, 6, 9)); // a log that grows
       await page.waitForFunction(() => (globalThis as any).fitstreamRuns.events("seed-1") === 9, null, {
-        timeout: 30_000,
+        timeout: 60_000,
       });
       assert.ok((await state()).every((c: { points: number }) => c.points === 9), "the charts reach step 9");
 
@@ -65,12 +65,12 @@ test("runs page: three runs of a folder give three series per chart; appended li
       assert.equal(posted.status, 200);
       await posted.body?.cancel();
       await page.waitForFunction(() => (globalThis as any).fitstreamRuns.runs().includes("posted-run"), null, {
-        timeout: 30_000,
+        timeout: 60_000,
       });
       await page.waitForFunction(
         () => (globalThis as any).fitstreamRuns.charts().every((c: any) => c.series.length === 4),
         null,
-        { timeout: 30_000 },
+        { timeout: 60_000 },
       );
       // Hiding a run takes its series off every chart.
       await page.locator('input[data-run="seed-0"]').uncheck();

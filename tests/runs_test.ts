@@ -133,7 +133,7 @@ test("httpSink never waits on the collector: lines wait while it restarts and ar
     const writer = sink.getWriter();
     for (let s = 1; s <= 50; s++) await writer.write({ step: s, train_loss: 1 / s });
     await within(
-      10_000,
+      60_000,
       "first delivery",
       (async () => {
         while (sink.stats.delivered < 50) await new Promise((r) => setTimeout(r, 20));
@@ -144,7 +144,7 @@ test("httpSink never waits on the collector: lines wait while it restarts and ar
     assert.ok(sink.stats.pending > 0, "held while the collector is away");
     server = await serveRuns({ collect: { dir, token: "t" }, port });
     try {
-      await within(20_000, "httpSink.close", writer.close());
+      await within(60_000, "httpSink.close", writer.close());
       assert.deepEqual([sink.stats.delivered, sink.stats.dropped, sink.stats.pending], [100, 0, 0]);
       const steps = readFileSync(join(dir, "resumed.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l).step);
       assert.deepEqual(steps, Array.from({ length: 100 }, (_, i) => i + 1));
@@ -170,7 +170,7 @@ test("httpSink drops the oldest lines when its buffer is full, reports them, and
     assert.equal(drops.reduce((a, b) => a + b, 0), 7);
     const server = await serveRuns({ collect: { dir, token: "t" }, port });
     try {
-      await within(20_000, "httpSink.close", writer.close());
+      await within(60_000, "httpSink.close", writer.close());
       const lines = readFileSync(join(dir, "gappy.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
       assert.deepEqual(lines, [{ fitstream_dropped: 7 }, { step: 8 }, { step: 9 }, { step: 10 }]);
     } finally {
@@ -192,7 +192,7 @@ test("httpSink with a refused token errors the stream at the next write, naming 
       await writer.write({ step: 1 });
       await assert.rejects(
         within(
-          10_000,
+          60_000,
           "refusal",
           (async () => {
             for (let s = 2;; s++) {
