@@ -5,6 +5,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { registerWasmKernels } from "../engine/wasm_kernels.ts";
 import { describe } from "../internal/describe.ts";
 
 /** The backends fitstream sets up. */
@@ -35,6 +36,7 @@ async function activate(name: BackendName): Promise<void> {
     setWasmPaths(decodeURIComponent(new URL("./", entry).pathname));
     wasmPathsSet = true;
   }
+  if (name === "wasm") registerWasmKernels(); // Conv2DBackpropFilter: without it no conv net trains on wasm
   const ok = await tf.setBackend(name);
   if (!ok) throw new Error(`tf.setBackend("${name}") returned false`);
   await tf.ready();

@@ -1,0 +1,96 @@
+// Kernels fitstream adds to the wasm backend compute what the cpu backend computes, and a conv net trains on wasm.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { collect, epochStream, take, useBackend } from "../mod.ts";
+import { backend } from "./tf_helpers.ts";
+
+/** `fn` on the named backend, its result copied out; the backend is restored afterwards. */
+async function on<T>(name: "cpu" | "wasm", fn: () => T): Promise<T> {
+  const before = tf.getBackend();
+  await useBackend(name);
+  try {
+    return fn();
+  } finally {
+    await tf.setBackend(before);
+  }
+}
+
+test("Conv2DBackpropFilter on wasm equals the cpu backend's, for strides, padding and both layouts", async () => {
+  if (backend !== "wasm") return; // only where the wasm backend loads
+  const cases: {
+    x: [number, number, number, number];
+    filter: [number, number, number, number];
+    strides: number | [number, number];
+    pad: "valid" | "same" | number;
+    format: "NHWC" | "NCHW";
+  }[] = [
+    { x: [2, 9, 8, 3], filter: [3, 3, 3, 4], strides: 1, pad: "valid", format: "NHWC" },
+    { x: [3, 10, 7, 2], filter: [3, 2, 2, 5], strides: 2, pad: "same", format: "NHWC" },
+    { x: [2, 3, 8, 8], filter: [5, 5, 3, 2], strides: [2, 1], pad: 1, format: "NCHW" },
+  ];
+  for (const c of cases) {
+    const seed = c.x.reduce((a, b) => a * 7 + b, 1);
+    const xValues = tf.randomNormal([...c.x], 0, 1, "float32", seed).dataSync();
+    const outShape = await on(
+      "cpu",
+      () =>
+        tf.conv2d(tf.zeros([...c.x]) as tf.Tensor4D, tf.zeros([...c.filter]) as tf.Tensor4D, c.strides, c.pad, c.format)
+          .shape,
+    );
+    const dyValues = tf.randomNormal(outShape, 0, 1, "float32", seed + 1).dataSync();
+    const grad = (name: "cpu" | "wasm") =>
+      on(name, () =>
+        tf.tidy(() => {
+          const x = tf.tensor(xValues, [...c.x]) as tf.Tensor4D;
+          const dy = tf.tensor(dyValues, outShape) as tf.Tensor4D;
+          const kernel = tf.engine().runKernel("Conv2DBackpropFilter", { x, dy }, {
+            strides: c.strides,
+            pad: c.pad,
+            dataFormat: c.format,
+            filterShape: [...c.filter],
+          }) as tf.Tensor;
+          return Array.from(kernel.dataSync());
+        }));
+    const [cpu, wasm] = [await grad("cpu"), await grad("wasm")];
+    assert.equal(wasm.length, cpu.length);
+    wasm.forEach((v, i) =>
+      assert.ok(Math.abs(v - cpu[i]) <= 1e-6 * (1 + Math.abs(cpu[i])), `${JSON.stringify(c)}: ${i}`)
+    );
+  }
+});
+
+test("the issue's small CNN trains on the default backend, and its loss falls", async () => {
+  const model = tf.sequential({
+    layers: [
+      tf.layers.conv2d({
+        inputShape: [28, 28, 1],
+        filters: 16,
+        kernelSize: 3,
+        activation: "relu",
+        kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }),
+      }),
+      tf.layers.maxPooling2d({ poolSize: 2 }),
+      tf.layers.conv2d({
+        filters: 32,
+        kernelSize: 3,
+        activation: "relu",
+        kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }),
+      }),
+      tf.layers.flatten(),
+      tf.layers.dense({ units: 10, kernelInitializer: tf.initializers.glorotUniform({ seed: 3 }) }),
+    ],
+  });
+  const x = tf.randomUniform([64, 28, 28, 1], 0, 1, "float32", 4);
+  const labels = tf.oneHot(tf.tensor1d(Array.from({ length: 64 }, (_, i) => i % 10), "int32"), 10).toFloat();
+  const optimizer = tf.train.adam(1e-3);
+  const loss = (p: tf.Tensor, y: tf.Tensor) => tf.losses.softmaxCrossEntropy(y, p);
+  const events = await collect(
+    epochStream({ data: [x, labels], model, optimizer, loss, batchSize: 64, seed: 1 }).pipeThrough(take(3)),
+  );
+  assert.equal(events.length, 3);
+  assert.ok(events[2].train_loss < events[0].train_loss, events.map((e) => e.train_loss).join(" → "));
+  tf.dispose([x, labels]);
+  model.dispose();
+  optimizer.dispose();
+});
