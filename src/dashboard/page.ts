@@ -5,35 +5,20 @@
  *
  * @module
  */
+import { KEY_PICKER_JS, pageHead } from "./page_parts.ts";
 
 /** The page. Internal. */
-export const PAGE_HTML = `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>fitstream dashboard</title>
-<link rel="stylesheet" href="/uplot.css">
-<style>
-  body { font: 14px system-ui, sans-serif; margin: 0; color: #1d1d1f; background: #fafafa; }
-  header { display: flex; gap: 1.5em; align-items: center; padding: 0.6em 1.2em; background: #fff; border-bottom: 1px solid #ddd; }
-  header h1 { font-size: 1.1em; margin: 0; }
-  #status { padding: 0.15em 0.6em; border-radius: 1em; background: #e8f0fe; }
+export const PAGE_HTML = pageHead(
+  "fitstream dashboard",
+  `  #status { padding: 0.15em 0.6em; border-radius: 1em; background: #e8f0fe; }
   #status.ended { background: #e6f4ea; }
   #status.error { background: #fce8e6; }
-  main { display: flex; gap: 1.2em; padding: 1em 1.2em; align-items: flex-start; }
-  #charts { display: flex; flex-wrap: wrap; gap: 1em; flex: 1; }
-  .chart { background: #fff; border: 1px solid #ddd; border-radius: 6px; padding: 0.5em; }
   aside { min-width: 16em; background: #fff; border: 1px solid #ddd; border-radius: 6px; padding: 0.5em 0.8em; }
   aside h2 { font-size: 1em; margin: 0.2em 0 0.5em; }
   td { padding: 0.15em 0.6em 0.15em 0; font-variant-numeric: tabular-nums; }
   td:first-child { color: #555; }
-  #keys { min-width: 12em; vertical-align: middle; }
-  #keys:focus { position: absolute; z-index: 1; }
-</style>
-</head>
-<body>
-<header>
+  #keys:focus { position: absolute; z-index: 1; }`,
+) + `<header>
   <h1>fitstream</h1>
   <span id="status">connecting…</span>
   <span id="count"></span>
@@ -107,19 +92,9 @@ export const PAGE_JS = `"use strict";
     });
   }
 
-  function showKeys() {
-    const select = document.getElementById("keys");
-    const keys = [...columns.keys()].filter((k) => k !== "step");
-    if (select.options.length === keys.length) return;
-    const shown = new Set(chartKeys());
-    select.replaceChildren(...keys.map((k) => {
-      const option = document.createElement("option");
-      option.value = k;
-      option.textContent = k;
-      option.selected = shown.has(k);
-      return option;
-    }));
-  }
+${KEY_PICKER_JS}
+  const showKeys = () =>
+    fillKeyPicker(document.getElementById("keys"), [...columns.keys()].filter((k) => k !== "step"), new Set(chartKeys()));
 
   function showLatest() {
     const body = document.querySelector("#latest tbody");

@@ -5,31 +5,16 @@
  *
  * @module
  */
+import { KEY_PICKER_JS, pageHead } from "./page_parts.ts";
 
 /** The page. Internal. */
-export const RUNS_HTML = `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>fitstream runs</title>
-<link rel="stylesheet" href="/uplot.css">
-<style>
-  body { font: 14px system-ui, sans-serif; margin: 0; color: #1d1d1f; background: #fafafa; }
-  header { display: flex; gap: 1.5em; align-items: center; padding: 0.6em 1.2em; background: #fff; border-bottom: 1px solid #ddd; }
-  header h1 { font-size: 1.1em; margin: 0; }
-  main { display: flex; gap: 1.2em; padding: 1em 1.2em; align-items: flex-start; }
-  #charts { display: flex; flex-wrap: wrap; gap: 1em; flex: 1; }
-  .chart { background: #fff; border: 1px solid #ddd; border-radius: 6px; padding: 0.5em; }
-  aside { min-width: 22em; background: #fff; border: 1px solid #ddd; border-radius: 6px; padding: 0.5em 0.8em; }
+export const RUNS_HTML = pageHead(
+  "fitstream runs",
+  `  aside { min-width: 22em; background: #fff; border: 1px solid #ddd; border-radius: 6px; padding: 0.5em 0.8em; }
   aside h2 { font-size: 1em; margin: 0.6em 0 0.4em; }
   td, th { padding: 0.15em 0.5em 0.15em 0; font-variant-numeric: tabular-nums; text-align: left; }
-  .swatch { display: inline-block; width: 0.8em; height: 0.8em; border-radius: 2px; margin-right: 0.3em; }
-  #keys { min-width: 12em; vertical-align: middle; }
-</style>
-</head>
-<body>
-<header>
+  .swatch { display: inline-block; width: 0.8em; height: 0.8em; border-radius: 2px; margin-right: 0.3em; }`,
+) + `<header>
   <h1>fitstream runs</h1>
   <span id="count"></span>
   <label><input type="checkbox" id="log"> log scale</label>
@@ -159,19 +144,8 @@ export const RUNS_JS = `"use strict";
     }));
   }
 
-  function showKeys() {
-    const select = document.getElementById("keys");
-    const keys = allKeys();
-    if (select.options.length === keys.length) return;
-    const on = new Set(chartKeys());
-    select.replaceChildren(...keys.map((k) => {
-      const option = document.createElement("option");
-      option.value = k;
-      option.textContent = k;
-      option.selected = on.has(k);
-      return option;
-    }));
-  }
+${KEY_PICKER_JS}
+  const showKeys = () => fillKeyPicker(document.getElementById("keys"), allKeys(), new Set(chartKeys()));
 
   async function poll() {
     const { runs: list } = await (await fetch("/api/runs")).json();
