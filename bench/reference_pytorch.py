@@ -5,7 +5,11 @@ sample-weighted mean loss read once per epoch) and, in "full" mode, the
 section-8 pipeline's per-epoch work: validation loss, parameter L2 norm, EMA
 of val_loss and early-stop bookkeeping. 2 threads.
 
-It reads commands on stdin, one per line: "<batch> <source|full> <epochs>", and
+It also trains the larger workloads of bench/versus_pytorch.ts: "wide256" and
+"wide1024" (784→H→H→10, relu, softmax cross-entropy, Adam 1e-3, 6,000 rows) and
+"cnn" (28×28×1 → conv 3×3×16 → max-pool 2 → conv 3×3×32 → dense 10, 2,048 rows).
+
+It reads commands on stdin, one per line: "<batch> <mode> <epochs>", and
 answers each with one JSON line of per-epoch times in ms, so the TypeScript
 side can interleave rounds without paying torch's start-up each time.
 
@@ -32,6 +36,45 @@ def load(path):
     return x, y
 
 
+LARGE = {"wide256": 6000, "wide1024": 6000, "cnn": 2048}
+
+
+def large_epochs(mode, batch, epochs, models):
+    """Per-epoch ms of a larger workload: random data, one model per (mode, batch) trained on across rounds."""
+    key = (batch, mode)
+    if key not in models:
+        rows = LARGE[mode]
+        if mode == "cnn":
+            model = nn.Sequential(nn.Conv2d(1, 16, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(16, 32, 3), nn.ReLU(),
+                                  nn.Flatten(), nn.Linear(32 * 11 * 11, 10))
+            x = torch.randn(rows, 1, 28, 28)
+        else:
+            h = int(mode[4:])
+            model = nn.Sequential(nn.Linear(784, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, 10))
+            x = torch.randn(rows, 784)
+        y = torch.randint(0, 10, (rows,))
+        models[key] = {"model": model, "opt": torch.optim.Adam(model.parameters(), lr=1e-3), "x": x, "y": y,
+                       "gen": torch.Generator().manual_seed(1)}
+    state = models[key]
+    model, opt, x, y, gen = state["model"], state["opt"], state["x"], state["y"], state["gen"]
+    loss_fn = nn.CrossEntropyLoss()
+    times = []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        order = torch.randperm(x.shape[0], generator=gen)
+        total = torch.zeros(())
+        for b in range(0, x.shape[0], batch):
+            idx = order[b:b + batch]
+            opt.zero_grad()
+            loss = loss_fn(model(x[idx]), y[idx])
+            loss.backward()
+            opt.step()
+            total += loss.detach() * idx.shape[0]
+        assert (total / x.shape[0]).item() == (total / x.shape[0]).item()
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
 def main():
     torch.set_num_threads(2)
     torch.manual_seed(0)
@@ -42,10 +85,18 @@ def main():
     std = x.std(dim=0, keepdim=True).clamp_min(1e-6)
     x, xv = (x - mean) / std, (xv - mean) / std
     models = {}
-    print(json.dumps({"ready": True, "torch": torch.__version__, "threads": torch.get_num_threads()}), flush=True)
+    torch.ones(64, 64) @ torch.ones(64, 64)  # loads the BLAS, so the maps below show which
+    with open("/proc/self/maps") as f:
+        maps = f.read()
+    blas = "openblas" if "openblas" in maps else "reference BLAS" if "libblas" in maps else "unknown"
+    print(json.dumps({"ready": True, "torch": torch.__version__, "threads": torch.get_num_threads(), "blas": blas}),
+          flush=True)
     for line in sys.stdin:
         batch, mode, epochs = line.split()
         batch, epochs = int(batch), int(epochs)
+        if mode in LARGE:
+            print(json.dumps({"times": large_epochs(mode, batch, epochs, models)}), flush=True)
+            continue
         key = (batch, mode)
         if key not in models:  # one model per arm, trained on across rounds like the stream arms
             model = nn.Sequential(nn.Linear(8, 64), nn.ReLU(), nn.Linear(64, 1))
