@@ -398,3 +398,47 @@ test("fitstream's cross-entropies are tfjs's with the arguments in fitstream's o
   assert.notEqual(swapped.dataSync()[0], ours[0].dataSync()[0]);
   tf.dispose([logits, onehot, ...ours, ...theirs, swapped]);
 });
+
+test("a wide Dense layer's products go to the wasm backend's matMul and train what the tfjs path trains", async () => {
+  if (tf.getBackend() !== "wasm") return;
+  const { xnnProductCount } = await import("../src/engine/xnn_products.ts");
+  const make = () =>
+    tf.sequential({
+      layers: [
+        tf.layers.dense({
+          units: 48,
+          activation: "relu",
+          inputShape: [784],
+          kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }),
+        }),
+        tf.layers.dense({
+          units: 10,
+          activation: "tanh",
+          kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }),
+        }),
+        tf.layers.dense({ units: 1, kernelInitializer: tf.initializers.glorotUniform({ seed: 3 }) }),
+      ],
+    });
+  const x = tf.randomNormal([256, 784], 0, 1, "float32", 5), y = tf.randomNormal([256, 1], 0, 1, "float32", 6);
+  const weights: number[][] = [], losses: number[][] = [];
+  const before = tf.memory().numTensors;
+  for (const engine of ["auto", "tfjs"] as const) {
+    const model = make(), optimizer = tf.train.sgd(0.01);
+    const calls = xnnProductCount();
+    const rows = await collect(
+      epochStream({ data: [x, y], model, optimizer, loss: tf.losses.meanSquaredError, batchSize: 64, seed: 1, engine })
+        .pipeThrough(take(2)),
+    );
+    if (engine === "auto") {
+      assert.ok(xnnProductCount() - calls >= 2 * 4 * 2, "the 784→48 layer's products went to matMul");
+    }
+    losses.push(rows.map((r) => r.train_loss));
+    weights.push(model.getWeights().flatMap((w) => Array.from(w.dataSync())));
+    model.dispose();
+    optimizer.dispose();
+  }
+  losses[0].forEach((l, i) => assert.ok(Math.abs(l - losses[1][i]) <= 1e-5 * Math.abs(losses[1][i]), `epoch ${i + 1}`));
+  weights[0].forEach((w, i) => assert.ok(Math.abs(w - weights[1][i]) < 1e-5, `weight ${i}: ${w} vs ${weights[1][i]}`));
+  tf.dispose([x, y]);
+  assert.equal(tf.memory().numTensors, before - 2, "no tensor left by the products");
+});

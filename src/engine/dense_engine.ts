@@ -17,6 +17,7 @@ import type { DenseLayer, HostPlan, Penalty } from "./host_plan.ts";
 import { HostOptimizer } from "./host_optimizer.ts";
 import { type HostLabels, type LossStep, lossStep } from "./loss_step.ts";
 import type { EpochTrainer } from "./epoch_trainer.ts";
+import { XNN_MIN_MACS, xnnBackward, xnnForward, xnnKernelGradient } from "./xnn_products.ts";
 import type { HostArray } from "../data/tensors.ts";
 import { hostValues } from "../data/dataset.ts";
 
@@ -207,14 +208,21 @@ export class DenseEngine implements EpochTrainer {
     const outputs = layers[layers.length - 1].units, last = layers.length - 1;
     let total = 0;
     lap("exchange");
+    // Wide layers' products go to XNNPACK on the wasm backend (see xnn_products.ts); the rest stay in JS.
+    const onWasm = tf.getBackend() === "wasm";
+    const wide = (l: number, n: number) => onWasm && n * layers[l].inputs * layers[l].units >= XNN_MIN_MACS;
     const step = (n: number) => {
       const acts = this.#acts, grads = this.#grads, loss = this.#lossStep;
       for (let l = 0; l <= last; l++) {
         const { inputs: i, units } = layers[l];
-        kernels64[l].set(kernels[l]);
-        transpose(kernels64[l], i, units, transposed[l]);
         const bias = biases64[l];
         if (bias) bias.set(biases[l]!);
+        if (wide(l, n)) {
+          xnnForward(acts[l], n, i, kernels[l], units, bias, codes[l], acts[l + 1]);
+          continue;
+        }
+        kernels64[l].set(kernels[l]);
+        transpose(kernels64[l], i, units, transposed[l]);
         denseForward(acts[l], transposed[l], n, i, units, bias, codes[l], acts[l + 1]);
       }
       lap("forward");
@@ -223,6 +231,14 @@ export class DenseEngine implements EpochTrainer {
       lap("loss");
       for (let l = last; l >= 0; l--) {
         const { inputs: i, units } = layers[l];
+        if (wide(l, n)) {
+          xnnKernelGradient(acts[l], grads[l + 1], n, i, units, kernelGrads[l]);
+          if (l > 0) {
+            biasGrads[l - 1]?.fill(0);
+            xnnBackward(grads[l + 1], kernels[l], n, units, i, acts[l], codes[l - 1], biasGrads[l - 1], grads[l]);
+          }
+          continue;
+        }
         matmulColumns(acts[l], grads[l + 1], n, i, units, kernelGrads[l]);
         if (l > 0) {
           biasGrads[l - 1]?.fill(0);

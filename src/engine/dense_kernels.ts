@@ -62,6 +62,13 @@ export function slopeAny(code: ActivationCode, y: number): number {
   }
 }
 
+/** Applies the activation `code` to the first `size` values of `z`, in place (for products made elsewhere). */
+export function activateInPlace(z: Float64Array, size: number, code: ActivationCode): void {
+  if (code >= 4) return activateRest(z, size, code);
+  const fused = code as FusedCode;
+  for (let i = 0; i < size; i++) z[i] = fire(fused, z[i]);
+}
+
 /** Applies one of the unfused activations (codes 4 and up) to `z`, in place. */
 function activateRest(z: Float64Array, size: number, code: ActivationCode): void {
   for (let i = 0; i < size; i++) {
