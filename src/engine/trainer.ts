@@ -9,8 +9,7 @@
  *
  * @module
  */
-import type * as tf from "@tensorflow/tfjs";
-import * as tfjs from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs";
 import { hostCopy, type HostData } from "../data/tensors.ts";
 import { type BatchDataset, openPass } from "../data/dataset.ts";
 import { probeRun } from "./probe.ts";
@@ -118,10 +117,10 @@ export class EpochTraining {
       const rows = first[0].shape[0];
       trainer = this.#trainer({ ...run, data: first, inputs, host, rows, batchSize: rows });
     } catch (error) {
-      tfjs.dispose(first);
+      tf.dispose(first);
       throw error;
     }
-    async function* batches(): AsyncGenerator<tfjs.Tensor[]> {
+    async function* batches(): AsyncGenerator<tf.Tensor[]> {
       yield first;
       yield* rest();
     }
