@@ -10,7 +10,7 @@ import type { Stage } from "../stream/stage.ts";
 import { stepStage } from "../stream/step_stage.ts";
 import { stopReasonOf } from "../stream/stop_reason.ts";
 import { uplotAssets } from "./assets.ts";
-import { History } from "./history.ts";
+import { History, HISTORY_PAGE, shownValues } from "./history.ts";
 import { PAGE_HTML, PAGE_JS } from "./page.ts";
 import { type RunningServer, serveFetch } from "./serve.ts";
 import { guard } from "./guard.ts";
@@ -51,8 +51,6 @@ export interface DashboardStage<E> extends Stage<E, E> {
 const MAX_BACKLOG = 1024;
 /** History goes to a page in messages of this many events, each made when the page has read the one before. */
 const HISTORY_CHUNK = 1000;
-/** Most events one `/history` request returns (`?from=` pages through the rest). */
-const HISTORY_PAGE = 10_000;
 /** How long closing waits for pages to take their last messages before it drops their connections (ms). */
 const CLOSE_GRACE_MS = 2000;
 
@@ -61,15 +59,6 @@ interface Client {
   /** Events of the history sent so far; live rows go only to pages that have caught up. */
   cursor: number;
   live: boolean;
-}
-
-function jsonRow(event: object): Record<string, string | number | boolean | null> {
-  const row: Record<string, string | number | boolean | null> = {};
-  for (const [k, v] of Object.entries(event)) {
-    if (typeof v === "number") row[k] = Number.isFinite(v) ? v : null;
-    else if (typeof v === "string" || typeof v === "boolean") row[k] = v;
-  }
-  return row;
 }
 
 /**
@@ -217,7 +206,7 @@ export function dashboard<E extends object>(options: DashboardOptions = {}): Das
 
   const stage = stepStage<E, E>((event) => {
     history.push(event as Record<string, unknown>);
-    latest = jsonRow(event);
+    latest = shownValues(event);
     reason = stopReasonOf(event) ?? reason;
     if (clients.size > 0) send(message("row", latest));
     return event;

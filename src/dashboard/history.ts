@@ -5,6 +5,19 @@
  * @module
  */
 
+/** Most events one history answer of a page server holds (`?from=` pages through the rest). Internal. */
+export const HISTORY_PAGE = 10_000;
+
+/** An event's values a page shows: numbers (NaN and ±Infinity as null), strings and booleans. Internal. */
+export function shownValues(event: object): Record<string, string | number | boolean | null> {
+  const row: Record<string, string | number | boolean | null> = {};
+  for (const [k, v] of Object.entries(event)) {
+    if (typeof v === "number") row[k] = Number.isFinite(v) ? v : null;
+    else if (typeof v === "string" || typeof v === "boolean") row[k] = v;
+  }
+  return row;
+}
+
 /** Columnar numeric history. Internal. */
 export class History {
   #length = 0;

@@ -8,7 +8,8 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { basename, join } from "node:path";
-import { History } from "./history.ts";
+import { History, shownValues } from "./history.ts";
+import { lineSplitter } from "../data/lines.ts";
 
 /** What the page shows of a run without its history. */
 export interface RunSummary {
@@ -30,13 +31,13 @@ const LOWER_IS_BETTER = /loss|error|mae|mse|rmse|perplexity/i;
 const MAX_LINE = 1 << 20;
 
 class FollowedRun {
-  readonly history = new History();
+  history = new History();
   latest: Record<string, number | string | boolean | null> = {};
   best: Record<string, number> = {};
   skipped = 0;
   #offset = 0;
-  #partial = "";
   #decoder = new TextDecoder();
+  #lines = lineSplitter((line) => this.#line(line)); // complete lines only: the log may still be growing
 
   constructor(readonly name: string, readonly path: string) {}
 
@@ -60,21 +61,21 @@ class FollowedRun {
   }
 
   #reset(): void {
-    Object.assign(this, { latest: {}, best: {}, skipped: 0 });
-    (this as { history: History }).history = new History();
+    this.history = new History();
+    this.latest = {};
+    this.best = {};
+    this.skipped = 0;
     this.#offset = 0;
-    this.#partial = "";
     this.#decoder = new TextDecoder();
+    this.#lines.drop();
   }
 
   #take(text: string): void {
-    const parts = (this.#partial + text).split("\n");
-    this.#partial = parts.pop()!;
-    if (this.#partial.length > MAX_LINE) {
-      this.#partial = "";
+    this.#lines.push(text);
+    if (this.#lines.pending() > MAX_LINE) {
+      this.#lines.drop();
       this.skipped++;
     }
-    for (const line of parts) this.#line(line);
   }
 
   #line(line: string): void {
@@ -91,12 +92,7 @@ class FollowedRun {
       return;
     }
     const row = this.history.push(event as Record<string, unknown>);
-    const latest: RunSummary["latest"] = {};
-    for (const [key, value] of Object.entries(event)) {
-      if (typeof value === "number") latest[key] = Number.isFinite(value) ? value : null;
-      else if (typeof value === "string" || typeof value === "boolean") latest[key] = value;
-    }
-    this.latest = latest;
+    this.latest = shownValues(event);
     for (const [key, value] of Object.entries(row)) {
       if (key === "step" || !Number.isFinite(value)) continue;
       const best = this.best[key];

@@ -17,6 +17,8 @@ import { uplotAssets } from "./assets.ts";
 import { guard } from "./guard.ts";
 import { RUNS_HTML, RUNS_JS } from "./runs_page.ts";
 import { RunSet } from "./runs.ts";
+import { HISTORY_PAGE } from "./history.ts";
+import { lineSplitter } from "../data/lines.ts";
 import { serveFetch } from "./serve.ts";
 
 /** Options of {@link serveRuns}. */
@@ -51,8 +53,6 @@ const RUN_NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$/;
 const MAX_LINE = 1 << 20;
 /** Most collector requests read at once (more get 503 and are retried by httpSink): bounds the memory they hold. */
 const MAX_UPLOADS = 64;
-/** Most events one `/api/runs/<name>/history` answer holds. */
-const HISTORY_PAGE = 10_000;
 
 function sameSecret(given: string, expected: string): boolean {
   const a = new TextEncoder().encode(given), b = new TextEncoder().encode(expected);
@@ -175,7 +175,9 @@ async function appendRun(path: string, body: ReadableStream<Uint8Array> | null):
   if (!body) return Response.json({ written: 0 });
   const file = await open(path, "a");
   const decoder = new TextDecoder();
-  let partial = "", written = 0, lineNo = 0;
+  const lines: string[] = []; // completed by the last chunk, not yet checked
+  const splitter = lineSplitter((line) => void lines.push(line));
+  let written = 0, lineNo = 0;
   const reader = body.getReader();
   const reject = async (status: number, message: string) => {
     await reader.cancel().catch(() => {});
@@ -184,13 +186,17 @@ async function appendRun(path: string, body: ReadableStream<Uint8Array> | null):
   try {
     for (;;) {
       const chunk = await reader.read();
-      const text = chunk.done ? decoder.decode() : decoder.decode(chunk.value, { stream: true });
-      const parts = (partial + text).split("\n");
-      partial = chunk.done ? "" : parts.pop()!;
-      if (chunk.done && parts[parts.length - 1] === "") parts.pop();
-      if (partial.length > MAX_LINE) return await reject(413, `line ${lineNo + 1} is longer than ${MAX_LINE} bytes`);
-      const lines: string[] = [];
-      for (const line of parts) {
+      if (chunk.done) {
+        splitter.push(decoder.decode());
+        splitter.end();
+      } else {
+        splitter.push(decoder.decode(chunk.value, { stream: true }));
+      }
+      if (splitter.pending() > MAX_LINE) {
+        return await reject(413, `line ${lineNo + lines.length + 1} is longer than ${MAX_LINE} bytes`);
+      }
+      const valid: string[] = [];
+      for (const line of lines.splice(0)) {
         lineNo++;
         if (line.trim() === "") continue;
         let value: unknown;
@@ -200,14 +206,14 @@ async function appendRun(path: string, body: ReadableStream<Uint8Array> | null):
           value = undefined;
         }
         if (typeof value !== "object" || value === null || Array.isArray(value)) {
-          if (lines.length) await file.write(lines.join(""));
-          written += lines.length;
+          if (valid.length) await file.write(valid.join(""));
+          written += valid.length;
           return await reject(400, `line ${lineNo} is not a JSON object`);
         }
-        lines.push(line.endsWith("\r") ? line.slice(0, -1) + "\n" : line + "\n");
+        valid.push((line.endsWith("\r") ? line.slice(0, -1) : line) + "\n");
       }
-      if (lines.length) await file.write(lines.join(""));
-      written += lines.length;
+      if (valid.length) await file.write(valid.join(""));
+      written += valid.length;
       if (chunk.done) return Response.json({ written });
     }
   } finally {

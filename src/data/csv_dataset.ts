@@ -224,7 +224,6 @@ async function* readPass(source: string | URL, options: PassOptions, random: Ran
   let features = 0;
   let lineNo = 0;
   // The shuffle buffer: one row (features then label) per slot, in one array.
-  const rowWidth = () => features + (label === undefined ? 0 : 1);
   let buffer = new Float32Array(0);
   let held = 0;
   // The batch being filled.
@@ -248,7 +247,7 @@ async function* readPass(source: string | URL, options: PassOptions, random: Ran
   };
   let parsed = new Float32Array(0); // the line being read: features, then the label
   let names: string[] = []; // of the picked columns, for errors
-  let rowSize = 0;
+  let rowSize = 0; // values kept per row: the features, then the label
   let needed = new Uint8Array(0); // 1 for each field index that is read
   let fieldValues = new Float64Array(0); // the values of a line's needed fields, by field index
   const onHeader = (fields: string[]) => {
@@ -268,9 +267,9 @@ async function* readPass(source: string | URL, options: PassOptions, random: Ran
     for (const at of picks) needed[at] = 1;
     fieldValues = new Float64Array(width);
     features = featureNames.length;
-    rowSize = rowWidth();
+    rowSize = names.length;
     parsed = new Float32Array(rowSize);
-    buffer = new Float32Array(Math.max(1, shuffleBuffer) * rowWidth());
+    buffer = new Float32Array(Math.max(1, shuffleBuffer) * rowSize);
     xs = new Float32Array(batchSize * features);
     ys = new Float32Array(label === undefined ? 0 : batchSize);
   };
@@ -322,7 +321,7 @@ async function* readPass(source: string | URL, options: PassOptions, random: Ran
     splitter.end();
     if (!picks) fail("the file is empty: expected a header line");
     // The rows still in the buffer, in a random order.
-    const w = rowWidth();
+    const w = rowSize;
     for (let i = held - 1; i >= 0; i--) {
       const slot = Math.floor(random.next() * (i + 1));
       takeRow(buffer, slot * w);
