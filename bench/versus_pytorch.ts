@@ -14,7 +14,8 @@
  * OPENBLAS_NUM_THREADS=1 under torch's two threads (the fastest and steadiest
  * setting on 2 cores), and the bench prints which BLAS torch loaded.
  *
- *   deno run -A bench/versus_pytorch.ts [--quick]      bun bench/versus_pytorch.ts [--quick]
+ *   deno run -A bench/versus_pytorch.ts [--quick] [--only=tutorial,wide256,wide1024,cnn]
+ *   bun bench/versus_pytorch.ts [--quick] [--only=…]
  *
  * Needs a Python that can `import torch` (Debian: `apt-get install python3-torch`;
  * set FITSTREAM_PYTHON to choose the interpreter). Without one it says so and exits.
@@ -39,6 +40,8 @@ import { housingModel, loadHousing, LOCAL_DIR, modelParamNorm } from "../example
 import { jsonLine, median, runtime, table, timedReads } from "./common.ts";
 
 const quick = process.argv.includes("--quick");
+const only = process.argv.find((a) => a.startsWith("--only="))?.slice(7).split(",");
+const wanted = (arm: string) => !only || only.includes(arm);
 const candidates = [process.env.FITSTREAM_PYTHON, "/usr/bin/python3", "python3"].filter((p): p is string => !!p);
 const python = candidates.find((p) => spawnSync(p, ["-c", "import torch"], { stdio: "ignore" }).status === 0);
 if (!python) {
@@ -136,7 +139,7 @@ const torchRun = (batch: number, mode: string) => async (epochs: number): Promis
 };
 const torchArm = (batch: number, full: boolean) => torchRun(batch, full ? "full" : "source");
 
-const configs: [number, boolean, number, number][] = quick
+const configs: [number, boolean, number, number][] = !wanted("tutorial") ? [] : quick
   ? [[512, false, 1, 2], [512, true, 1, 2], [32, false, 1, 1], [32, true, 1, 1]]
   : [[512, false, 5, 4], [512, true, 5, 4], [32, false, 3, 1], [32, true, 3, 1]];
 const rows: (string | number)[][] = [["batch", "arm", "fitstream ms", "PyTorch ms", "ratio"]];
@@ -157,7 +160,7 @@ for (const [batch, full, rounds, perRound] of configs) {
 const large: ["wide256" | "wide1024" | "cnn", number, number][] = quick
   ? [["wide256", 128, 1], ["cnn", 64, 1]]
   : [["wide256", 128, 3], ["wide1024", 128, 2], ["cnn", 64, 3]];
-for (const [mode, batch, rounds] of large) {
+for (const [mode, batch, rounds] of large.filter(([mode]) => wanted(mode))) {
   const ours = largeArm(mode, batch), theirs = torchRun(batch, mode);
   await ours.reads(1); // warm-up (and the JIT)
   await theirs(1);

@@ -401,7 +401,7 @@ test("fitstream's cross-entropies are tfjs's with the arguments in fitstream's o
 
 test("a wide Dense layer's products go to the wasm backend's matMul and train what the tfjs path trains", async () => {
   if (tf.getBackend() !== "wasm") return;
-  const { xnnProductCount } = await import("../src/engine/xnn_products.ts");
+  const { wideProductCount } = await import("../src/engine/wide_layers.ts");
   const make = () =>
     tf.sequential({
       layers: [
@@ -424,13 +424,13 @@ test("a wide Dense layer's products go to the wasm backend's matMul and train wh
   const before = tf.memory().numTensors;
   for (const engine of ["auto", "tfjs"] as const) {
     const model = make(), optimizer = tf.train.sgd(0.01);
-    const calls = xnnProductCount();
+    const calls = wideProductCount();
     const rows = await collect(
       epochStream({ data: [x, y], model, optimizer, loss: tf.losses.meanSquaredError, batchSize: 64, seed: 1, engine })
         .pipeThrough(take(2)),
     );
     if (engine === "auto") {
-      assert.ok(xnnProductCount() - calls >= 2 * 4 * 2, "the 784→48 layer's products went to matMul");
+      assert.ok(wideProductCount() - calls >= 2 * 4 * 2, "the 784→48 layer's products went to matMul");
     }
     losses.push(rows.map((r) => r.train_loss));
     weights.push(model.getWeights().flatMap((w) => Array.from(w.dataSync())));

@@ -17,7 +17,8 @@ import type { DenseLayer, HostPlan, Penalty } from "./host_plan.ts";
 import { HostOptimizer } from "./host_optimizer.ts";
 import { type HostLabels, type LossStep, lossStep } from "./loss_step.ts";
 import type { EpochTrainer } from "./epoch_trainer.ts";
-import { XNN_MIN_MACS, xnnBackward, xnnForward, xnnKernelGradient } from "./xnn_products.ts";
+import { WIDE_MIN_MACS, wideBackward, wideForward, wideKernelGradient } from "./wide_layers.ts";
+import { simdKernels } from "./simd/products.ts";
 import type { HostArray } from "../data/tensors.ts";
 import { hostValues } from "../data/dataset.ts";
 
@@ -122,20 +123,24 @@ export class DenseEngine implements EpochTrainer {
    */
   epoch(order: Int32Array | undefined, profile?: EngineProfile): Promise<number> {
     const session = this.#begin(profile);
-    const batchSize = this.#batchSize, rows = this.#rows, x = this.#x, labelled = this.#labelled;
-    const inputs = this.#layers[0].inputs;
-    const input = this.#acts[0], loss = this.#lossStep;
-    for (let start = 0; start < rows; start += batchSize) {
-      const n = Math.min(batchSize, rows - start);
-      for (let r = 0; r < n; r++) {
-        const row = order ? order[start + r] : start + r;
-        for (let c = 0; c < inputs; c++) input[r * inputs + c] = x[row * inputs + c];
-        if (labelled) loss.gather(row, r);
+    try {
+      const batchSize = this.#batchSize, rows = this.#rows, x = this.#x, labelled = this.#labelled;
+      const inputs = this.#layers[0].inputs;
+      const input = this.#acts[0], loss = this.#lossStep;
+      for (let start = 0; start < rows; start += batchSize) {
+        const n = Math.min(batchSize, rows - start);
+        for (let r = 0; r < n; r++) {
+          const row = order ? order[start + r] : start + r;
+          for (let c = 0; c < inputs; c++) input[r * inputs + c] = x[row * inputs + c];
+          if (labelled) loss.gather(row, r);
+        }
+        session.lap("batching");
+        session.step(n);
       }
-      session.lap("batching");
-      session.step(n);
+      return Promise.resolve(session.end() / rows);
+    } finally {
+      session.release();
     }
-    return Promise.resolve(session.end() / rows);
   }
 
   /**
@@ -145,25 +150,29 @@ export class DenseEngine implements EpochTrainer {
    */
   async epochOfBatches(batches: AsyncIterable<tf.Tensor[]>): Promise<number> {
     const session = this.#begin();
-    const inputs = this.#layers[0].inputs, labelled = this.#labelled;
-    let rows = 0;
-    for await (const batch of batches) {
-      const n = batch[0].shape[0];
-      try {
-        this.#reserve(n);
-        const x = hostValues(batch[0]), input = this.#acts[0];
-        for (let i = 0; i < n * inputs; i++) input[i] = x[i];
-        if (labelled) {
-          this.#lossStep.setSource(hostValues(batch[1]) as HostArray);
-          for (let r = 0; r < n; r++) this.#lossStep.gather(r, r);
+    try {
+      const inputs = this.#layers[0].inputs, labelled = this.#labelled;
+      let rows = 0;
+      for await (const batch of batches) {
+        const n = batch[0].shape[0];
+        try {
+          this.#reserve(n);
+          const x = hostValues(batch[0]), input = this.#acts[0];
+          for (let i = 0; i < n * inputs; i++) input[i] = x[i];
+          if (labelled) {
+            this.#lossStep.setSource(hostValues(batch[1]) as HostArray);
+            for (let r = 0; r < n; r++) this.#lossStep.gather(r, r);
+          }
+        } finally {
+          tf.dispose(batch);
         }
-      } finally {
-        tf.dispose(batch);
+        session.step(n);
+        rows += n;
       }
-      session.step(n);
-      rows += n;
+      return session.end() / rows;
+    } finally {
+      session.release();
     }
-    return session.end() / rows;
   }
 
   /**
@@ -171,7 +180,12 @@ export class DenseEngine implements EpochTrainer {
    * `step(n)` trains on the first `n` rows of the batch buffers (filled by
    * the caller); `end()` writes everything back and returns the summed loss.
    */
-  #begin(profile?: EngineProfile): { lap(piece: keyof EngineProfile): void; step(n: number): void; end(): number } {
+  #begin(profile?: EngineProfile): {
+    lap(piece: keyof EngineProfile): void;
+    step(n: number): void;
+    end(): number;
+    release(): void;
+  } {
     let clock = profile ? performance.now() : 0;
     const lap = (piece: keyof EngineProfile) => {
       if (!profile) return;
@@ -180,11 +194,24 @@ export class DenseEngine implements EpochTrainer {
       clock = now;
     };
     const layers = this.#layers;
-    this.#optimizer.load();
+    // The epoch's weights, gradients and optimizer state live in the SIMD kernels' memory when there is room: wide
+    // layers' products read the weights there and Adam updates them there. Given back when the epoch ends or fails.
+    const simd = simdKernels(), held: ArrayBufferView[] = [];
+    const hold = <T extends ArrayBufferView>(view: T | undefined): T | undefined => view && (held.push(view), view);
+    const float32 = (n: number) => hold(simd?.float32(n)) ?? new Float32Array(n);
+    const float64 = (n: number) => hold(simd?.float64(n)) ?? new Float64Array(n);
+    const release = () => {
+      for (const view of held.splice(0)) simd!.free(view);
+    };
+    this.#optimizer.load(float32);
     // Every layer weight as float32 (the values tfjs holds); gradients in float64.
     const weights = layers.flatMap((l) => l.bias ? [l.kernel, l.bias] : [l.kernel]);
-    const value = new Map(weights.map((v) => [v, Float32Array.from(v.dataSync() as Float32Array)]));
-    const gradient = new Map(weights.map((v) => [v, new Float64Array(v.size)]));
+    const value = new Map(weights.map((v) => {
+      const values = float32(v.size);
+      values.set(v.dataSync() as Float32Array);
+      return [v, values];
+    }));
+    const gradient = new Map(weights.map((v) => [v, float64(v.size)]));
     const params = this.#variables.map((v) => value.get(v)!);
     const paramGrads = this.#variables.map((v) => gradient.get(v)!);
     const kernels = layers.map((l) => value.get(l.kernel)!);
@@ -208,19 +235,15 @@ export class DenseEngine implements EpochTrainer {
     const outputs = layers[layers.length - 1].units, last = layers.length - 1;
     let total = 0;
     lap("exchange");
-    // Wide layers' products go to XNNPACK on the wasm backend (see xnn_products.ts); the rest stay in JS.
-    const onWasm = tf.getBackend() === "wasm";
-    const wide = (l: number, n: number) => onWasm && n * layers[l].inputs * layers[l].units >= XNN_MIN_MACS;
+    // Wide layers' products go to the SIMD kernels (see wide_layers.ts); the rest stay in JS.
+    const wide = (l: number, n: number) => n * layers[l].inputs * layers[l].units >= WIDE_MIN_MACS;
     const step = (n: number) => {
       const acts = this.#acts, grads = this.#grads, loss = this.#lossStep;
       for (let l = 0; l <= last; l++) {
         const { inputs: i, units } = layers[l];
         const bias = biases64[l];
         if (bias) bias.set(biases[l]!);
-        if (wide(l, n)) {
-          xnnForward(acts[l], n, i, kernels[l], units, bias, codes[l], acts[l + 1]);
-          continue;
-        }
+        if (wide(l, n) && wideForward(acts[l], n, i, kernels[l], units, bias, codes[l], acts[l + 1])) continue;
         kernels64[l].set(kernels[l]);
         transpose(kernels64[l], i, units, transposed[l]);
         denseForward(acts[l], transposed[l], n, i, units, bias, codes[l], acts[l + 1]);
@@ -231,18 +254,20 @@ export class DenseEngine implements EpochTrainer {
       lap("loss");
       for (let l = last; l >= 0; l--) {
         const { inputs: i, units } = layers[l];
-        if (wide(l, n)) {
-          xnnKernelGradient(acts[l], grads[l + 1], n, i, units, kernelGrads[l]);
-          if (l > 0) {
-            biasGrads[l - 1]?.fill(0);
-            xnnBackward(grads[l + 1], kernels[l], n, units, i, acts[l], codes[l - 1], biasGrads[l - 1], grads[l]);
-          }
-          continue;
+        const isWide = wide(l, n);
+        if (!(isWide && wideKernelGradient(acts[l], grads[l + 1], n, i, units, kernelGrads[l]))) {
+          matmulColumns(acts[l], grads[l + 1], n, i, units, kernelGrads[l]);
         }
-        matmulColumns(acts[l], grads[l + 1], n, i, units, kernelGrads[l]);
         if (l > 0) {
           biasGrads[l - 1]?.fill(0);
-          denseBackward(grads[l + 1], kernels64[l], n, units, i, acts[l], codes[l - 1], biasGrads[l - 1], grads[l]);
+          if (
+            !(isWide &&
+              wideBackward(grads[l + 1], kernels[l], n, units, i, acts[l], codes[l - 1], biasGrads[l - 1], grads[l]))
+          ) {
+            // A wide forward left this step's float64 kernel unset.
+            if (isWide) kernels64[l].set(kernels[l]);
+            denseBackward(grads[l + 1], kernels64[l], n, units, i, acts[l], codes[l - 1], biasGrads[l - 1], grads[l]);
+          }
         }
       }
       // As in model.fit: each penalty joins the batch's loss and its gradient, at the step's starting weights.
@@ -253,13 +278,15 @@ export class DenseEngine implements EpochTrainer {
     };
     const end = () => {
       // Back into tfjs: fresh tensors (never in place: backends cache packed weights by tensor).
+      // Copies (slice): the arrays' memory is reused once the epoch is over.
       tf.tidy(() => {
-        this.#variables.forEach((v, i) => v.assign(tf.tensor(params[i], v.shape, "float32")));
+        this.#variables.forEach((v, i) => v.assign(tf.tensor(params[i].slice(), v.shape, "float32")));
       });
       this.#optimizer.save();
+      release();
       lap("exchange");
       return total;
     };
-    return { lap, step, end };
+    return { lap, step, end, release };
   }
 }

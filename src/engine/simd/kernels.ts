@@ -1,0 +1,529 @@
+/**
+ * The product kernels in WebAssembly SIMD: `pack` copies a block of a matrix
+ * of any strides into panels a few columns wide (contiguous along the inner
+ * dimension, zero-padded), and `panels` multiplies packed panels, four rows
+ * by eight columns at a time held in eight 4-lane registers. With the
+ * relaxed-SIMD multiply-add the machine's fused multiply-add does one
+ * multiply and one add per lane in a single instruction (twice the plain
+ * SIMD rate where the engine maps it to FMA); without it, a multiply and an
+ * add. Both round once per product term at most, in float32: the tfjs path's
+ * precision.
+ *
+ * @module
+ */
+import { assemble, type Code, F64, type FunctionDef, I32, op, V128 } from "./assemble.ts";
+
+/** Rows of a packed panel of the left operand (A). */
+export const MR = 6;
+/** Columns of a packed panel of the right operand (B). */
+export const NR = 8;
+
+/** `do { body } while (condition)`. */
+const doWhile = (body: Code, condition: Code): Code => [...op.loop, ...body, ...condition, ...op.brIf(0), ...op.end];
+
+/**
+ * `for (w = 0; ; w = min(w + step, last)) { body; if (w == last) break; }`:
+ * blocks of `step` that end exactly at `last + step`, the last one
+ * overlapping its neighbour when the width is not a multiple of `step`
+ * (a panel of 6 floats moves as vectors at 0 and 2).
+ */
+const overlapping = (w: number, last: Code, step: number, body: Code): Code => [
+  ...op.i32(0),
+  ...op.set(w),
+  ...op.block,
+  ...op.loop,
+  ...body,
+  ...op.get(w),
+  ...last,
+  ...op.eq,
+  ...op.brIf(1),
+  ...last,
+  ...op.get(w),
+  ...op.i32(step),
+  ...op.add,
+  ...op.tee(w),
+  ...op.get(w),
+  ...last,
+  ...[0x4b], // i32.gt_u
+  ...[0x1b], // select
+  ...op.set(w),
+  ...op.br(0),
+  ...op.end,
+  ...op.end,
+];
+
+/** Four-lane shuffle of two vectors on the stack: result lane `i` is lane `lanes[i]` of the pair (0–3 first, 4–7 second). */
+const shuffle = (
+  lanes: number[],
+): Code => [0xfd, 0x0d, ...lanes.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3])];
+
+/**
+ * `pack(src, outer, inner, count, depth, dst, width)`: for `count` lines of
+ * `depth` values each (line `l`, value `k` at byte `src + l·outer + k·inner`),
+ * writes panels of `width` (4 to 8) lines: `dst[panel][k][w]`, zero past
+ * `count`. A full panel moves as vectors when its lines are adjacent floats
+ * (`outer` = 4), or by 4×4 transposes in registers when each line's values
+ * are (`inner` = 4, `depth` a multiple of 4: 3× faster than one float at a
+ * time here); the rest float by float.
+ */
+function packFunction(): FunctionDef {
+  const [src, outer, inner, count, depth, dst, width, base, k, w, addr, full] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+  const [r0, r1, r2, r3, t0, t1, t2, t3] = [12, 13, 14, 15, 16, 17, 18, 19];
+  const { get, set, i32, add, mul } = op;
+  const inc = (local: number, by: Code): Code => [...get(local), ...by, ...add, ...set(local)];
+  const leU = [0x4d], and = [0x71];
+  const vectors: Code = [
+    ...i32(0),
+    ...set(k),
+    ...get(src),
+    ...get(base),
+    ...i32(4),
+    ...mul,
+    ...add,
+    ...set(addr),
+    ...doWhile([
+      ...overlapping(w, [...get(width), ...i32(4), ...mul, ...i32(16), ...op.sub], 16, [
+        ...get(dst),
+        ...get(w),
+        ...add,
+        ...get(addr),
+        ...get(w),
+        ...add,
+        ...op.v128Load(),
+        ...op.v128Store(),
+      ]),
+      ...inc(dst, [...get(width), ...i32(4), ...mul]),
+      ...inc(addr, get(inner)),
+      ...inc(k, i32(1)),
+    ], [...get(k), ...get(depth), ...op.ne]),
+  ];
+  // Line j of a block of four at addr + j·outer; t = pairs interleaved, then r = the columns.
+  const load = (j: number, into: number): Code => [
+    ...get(addr),
+    ...(j ? [...get(outer), ...i32(j), ...mul, ...add] : []),
+    ...op.v128Load(),
+    ...set(into),
+  ];
+  const mix = (x: number, y: number, lanes: number[], into: number): Code => [
+    ...get(x),
+    ...get(y),
+    ...shuffle(lanes),
+    ...set(into),
+  ];
+  const store = (j: number, from: number): Code => [
+    ...get(dst),
+    ...get(k),
+    ...get(width),
+    ...mul,
+    ...get(w),
+    ...add,
+    ...i32(4),
+    ...mul,
+    ...add,
+    ...(j ? [...get(width), ...i32(4 * j), ...mul, ...add] : []),
+    ...get(from),
+    ...op.v128Store(),
+  ];
+  const transposes: Code = [
+    ...i32(0),
+    ...set(k),
+    ...doWhile([
+      ...overlapping(w, [...get(width), ...i32(4), ...op.sub], 4, [
+        // addr = src + (base + w)·outer + k·4
+        ...get(src),
+        ...get(base),
+        ...get(w),
+        ...add,
+        ...get(outer),
+        ...mul,
+        ...add,
+        ...get(k),
+        ...i32(4),
+        ...mul,
+        ...add,
+        ...set(addr),
+        ...load(0, r0),
+        ...load(1, r1),
+        ...load(2, r2),
+        ...load(3, r3),
+        ...mix(r0, r1, [0, 4, 1, 5], t0),
+        ...mix(r0, r1, [2, 6, 3, 7], t1),
+        ...mix(r2, r3, [0, 4, 1, 5], t2),
+        ...mix(r2, r3, [2, 6, 3, 7], t3),
+        ...mix(t0, t2, [0, 1, 4, 5], r0),
+        ...mix(t0, t2, [2, 3, 6, 7], r1),
+        ...mix(t1, t3, [0, 1, 4, 5], r2),
+        ...mix(t1, t3, [2, 3, 6, 7], r3),
+        ...store(0, r0),
+        ...store(1, r1),
+        ...store(2, r2),
+        ...store(3, r3),
+      ]),
+      ...inc(k, i32(4)),
+    ], [...get(k), ...get(depth), ...op.ne]),
+    ...get(dst),
+    ...get(depth),
+    ...get(width),
+    ...mul,
+    ...i32(4),
+    ...mul,
+    ...add,
+    ...set(dst),
+  ];
+  const floats: Code = [
+    ...i32(0),
+    ...set(k),
+    ...doWhile([
+      ...i32(0),
+      ...set(w),
+      ...doWhile([
+        ...get(base),
+        ...get(w),
+        ...add,
+        ...get(count),
+        ...op.ltU,
+        ...op.if,
+        ...get(dst),
+        ...get(src),
+        ...get(base),
+        ...get(w),
+        ...add,
+        ...get(outer),
+        ...mul,
+        ...add,
+        ...get(k),
+        ...get(inner),
+        ...mul,
+        ...add,
+        ...op.f32Load(),
+        ...op.f32Store(),
+        ...op.else,
+        ...get(dst),
+        ...op.f32Zero,
+        ...op.f32Store(),
+        ...op.end,
+        ...inc(dst, i32(4)),
+        ...inc(w, i32(1)),
+      ], [...get(w), ...get(width), ...op.ne]),
+      ...inc(k, i32(1)),
+    ], [...get(k), ...get(depth), ...op.ne]),
+  ];
+  return {
+    name: "pack",
+    params: 7,
+    locals: [0x7f, 0x7f, 0x7f, 0x7f, 0x7f, ...new Array(8).fill(V128)],
+    body: [
+      ...i32(0),
+      ...set(base),
+      ...doWhile([
+        ...get(base),
+        ...get(width),
+        ...add,
+        ...get(count),
+        ...leU,
+        ...set(full),
+        ...get(full),
+        ...get(outer),
+        ...i32(4),
+        ...op.eq,
+        ...and,
+        ...op.if,
+        ...vectors,
+        ...op.else,
+        ...get(full),
+        ...get(inner),
+        ...i32(4),
+        ...op.eq,
+        ...and,
+        ...get(depth),
+        ...i32(3),
+        ...and,
+        ...op.eqz,
+        ...and,
+        ...op.if,
+        ...transposes,
+        ...op.else,
+        ...floats,
+        ...op.end,
+        ...op.end,
+        ...inc(base, get(width)),
+      ], [...get(base), ...get(count), ...op.ltU]),
+    ],
+  };
+}
+
+/**
+ * `panels(pa, pb, c, ldc, depth, count, accumulate)`: for `count` packed A
+ * panels from `pa` (each `depth` × 4) against one packed B panel at `pb`
+ * (`depth` × 8), writes (or adds into, when `accumulate` ≠ 0) the 4×8 tiles
+ * of C at `c`, `c + 4·ldc`, … (`ldc`: bytes between rows of C).
+ */
+function panelsFunction(fused: boolean, MR: number): FunctionDef {
+  const [pa, pb, c, ldc, depth, count, accumulate] = [0, 1, 2, 3, 4, 5, 6];
+  const [kb, stop, row] = [7, 8, 9];
+  const acc = (r: number, h: number) => 10 + r * 2 + h; // 8 accumulators
+  const [b0, b1, a] = [10 + 2 * MR, 11 + 2 * MR, 12 + 2 * MR];
+  const { get, set, tee, i32, add, mul, end } = op;
+  const madd = (target: number, b: number): Code =>
+    fused
+      ? [...get(a), ...get(b), ...get(target), ...op.f32x4RelaxedMadd, ...set(target)]
+      : [...get(a), ...get(b), ...op.f32x4Mul, ...get(target), ...op.f32x4Add, ...set(target)];
+  const inner: Code = [];
+  for (let r = 0; r < MR; r++) {
+    inner.push(...get(pa), ...op.load32Splat(r * 4), ...set(a), ...madd(acc(r, 0), b0), ...madd(acc(r, 1), b1));
+  }
+  const zero: Code = [];
+  for (let r = 0; r < MR; r++) for (let h = 0; h < 2; h++) zero.push(...op.v128Zero, ...set(acc(r, h)));
+  const addC: Code = [], storeC: Code = [];
+  for (let r = 0; r < MR; r++) {
+    // row = c + r·ldc
+    const rowAddr: Code = r === 0 ? get(c) : [...get(c), ...get(ldc), ...i32(r), ...mul, ...add];
+    addC.push(...rowAddr, ...set(row));
+    for (let h = 0; h < 2; h++) {
+      addC.push(...get(row), ...op.v128Load(h * 16), ...get(acc(r, h)), ...op.f32x4Add, ...set(acc(r, h)));
+    }
+    storeC.push(...rowAddr, ...set(row));
+    for (let h = 0; h < 2; h++) storeC.push(...get(row), ...get(acc(r, h)), ...op.v128Store(h * 16));
+  }
+  return {
+    name: "panels",
+    params: 7,
+    locals: [0x7f, 0x7f, 0x7f, ...new Array(2 * MR + 3).fill(V128)],
+    body: [
+      ...op.loop,
+      ...zero,
+      ...get(pb),
+      ...tee(kb),
+      ...get(depth),
+      ...i32(NR * 4),
+      ...mul,
+      ...add,
+      ...set(stop),
+      ...op.loop,
+      ...get(kb),
+      ...op.v128Load(0),
+      ...set(b0),
+      ...get(kb),
+      ...op.v128Load(16),
+      ...set(b1),
+      ...inner,
+      ...get(pa),
+      ...i32(MR * 4),
+      ...add,
+      ...set(pa),
+      ...get(kb),
+      ...i32(NR * 4),
+      ...add,
+      ...tee(kb),
+      ...get(stop),
+      ...op.ne,
+      ...op.brIf(0),
+      ...end,
+      ...get(accumulate),
+      ...op.if,
+      ...addC,
+      ...end,
+      ...storeC,
+      ...get(c),
+      ...get(ldc),
+      ...i32(MR),
+      ...mul,
+      ...add,
+      ...set(c),
+      ...get(count),
+      ...i32(1),
+      ...op.sub,
+      ...tee(count),
+      ...op.brIf(0),
+      ...end,
+    ],
+  };
+}
+
+/**
+ * `adam(w, g, m, v, pairs, b1, ob1, b2, ob2, r1, r2, eps, nlr)`: Adam's
+ * update of `2·pairs` weights (float32 `w`, `m`, `v`; float64 gradients
+ * `g`), two at a time, with exactly the float64 operations, in the order, of
+ * the host engine's JS rule (host_optimizer.ts) and a float32 rounding on
+ * each store — so the results are bit for bit the JS rule's:
+ * `m ← m·b1 + g·ob1`, `v ← v·b2 + g·g·ob2` (each stored, then read back),
+ * `w ← w + (m · r1) / (√(v · r2) + eps) · nlr` (`r1`, `r2`: the bias
+ * corrections' reciprocals; one division and one square root per weight
+ * bound the speed).
+ */
+function adamFunction(): FunctionDef {
+  const [w, g, m, v, pairs, b1, ob1, b2, ob2, r1, r2, eps, nlr] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+  const [gv, mv, vv, B1, OB1, B2, OB2, R1, R2, EPS, NLR] = [13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23];
+  const { get, set, tee, i32, add } = op;
+  const splat = (from: number, to: number): Code => [...get(from), ...op.f64x2Splat, ...set(to)];
+  const f64x2 = (ops: Code[]): Code => ops.flat();
+  // Loads two float32s at `addr` as float64 lanes.
+  const widen = (addr: number): Code => [...get(addr), ...op.load64Zero(), ...op.promoteLow];
+  // Rounds the vector on the stack to float32, stores it at `addr`, and leaves the rounded value (as float64) in `into`.
+  const roundStore = (addr: number, into: number): Code => [
+    ...op.demoteZero,
+    ...set(into),
+    ...get(addr),
+    ...get(into),
+    ...op.store64Lane(0),
+    ...get(into),
+    ...op.promoteLow,
+    ...set(into),
+  ];
+  return {
+    name: "adam",
+    params: [I32, I32, I32, I32, I32, F64, F64, F64, F64, F64, F64, F64, F64],
+    locals: new Array(11).fill(V128),
+    body: [
+      ...splat(b1, B1),
+      ...splat(ob1, OB1),
+      ...splat(b2, B2),
+      ...splat(ob2, OB2),
+      ...splat(r1, R1),
+      ...splat(r2, R2),
+      ...splat(eps, EPS),
+      ...splat(nlr, NLR),
+      ...doWhile([
+        ...get(g),
+        ...op.v128Load(),
+        ...set(gv),
+        // m·b1 + g·ob1
+        ...widen(m),
+        ...get(B1),
+        ...op.f64x2Mul,
+        ...get(gv),
+        ...get(OB1),
+        ...op.f64x2Mul,
+        ...op.f64x2Add,
+        ...roundStore(m, mv),
+        // v·b2 + g·g·ob2
+        ...widen(v),
+        ...get(B2),
+        ...op.f64x2Mul,
+        ...get(gv),
+        ...get(gv),
+        ...op.f64x2Mul,
+        ...get(OB2),
+        ...op.f64x2Mul,
+        ...op.f64x2Add,
+        ...roundStore(v, vv),
+        // w + (m · r1) / (sqrt(v · r2) + eps) · nlr
+        ...widen(w),
+        ...f64x2([
+          get(mv),
+          get(R1),
+          op.f64x2Mul,
+          get(vv),
+          get(R2),
+          op.f64x2Mul,
+          op.f64x2Sqrt,
+          get(EPS),
+          op.f64x2Add,
+          op.f64x2Div,
+          get(NLR),
+          op.f64x2Mul,
+          op.f64x2Add,
+        ]),
+        ...roundStore(w, mv),
+        ...get(w),
+        ...i32(8),
+        ...add,
+        ...set(w),
+        ...get(m),
+        ...i32(8),
+        ...add,
+        ...set(m),
+        ...get(v),
+        ...i32(8),
+        ...add,
+        ...set(v),
+        ...get(g),
+        ...i32(16),
+        ...add,
+        ...set(g),
+        ...get(pairs),
+        ...i32(1),
+        ...op.sub,
+        ...tee(pairs),
+      ], []),
+    ],
+  };
+}
+
+/**
+ * `widen(src, ldc, dst, rows, cols)`: `dst[r·cols + c] = src[r, c]` as
+ * float64, for float32 rows `ldc` bytes apart (a product's padded rows).
+ */
+function widenFunction(): FunctionDef {
+  const [src, ldc, dst, rows, cols, c, at] = [0, 1, 2, 3, 4, 5, 6];
+  const { get, set, i32, add, mul } = op;
+  return {
+    name: "widen",
+    params: 5,
+    locals: [I32, I32],
+    body: [
+      ...doWhile([
+        ...i32(0),
+        ...set(c),
+        ...get(src),
+        ...set(at),
+        ...doWhile([
+          ...get(dst),
+          ...get(at),
+          ...op.f32Load(),
+          ...op.f64PromoteF32,
+          ...op.f64Store(),
+          ...get(dst),
+          ...i32(8),
+          ...add,
+          ...set(dst),
+          ...get(at),
+          ...i32(4),
+          ...add,
+          ...set(at),
+          ...get(c),
+          ...i32(1),
+          ...add,
+          ...op.tee(c),
+          ...get(cols),
+          ...op.ne,
+        ], []),
+        ...get(src),
+        ...get(ldc),
+        ...add,
+        ...set(src),
+        ...get(rows),
+        ...i32(1),
+        ...op.sub,
+        ...op.tee(rows),
+      ], []),
+    ],
+  };
+}
+
+/** The kernels module's bytes: with the relaxed-SIMD multiply-add (`fused`) or without. */
+export function kernelModule(fused: boolean, maxPages: number, mr = MR): Uint8Array<ArrayBuffer> {
+  return assemble([packFunction(), panelsFunction(fused, mr), adamFunction(), widenFunction()], maxPages);
+}
+
+/** The exports of an instance of {@link kernelModule}. */
+export interface Kernels {
+  pack(src: number, outer: number, inner: number, count: number, depth: number, dst: number, width: number): void;
+  panels(pa: number, pb: number, c: number, ldc: number, depth: number, count: number, accumulate: number): void;
+  adam(
+    w: number,
+    g: number,
+    m: number,
+    v: number,
+    pairs: number,
+    b1: number,
+    ob1: number,
+    b2: number,
+    ob2: number,
+    r1: number,
+    r2: number,
+    eps: number,
+    nlr: number,
+  ): void;
+  widen(src: number, ldc: number, dst: number, rows: number, cols: number): void;
+}

@@ -1,0 +1,332 @@
+/**
+ * fitstream's WebAssembly SIMD kernels (kernels.ts) on one shared memory,
+ * spread over the machine's cores: the training thread takes one share of
+ * each job and helper threads (one per other core, up to
+ * {@link MAX_HELPERS}) the rest. Helpers start on first use, in the
+ * background; until they are ready the training thread does all the work.
+ * Every value is computed by one thread in one order, so results are the same
+ * on one core or many (see share.ts).
+ *
+ * Arrays that live through an epoch (weights, gradients, optimizer state)
+ * can be allocated in the shared memory itself ({@link SimdKernels.float32}),
+ * so products read them and the optimizer updates them where they are,
+ * without copies; the rest of the memory is scratch for one job at a time.
+ *
+ * @module
+ */
+import { kernelModule, type Kernels, MR, NR } from "./kernels.ts";
+import { ADAM, ADAM_SCALARS, CONTROL_BYTES, PRODUCT, runShare, scratchBytes, WORD } from "./share.ts";
+import type { HelperStart } from "./helper_worker.ts";
+
+/** At most this many helper threads. */
+export const MAX_HELPERS = 7;
+
+/** Products from this many multiply-adds are shared with the helpers; below, waking them costs more than it saves. */
+export const SHARED_MIN_MACS = 1 << 18;
+
+/** Adam updates of this many weights are shared with the helpers. */
+export const SHARED_MIN_WEIGHTS = 1 << 14;
+
+const PAGE = 65536;
+/** The shared memory may grow to 1 GiB; a job that needs more is left to the caller's JS (it gets `undefined`). */
+const MAX_PAGES = 16384;
+
+/** A matrix operand: row-major values of the matrix, or of its transpose when `transposed`. */
+export interface Operand {
+  values: Float64Array | Float32Array;
+  transposed: boolean;
+}
+
+/** A product's values: row `r` of C starts at `r · stride` (the stride rounds the width up). */
+export interface Product {
+  values: Float32Array;
+  stride: number;
+  /** Copies the product into `out` (row-major, float64), in the kernels. */
+  widen(out: Float64Array): boolean;
+}
+
+/** Adam's scalars for one step, as host_optimizer.ts computes them. */
+export interface AdamScalars {
+  b1: number;
+  ob1: number;
+  b2: number;
+  ob2: number;
+  /** 1 / (1 − β1ᵗ) and 1 / (1 − β2ᵗ). */
+  r1: number;
+  r2: number;
+  eps: number;
+  /** −learning rate. */
+  nlr: number;
+}
+
+type Helper = { terminate(): unknown };
+type Block = { at: number; end: number };
+
+const align = (bytes: number) => Math.ceil(bytes / 16) * 16;
+
+/** The kernels, their memory and their helpers. Internal. */
+export class SimdKernels {
+  readonly fused: boolean;
+  #memory: WebAssembly.Memory;
+  #kernels: Kernels;
+  #bytes: Uint8Array<ArrayBuffer>;
+  #ctl: Int32Array;
+  #scalars: Float64Array;
+  #f32: Float32Array;
+  #helpers: Helper[] = [];
+  #wanted: number;
+  #job = 0;
+  #canWait: boolean;
+  #starting: Promise<void> | undefined;
+  #blocks: Block[] = [];
+  #owned = new WeakSet<ArrayBufferView>();
+
+  constructor(helpers: number) {
+    const fused = WebAssembly.validate(kernelModule(true, MAX_PAGES));
+    this.fused = fused;
+    this.#bytes = kernelModule(fused, MAX_PAGES);
+    this.#memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
+    const instance = new WebAssembly.Instance(new WebAssembly.Module(this.#bytes), { env: { memory: this.#memory } });
+    this.#kernels = instance.exports as unknown as Kernels;
+    this.#ctl = new Int32Array(this.#memory.buffer, 0, CONTROL_BYTES / 4);
+    this.#scalars = new Float64Array(this.#memory.buffer, ADAM_SCALARS * 8, 8);
+    this.#f32 = new Float32Array(this.#memory.buffer);
+    this.#wanted = helpers;
+    this.#canWait = canWaitHere(this.#ctl);
+  }
+
+  /** Helpers ready for jobs. */
+  get helpers(): number {
+    return Atomics.load(this.#ctl, WORD.ready);
+  }
+
+  /** Starts the helpers (once); resolves when they are all ready, or when starting them failed. */
+  start(): Promise<void> {
+    return this.#starting ??= (async () => {
+      const wanted = this.#wanted;
+      for (let i = 1; i <= wanted; i++) {
+        const start: HelperStart = { memory: this.#memory, bytes: this.#bytes, index: i };
+        const helper = await startHelper(start);
+        if (!helper) break;
+        this.#helpers.push(helper);
+      }
+      this.#wanted = this.#helpers.length;
+      for (let waited = 0; this.helpers < this.#wanted && waited < 10_000; waited += 5) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    })();
+  }
+
+  /** A float32 array in the shared memory (zeros), or `undefined` when the memory is full; give it back with {@link free}. */
+  float32(length: number): Float32Array | undefined {
+    const at = this.#allocate(length * 4);
+    if (at === undefined) return undefined;
+    const view = new Float32Array(this.#memory.buffer, at, length).fill(0);
+    this.#owned.add(view);
+    return view;
+  }
+
+  /** A float64 array in the shared memory (zeros), as {@link float32}. */
+  float64(length: number): Float64Array | undefined {
+    const at = this.#allocate(length * 8);
+    if (at === undefined) return undefined;
+    const view = new Float64Array(this.#memory.buffer, at, length).fill(0);
+    this.#owned.add(view);
+    return view;
+  }
+
+  /** Gives back an array from {@link float32} or {@link float64} (others are ignored). */
+  free(view: ArrayBufferView): void {
+    if (!this.#owned.delete(view)) return;
+    const i = this.#blocks.findIndex((b) => b.at === view.byteOffset);
+    if (i >= 0) this.#blocks.splice(i, 1);
+  }
+
+  /** Whether `view` lives in the shared memory. */
+  owns(view: ArrayBufferView): boolean {
+    return this.#owned.has(view);
+  }
+
+  #allocate(bytes: number): number | undefined {
+    bytes = align(Math.max(bytes, 16));
+    let at = CONTROL_BYTES, i = 0;
+    for (; i < this.#blocks.length; i++) {
+      if (this.#blocks[i].at - at >= bytes) break;
+      at = this.#blocks[i].end;
+    }
+    if (!this.#reserve(at + bytes)) return undefined;
+    this.#blocks.splice(i, 0, { at, end: at + bytes });
+    return at;
+  }
+
+  /** The first byte after the arrays: scratch for one job starts here. */
+  get #top(): number {
+    return this.#blocks.length ? this.#blocks[this.#blocks.length - 1].end : CONTROL_BYTES;
+  }
+
+  /**
+   * `C (m×n) = A (m×k) · B (k×n)` in float32; the values are valid until the
+   * next job. Operands in the shared memory are read where they are; others
+   * are copied in (as float32). `undefined` when they do not fit the memory.
+   */
+  multiply(a: Operand, b: Operand, m: number, k: number, n: number): Product | undefined {
+    if (!this.#starting && this.#wanted > 0) void this.start();
+    const stride = Math.ceil(n / NR) * NR, rows = Math.ceil(m / MR) * MR;
+    const parts = m * k * n >= SHARED_MIN_MACS ? 1 + this.helpers : 1;
+    const inPlace = (o: Operand) => o.values instanceof Float32Array && this.#owned.has(o.values);
+    const aAt = align(this.#top), bAt = aAt + (inPlace(a) ? 0 : align(m * k * 4));
+    const cAt = bAt + (inPlace(b) ? 0 : align(k * n * 4));
+    const scratchAt = cAt + align(rows * stride * 4), scratchStride = align(scratchBytes(m));
+    if (!this.#reserve(scratchAt + parts * scratchStride)) return undefined;
+    const ctl = this.#ctl;
+    ctl[WORD.kind] = PRODUCT;
+    ctl[WORD.a] = this.#place(a.values, m * k, aAt);
+    ctl[WORD.aOuter] = a.transposed ? 4 : k * 4;
+    ctl[WORD.aInner] = a.transposed ? m * 4 : 4;
+    ctl[WORD.b] = this.#place(b.values, k * n, bAt);
+    ctl[WORD.bOuter] = b.transposed ? k * 4 : 4;
+    ctl[WORD.bInner] = b.transposed ? 4 : n * 4;
+    ctl[WORD.c] = cAt;
+    ctl[WORD.ldc] = stride * 4;
+    ctl[WORD.m] = m;
+    ctl[WORD.n] = n;
+    ctl[WORD.k] = k;
+    ctl[WORD.scratch] = scratchAt;
+    ctl[WORD.scratchStride] = scratchStride;
+    this.#run(parts);
+    const kernels = this.#kernels;
+    const owned = this.#owned;
+    return {
+      values: this.#f32.subarray(cAt / 4, cAt / 4 + m * stride),
+      stride,
+      widen(out: Float64Array): boolean {
+        if (!owned.has(out)) return false;
+        kernels.widen(cAt, stride * 4, out.byteOffset, m, n);
+        return true;
+      },
+    };
+  }
+
+  /**
+   * One Adam step over `w` with gradients `g` and moments `m`, `v`, all in
+   * the shared memory (else `false`, and nothing done): bit for bit the JS
+   * rule in host_optimizer.ts, two weights at a time on every thread. An odd
+   * last weight is left to the caller (the return value says how many were done).
+   */
+  adam(w: Float32Array, g: Float64Array, m: Float32Array, v: Float32Array, s: AdamScalars): number {
+    const owned = this.#owned;
+    if (!owned.has(w) || !owned.has(g) || !owned.has(m) || !owned.has(v)) return 0;
+    const pairs = w.length >> 1;
+    if (pairs === 0) return 0;
+    if (!this.#starting && this.#wanted > 0) void this.start();
+    const ctl = this.#ctl, scalars = this.#scalars;
+    ctl[WORD.kind] = ADAM;
+    ctl[WORD.w] = w.byteOffset;
+    ctl[WORD.g] = g.byteOffset;
+    ctl[WORD.mSlot] = m.byteOffset;
+    ctl[WORD.vSlot] = v.byteOffset;
+    ctl[WORD.pairs] = pairs;
+    scalars[0] = s.b1;
+    scalars[1] = s.ob1;
+    scalars[2] = s.b2;
+    scalars[3] = s.ob2;
+    scalars[4] = s.r1;
+    scalars[5] = s.r2;
+    scalars[6] = s.eps;
+    scalars[7] = s.nlr;
+    this.#run(w.length >= SHARED_MIN_WEIGHTS ? 1 + this.helpers : 1);
+    return pairs * 2;
+  }
+
+  /** Runs the job in the control block on `parts` threads (this one and `parts − 1` helpers). */
+  #run(parts: number): void {
+    const ctl = this.#ctl;
+    ctl[WORD.parts] = parts;
+    if (parts === 1) return runShare(this.#kernels, ctl, 0);
+    const job = this.#job = (this.#job + 1) & 0x3fffffff;
+    Atomics.store(ctl, WORD.job, job);
+    Atomics.notify(ctl, WORD.job);
+    runShare(this.#kernels, ctl, 0);
+    for (let t = 1; t < parts; t++) this.#await(WORD.done + t, job);
+  }
+
+  /** Copies `values` in at `at` as float32, or returns their own address when they live here already. */
+  #place(values: Float32Array | Float64Array, length: number, at: number): number {
+    if (values instanceof Float32Array && this.#owned.has(values)) return values.byteOffset;
+    this.#f32.set(values.subarray(0, length), at / 4);
+    return at;
+  }
+
+  #await(word: number, job: number): void {
+    const ctl = this.#ctl;
+    let spins = 0;
+    for (let seen = Atomics.load(ctl, word); seen !== job; seen = Atomics.load(ctl, word)) {
+      if (this.#canWait && ++spins > 1000) Atomics.wait(ctl, word, seen, 1);
+    }
+  }
+
+  #reserve(bytes: number): boolean {
+    const have = this.#memory.buffer.byteLength;
+    if (bytes <= have) return true;
+    const pages = Math.ceil((bytes - have) / PAGE);
+    if (have / PAGE + pages > MAX_PAGES) return false;
+    this.#memory.grow(pages);
+    this.#f32 = new Float32Array(this.#memory.buffer);
+    return true;
+  }
+}
+
+/** Whether this thread may block in `Atomics.wait` (a browser's main thread may not). */
+function canWaitHere(ctl: Int32Array): boolean {
+  try {
+    Atomics.wait(ctl, CONTROL_BYTES / 4 - 1, 1, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const isServerRuntime = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined" ||
+  typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
+
+/** Starts one helper thread, or `undefined` when this runtime cannot. */
+async function startHelper(start: HelperStart): Promise<Helper | undefined> {
+  const url = new URL("./helper_worker.ts", import.meta.url);
+  try {
+    if (isServerRuntime) {
+      const { Worker } = await import("node:worker_threads");
+      const worker = new Worker(url);
+      // An idle helper must not keep a finished program alive.
+      worker.unref();
+      worker.on("error", () => {});
+      worker.postMessage(start);
+      return worker;
+    }
+    if (typeof Worker === "undefined") return undefined;
+    const worker = new Worker(url, { type: "module" });
+    worker.postMessage(start);
+    return worker;
+  } catch {
+    return undefined;
+  }
+}
+
+let shared: SimdKernels | undefined | null;
+
+/** How many helper threads to start: one per other core. */
+function helperCount(): number {
+  const cores = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1;
+  return Math.max(0, Math.min(MAX_HELPERS, cores - 1));
+}
+
+/** The process's SIMD kernels (made on first use; `undefined` where WebAssembly SIMD or shared memory is missing). */
+export function simdKernels(): SimdKernels | undefined {
+  if (shared === undefined) {
+    try {
+      shared = new SimdKernels(helperCount());
+    } catch {
+      shared = null;
+    }
+  }
+  return shared ?? undefined;
+}

@@ -1,0 +1,105 @@
+/**
+ * A wide dense layer's three products — forward, kernel gradient, gradient
+ * to the layer below — on fitstream's WebAssembly SIMD kernels, in float32
+ * as the tfjs path computes them, spread over the machine's cores
+ * (`simd/products.ts`); biases, activations and their slopes stay float64
+ * on the host. Below {@link WIDE_MIN_MACS} multiply-adds a step, or where the
+ * runtime lacks WebAssembly SIMD, the host engine's float64 JS loops do the
+ * work. Each function returns `false` when it did nothing, so the caller
+ * falls back to them.
+ *
+ * Why not the wasm backend's `tf.matMul` (XNNPACK): its kernels run at the
+ * same speed on one core, but each call crosses tfjs (tensors made and
+ * disposed, ~0.1 ms), its `transposeA` products ran 30–40× slower, and it
+ * uses one core; and returning a product's values from `tf.tidy` made a call
+ * 25× slower (tidy walks a returned typed array looking for tensors).
+ *
+ * @module
+ */
+import { activateInPlace, type ActivationCode, slopeAny } from "./dense_kernels.ts";
+import { simdKernels } from "./simd/products.ts";
+
+/** A layer's products leave the JS loops from this many multiply-adds per step (batch rows × inputs × units). */
+export const WIDE_MIN_MACS = 1 << 20;
+
+let products = 0;
+
+/** How many products the SIMD kernels have made (for tests). Internal. */
+export function wideProductCount(): number {
+  return products;
+}
+
+/** Forward: `out = act(bias + x · kernel)` for `x` of n×i and `kernel` (i×u, row-major). */
+export function wideForward(
+  x: Float64Array,
+  n: number,
+  i: number,
+  kernel: Float32Array,
+  u: number,
+  bias: Float64Array | undefined,
+  code: ActivationCode,
+  out: Float64Array,
+): boolean {
+  const z = simdKernels()?.multiply({ values: x, transposed: false }, { values: kernel, transposed: false }, n, i, u);
+  if (!z) return false;
+  products++;
+  const { values, stride } = z;
+  for (let r = 0; r < n; r++) {
+    const o = r * u, v = r * stride;
+    if (bias) { for (let j = 0; j < u; j++) out[o + j] = values[v + j] + bias[j]; }
+    else for (let j = 0; j < u; j++) out[o + j] = values[v + j];
+  }
+  activateInPlace(out, n * u, code);
+  return true;
+}
+
+/** The kernel gradient `out (i×u) = xᵀ · dz` for `x` of n×i and `dz` of n×u. */
+export function wideKernelGradient(
+  x: Float64Array,
+  dz: Float64Array,
+  n: number,
+  i: number,
+  u: number,
+  out: Float64Array,
+): boolean {
+  const g = simdKernels()?.multiply({ values: x, transposed: true }, { values: dz, transposed: false }, i, n, u);
+  if (!g) return false;
+  products++;
+  if (g.widen(out)) return true;
+  const { values, stride } = g;
+  for (let r = 0; r < i; r++) {
+    const o = r * u, v = r * stride;
+    for (let j = 0; j < u; j++) out[o + j] = values[v + j];
+  }
+  return true;
+}
+
+/**
+ * Back to the layer below: `out[r, c] = act'(below[r, c]) · (dz · kernelᵀ)[r, c]`
+ * for `dz` of n×u and `kernel` (i×u); adds the column sums of `out` into
+ * `biasGrad` (the lower layer's bias gradient) when given.
+ */
+export function wideBackward(
+  dz: Float64Array,
+  kernel: Float32Array,
+  n: number,
+  u: number,
+  i: number,
+  below: Float64Array,
+  code: ActivationCode,
+  biasGrad: Float64Array | undefined,
+  out: Float64Array,
+): boolean {
+  const d = simdKernels()?.multiply({ values: dz, transposed: false }, { values: kernel, transposed: true }, n, u, i);
+  if (!d) return false;
+  products++;
+  const { values, stride } = d;
+  for (let r = 0; r < n; r++) {
+    const o = r * i, v = r * stride;
+    for (let c = 0; c < i; c++) {
+      const g = out[o + c] = values[v + c] * slopeAny(code, below[o + c]);
+      if (biasGrad) biasGrad[c] += g;
+    }
+  }
+  return true;
+}
