@@ -100,6 +100,11 @@ export const op = {
   f64x2Div: simd(0xf3),
 };
 
+/** `local += by` (i32). */
+export function increment(local: number, by: Code): Code {
+  return [...op.get(local), ...by, ...op.add, ...op.set(local)];
+}
+
 /** A function: its parameters (a count of i32s, or their types), its extra locals (types), its body and its export name. */
 export interface FunctionDef {
   name: string;

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { assemble, type Code, F64, type FunctionDef, I32, op, V128 } from "./assemble.ts";
+import { assemble, type Code, F64, type FunctionDef, I32, increment, op, V128 } from "./assemble.ts";
 
 /** Rows of a packed panel of the left operand (A). */
 export const MR = 6;
@@ -70,8 +70,21 @@ function packFunction(): FunctionDef {
   const [src, outer, inner, count, depth, dst, width, base, k, w, addr, full] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
   const [r0, r1, r2, r3, t0, t1, t2, t3] = [12, 13, 14, 15, 16, 17, 18, 19];
   const { get, set, i32, add, mul } = op;
-  const inc = (local: number, by: Code): Code => [...get(local), ...by, ...add, ...set(local)];
   const leU = [0x4d], and = [0x71];
+  // The address of value k of line base + w: src + (base + w)·outer + k·inner (inner given).
+  const valueAddress = (innerStride: Code): Code => [
+    ...get(src),
+    ...get(base),
+    ...get(w),
+    ...add,
+    ...get(outer),
+    ...mul,
+    ...add,
+    ...get(k),
+    ...innerStride,
+    ...mul,
+    ...add,
+  ];
   const vectors: Code = [
     ...i32(0),
     ...set(k),
@@ -92,9 +105,9 @@ function packFunction(): FunctionDef {
         ...op.v128Load(),
         ...op.v128Store(),
       ]),
-      ...inc(dst, [...get(width), ...i32(4), ...mul]),
-      ...inc(addr, get(inner)),
-      ...inc(k, i32(1)),
+      ...increment(dst, [...get(width), ...i32(4), ...mul]),
+      ...increment(addr, get(inner)),
+      ...increment(k, i32(1)),
     ], [...get(k), ...get(depth), ...op.ne]),
   ];
   // Line j of a block of four at addr + j·outer; t = pairs interleaved, then r = the columns.
@@ -129,18 +142,7 @@ function packFunction(): FunctionDef {
     ...set(k),
     ...doWhile([
       ...overlapping(w, [...get(width), ...i32(4), ...op.sub], 4, [
-        // addr = src + (base + w)·outer + k·4
-        ...get(src),
-        ...get(base),
-        ...get(w),
-        ...add,
-        ...get(outer),
-        ...mul,
-        ...add,
-        ...get(k),
-        ...i32(4),
-        ...mul,
-        ...add,
+        ...valueAddress(i32(4)),
         ...set(addr),
         ...load(0, r0),
         ...load(1, r1),
@@ -159,7 +161,7 @@ function packFunction(): FunctionDef {
         ...store(2, r2),
         ...store(3, r3),
       ]),
-      ...inc(k, i32(4)),
+      ...increment(k, i32(4)),
     ], [...get(k), ...get(depth), ...op.ne]),
     ...get(dst),
     ...get(depth),
@@ -184,17 +186,7 @@ function packFunction(): FunctionDef {
         ...op.ltU,
         ...op.if,
         ...get(dst),
-        ...get(src),
-        ...get(base),
-        ...get(w),
-        ...add,
-        ...get(outer),
-        ...mul,
-        ...add,
-        ...get(k),
-        ...get(inner),
-        ...mul,
-        ...add,
+        ...valueAddress(get(inner)),
         ...op.f32Load(),
         ...op.f32Store(),
         ...op.else,
@@ -202,10 +194,10 @@ function packFunction(): FunctionDef {
         ...op.f32Zero,
         ...op.f32Store(),
         ...op.end,
-        ...inc(dst, i32(4)),
-        ...inc(w, i32(1)),
+        ...increment(dst, i32(4)),
+        ...increment(w, i32(1)),
       ], [...get(w), ...get(width), ...op.ne]),
-      ...inc(k, i32(1)),
+      ...increment(k, i32(1)),
     ], [...get(k), ...get(depth), ...op.ne]),
   ];
   return {
@@ -246,7 +238,7 @@ function packFunction(): FunctionDef {
         ...floats,
         ...op.end,
         ...op.end,
-        ...inc(base, get(width)),
+        ...increment(base, get(width)),
       ], [...get(base), ...get(count), ...op.ltU]),
     ],
   };
@@ -376,7 +368,7 @@ function panelsFunction(fused: boolean, unroll: number): FunctionDef {
 function adamFunction(): FunctionDef {
   const [w, g, m, v, pairs, b1, ob1, b2, ob2, r1, r2, eps, nlr] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
   const [gv, mv, vv, B1, OB1, B2, OB2, R1, R2, EPS, NLR] = [13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23];
-  const { get, set, tee, i32, add } = op;
+  const { get, set, tee, i32 } = op;
   const splat = (from: number, to: number): Code => [...get(from), ...op.f64x2Splat, ...set(to)];
   const f64x2 = (ops: Code[]): Code => ops.flat();
   // Loads two float32s at `addr` as float64 lanes.
@@ -447,22 +439,10 @@ function adamFunction(): FunctionDef {
           op.f64x2Add,
         ]),
         ...roundStore(w, mv),
-        ...get(w),
-        ...i32(8),
-        ...add,
-        ...set(w),
-        ...get(m),
-        ...i32(8),
-        ...add,
-        ...set(m),
-        ...get(v),
-        ...i32(8),
-        ...add,
-        ...set(v),
-        ...get(g),
-        ...i32(16),
-        ...add,
-        ...set(g),
+        ...increment(w, i32(8)),
+        ...increment(m, i32(8)),
+        ...increment(v, i32(8)),
+        ...increment(g, i32(16)),
         ...get(pairs),
         ...i32(1),
         ...op.sub,
@@ -478,7 +458,7 @@ function adamFunction(): FunctionDef {
  */
 function widenFunction(): FunctionDef {
   const [src, ldc, dst, rows, cols, c, at] = [0, 1, 2, 3, 4, 5, 6];
-  const { get, set, i32, add, mul } = op;
+  const { get, set, i32, add } = op;
   return {
     name: "widen",
     params: 5,
@@ -495,14 +475,8 @@ function widenFunction(): FunctionDef {
           ...op.f32Load(),
           ...op.f64PromoteF32,
           ...op.f64Store(),
-          ...get(dst),
-          ...i32(8),
-          ...add,
-          ...set(dst),
-          ...get(at),
-          ...i32(4),
-          ...add,
-          ...set(at),
+          ...increment(dst, i32(8)),
+          ...increment(at, i32(4)),
           ...get(c),
           ...i32(1),
           ...add,

@@ -1,0 +1,124 @@
+// fitstream's WebAssembly SIMD kernels: products in float32 for every operand layout and size, the same on one
+// thread or several, Adam bit for bit as the JS rule, arrays in the shared memory, helpers that never hold a
+// finished program open.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import "./tf_helpers.ts";
+import { type Operand, SimdKernels, simdKernels } from "../src/engine/simd/products.ts";
+import { KC } from "../src/engine/simd/share.ts";
+import { HostOptimizer } from "../src/engine/host_optimizer.ts";
+import { createRandom } from "../src/data/random.ts";
+import { runScript } from "./spawn.ts";
+import { within } from "./helpers.ts";
+
+const simd = simdKernels()!;
+
+/** `length` float32-representable values in [-1, 1), from `seed`. */
+function values(length: number, seed: number): Float64Array {
+  const random = createRandom(seed);
+  return Float64Array.from({ length }, () => Math.fround(random.next() * 2 - 1));
+}
+
+/** Element (r, c) of an operand that holds a rows×cols matrix (or its transpose). */
+const at = (o: Operand, rows: number, cols: number, r: number, c: number) =>
+  o.transposed ? o.values[c * rows + r] : o.values[r * cols + c];
+
+test("a product on the SIMD kernels is the float32 product, for every operand layout and awkward sizes", () => {
+  assert.ok(simd, "WebAssembly SIMD and shared memory are there on Deno and Bun");
+  // m, k, n: odd sizes, fewer columns than a panel, a depth over one packed block with a remainder.
+  const shapes = [[1, 1, 1], [5, 3, 9], [13, 300, 17], [7, KC + 13, 3], [130, 520, 64], [64, 9, 1030]];
+  for (const [m, k, n] of shapes) {
+    for (const ta of [false, true]) {
+      for (const tb of [false, true]) {
+        const a = { values: values(m * k, m + k), transposed: ta }, b = { values: values(k * n, k + n), transposed: tb };
+        const c = simd.multiply(a, b, m, k, n)!;
+        for (let r = 0; r < m; r++) {
+          for (let j = 0; j < n; j++) {
+            let exact = 0, size = 0;
+            for (let i = 0; i < k; i++) {
+              exact += at(a, m, k, r, i) * at(b, k, n, i, j);
+              size += Math.abs(at(a, m, k, r, i) * at(b, k, n, i, j));
+            }
+            // float32 sums of k terms: within k·2⁻²⁴ of the terms' magnitude (and the result rounded once).
+            const bound = (k + 1) * 2 ** -24 * size + 1e-30;
+            const got = c.values[r * c.stride + j];
+            assert.ok(Math.abs(got - exact) <= bound, `${m}×${k}×${n} ${ta} ${tb} at ${r},${j}: ${got} vs ${exact}`);
+          }
+        }
+      }
+    }
+  }
+});
+
+test("a product is the same to the bit on one thread and on all of them", async () => {
+  await simd.start();
+  const cores = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1;
+  if (cores > 1) assert.ok(simd.helpers >= 1, "helper threads started");
+  const alone = new SimdKernels(0);
+  for (const [m, k, n] of [[128, 784, 256], [300, 128, 70], [128, 1024, 10]]) {
+    const a = { values: values(m * k, 1), transposed: false }, b = { values: values(k * n, 2), transposed: true };
+    const one = alone.multiply(a, b, m, k, n)!.values.slice();
+    const all = simd.multiply(a, b, m, k, n)!.values.slice();
+    assert.deepEqual(all, one, `${m}×${k}×${n}`);
+  }
+});
+
+test("Adam on the SIMD kernels updates weights and moments bit for bit as the JS rule, odd sizes included", () => {
+  const run = (inShared: boolean) => {
+    const variable = tf.variable(tf.tensor1d(Float32Array.from(values(20_001, 3))));
+    const optimizer = tf.train.adam(0.01);
+    const host = new HostOptimizer(optimizer, [variable]);
+    const held: Float32Array[] = [];
+    const allocate = (n: number) => {
+      const view = inShared ? simd.float32(n)! : new Float32Array(n);
+      held.push(view);
+      return view;
+    };
+    host.load(allocate);
+    const w = allocate(variable.size);
+    w.set(variable.dataSync() as Float32Array);
+    const g = inShared ? simd.float64(w.length)! : new Float64Array(w.length);
+    for (let step = 0; step < 3; step++) {
+      g.set(values(w.length, 10 + step));
+      host.step([w], [g]);
+    }
+    host.save();
+    const slots = (optimizer as unknown as { accumulatedFirstMoment: { variable: tf.Variable }[] })
+      .accumulatedFirstMoment;
+    const result = { w: w.slice(), m: Float32Array.from(slots[0].variable.dataSync() as Float32Array) };
+    if (inShared) [...held, g].forEach((view) => simd.free(view));
+    optimizer.dispose();
+    variable.dispose();
+    return result;
+  };
+  const js = run(false), kernels = run(true);
+  assert.ok(js.w.some((v, i) => v !== values(20_001, 3)[i]), "the weights moved");
+  assert.deepEqual(kernels.w, js.w);
+  assert.deepEqual(kernels.m, js.m);
+});
+
+test("arrays in the shared memory come zeroed, are reused once freed, and are read in place by products", () => {
+  const first = simd.float32(1000)!;
+  first.fill(7);
+  assert.ok(simd.owns(first));
+  simd.free(first);
+  const second = simd.float32(1000)!;
+  assert.equal(second.byteOffset, first.byteOffset, "the freed block is reused");
+  assert.ok(second.every((v) => v === 0));
+  // The same product with B in the shared memory and B as a plain array.
+  second.set(values(1000, 4));
+  const a = { values: values(20 * 50, 5), transposed: false };
+  const inPlace = simd.multiply(a, { values: second, transposed: false }, 20, 50, 20)!.values.slice();
+  const copied = simd.multiply(a, { values: second.slice(), transposed: false }, 20, 50, 20)!.values.slice();
+  assert.deepEqual(inPlace, copied);
+  simd.free(second);
+  assert.ok(!simd.owns(second));
+});
+
+test("a program whose helper threads sit idle still ends on its own", async () => {
+  const result = await within(60_000, "the program to end", runScript("tests/fixtures/simd_exit.ts", []));
+  assert.equal(result.code, 0, result.stderr);
+  const printed = JSON.parse(result.stdout.trim());
+  assert.equal(printed.value, 256);
+});
