@@ -31,7 +31,8 @@ test("a product on the SIMD kernels is the float32 product, for every operand la
   for (const [m, k, n] of shapes) {
     for (const ta of [false, true]) {
       for (const tb of [false, true]) {
-        const a = { values: values(m * k, m + k), transposed: ta }, b = { values: values(k * n, k + n), transposed: tb };
+        const a = { values: values(m * k, m + k), transposed: ta },
+          b = { values: values(k * n, k + n), transposed: tb };
         const c = simd.multiply(a, b, m, k, n)!;
         for (let r = 0; r < m; r++) {
           for (let j = 0; j < n; j++) {
