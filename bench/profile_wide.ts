@@ -18,9 +18,9 @@ import { benchArgs, jsonLine, runtime, table } from "./common.ts";
 const { backend, quick } = benchArgs();
 await useBackend(backend);
 await simdKernels()?.start();
-const rows = 6000, batchSize = 128;
+const rows = quick ? 1536 : 6000, batchSize = 128;
 const results: Record<string, EngineProfile & { total: number; gflops: number }> = {};
-for (const h of [256, 1024]) {
+for (const h of quick ? [256] : [256, 1024]) {
   const model = tf.sequential({
     layers: [
       tf.layers.dense({ units: h, activation: "relu", inputShape: [784] }),

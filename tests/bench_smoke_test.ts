@@ -11,6 +11,7 @@ const expectedKeys: Record<string, string[]> = {
   scale: ["peak_gflops", "results"],
   dashboard: ["events_per_s", "idle_ratio", "stuck_ratio"],
   profile: ["host_ms_per_epoch", "host_kernels_per_epoch", "tfjs_us_per_step"],
+  profile_wide: ["results"],
   soak: ["kills", "lines_lost", "corrupt_checkpoints", "wrong_resumes"],
   collector: ["events_sent", "events_stored", "events_lost", "slowdown"],
   big_csv: ["memory_rows_per_s", "dataset_rows_per_s", "slowdown", "dataset_peak_rss_mb"],

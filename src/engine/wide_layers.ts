@@ -20,7 +20,7 @@ import { activateInPlace, type ActivationCode, slopeAny } from "./dense_kernels.
 import { simdKernels } from "./simd/products.ts";
 
 /** A layer's products leave the JS loops from this many multiply-adds per step (batch rows × inputs × units). */
-export const WIDE_MIN_MACS = 1 << 20;
+export const WIDE_MIN_MACS = 1 << 18;
 
 let products = 0;
 
