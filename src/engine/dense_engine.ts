@@ -3,8 +3,10 @@
  * arrays — forward, backward, penalties and the optimizer update — with no
  * tensor, kernel or allocation per step (a loss it does not know itself runs
  * through tfjs on each batch's predictions: see `loss_step.ts`). Products
- * and gradients are float64 within a step; parameters and optimizer state
- * are float32 between steps, as tfjs keeps them. Weights and optimizer
+ * and gradients are float64 within a step, except a wide layer's products,
+ * which are float32 on the SIMD kernels (`wide_layers.ts`) as tfjs computes
+ * them; parameters and optimizer state are float32 between steps, as tfjs
+ * keeps them. Weights and optimizer
  * state are read from the model and the tfjs optimizer when the epoch
  * starts and written back when it ends, so everything outside the epoch
  * (validation, checkpoints, stages) sees ordinary tfjs state.
@@ -71,7 +73,8 @@ type PenalisedWeight = [Penalty, Float32Array, Float64Array | undefined];
 /**
  * Trains the layers of a {@link HostPlan}, one epoch per `epoch()` call.
  * Parameters and optimizer state stay float32 between steps (as in tfjs);
- * products, activations and gradients are float64 within a step. Internal.
+ * activations and gradients are float64 within a step (products too, but a
+ * wide layer's). Internal.
  */
 export class DenseEngine implements EpochTrainer {
   #layers: DenseLayer[];

@@ -19,8 +19,15 @@
 import { activateInPlace, type ActivationCode, slopeAny } from "./dense_kernels.ts";
 import { simdKernels } from "./simd/products.ts";
 
-/** A layer's products leave the JS loops from this many multiply-adds per step (batch rows × inputs × units). */
-export const WIDE_MIN_MACS = 1 << 18;
+/**
+ * A layer's products leave the JS loops from this many multiply-adds per step
+ * (batch rows × inputs × units). On V8 (Deno, Chromium) from 2^18, which takes
+ * in the tutorial's first layer at batch 512: its epoch went from 16.5 to 12.5
+ * ms on Deno (interleaved runs). On JavaScriptCore (Bun), whose SIMD code runs
+ * slower and whose JS loops run faster, the same layer made the epoch slower
+ * (19 ms against 14): from 2^20 there (784→256 at batch 128 and up).
+ */
+export const WIDE_MIN_MACS: number = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined" ? 1 << 20 : 1 << 18;
 
 let products = 0;
 
