@@ -224,9 +224,15 @@ export class DenseEngine implements EpochTrainer {
     const biases = layers.map((l) => l.bias && value.get(l.bias));
     const kernelGrads = layers.map((l) => gradient.get(l.kernel)!);
     const biasGrads = layers.map((l) => l.bias && gradient.get(l.bias));
-    // This step's kernels (as they are and transposed) and biases in float64, for the products.
-    const kernels64 = layers.map((l) => new Float64Array(l.inputs * l.units));
-    const transposed = layers.map((l) => new Float64Array(l.inputs * l.units));
+    // This step's kernels (as they are and transposed) and biases in float64, for the JS loops' products; a wide
+    // layer's only when one of its products falls back to the loops (they were 28 MB a wide MLP epoch, unused).
+    const kernels64: (Float64Array | undefined)[] = layers.map(() => undefined);
+    const transposed: (Float64Array | undefined)[] = layers.map(() => undefined);
+    const kernel64 = (l: number) => {
+      const k = kernels64[l] ??= new Float64Array(layers[l].inputs * layers[l].units);
+      k.set(kernels[l]);
+      return k;
+    };
     const biases64 = layers.map((l) => l.bias && new Float64Array(l.units));
     const trainable = new Set(this.#variables);
     const penalised: PenalisedWeight[] = [];
@@ -250,9 +256,9 @@ export class DenseEngine implements EpochTrainer {
         const bias = biases64[l];
         if (bias) bias.set(biases[l]!);
         if (wide(l, n) && wideForward(acts[l], n, i, kernels[l], units, bias, codes[l], acts[l + 1])) continue;
-        kernels64[l].set(kernels[l]);
-        transpose(kernels64[l], i, units, transposed[l]);
-        denseForward(acts[l], transposed[l], n, i, units, bias, codes[l], acts[l + 1]);
+        const kernelT = transposed[l] ??= new Float64Array(i * units);
+        transpose(kernel64(l), i, units, kernelT);
+        denseForward(acts[l], kernelT, n, i, units, bias, codes[l], acts[l + 1]);
       }
       lap("forward");
       biasGrads[last]?.fill(0);
@@ -271,8 +277,8 @@ export class DenseEngine implements EpochTrainer {
               wideBackward(grads[l + 1], kernels[l], n, units, i, acts[l], codes[l - 1], biasGrads[l - 1], grads[l]))
           ) {
             // A wide forward left this step's float64 kernel unset.
-            if (isWide) kernels64[l].set(kernels[l]);
-            denseBackward(grads[l + 1], kernels64[l], n, units, i, acts[l], codes[l - 1], biasGrads[l - 1], grads[l]);
+            const kernel = isWide ? kernel64(l) : kernels64[l]!;
+            denseBackward(grads[l + 1], kernel, n, units, i, acts[l], codes[l - 1], biasGrads[l - 1], grads[l]);
           }
         }
       }

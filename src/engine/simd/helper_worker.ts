@@ -8,7 +8,7 @@
  * @module
  */
 import type { Kernels } from "./kernels.ts";
-import { runShare, WORD } from "./share.ts";
+import { isServerRuntime, runShare, WORD } from "./share.ts";
 
 /** What the training thread sends a helper once. */
 export interface HelperStart {
@@ -43,12 +43,7 @@ async function serve(start: HelperStart): Promise<void> {
   }
 }
 
-// Deno and Bun start helpers with node:worker_threads (which can be unref'd, so an idle helper never keeps a
-// finished program alive); browsers with a module Worker.
-const nodeThreads = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined" ||
-    typeof (globalThis as { Bun?: unknown }).Bun !== "undefined"
-  ? await import("node:worker_threads")
-  : undefined;
+const nodeThreads = isServerRuntime ? await import("node:worker_threads") : undefined;
 if (nodeThreads?.parentPort) {
   nodeThreads.parentPort.once("message", (start: HelperStart) => void serve(start));
 } else {

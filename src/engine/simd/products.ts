@@ -15,7 +15,7 @@
  * @module
  */
 import { kernelModule, type Kernels, MR, NR } from "./kernels.ts";
-import { ADAM, ADAM_SCALARS, CONTROL_BYTES, PRODUCT, runShare, scratchBytes, WORD } from "./share.ts";
+import { ADAM, ADAM_SCALARS, CONTROL_BYTES, isServerRuntime, PRODUCT, runShare, scratchBytes, WORD } from "./share.ts";
 import type { HelperStart } from "./helper_worker.ts";
 
 /** At most this many helper threads. */
@@ -82,10 +82,10 @@ export class SimdKernels {
   #owned = new WeakSet<ArrayBufferView>();
 
   constructor(helpers: number) {
-    const fused = WebAssembly.validate(kernelModule(true, MAX_PAGES));
-    this.fused = fused;
     // Unrolled twice: +10% on Deno (36 -> 40 GFLOP/s on one core), the same on Bun (where 4 lost 20%).
-    this.#bytes = kernelModule(fused, MAX_PAGES, 2);
+    const withFma = kernelModule(true, MAX_PAGES, 2);
+    this.fused = WebAssembly.validate(withFma);
+    this.#bytes = this.fused ? withFma : kernelModule(false, MAX_PAGES, 2);
     this.#memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
     const instance = new WebAssembly.Instance(new WebAssembly.Module(this.#bytes), { env: { memory: this.#memory } });
     this.#kernels = instance.exports as unknown as Kernels;
@@ -287,9 +287,6 @@ function canWaitHere(ctl: Int32Array): boolean {
   }
 }
 
-const isServerRuntime = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined" ||
-  typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
-
 /** Starts one helper thread, or `undefined` when this runtime cannot. */
 async function startHelper(start: HelperStart): Promise<Helper | undefined> {
   const url = new URL("./helper_worker.ts", import.meta.url);
@@ -297,8 +294,7 @@ async function startHelper(start: HelperStart): Promise<Helper | undefined> {
     if (isServerRuntime) {
       const { Worker } = await import("node:worker_threads");
       const worker = new Worker(url);
-      // An idle helper must not keep a finished program alive.
-      worker.unref();
+      worker.unref(); // see isServerRuntime
       worker.on("error", () => {});
       worker.postMessage(start);
       return worker;

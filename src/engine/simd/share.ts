@@ -11,6 +11,14 @@
  */
 import { type Kernels, MR, NR } from "./kernels.ts";
 
+/**
+ * Deno or Bun: helpers start with `node:worker_threads` there (they can be
+ * unref'd, so an idle helper never keeps a finished program alive), with a
+ * module `Worker` elsewhere.
+ */
+export const isServerRuntime: boolean = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined" ||
+  typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
+
 /** Word indices in the control block (an `Int32Array` over its first bytes). */
 export const WORD = {
   /** The job number; a negative number tells helpers to stop. */
