@@ -174,9 +174,8 @@ export class SimdKernels {
     if (!this.#starting && this.#wanted > 0) void this.start();
     const stride = Math.ceil(n / NR) * NR, rows = Math.ceil(m / MR) * MR;
     const parts = m * k * n >= SHARED_MIN_MACS ? 1 + this.helpers : 1;
-    const inPlace = (o: Operand) => o.values instanceof Float32Array && this.#owned.has(o.values);
-    const aAt = align(this.#top), bAt = aAt + (inPlace(a) ? 0 : align(m * k * 4));
-    const cAt = bAt + (inPlace(b) ? 0 : align(k * n * 4));
+    const aAt = align(this.#top), bAt = aAt + (this.#inPlace(a.values) ? 0 : align(m * k * 4));
+    const cAt = bAt + (this.#inPlace(b.values) ? 0 : align(k * n * 4));
     const scratchAt = cAt + align(rows * stride * 4), scratchStride = align(scratchBytes(m));
     if (!this.#reserve(scratchAt + parts * scratchStride)) return undefined;
     const ctl = this.#ctl;
@@ -210,7 +209,7 @@ export class SimdKernels {
 
   /**
    * One Adam step over `w` with gradients `g` and moments `m`, `v`, all in
-   * the shared memory (else `false`, and nothing done): bit for bit the JS
+   * the shared memory (else nothing is done and it returns 0): bit for bit the JS
    * rule in host_optimizer.ts, two weights at a time on every thread. An odd
    * last weight is left to the caller (the return value says how many were done).
    */
@@ -251,9 +250,14 @@ export class SimdKernels {
     for (let t = 1; t < parts; t++) this.#await(WORD.done + t, job);
   }
 
+  /** Whether a product reads `values` where they are (float32 in the shared memory). */
+  #inPlace(values: Float32Array | Float64Array): boolean {
+    return values instanceof Float32Array && this.#owned.has(values);
+  }
+
   /** Copies `values` in at `at` as float32, or returns their own address when they live here already. */
   #place(values: Float32Array | Float64Array, length: number, at: number): number {
-    if (values instanceof Float32Array && this.#owned.has(values)) return values.byteOffset;
+    if (this.#inPlace(values)) return values.byteOffset;
     this.#f32.set(values.subarray(0, length), at / 4);
     return at;
   }
