@@ -13,7 +13,12 @@ import { isServerRuntime, runShare, WORD } from "./share.ts";
 /** What the training thread sends a helper once. */
 export interface HelperStart {
   memory: WebAssembly.Memory;
-  bytes: Uint8Array<ArrayBuffer>;
+  /**
+   * The compiled module itself, not its bytes: on Bun a helper that compiled
+   * its own copy ran its first products at the baseline tier, slower than the
+   * training thread, until JavaScriptCore optimized that copy too.
+   */
+  module: WebAssembly.Module;
   index: number;
 }
 
@@ -21,8 +26,7 @@ export interface HelperStart {
 const SPINS = 200_000;
 
 async function serve(start: HelperStart): Promise<void> {
-  const module = await WebAssembly.compile(start.bytes);
-  const instance = await WebAssembly.instantiate(module, { env: { memory: start.memory } });
+  const instance = await WebAssembly.instantiate(start.module, { env: { memory: start.memory } });
   const kernels = instance.exports as unknown as Kernels;
   const ctl = new Int32Array(start.memory.buffer, 0, 64);
   let seen = Atomics.load(ctl, WORD.job);

@@ -69,7 +69,7 @@ export class SimdKernels {
   readonly fused: boolean;
   #memory: WebAssembly.Memory;
   #kernels: Kernels;
-  #bytes: Uint8Array<ArrayBuffer>;
+  #module: WebAssembly.Module;
   #ctl: Int32Array;
   #scalars: Float64Array;
   #f32: Float32Array;
@@ -85,9 +85,9 @@ export class SimdKernels {
     // Unrolled twice: +10% on Deno (36 -> 40 GFLOP/s on one core), the same on Bun (where 4 lost 20%).
     const withFma = kernelModule(true, MAX_PAGES, 2);
     this.fused = WebAssembly.validate(withFma);
-    this.#bytes = this.fused ? withFma : kernelModule(false, MAX_PAGES, 2);
+    this.#module = new WebAssembly.Module(this.fused ? withFma : kernelModule(false, MAX_PAGES, 2));
     this.#memory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
-    const instance = new WebAssembly.Instance(new WebAssembly.Module(this.#bytes), { env: { memory: this.#memory } });
+    const instance = new WebAssembly.Instance(this.#module, { env: { memory: this.#memory } });
     this.#kernels = instance.exports as unknown as Kernels;
     this.#ctl = new Int32Array(this.#memory.buffer, 0, CONTROL_BYTES / 4);
     this.#scalars = new Float64Array(this.#memory.buffer, ADAM_SCALARS * 8, 8);
@@ -106,7 +106,7 @@ export class SimdKernels {
     return this.#starting ??= (async () => {
       const wanted = this.#wanted;
       for (let i = 1; i <= wanted; i++) {
-        const start: HelperStart = { memory: this.#memory, bytes: this.#bytes, index: i };
+        const start: HelperStart = { memory: this.#memory, module: this.#module, index: i };
         const helper = await startHelper(start);
         if (!helper) break;
         this.#helpers.push(helper);
