@@ -19,7 +19,7 @@ import type { DenseLayer, HostPlan, Penalty } from "./host_plan.ts";
 import { HostOptimizer } from "./host_optimizer.ts";
 import { type HostLabels, type LossStep, lossStep } from "./loss_step.ts";
 import type { EpochTrainer } from "./epoch_trainer.ts";
-import { WIDE_MIN_MACS, wideBackward, wideForward, wideKernelGradient } from "./wide_layers.ts";
+import { isWide, wideBackward, wideForward, wideKernelGradient } from "./wide_layers.ts";
 import { simdKernels } from "./simd/products.ts";
 import type { HostArray } from "../data/tensors.ts";
 import { hostValues } from "../data/dataset.ts";
@@ -201,7 +201,7 @@ export class DenseEngine implements EpochTrainer {
     // there is room): the products read the weights there and Adam updates them there. Given back when the epoch
     // ends or fails. Without one they stay plain arrays: JS loops over views of that (growable, shared) memory ran
     // the tutorial's batch-512 epoch ~15% slower on Deno.
-    const anyWide = layers.some((l) => this.#batchSize * l.inputs * l.units >= WIDE_MIN_MACS);
+    const anyWide = layers.some((l) => isWide(this.#batchSize, l.inputs, l.units));
     const simd = anyWide ? simdKernels() : undefined, held: ArrayBufferView[] = [];
     const hold = <T extends ArrayBufferView>(view: T | undefined): T | undefined => view && (held.push(view), view);
     const float32 = (n: number) => hold(simd?.float32(n)) ?? new Float32Array(n);
@@ -248,7 +248,7 @@ export class DenseEngine implements EpochTrainer {
     let total = 0;
     lap("exchange");
     // Wide layers' products go to the SIMD kernels (see wide_layers.ts); the rest stay in JS.
-    const wide = (l: number, n: number) => n * layers[l].inputs * layers[l].units >= WIDE_MIN_MACS;
+    const wide = (l: number, n: number) => isWide(n, layers[l].inputs, layers[l].units);
     const step = (n: number) => {
       const acts = this.#acts, grads = this.#grads, loss = this.#lossStep;
       for (let l = 0; l <= last; l++) {
@@ -266,18 +266,18 @@ export class DenseEngine implements EpochTrainer {
       lap("loss");
       for (let l = last; l >= 0; l--) {
         const { inputs: i, units } = layers[l];
-        const isWide = wide(l, n);
-        if (!(isWide && wideKernelGradient(acts[l], grads[l + 1], n, i, units, kernelGrads[l]))) {
+        const layerWide = wide(l, n);
+        if (!(layerWide && wideKernelGradient(acts[l], grads[l + 1], n, i, units, kernelGrads[l]))) {
           matmulColumns(acts[l], grads[l + 1], n, i, units, kernelGrads[l]);
         }
         if (l > 0) {
           biasGrads[l - 1]?.fill(0);
           if (
-            !(isWide &&
+            !(layerWide &&
               wideBackward(grads[l + 1], kernels[l], n, units, i, acts[l], codes[l - 1], biasGrads[l - 1], grads[l]))
           ) {
             // A wide forward left this step's float64 kernel unset.
-            const kernel = isWide ? kernel64(l) : kernels64[l]!;
+            const kernel = layerWide ? kernel64(l) : kernels64[l]!;
             denseBackward(grads[l + 1], kernel, n, units, i, acts[l], codes[l - 1], biasGrads[l - 1], grads[l]);
           }
         }
