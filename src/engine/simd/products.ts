@@ -176,7 +176,7 @@ export class SimdKernels {
     const parts = m * k * n >= SHARED_MIN_MACS ? 1 + this.helpers : 1;
     const aAt = align(this.#top), bAt = aAt + (this.#inPlace(a.values) ? 0 : align(m * k * 4));
     const cAt = bAt + (this.#inPlace(b.values) ? 0 : align(k * n * 4));
-    const scratchAt = cAt + align(rows * stride * 4), scratchStride = align(scratchBytes(m));
+    const scratchAt = cAt + align(rows * stride * 4), scratchStride = align(scratchBytes(m, k));
     if (!this.#reserve(scratchAt + parts * scratchStride)) return undefined;
     const ctl = this.#ctl;
     ctl[WORD.kind] = PRODUCT;
@@ -242,6 +242,7 @@ export class SimdKernels {
   #run(parts: number): void {
     const ctl = this.#ctl;
     ctl[WORD.parts] = parts;
+    ctl[WORD.next] = 0;
     if (parts === 1) return runShare(this.#kernels, ctl, 0);
     const job = this.#job = (this.#job + 1) & 0x3fffffff;
     Atomics.store(ctl, WORD.job, job);
