@@ -3,7 +3,7 @@
  * to the layer below — on fitstream's WebAssembly SIMD kernels, in float32
  * as the tfjs path computes them, spread over the machine's cores
  * (`simd/products.ts`); biases, activations and their slopes stay float64
- * on the host. For narrower layers (see {@link isWide}), or where the
+ * on the host. Below {@link WIDE_MIN_MACS} multiply-adds a step, or where the
  * runtime lacks WebAssembly SIMD, the host engine's float64 JS loops do the
  * work. Each function returns `false` when it did nothing, so the caller
  * falls back to them.
@@ -19,27 +19,19 @@
 import { activateInPlace, type ActivationCode, slopeAny } from "./dense_kernels.ts";
 import { simdKernels } from "./simd/products.ts";
 
-const onJavaScriptCore = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
-
 /**
  * A layer's products leave the JS loops from this many multiply-adds per step
- * (batch rows × inputs × units). On V8 (Deno, Chromium) from 2^18, which takes
- * in the tutorial's first layer at batch 512: its epoch went from 16.5 to 12.5
- * ms on Deno (interleaved runs). On JavaScriptCore (Bun), see {@link isWide}.
+ * (batch rows × inputs × units), on V8 and JavaScriptCore alike. That takes in
+ * the tutorial's first layer at batch 512: its epoch went from 16.5 to 12.5 ms
+ * on Deno, and ran from 1% slower to 26% faster on Bun (interleaved runs in
+ * one process); the 256→10 output layer of a wide MLP at batch 128 ran that
+ * epoch 5–14% faster on Bun than in the JS loops.
  */
 export const WIDE_MIN_MACS: number = 1 << 18;
 
-/**
- * Whether a layer of `inputs` → `units` at `rows` rows a step goes to the
- * SIMD kernels: from {@link WIDE_MIN_MACS} multiply-adds. On JavaScriptCore
- * (Bun), whose JS loops are faster, only with 32 inputs or more: the
- * tutorial's 8-input first layer at batch 512 ran its epoch 6–24% slower on
- * the kernels there, while the 256→10 output layer of a wide MLP at batch 128
- * (just above 2^18) ran that epoch 5–14% faster (interleaved runs in one
- * process).
- */
+/** Whether a layer of `inputs` → `units` at `rows` rows a step goes to the SIMD kernels. */
 export function isWide(rows: number, inputs: number, units: number): boolean {
-  return rows * inputs * units >= WIDE_MIN_MACS && (!onJavaScriptCore || inputs >= 32);
+  return rows * inputs * units >= WIDE_MIN_MACS;
 }
 
 let products = 0;

@@ -80,10 +80,9 @@ export function scratchBytes(m: number, k: number): number {
  * a counter in the control block until none are left. A thread that starts
  * late or runs slower (a helper woken from sleep, a core the machine lends
  * elsewhere for a while) then takes fewer chunks instead of holding up the
- * product: a wide MLP's eight products of a step ran 7–19% faster than with
- * fixed halves on Bun, up to 19% on Deno (interleaved runs; one run in four
- * on Deno within 3% either way). Which thread computes a panel does not
- * change its values.
+ * product: a wide MLP's eight products of a step ran 2–16% faster than with
+ * fixed halves, on Deno and Bun (interleaved runs, in alternating order).
+ * Which thread computes a panel does not change its values.
  * Narrower products split their 6-row panels in fixed parts.
  */
 export function runShare(kernels: Kernels, ctl: Int32Array, t: number): void {
