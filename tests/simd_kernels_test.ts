@@ -117,6 +117,65 @@ test("arrays in the shared memory come zeroed, are reused once freed, and are re
   assert.ok(!simd.owns(second));
 });
 
+test("the epilogues and the float32 narrowing in the kernels are bit for bit the JS loops'", () => {
+  // Odd widths (a last single column), signed zeros, NaN and infinities among the values.
+  const special = [0, -0, NaN, Infinity, -Infinity, 1e-45, -3.5];
+  for (const [m, k, n] of [[7, 5, 9], [4, 3, 1], [6, 40, 64]]) {
+    const own = (from: Float64Array) => {
+      const view = simd.float64(from.length)!;
+      view.set(from);
+      return view;
+    };
+    const xs = values(m * k, 3 + n);
+    special.forEach((v, i) => xs[(i * 5) % xs.length] = v);
+    const x = own(xs), w = simd.float32(k * n)!;
+    w.set(values(k * n, 4 + n));
+    const bias = own(values(n, 5 + n)), below = own(values(m * n, 6 + n));
+    special.forEach((v, i) => below[(i * 7) % below.length] = v);
+    for (const relu of [false, true]) {
+      for (const withBias of [false, true]) {
+        // (A product's values live in the memory's scratch: allocate first.)
+        const out = simd.float64(m * n)!, grad = withBias ? simd.float64(n)! : undefined;
+        const product = simd.multiply({ values: x, transposed: false }, { values: w, transposed: false }, m, k, n)!;
+        const { values: c, stride } = product;
+        const js = new Float64Array(m * n), jsGrad = new Float64Array(n);
+        for (let r = 0; r < m; r++) {
+          for (let j = 0; j < n; j++) {
+            const s = withBias ? c[r * stride + j] + bias[j] : c[r * stride + j];
+            js[r * n + j] = relu ? (s + Math.abs(s)) * 0.5 : s;
+          }
+        }
+        assert.ok(product.addBias(withBias ? bias : undefined, out, relu));
+        assert.deepEqual(Array.from(out), Array.from(js), `addBias ${m}×${n} relu ${relu} bias ${withBias}`);
+        for (let r = 0; r < m; r++) {
+          for (let j = 0; j < n; j++) {
+            const g = js[r * n + j] = c[r * stride + j] * (relu ? +(below[r * n + j] > 0) : 1);
+            jsGrad[j] += g;
+          }
+        }
+        assert.ok(product.scaleBySlope(below, out, relu, grad));
+        assert.deepEqual(Array.from(out), Array.from(js), `scaleBySlope ${m}×${n} relu ${relu}`);
+        if (grad) assert.deepEqual(Array.from(grad), Array.from(jsGrad), `bias gradient ${m}×${n} relu ${relu}`);
+        // Arrays outside the kernels' memory are left to the caller's JS.
+        assert.equal(product.addBias(undefined, new Float64Array(m * n), relu), false);
+        for (const view of [out, grad]) if (view) simd.free(view);
+      }
+    }
+    // Operands in float64 in the memory are narrowed there, rounded as a Float32Array stores them.
+    const viaKernels = simd.multiply({ values: x, transposed: false }, { values: w, transposed: false }, m, k, n)!;
+    const got = Array.from(viaKernels.values);
+    const viaJs = simd.multiply(
+      { values: Float64Array.from(x), transposed: false },
+      { values: w, transposed: false },
+      m,
+      k,
+      n,
+    )!;
+    assert.deepEqual(got, Array.from(viaJs.values), `narrowed operand ${m}×${k}`);
+    for (const view of [x, w, bias, below]) simd.free(view);
+  }
+});
+
 test("a program whose helper threads sit idle still ends on its own", async () => {
   const result = await within(60_000, "the program to end", runScript("tests/fixtures/simd_exit.ts", []));
   assert.equal(result.code, 0, result.stderr);

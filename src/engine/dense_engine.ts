@@ -206,8 +206,19 @@ export class DenseEngine implements EpochTrainer {
     const hold = <T extends ArrayBufferView>(view: T | undefined): T | undefined => view && (held.push(view), view);
     const float32 = (n: number) => hold(simd?.float32(n)) ?? new Float32Array(n);
     const float64 = (n: number) => hold(simd?.float64(n)) ?? new Float64Array(n);
+    // The batch's activations and gradients too, so the wide layers' epilogues run in the kernels (and operands
+    // are narrowed to float32 there): JS loops ran those at ~2 ns a value on V8.
+    const plainActs = this.#acts, plainGrads = this.#grads;
+    const inMemory = (arrays: Float64Array[]) => {
+      const views = arrays.map((a) => hold(simd?.float64(a.length)));
+      return views.every((v) => v !== undefined) ? views as Float64Array[] : arrays;
+    };
+    const acts = this.#acts = inMemory(plainActs), grads = this.#grads = inMemory(plainGrads);
     const release = () => {
       for (const view of held.splice(0)) simd!.free(view);
+      // (A dataset's larger batch may have replaced them with plain arrays meanwhile: those stay.)
+      if (this.#acts === acts) this.#acts = plainActs;
+      if (this.#grads === grads) this.#grads = plainGrads;
     };
     this.#optimizer.load(float32);
     // Every layer weight as float32 (the values tfjs holds); gradients in float64.
@@ -233,7 +244,7 @@ export class DenseEngine implements EpochTrainer {
       k.set(kernels[l]);
       return k;
     };
-    const biases64 = layers.map((l) => l.bias && new Float64Array(l.units));
+    const biases64 = layers.map((l) => l.bias && float64(l.units));
     const trainable = new Set(this.#variables);
     const penalised: PenalisedWeight[] = [];
     const penalise = (penalty: Penalty | undefined, v: tf.Variable | undefined) => {

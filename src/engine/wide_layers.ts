@@ -2,10 +2,10 @@
  * A wide dense layer's three products — forward, kernel gradient, gradient
  * to the layer below — on fitstream's WebAssembly SIMD kernels, in float32
  * as the tfjs path computes them, spread over the machine's cores
- * (`simd/products.ts`); biases, activations and their slopes stay float64
- * on the host. Below {@link WIDE_MIN_MACS} multiply-adds a step, or where the
- * runtime lacks WebAssembly SIMD, the host engine's float64 JS loops do the
- * work. Each function returns `false` when it did nothing, so the caller
+ * (`simd/products.ts`); biases, activations and their slopes are float64,
+ * in the kernels for linear and relu layers (JS loops for the rest). Below
+ * {@link WIDE_MIN_MACS} multiply-adds a step, or where the runtime lacks
+ * WebAssembly SIMD, the host engine's float64 JS loops do the work. Each function returns `false` when it did nothing, so the caller
  * falls back to them.
  *
  * Why not the wasm backend's `tf.matMul` (XNNPACK): its kernels run at the
@@ -55,6 +55,8 @@ export function wideForward(
   const z = simdKernels()?.multiply({ values: x, transposed: false }, { values: kernel, transposed: false }, n, i, u);
   if (!z) return false;
   products++;
+  // Linear and relu in the kernels when the arrays live in their memory (dense_engine.ts puts them there).
+  if (code <= 1 && z.addBias(bias, out, code === 1)) return true;
   const { values, stride } = z;
   for (let r = 0; r < n; r++) {
     const o = r * u, v = r * stride;
@@ -105,6 +107,7 @@ export function wideBackward(
   const d = simdKernels()?.multiply({ values: dz, transposed: false }, { values: kernel, transposed: true }, n, u, i);
   if (!d) return false;
   products++;
+  if (code <= 1 && d.scaleBySlope(below, out, code === 1, biasGrad)) return true;
   const { values, stride } = d;
   for (let r = 0; r < n; r++) {
     const o = r * i, v = r * stride;

@@ -98,6 +98,14 @@ export const op = {
   f64x2Add: simd(0xf0),
   f64x2Mul: simd(0xf2),
   f64x2Div: simd(0xf3),
+  f64x2Abs: simd(0xec),
+  f64x2Gt: simd(0x4a),
+  v128And: simd(0x4e),
+  f64Abs: [0x99] as Code,
+  f64Gt: [0x64] as Code,
+  select: [0x1b] as Code,
+  /** A float64 constant. */
+  f64: (v: number): Code => [0x44, ...new Uint8Array(new Float64Array([v]).buffer)],
 };
 
 /** `local += by` (i32). */

@@ -501,12 +501,321 @@ function widenFunction(): FunctionDef {
   };
 }
 
+/** `pairs = cols & ~1`, then per row: `pair` on each two columns as float64x2, `single` on an odd last one. */
+const rowsOfPairs = (
+  locals: { rows: number; cols: number; pairs: number; c: number },
+  startRow: Code,
+  pair: Code,
+  single: Code,
+  endRow: Code,
+): Code => {
+  const { get, set, i32 } = op;
+  const { rows, cols, pairs, c } = locals;
+  return [
+    ...get(cols),
+    ...i32(-2),
+    ...[0x71], // i32.and
+    ...set(pairs),
+    ...op.block,
+    ...get(rows),
+    ...op.eqz,
+    ...op.brIf(0),
+    ...doWhile([
+      ...startRow,
+      ...i32(0),
+      ...set(c),
+      ...op.block,
+      ...get(pairs),
+      ...op.eqz,
+      ...op.brIf(0),
+      ...doWhile([...pair, ...increment(c, i32(2))], [...get(c), ...get(pairs), ...op.ne]),
+      ...op.end,
+      ...get(cols),
+      ...i32(1),
+      ...[0x71],
+      ...op.if,
+      ...single,
+      ...op.end,
+      ...endRow,
+      ...get(rows),
+      ...i32(1),
+      ...op.sub,
+      ...op.tee(rows),
+    ], []),
+    ...op.end,
+  ];
+};
+
+/**
+ * `bias(src, ldc, bias, dst, rows, cols, relu)`: a wide layer's forward
+ * epilogue, `dst[r·cols + c] = act(src[r, c] + bias[c])` (float32 product
+ * rows `ldc` bytes apart, float64 bias — none when `bias` is 0 — and
+ * output; relu when `relu` ≠ 0, else none): the host engine's JS epilogue
+ * with the same float64 operations, `(s + |s|) · 0.5` for relu, two columns
+ * at a time (the JS loops ran ~2 ns a value on V8).
+ */
+function biasFunction(): FunctionDef {
+  const [src, ldc, bias, dst, rows, cols, relu, at, b, c, pairs, v, half, x] = [
+    0,
+    1,
+    2,
+    3,
+    4,
+    5,
+    6,
+    7,
+    8,
+    9,
+    10,
+    11,
+    12,
+    13,
+  ];
+  const { get, set, i32 } = op;
+  const pair: Code = [
+    ...get(at),
+    ...op.load64Zero(),
+    ...op.promoteLow,
+    ...set(v),
+    ...get(bias),
+    ...op.if,
+    ...get(v),
+    ...get(b),
+    ...op.v128Load(),
+    ...op.f64x2Add,
+    ...set(v),
+    ...op.end,
+    ...get(relu),
+    ...op.if,
+    ...get(v),
+    ...get(v),
+    ...op.f64x2Abs,
+    ...op.f64x2Add,
+    ...get(half),
+    ...op.f64x2Mul,
+    ...set(v),
+    ...op.end,
+    ...get(dst),
+    ...get(v),
+    ...op.v128Store(),
+    ...increment(at, i32(8)),
+    ...increment(b, i32(16)),
+    ...increment(dst, i32(16)),
+  ];
+  const single: Code = [
+    ...get(at),
+    ...op.f32Load(),
+    ...op.f64PromoteF32,
+    ...set(x),
+    ...get(bias),
+    ...op.if,
+    ...get(x),
+    ...get(b),
+    ...op.f64Load(),
+    ...op.f64Add,
+    ...set(x),
+    ...op.end,
+    ...get(relu),
+    ...op.if,
+    ...get(x),
+    ...get(x),
+    ...op.f64Abs,
+    ...op.f64Add,
+    ...op.f64(0.5),
+    ...op.f64Mul,
+    ...set(x),
+    ...op.end,
+    ...get(dst),
+    ...get(x),
+    ...op.f64Store(),
+    ...increment(dst, i32(8)),
+  ];
+  return {
+    name: "bias",
+    params: 7,
+    locals: [I32, I32, I32, I32, V128, V128, F64],
+    body: [
+      ...op.f64(0.5),
+      ...op.f64x2Splat,
+      ...set(half),
+      ...rowsOfPairs(
+        { rows, cols, pairs, c },
+        [...get(src), ...set(at), ...get(bias), ...set(b)],
+        pair,
+        single,
+        increment(src, get(ldc)),
+      ),
+    ],
+  };
+}
+
+/**
+ * `slopes(src, ldc, below, dst, rows, cols, relu, biasGrad)`: the epilogue of
+ * a wide layer's gradient to the layer below, `g = src[r, c] · act'(below)`
+ * stored at `dst[r·cols + c]` and added into `biasGrad[c]` (none when 0),
+ * row after row as the JS epilogue adds them. The slope is relu's `+(y > 0)`
+ * when `relu` ≠ 0, else none (linear: the JS loop multiplies by 1).
+ */
+function slopesFunction(): FunctionDef {
+  const [src, ldc, below, dst, rows, cols, relu, biasGrad, at, bg, c, pairs, v, one, x] = [
+    0,
+    1,
+    2,
+    3,
+    4,
+    5,
+    6,
+    7,
+    8,
+    9,
+    10,
+    11,
+    12,
+    13,
+    14,
+  ];
+  const { get, set, i32 } = op;
+  const pair: Code = [
+    ...get(at),
+    ...op.load64Zero(),
+    ...op.promoteLow,
+    ...set(v),
+    ...get(relu),
+    ...op.if,
+    ...get(v),
+    ...get(below),
+    ...op.v128Load(),
+    ...op.v128Zero,
+    ...op.f64x2Gt,
+    ...get(one),
+    ...op.v128And,
+    ...op.f64x2Mul,
+    ...set(v),
+    ...op.end,
+    ...get(dst),
+    ...get(v),
+    ...op.v128Store(),
+    ...get(biasGrad),
+    ...op.if,
+    ...get(bg),
+    ...get(bg),
+    ...op.v128Load(),
+    ...get(v),
+    ...op.f64x2Add,
+    ...op.v128Store(),
+    ...op.end,
+    ...increment(at, i32(8)),
+    ...increment(below, i32(16)),
+    ...increment(dst, i32(16)),
+    ...increment(bg, i32(16)),
+  ];
+  const single: Code = [
+    ...get(at),
+    ...op.f32Load(),
+    ...op.f64PromoteF32,
+    ...set(x),
+    ...get(relu),
+    ...op.if,
+    ...get(x),
+    ...op.f64(1),
+    ...op.f64(0),
+    ...get(below),
+    ...op.f64Load(),
+    ...op.f64(0),
+    ...op.f64Gt,
+    ...op.select,
+    ...op.f64Mul,
+    ...set(x),
+    ...op.end,
+    ...get(dst),
+    ...get(x),
+    ...op.f64Store(),
+    ...get(biasGrad),
+    ...op.if,
+    ...get(bg),
+    ...get(bg),
+    ...op.f64Load(),
+    ...get(x),
+    ...op.f64Add,
+    ...op.f64Store(),
+    ...op.end,
+    ...increment(below, i32(8)),
+    ...increment(dst, i32(8)),
+  ];
+  return {
+    name: "slopes",
+    params: 8,
+    locals: [I32, I32, I32, I32, V128, V128, F64],
+    body: [
+      ...op.f64(1),
+      ...op.f64x2Splat,
+      ...set(one),
+      ...rowsOfPairs(
+        { rows, cols, pairs, c },
+        [...get(src), ...set(at), ...get(biasGrad), ...set(bg)],
+        pair,
+        single,
+        increment(src, get(ldc)),
+      ),
+    ],
+  };
+}
+
+/** `narrow(src, dst, count)`: `count` float64 values at `src` as float32 at `dst` (rounded to nearest, as JS stores them). */
+function narrowFunction(): FunctionDef {
+  const [src, dst, count] = [0, 1, 2];
+  const { get, i32 } = op;
+  return {
+    name: "narrow",
+    params: 3,
+    locals: [],
+    body: [
+      ...op.block,
+      ...op.loop,
+      ...get(count),
+      ...i32(2),
+      ...op.ltU,
+      ...op.brIf(1),
+      ...get(dst),
+      ...get(src),
+      ...op.v128Load(),
+      ...op.demoteZero,
+      ...op.store64Lane(0),
+      ...increment(src, i32(16)),
+      ...increment(dst, i32(8)),
+      ...increment(count, i32(-2)),
+      ...op.br(0),
+      ...op.end,
+      ...op.end,
+      ...get(count),
+      ...op.if,
+      ...get(dst),
+      ...get(src),
+      ...op.f64Load(),
+      ...op.f32DemoteF64,
+      ...op.f32Store(),
+      ...op.end,
+    ],
+  };
+}
+
 /**
  * The kernels module's bytes: with the relaxed-SIMD multiply-add (`fused`) or
  * without, the products' depth loop unrolled `unroll` times.
  */
 export function kernelModule(fused: boolean, maxPages: number, unroll = 1): Uint8Array<ArrayBuffer> {
-  return assemble([packFunction(), panelsFunction(fused, unroll), adamFunction(), widenFunction()], maxPages);
+  return assemble(
+    [
+      packFunction(),
+      panelsFunction(fused, unroll),
+      adamFunction(),
+      widenFunction(),
+      biasFunction(),
+      slopesFunction(),
+      narrowFunction(),
+    ],
+    maxPages,
+  );
 }
 
 /** The exports of an instance of {@link kernelModule}. */
@@ -529,4 +838,16 @@ export interface Kernels {
     nlr: number,
   ): void;
   widen(src: number, ldc: number, dst: number, rows: number, cols: number): void;
+  bias(src: number, ldc: number, bias: number, dst: number, rows: number, cols: number, relu: number): void;
+  slopes(
+    src: number,
+    ldc: number,
+    below: number,
+    dst: number,
+    rows: number,
+    cols: number,
+    relu: number,
+    biasGrad: number,
+  ): void;
+  narrow(src: number, dst: number, count: number): void;
 }

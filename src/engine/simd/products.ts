@@ -43,6 +43,16 @@ export interface Product {
   stride: number;
   /** Copies the product into `out` (row-major, float64), in the kernels. */
   widen(out: Float64Array): boolean;
+  /**
+   * `out[r, c] = act(C[r, c] + bias[c])` (row-major, float64; no bias when
+   * `undefined`; relu when `relu`, else none), in the kernels.
+   */
+  addBias(bias: Float64Array | undefined, out: Float64Array, relu: boolean): boolean;
+  /**
+   * `out[r, c] = C[r, c] · act'(below[r, c])` (relu's slope when `relu`, else
+   * 1), added into `biasGrad[c]` row after row when given, in the kernels.
+   */
+  scaleBySlope(below: Float64Array, out: Float64Array, relu: boolean, biasGrad: Float64Array | undefined): boolean;
 }
 
 /** Adam's scalars for one step, as host_optimizer.ts computes them. */
@@ -167,7 +177,7 @@ export class SimdKernels {
 
   /**
    * `C (m×n) = A (m×k) · B (k×n)` in float32; the values are valid until the
-   * next job. Operands in the shared memory are read where they are; others
+   * next job or allocation. Operands in the shared memory are read where they are; others
    * are copied in (as float32). `undefined` when they do not fit the memory.
    */
   multiply(a: Operand, b: Operand, m: number, k: number, n: number): Product | undefined {
@@ -196,12 +206,26 @@ export class SimdKernels {
     this.#run(parts);
     const kernels = this.#kernels;
     const owned = this.#owned;
+    // Each epilogue runs only on arrays in this memory (0 stands for "none").
+    const at = (view: Float64Array | undefined) => view === undefined ? 0 : owned.has(view) ? view.byteOffset : -1;
     return {
       values: this.#f32.subarray(cAt / 4, cAt / 4 + m * stride),
       stride,
       widen(out: Float64Array): boolean {
         if (!owned.has(out)) return false;
         kernels.widen(cAt, stride * 4, out.byteOffset, m, n);
+        return true;
+      },
+      addBias(bias: Float64Array | undefined, out: Float64Array, relu: boolean): boolean {
+        const biasAt = at(bias), outAt = at(out);
+        if (biasAt < 0 || outAt <= 0) return false;
+        kernels.bias(cAt, stride * 4, biasAt, outAt, m, n, relu ? 1 : 0);
+        return true;
+      },
+      scaleBySlope(below: Float64Array, out: Float64Array, relu: boolean, biasGrad: Float64Array | undefined): boolean {
+        const belowAt = at(below), outAt = at(out), biasAt = at(biasGrad);
+        if (belowAt <= 0 || outAt <= 0 || biasAt < 0) return false;
+        kernels.slopes(cAt, stride * 4, belowAt, outAt, m, n, relu ? 1 : 0, biasAt);
         return true;
       },
     };
@@ -259,7 +283,9 @@ export class SimdKernels {
   /** Copies `values` in at `at` as float32, or returns their own address when they live here already. */
   #place(values: Float32Array | Float64Array, length: number, at: number): number {
     if (this.#inPlace(values)) return values.byteOffset;
-    this.#f32.set(values.subarray(0, length), at / 4);
+    // float64 arrays of this memory are narrowed in the kernels (the JS copy ran ~1 ns a value on V8).
+    if (values instanceof Float64Array && this.#owned.has(values)) this.#kernels.narrow(values.byteOffset, at, length);
+    else this.#f32.set(values.subarray(0, length), at / 4);
     return at;
   }
 
