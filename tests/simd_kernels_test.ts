@@ -9,7 +9,7 @@ import { type Operand, SimdKernels, simdKernels } from "../src/engine/simd/produ
 import { KC } from "../src/engine/simd/share.ts";
 import { HostOptimizer } from "../src/engine/host_optimizer.ts";
 import { createRandom } from "../src/data/random.ts";
-import { runScript } from "./spawn.ts";
+import { runScript, startScript } from "./spawn.ts";
 import { within } from "./helpers.ts";
 
 const simd = simdKernels()!;
@@ -57,7 +57,8 @@ test("a product is the same to the bit on one thread and on all of them", async 
   const cores = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1;
   if (cores > 1) assert.ok(simd.helpers >= 1, "helper threads started");
   const alone = new SimdKernels(0);
-  for (const [m, k, n] of [[128, 784, 256], [300, 128, 70], [128, 1024, 10]]) {
+  // [600, 300, 5]: narrower than a panel a thread, so shared by chunks of rows, with a last block of depth 44.
+  for (const [m, k, n] of [[128, 784, 256], [300, 128, 70], [128, 1024, 10], [600, 300, 5]]) {
     const a = { values: values(m * k, 1), transposed: false }, b = { values: values(k * n, 2), transposed: true };
     const one = alone.multiply(a, b, m, k, n)!.values.slice();
     const all = simd.multiply(a, b, m, k, n)!.values.slice();
@@ -173,6 +174,20 @@ test("the epilogues and the float32 narrowing in the kernels are bit for bit the
     )!;
     assert.deepEqual(got, Array.from(viaJs.values), `narrowed operand ${m}×${k}`);
     for (const view of [x, w, bias, below]) simd.free(view);
+  }
+});
+
+test("thousands of small shared products with pauses between them all finish, each the one-thread product", async () => {
+  const child = startScript("tests/fixtures/simd_stress.ts", ["30000"]);
+  try {
+    const result = await within(60_000, "the stress run to end", child.done);
+    assert.equal(result.code, 0, result.stderr);
+    const printed = JSON.parse(result.stdout.trim());
+    assert.deepEqual(printed, { jobs: 30000, helpers: printed.helpers, mismatches: 0 });
+    const cores = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1;
+    assert.ok(printed.helpers >= 1 || cores < 2, "helpers took part");
+  } finally {
+    child.kill("SIGKILL");
   }
 });
 

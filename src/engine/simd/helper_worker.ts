@@ -8,7 +8,7 @@
  * @module
  */
 import type { Kernels } from "./kernels.ts";
-import { isServerRuntime, runShare, WORD } from "./share.ts";
+import { isServerRuntime, join, leave, runShare, WORD } from "./share.ts";
 
 /** What the training thread sends a helper once. */
 export interface HelperStart {
@@ -41,9 +41,12 @@ async function serve(start: HelperStart): Promise<void> {
     }
     seen = Atomics.load(ctl, WORD.job);
     if (seen < 0) return;
-    runShare(kernels, ctl, start.index);
-    Atomics.store(ctl, WORD.done + start.index, seen);
-    Atomics.notify(ctl, WORD.done + start.index);
+    if (!join(ctl)) continue;
+    try {
+      runShare(kernels, ctl, start.index);
+    } finally {
+      leave(ctl);
+    }
   }
 }
 

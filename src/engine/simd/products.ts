@@ -15,7 +15,17 @@
  * @module
  */
 import { kernelModule, type Kernels, MR, NR } from "./kernels.ts";
-import { ADAM, ADAM_SCALARS, CONTROL_BYTES, isServerRuntime, PRODUCT, runShare, scratchBytes, WORD } from "./share.ts";
+import {
+  ADAM,
+  ADAM_SCALARS,
+  CLOSED,
+  CONTROL_BYTES,
+  isServerRuntime,
+  PRODUCT,
+  runShare,
+  scratchBytes,
+  WORD,
+} from "./share.ts";
 import type { HelperStart } from "./helper_worker.ts";
 
 /** At most this many helper threads. */
@@ -104,6 +114,7 @@ export class SimdKernels {
     this.#f32 = new Float32Array(this.#memory.buffer);
     this.#wanted = helpers;
     this.#canWait = canWaitHere(this.#ctl);
+    this.#ctl[WORD.state] = CLOSED;
   }
 
   /** Helpers ready for jobs. */
@@ -268,11 +279,19 @@ export class SimdKernels {
     ctl[WORD.parts] = parts;
     ctl[WORD.next] = 0;
     if (parts === 1) return runShare(this.#kernels, ctl, 0);
+    // Open the job, run this thread's share, close it, and wait for the helpers that joined (see CLOSED). Opened by
+    // clearing the flag, not by storing 0: a helper that found the last job closed may not have taken its 1 back yet
+    // (storing 0 lost that 1, and the state went to -1 and never back: a hang seen once in a few hundred epochs).
+    Atomics.and(ctl, WORD.state, ~CLOSED);
     const job = this.#job = (this.#job + 1) & 0x3fffffff;
     Atomics.store(ctl, WORD.job, job);
     Atomics.notify(ctl, WORD.job);
-    runShare(this.#kernels, ctl, 0);
-    for (let t = 1; t < parts; t++) this.#await(WORD.done + t, job);
+    try {
+      runShare(this.#kernels, ctl, 0);
+    } finally {
+      Atomics.or(ctl, WORD.state, CLOSED);
+      this.#awaitHelpers();
+    }
   }
 
   /** Whether a product reads `values` where they are (float32 in the shared memory). */
@@ -289,11 +308,12 @@ export class SimdKernels {
     return at;
   }
 
-  #await(word: number, job: number): void {
+  /** Returns once no helper is in the job (the state word is {@link CLOSED} alone). */
+  #awaitHelpers(): void {
     const ctl = this.#ctl;
     let spins = 0;
-    for (let seen = Atomics.load(ctl, word); seen !== job; seen = Atomics.load(ctl, word)) {
-      if (this.#canWait && ++spins > 1000) Atomics.wait(ctl, word, seen, 1);
+    for (let state = Atomics.load(ctl, WORD.state); state !== CLOSED; state = Atomics.load(ctl, WORD.state)) {
+      if (this.#canWait && ++spins > 1000) Atomics.wait(ctl, WORD.state, state, 1);
     }
   }
 

@@ -1,12 +1,13 @@
 /**
- * One thread's share of a product `C = A · B` on the SIMD kernels, the same
- * code on the training thread and on the helper threads. The job sits in a
- * small block of shared memory (32-bit words), so a helper needs no message
- * to start: the training thread writes the job, bumps its number and wakes
- * the helpers. Work is split by whole 8-column panels of C (or 6-row panels
- * when C is narrow), so every element of C is one thread's sum in one fixed
- * order: the result does not depend on how many threads there are, nor on
- * which thread took which panel.
+ * One thread's share of a job on the SIMD kernels — a product `C = A · B` or
+ * an Adam step — the same code on the training thread and on the helper
+ * threads. The job sits in a small block of shared memory (32-bit words), so
+ * a helper needs no message to start: the training thread writes the job,
+ * opens it, bumps its number and wakes the helpers (see {@link CLOSED}).
+ * Threads take the job in chunks — whole 8-column panels of C (or 6-row
+ * panels when C is narrow), pairs of weights — so every element of C is one
+ * thread's sum in one fixed order: the result does not depend on how many
+ * threads there are, nor on which thread took which chunk.
  *
  * @module
  */
@@ -49,19 +50,31 @@ export const WORD = {
   mSlot: 19,
   vSlot: 20,
   pairs: 21,
-  /** The next 8-column panel of C a thread may take (see {@link runShare}). */
+  /** The next chunk of the job a thread may take (see {@link runShare}). */
   next: 22,
-  /** `done + t`: the last job helper `t` finished. */
-  done: 48,
+  /** How many helpers are in the job, and {@link CLOSED} once the training thread takes no more. */
+  state: 23,
 } as const;
 
 /** Job kinds. */
 export const PRODUCT = 0, ADAM = 1;
 
+/**
+ * The state word's flag for a closed job. The training thread writes a job
+ * while it is closed, opens it (state 0) and bumps the job number; a helper
+ * that sees the number joins (adds one to the state) unless the job is
+ * closed already; the training thread, done with its own share, closes the
+ * job and waits only for the helpers that joined. So it never waits for a
+ * helper to wake up (~80 µs from sleep, more than a small product takes):
+ * a sleeping helper that wakes late finds the job closed, or joins the next
+ * one and takes only chunks nobody took.
+ */
+export const CLOSED = 1 << 30;
+
 /** Index (in a `Float64Array` over the control block) of Adam's eight scalars: b1, ob1, b2, ob2, r1, r2, eps, nlr. */
 export const ADAM_SCALARS = 16;
 
-/** Bytes the control block takes (room for the done words of 16 helpers). */
+/** Bytes the control block takes. */
 export const CONTROL_BYTES = 256;
 
 /** Depth of a packed block: 256 · 8 floats of B (8 KB) stay in L1 while A's panels stream from L2. */
@@ -73,33 +86,34 @@ export function scratchBytes(m: number, k: number): number {
 }
 
 /**
- * Runs part `t` of the job in `ctl` with `kernels`.
- *
- * A product with at least one 8-column panel of C per thread is shared out
- * as it runs: each thread packs all of A, then takes chunks of panels from
- * a counter in the control block until none are left. A thread that starts
- * late or runs slower (a helper woken from sleep, a core the machine lends
- * elsewhere for a while) then takes fewer chunks instead of holding up the
- * product: a wide MLP's eight products of a step ran 2–16% faster than with
- * fixed halves, on Deno and Bun (interleaved runs, in alternating order).
- * Which thread computes a panel does not change its values.
- * Narrower products split their 6-row panels in fixed parts.
+ * Runs thread `t`'s share of the job in `ctl` with `kernels`: it takes
+ * chunks of the job from a counter in the control block until none are
+ * left, so any thread may do any part, a thread that joins late or runs
+ * slower takes fewer, and a thread that joins after the last chunk does
+ * nothing. Chunks are whole 8-column panels of C (each thread first packs
+ * all of A), or 6-row panels of A when C is narrower than one panel per
+ * thread, or pairs of weights for Adam; which thread computes a chunk does
+ * not change its values. Against fixed halves, a wide MLP's eight products
+ * of a step ran 2–16% faster, on Deno and Bun (interleaved runs, in
+ * alternating order).
  */
 export function runShare(kernels: Kernels, ctl: Int32Array, t: number): void {
-  if (ctl[WORD.kind] === ADAM) return adamShare(kernels, ctl, t);
+  if (ctl[WORD.kind] === ADAM) return adamShare(kernels, ctl);
   const m = ctl[WORD.m], n = ctl[WORD.n], k = ctl[WORD.k], parts = ctl[WORD.parts];
   const a = ctl[WORD.a], aOuter = ctl[WORD.aOuter], aInner = ctl[WORD.aInner];
   const b = ctl[WORD.b], bOuter = ctl[WORD.bOuter], bInner = ctl[WORD.bInner];
   const c = ctl[WORD.c], ldc = ctl[WORD.ldc];
   const packA = ctl[WORD.scratch] + t * ctl[WORD.scratchStride];
   const panelsA = Math.ceil(m / MR), panelsB = Math.ceil(n / NR);
-  // One block of A, packed: panels · MR rows · KC depth.
-  const blockA = panelsA * MR * KC * 4;
-  const productOf = (p0: number, p1: number, packedA: (k0: number) => number, q0: number, q1: number) => {
+  // One block of A, packed: panels · MR rows · KC depth; B's panel goes after all of A's blocks.
+  const blockA = panelsA * MR * KC * 4, packB = packA + blockA * Math.ceil(k / KC);
+  // Where A's row `row0` (a panel's first) starts in the block at depth k0: panels there are MR × its depth.
+  const packedA = (k0: number, row0: number) => packA + (k0 / KC) * blockA + row0 * Math.min(KC, k - k0) * 4;
+  // A's panels p0..p1 (packed) times B's panels q0..q1, block after block of depth.
+  const product = (p0: number, p1: number, q0: number, q1: number) => {
     const row0 = p0 * MR;
-    const packB = packA + (p1 - p0) * MR * Math.ceil(k / KC) * KC * 4;
     for (let k0 = 0; k0 < k; k0 += KC) {
-      const depth = Math.min(KC, k - k0), at = packedA(k0);
+      const depth = Math.min(KC, k - k0), at = packedA(k0, row0);
       for (let q = q0; q < q1; q++) {
         const col0 = q * NR;
         kernels.pack(b + col0 * bOuter + k0 * bInner, bOuter, bInner, Math.min(NR, n - col0), depth, packB, NR);
@@ -107,51 +121,69 @@ export function runShare(kernels: Kernels, ctl: Int32Array, t: number): void {
       }
     }
   };
-  if (panelsB >= parts) {
-    const chunk = Math.max(1, Math.floor(panelsB / (parts * 8)));
-    if (Atomics.load(ctl, WORD.next) >= panelsB) return;
+  // Packs A's rows of panels p0..p1 into their places in every block.
+  const pack = (p0: number, p1: number) => {
+    const row0 = p0 * MR, rows = Math.min(p1 * MR, m) - row0;
     for (let k0 = 0; k0 < k; k0 += KC) {
-      kernels.pack(a + k0 * aInner, aOuter, aInner, m, Math.min(KC, k - k0), packA + (k0 / KC) * blockA, MR);
+      const at = packedA(k0, row0);
+      kernels.pack(a + row0 * aOuter + k0 * aInner, aOuter, aInner, rows, Math.min(KC, k - k0), at, MR);
     }
-    for (;;) {
-      const q0 = Atomics.add(ctl, WORD.next, chunk);
-      if (q0 >= panelsB) return;
-      productOf(0, panelsA, (k0) => packA + (k0 / KC) * blockA, q0, Math.min(q0 + chunk, panelsB));
+  };
+  if (panelsB >= parts) {
+    if (Atomics.load(ctl, WORD.next) >= panelsB) return;
+    pack(0, panelsA);
+    const chunk = Math.max(1, Math.floor(panelsB / (parts * 8)));
+    for (let q0; (q0 = Atomics.add(ctl, WORD.next, chunk)) < panelsB;) {
+      product(0, panelsA, q0, Math.min(q0 + chunk, panelsB));
     }
+    return;
   }
-  const p0 = Math.floor(t * panelsA / parts), p1 = Math.floor((t + 1) * panelsA / parts);
-  if (p0 >= p1) return;
-  const row0 = p0 * MR, rows = Math.min(p1 * MR, m) - row0;
-  productOf(
-    p0,
-    p1,
-    (k0) => {
-      kernels.pack(a + row0 * aOuter + k0 * aInner, aOuter, aInner, rows, Math.min(KC, k - k0), packA, MR);
-      return packA;
-    },
-    0,
-    panelsB,
-  );
+  const chunk = Math.max(1, Math.floor(panelsA / (parts * 4)));
+  for (let p0; (p0 = Atomics.add(ctl, WORD.next, chunk)) < panelsA;) {
+    const p1 = Math.min(p0 + chunk, panelsA);
+    pack(p0, p1);
+    product(p0, p1, 0, panelsB);
+  }
 }
 
-function adamShare(kernels: Kernels, ctl: Int32Array, t: number): void {
-  const pairs = ctl[WORD.pairs], parts = ctl[WORD.parts];
-  const p0 = Math.floor(t * pairs / parts), p1 = Math.floor((t + 1) * pairs / parts);
-  if (p0 >= p1) return;
+/** Adam's pairs of weights are taken this many at a time. */
+const ADAM_CHUNK = 4096;
+
+function adamShare(kernels: Kernels, ctl: Int32Array): void {
+  const pairs = ctl[WORD.pairs];
   const s = new Float64Array(ctl.buffer, ctl.byteOffset + ADAM_SCALARS * 8, 8);
-  kernels.adam(
-    ctl[WORD.w] + p0 * 8,
-    ctl[WORD.g] + p0 * 16,
-    ctl[WORD.mSlot] + p0 * 8,
-    ctl[WORD.vSlot] + p0 * 8,
-    p1 - p0,
-    s[0],
-    s[1],
-    s[2],
-    s[3],
-    s[4],
-    s[5],
-    s[6],
-    s[7],
-  );
+  for (let p0; (p0 = Atomics.add(ctl, WORD.next, ADAM_CHUNK)) < pairs;) {
+    kernels.adam(
+      ctl[WORD.w] + p0 * 8,
+      ctl[WORD.g] + p0 * 16,
+      ctl[WORD.mSlot] + p0 * 8,
+      ctl[WORD.vSlot] + p0 * 8,
+      Math.min(ADAM_CHUNK, pairs - p0),
+      s[0],
+      s[1],
+      s[2],
+      s[3],
+      s[4],
+      s[5],
+      s[6],
+      s[7],
+    );
+  }
+}
+
+/**
+ * A helper joins the job in the control block: `true` when it may run its
+ * share, `false` when the training thread has closed the job already (it
+ * then touches nothing of it). See {@link CLOSED}.
+ */
+export function join(ctl: Int32Array): boolean {
+  if ((Atomics.add(ctl, WORD.state, 1) & CLOSED) === 0) return true;
+  leave(ctl);
+  return false;
+}
+
+/** A helper is done with the job it joined. */
+export function leave(ctl: Int32Array): void {
+  Atomics.sub(ctl, WORD.state, 1);
+  Atomics.notify(ctl, WORD.state);
 }
