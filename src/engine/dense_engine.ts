@@ -3,10 +3,10 @@
  * arrays — forward, backward, penalties and the optimizer update — with no
  * tensor, kernel or allocation per step (a loss it does not know itself runs
  * through tfjs on each batch's predictions: see `loss_step.ts`). Products
- * and gradients are float64 within a step, except a wide layer's products,
- * which are float32 on the SIMD kernels (`wide_layers.ts`) as tfjs computes
- * them; parameters and optimizer state are float32 between steps, as tfjs
- * keeps them. Weights and optimizer
+ * and gradients are float64 within a step, except in a model with a wide
+ * layer, whose products are all float32 on the SIMD kernels
+ * (`wide_layers.ts`) as tfjs computes them; parameters and optimizer state
+ * are float32 between steps, as tfjs keeps them. Weights and optimizer
  * state are read from the model and the tfjs optimizer when the epoch
  * starts and written back when it ends, so everything outside the epoch
  * (validation, checkpoints, stages) sees ordinary tfjs state.
@@ -73,8 +73,8 @@ type PenalisedWeight = [Penalty, Float32Array, Float64Array | undefined];
 /**
  * Trains the layers of a {@link HostPlan}, one epoch per `epoch()` call.
  * Parameters and optimizer state stay float32 between steps (as in tfjs);
- * activations and gradients are float64 within a step (products too, but a
- * wide layer's). Internal.
+ * activations and gradients are float64 within a step (products too, but
+ * in a model with a wide layer). Internal.
  */
 export class DenseEngine implements EpochTrainer {
   #layers: DenseLayer[];
@@ -258,15 +258,17 @@ export class DenseEngine implements EpochTrainer {
     const outputs = layers[layers.length - 1].units, last = layers.length - 1;
     let total = 0;
     lap("exchange");
-    // Wide layers' products go to the SIMD kernels (see wide_layers.ts); the rest stay in JS.
-    const wide = (l: number, n: number) => isWide(n, layers[l].inputs, layers[l].units);
+    // With a wide layer, every layer's products go to the SIMD kernels (see wide_layers.ts), the narrow ones too:
+    // the tutorial's 64→1 layer at batch 512 cost more in V8's JS loops than a call to the kernels (its epoch ran
+    // 2–16% faster on Deno, within noise on Bun, in interleaved runs). Without one, all stay in JS.
+    const onKernels = simd !== undefined;
     const step = (n: number) => {
       const acts = this.#acts, grads = this.#grads, loss = this.#lossStep;
       for (let l = 0; l <= last; l++) {
         const { inputs: i, units } = layers[l];
         const bias = biases64[l];
         if (bias) bias.set(biases[l]!);
-        if (wide(l, n) && wideForward(acts[l], n, i, kernels[l], units, bias, codes[l], acts[l + 1])) continue;
+        if (onKernels && wideForward(acts[l], n, i, kernels[l], units, bias, codes[l], acts[l + 1])) continue;
         const kernelT = transposed[l] ??= new Float64Array(i * units);
         transpose(kernel64(l), i, units, kernelT);
         denseForward(acts[l], kernelT, n, i, units, bias, codes[l], acts[l + 1]);
@@ -277,18 +279,17 @@ export class DenseEngine implements EpochTrainer {
       lap("loss");
       for (let l = last; l >= 0; l--) {
         const { inputs: i, units } = layers[l];
-        const layerWide = wide(l, n);
-        if (!(layerWide && wideKernelGradient(acts[l], grads[l + 1], n, i, units, kernelGrads[l]))) {
+        if (!(onKernels && wideKernelGradient(acts[l], grads[l + 1], n, i, units, kernelGrads[l]))) {
           matmulColumns(acts[l], grads[l + 1], n, i, units, kernelGrads[l]);
         }
         if (l > 0) {
           biasGrads[l - 1]?.fill(0);
           if (
-            !(layerWide &&
+            !(onKernels &&
               wideBackward(grads[l + 1], kernels[l], n, units, i, acts[l], codes[l - 1], biasGrads[l - 1], grads[l]))
           ) {
             // A wide forward left this step's float64 kernel unset.
-            const kernel = layerWide ? kernel64(l) : kernels64[l]!;
+            const kernel = onKernels ? kernel64(l) : kernels64[l]!;
             denseBackward(grads[l + 1], kernel, n, units, i, acts[l], codes[l - 1], biasGrads[l - 1], grads[l]);
           }
         }

@@ -1,12 +1,13 @@
 /**
- * A wide dense layer's three products — forward, kernel gradient, gradient
- * to the layer below — on fitstream's WebAssembly SIMD kernels, in float32
+ * A dense layer's three products — forward, kernel gradient, gradient to
+ * the layer below — on fitstream's WebAssembly SIMD kernels, in float32
  * as the tfjs path computes them, spread over the machine's cores
  * (`simd/products.ts`); biases, activations and their slopes are float64,
- * in the kernels for linear and relu layers (JS loops for the rest). Below
- * {@link WIDE_MIN_MACS} multiply-adds a step, or where the runtime lacks
- * WebAssembly SIMD, the host engine's float64 JS loops do the work. Each function returns `false` when it did nothing, so the caller
- * falls back to them.
+ * in the kernels for linear and relu layers (JS loops for the rest). In a
+ * model with no layer of {@link WIDE_MIN_MACS} multiply-adds a step, or
+ * where the runtime lacks WebAssembly SIMD, the host engine's float64 JS
+ * loops do the work. Each function returns `false` when it did nothing, so
+ * the caller falls back to them.
  *
  * Why not the wasm backend's `tf.matMul` (XNNPACK): its kernels run at the
  * same speed on one core, but each call crosses tfjs (tensors made and
@@ -20,8 +21,9 @@ import { activateInPlace, type ActivationCode, slopeAny } from "./dense_kernels.
 import { simdKernels } from "./simd/products.ts";
 
 /**
- * A layer's products leave the JS loops from this many multiply-adds per step
- * (batch rows × inputs × units), on V8 and JavaScriptCore alike. That takes in
+ * A model's products leave the JS loops (all of them: see dense_engine.ts)
+ * when one of its layers has this many multiply-adds per step (batch rows ×
+ * inputs × units), on V8 and JavaScriptCore alike. That takes in
  * the tutorial's first layer at batch 512: its epoch went from 16.5 to 12.5 ms
  * on Deno, and ran from 1% slower to 26% faster on Bun (interleaved runs in
  * one process); the 256→10 output layer of a wide MLP at batch 128 ran that
@@ -29,7 +31,7 @@ import { simdKernels } from "./simd/products.ts";
  */
 export const WIDE_MIN_MACS: number = 1 << 18;
 
-/** Whether a layer of `inputs` → `units` at `rows` rows a step goes to the SIMD kernels. */
+/** Whether a layer of `inputs` → `units` at `rows` rows a step takes its model to the SIMD kernels. */
 export function isWide(rows: number, inputs: number, units: number): boolean {
   return rows * inputs * units >= WIDE_MIN_MACS;
 }
