@@ -373,6 +373,22 @@ export const CASES: FaithCase[] = [
     },
   },
   {
+    name: "a wide MLP on the SIMD kernels (16→512 relu→64 relu→1, l2 on the wide layer, Adam, both cores)",
+    category: "SIMD kernels",
+    epochs: 6,
+    engine: "host",
+    build() {
+      // 64 rows × 16 × 512 = 2^19 multiply-adds a step: the whole model goes to the kernels.
+      const [x, y] = regressionData(256, 16);
+      const model = denseModel(16, [
+        { units: 512, activation: "relu", kernelRegularizer: () => tf.regularizers.l2({ l2: 1e-3 }) },
+        { units: 64, activation: "relu" },
+        { units: 1 },
+      ]);
+      return { model, optimizer: tf.train.adam(0.003), loss: mse, x, y, batchSize: 64 };
+    },
+  },
+  {
     name: "200 epochs of Adam",
     category: "float32",
     epochs: 200,
