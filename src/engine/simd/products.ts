@@ -188,8 +188,9 @@ export class SimdKernels {
 
   /**
    * `C (m×n) = A (m×k) · B (k×n)` in float32; the values are valid until the
-   * next job or allocation. Operands in the shared memory are read where they are; others
-   * are copied in (as float32). `undefined` when they do not fit the memory.
+   * next job or allocation. Operands in the shared memory are read where they
+   * are (float64 ones narrowed there); others are copied in (as float32).
+   * `undefined` when they do not fit the memory.
    */
   multiply(a: Operand, b: Operand, m: number, k: number, n: number): Product | undefined {
     if (!this.#starting && this.#wanted > 0) void this.start();

@@ -61,13 +61,13 @@ export const PRODUCT = 0, ADAM = 1;
 
 /**
  * The state word's flag for a closed job. The training thread writes a job
- * while it is closed, opens it (state 0) and bumps the job number; a helper
- * that sees the number joins (adds one to the state) unless the job is
- * closed already; the training thread, done with its own share, closes the
- * job and waits only for the helpers that joined. So it never waits for a
- * helper to wake up (~80 µs from sleep, more than a small product takes):
- * a sleeping helper that wakes late finds the job closed, or joins the next
- * one and takes only chunks nobody took.
+ * while it is closed, opens it (clears the flag) and bumps the job number;
+ * a helper that sees the number joins (adds one to the state) unless the
+ * job is closed already; the training thread, done with its own share,
+ * closes the job and waits only for the helpers that joined. So it never
+ * waits for a helper to wake up (~80 µs from sleep, more than a small
+ * product takes): a sleeping helper that wakes late finds the job closed,
+ * or joins the next one and takes only chunks nobody took.
  */
 export const CLOSED = 1 << 30;
 
