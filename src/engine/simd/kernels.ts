@@ -18,6 +18,9 @@ export const MR = 6;
 /** Columns of a packed panel of the right operand (B). */
 export const NR = 8;
 
+/** `[0, 1, …, count − 1]`: a function's parameters and locals by index. */
+const indices = (count: number): number[] => Array.from({ length: count }, (_, i) => i);
+
 /** `do { body } while (condition)`. */
 const doWhile = (body: Code, condition: Code): Code => [...op.loop, ...body, ...condition, ...op.brIf(0), ...op.end];
 
@@ -501,50 +504,75 @@ function widenFunction(): FunctionDef {
   };
 }
 
-/** `pairs = cols & ~1`, then per row: `pair` on each two columns as float64x2, `single` on an odd last one. */
-const rowsOfPairs = (
-  locals: { rows: number; cols: number; pairs: number; c: number },
-  startRow: Code,
+/**
+ * An elementwise epilogue over `rows` rows of `cols` float32 product values
+ * (`ldc` bytes apart): `pair` on each two columns as float64x2, `single` on
+ * an odd last one. Its extra locals are four i32s (the row's read pointer
+ * `at`, a per-row pointer `[row, from]` reset from parameter `from` each
+ * row, the column `c` and `pairs`), two vectors and a float64; `constant`
+ * `[value, local]` is splat into a vector local first.
+ */
+function epilogue(
+  name: string,
+  params: number,
+  locals: { rows: number; cols: number; pairs: number; c: number; constant: [number, number] },
+  [row, from]: [number, number],
+  [at, src, ldc]: [number, number, number],
   pair: Code,
   single: Code,
-  endRow: Code,
-): Code => {
+): FunctionDef {
   const { get, set, i32 } = op;
-  const { rows, cols, pairs, c } = locals;
-  return [
-    ...get(cols),
-    ...i32(-2),
-    ...[0x71], // i32.and
-    ...set(pairs),
-    ...op.block,
-    ...get(rows),
-    ...op.eqz,
-    ...op.brIf(0),
-    ...doWhile([
-      ...startRow,
-      ...i32(0),
-      ...set(c),
+  const { rows, cols, pairs, c, constant: [value, constant] } = locals;
+  const and = [0x71];
+  return {
+    name,
+    params,
+    locals: [I32, I32, I32, I32, V128, V128, F64],
+    body: [
+      ...op.f64(value),
+      ...op.f64x2Splat,
+      ...set(constant),
+      ...get(cols),
+      ...i32(-2),
+      ...and,
+      ...set(pairs),
       ...op.block,
-      ...get(pairs),
+      ...get(rows),
       ...op.eqz,
       ...op.brIf(0),
-      ...doWhile([...pair, ...increment(c, i32(2))], [...get(c), ...get(pairs), ...op.ne]),
+      ...doWhile([
+        ...get(src),
+        ...set(at),
+        ...get(from),
+        ...set(row),
+        ...i32(0),
+        ...set(c),
+        ...op.block,
+        ...get(pairs),
+        ...op.eqz,
+        ...op.brIf(0),
+        ...doWhile([...pair, ...increment(c, i32(2))], [...get(c), ...get(pairs), ...op.ne]),
+        ...op.end,
+        ...get(cols),
+        ...i32(1),
+        ...and,
+        ...op.if,
+        ...single,
+        ...op.end,
+        ...increment(src, get(ldc)),
+        ...get(rows),
+        ...i32(1),
+        ...op.sub,
+        ...op.tee(rows),
+      ], []),
       ...op.end,
-      ...get(cols),
-      ...i32(1),
-      ...[0x71],
-      ...op.if,
-      ...single,
-      ...op.end,
-      ...endRow,
-      ...get(rows),
-      ...i32(1),
-      ...op.sub,
-      ...op.tee(rows),
-    ], []),
-    ...op.end,
-  ];
-};
+    ],
+  };
+}
+
+/** Loads the float32 product values at the address on the stack as float64: two lanes, or one. */
+const productValues = (two: boolean): Code =>
+  two ? [...op.load64Zero(), ...op.promoteLow] : [...op.f32Load(), ...op.f64PromoteF32];
 
 /**
  * `bias(src, ldc, bias, dst, rows, cols, relu)`: a wide layer's forward
@@ -555,98 +583,43 @@ const rowsOfPairs = (
  * at a time (the JS loops ran ~2 ns a value on V8).
  */
 function biasFunction(): FunctionDef {
-  const [src, ldc, bias, dst, rows, cols, relu, at, b, c, pairs, v, half, x] = [
-    0,
-    1,
-    2,
-    3,
-    4,
-    5,
-    6,
-    7,
-    8,
-    9,
-    10,
-    11,
-    12,
-    13,
-  ];
+  const [src, ldc, bias, dst, rows, cols, relu, at, b, c, pairs, v, half, x] = indices(14);
   const { get, set, i32 } = op;
-  const pair: Code = [
-    ...get(at),
-    ...op.load64Zero(),
-    ...op.promoteLow,
-    ...set(v),
-    ...get(bias),
-    ...op.if,
-    ...get(v),
-    ...get(b),
-    ...op.v128Load(),
-    ...op.f64x2Add,
-    ...set(v),
-    ...op.end,
-    ...get(relu),
-    ...op.if,
-    ...get(v),
-    ...get(v),
-    ...op.f64x2Abs,
-    ...op.f64x2Add,
-    ...get(half),
-    ...op.f64x2Mul,
-    ...set(v),
-    ...op.end,
-    ...get(dst),
-    ...get(v),
-    ...op.v128Store(),
-    ...increment(at, i32(8)),
-    ...increment(b, i32(16)),
-    ...increment(dst, i32(16)),
-  ];
-  const single: Code = [
-    ...get(at),
-    ...op.f32Load(),
-    ...op.f64PromoteF32,
-    ...set(x),
-    ...get(bias),
-    ...op.if,
-    ...get(x),
-    ...get(b),
-    ...op.f64Load(),
-    ...op.f64Add,
-    ...set(x),
-    ...op.end,
-    ...get(relu),
-    ...op.if,
-    ...get(x),
-    ...get(x),
-    ...op.f64Abs,
-    ...op.f64Add,
-    ...op.f64(0.5),
-    ...op.f64Mul,
-    ...set(x),
-    ...op.end,
-    ...get(dst),
-    ...get(x),
-    ...op.f64Store(),
-    ...increment(dst, i32(8)),
-  ];
-  return {
-    name: "bias",
-    params: 7,
-    locals: [I32, I32, I32, I32, V128, V128, F64],
-    body: [
-      ...op.f64(0.5),
-      ...op.f64x2Splat,
-      ...set(half),
-      ...rowsOfPairs(
-        { rows, cols, pairs, c },
-        [...get(src), ...set(at), ...get(bias), ...set(b)],
-        pair,
-        single,
-        increment(src, get(ldc)),
-      ),
-    ],
+  // The same steps on two lanes (float64x2 in `v`) and on one (float64 in `x`).
+  const lanes = (two: boolean): Code => {
+    const [into, add] = two ? [v, op.f64x2Add] : [x, op.f64Add];
+    return [
+      ...get(at),
+      ...productValues(two),
+      ...set(into),
+      ...get(bias),
+      ...op.if,
+      ...get(into),
+      ...get(b),
+      ...(two ? op.v128Load() : op.f64Load()),
+      ...add,
+      ...set(into),
+      ...op.end,
+      ...get(relu),
+      ...op.if,
+      ...get(into),
+      ...get(into),
+      ...(two ? op.f64x2Abs : op.f64Abs),
+      ...add,
+      ...(two ? get(half) : op.f64(0.5)),
+      ...(two ? op.f64x2Mul : op.f64Mul),
+      ...set(into),
+      ...op.end,
+      ...get(dst),
+      ...get(into),
+      ...(two ? op.v128Store() : op.f64Store()),
+      ...increment(at, i32(two ? 8 : 4)),
+      ...increment(b, i32(two ? 16 : 8)),
+      ...increment(dst, i32(two ? 16 : 8)),
+    ];
   };
+  const pair = lanes(true), single = lanes(false);
+  return epilogue("bias", 7, { rows, cols, pairs, c, constant: [0.5, half] }, [b, bias], [at, src, ldc], pair, single);
 }
 
 /**
@@ -657,108 +630,54 @@ function biasFunction(): FunctionDef {
  * when `relu` ≠ 0, else none (linear: the JS loop multiplies by 1).
  */
 function slopesFunction(): FunctionDef {
-  const [src, ldc, below, dst, rows, cols, relu, biasGrad, at, bg, c, pairs, v, one, x] = [
-    0,
-    1,
-    2,
-    3,
-    4,
-    5,
-    6,
-    7,
-    8,
-    9,
-    10,
-    11,
-    12,
-    13,
-    14,
-  ];
+  const [src, ldc, below, dst, rows, cols, relu, biasGrad, at, bg, c, pairs, v, one, x] = indices(15);
   const { get, set, i32 } = op;
-  const pair: Code = [
-    ...get(at),
-    ...op.load64Zero(),
-    ...op.promoteLow,
-    ...set(v),
-    ...get(relu),
-    ...op.if,
-    ...get(v),
-    ...get(below),
-    ...op.v128Load(),
-    ...op.v128Zero,
-    ...op.f64x2Gt,
-    ...get(one),
-    ...op.v128And,
-    ...op.f64x2Mul,
-    ...set(v),
-    ...op.end,
-    ...get(dst),
-    ...get(v),
-    ...op.v128Store(),
-    ...get(biasGrad),
-    ...op.if,
-    ...get(bg),
-    ...get(bg),
-    ...op.v128Load(),
-    ...get(v),
-    ...op.f64x2Add,
-    ...op.v128Store(),
-    ...op.end,
-    ...increment(at, i32(8)),
-    ...increment(below, i32(16)),
-    ...increment(dst, i32(16)),
-    ...increment(bg, i32(16)),
-  ];
-  const single: Code = [
-    ...get(at),
-    ...op.f32Load(),
-    ...op.f64PromoteF32,
-    ...set(x),
-    ...get(relu),
-    ...op.if,
-    ...get(x),
-    ...op.f64(1),
-    ...op.f64(0),
-    ...get(below),
-    ...op.f64Load(),
-    ...op.f64(0),
-    ...op.f64Gt,
-    ...op.select,
-    ...op.f64Mul,
-    ...set(x),
-    ...op.end,
-    ...get(dst),
-    ...get(x),
-    ...op.f64Store(),
-    ...get(biasGrad),
-    ...op.if,
-    ...get(bg),
-    ...get(bg),
-    ...op.f64Load(),
-    ...get(x),
-    ...op.f64Add,
-    ...op.f64Store(),
-    ...op.end,
-    ...increment(below, i32(8)),
-    ...increment(dst, i32(8)),
-  ];
-  return {
-    name: "slopes",
-    params: 8,
-    locals: [I32, I32, I32, I32, V128, V128, F64],
-    body: [
-      ...op.f64(1),
-      ...op.f64x2Splat,
-      ...set(one),
-      ...rowsOfPairs(
-        { rows, cols, pairs, c },
-        [...get(src), ...set(at), ...get(biasGrad), ...set(bg)],
-        pair,
-        single,
-        increment(src, get(ldc)),
-      ),
-    ],
+  // The same steps on two lanes (float64x2 in `v`) and on one (float64 in `x`).
+  const lanes = (two: boolean): Code => {
+    const into = two ? v : x, bytes = two ? 16 : 8;
+    // relu's slope: 1 where the output below is > 0, else 0 (a mask of 1.0's bits; a select).
+    const slope: Code = two
+      ? [...get(below), ...op.v128Load(), ...op.v128Zero, ...op.f64x2Gt, ...get(one), ...op.v128And]
+      : [...op.f64(1), ...op.f64(0), ...get(below), ...op.f64Load(), ...op.f64(0), ...op.f64Gt, ...op.select];
+    return [
+      ...get(at),
+      ...productValues(two),
+      ...set(into),
+      ...get(relu),
+      ...op.if,
+      ...get(into),
+      ...slope,
+      ...(two ? op.f64x2Mul : op.f64Mul),
+      ...set(into),
+      ...op.end,
+      ...get(dst),
+      ...get(into),
+      ...(two ? op.v128Store() : op.f64Store()),
+      ...get(biasGrad),
+      ...op.if,
+      ...get(bg),
+      ...get(bg),
+      ...(two ? op.v128Load() : op.f64Load()),
+      ...get(into),
+      ...(two ? op.f64x2Add : op.f64Add),
+      ...(two ? op.v128Store() : op.f64Store()),
+      ...op.end,
+      ...increment(at, i32(bytes / 2)),
+      ...increment(below, i32(bytes)),
+      ...increment(dst, i32(bytes)),
+      ...increment(bg, i32(bytes)),
+    ];
   };
+  const pair = lanes(true), single = lanes(false);
+  return epilogue(
+    "slopes",
+    8,
+    { rows, cols, pairs, c, constant: [1, one] },
+    [bg, biasGrad],
+    [at, src, ldc],
+    pair,
+    single,
+  );
 }
 
 /** `narrow(src, dst, count)`: `count` float64 values at `src` as float32 at `dst` (rounded to nearest, as JS stores them). */
