@@ -108,6 +108,18 @@ export const op = {
   f64: (v: number): Code => [0x44, ...new Uint8Array(new Float64Array([v]).buffer)],
 };
 
+/** `do { body } while (condition)` (an empty condition: the body leaves it on the stack). */
+export const doWhile = (body: Code, condition: Code): Code => [
+  ...op.loop,
+  ...body,
+  ...condition,
+  ...op.brIf(0),
+  ...op.end,
+];
+
+/** `[0, 1, …, count − 1]`: a function's parameters and locals by index. */
+export const indices = (count: number): number[] => Array.from({ length: count }, (_, i) => i);
+
 /** `local += by` (i32). */
 export function increment(local: number, by: Code): Code {
   return [...op.get(local), ...by, ...op.add, ...op.set(local)];
