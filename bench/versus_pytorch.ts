@@ -159,10 +159,10 @@ for (const [batch, full, rounds, perRound] of configs) {
   rows.push([batch, full ? "full pipeline" : "source alone", ma, mb, ma / mb]);
   results.push({ batch, arm: full ? "full" : "source", fitstream_ms: ma, pytorch_ms: mb, ratio: ma / mb });
 }
-// Rounds of one epoch each way: this machine's speed drifts by up to 2× over minutes, so more short rounds at H = 256.
+// Rounds of one epoch each way, interleaved: this machine's speed drifts by up to 2× over minutes, so the median of several.
 const large: ["wide256" | "wide1024" | "cnn", number, number][] = quick
   ? [["wide256", 128, 1], ["cnn", 64, 1]]
-  : [["wide256", 128, 7], ["wide1024", 128, 3], ["cnn", 64, 3]];
+  : [["wide256", 128, 7], ["wide1024", 128, 5], ["cnn", 64, 3]];
 for (const [mode, batch, rounds] of large.filter(([mode]) => wanted(mode))) {
   const ours = largeArm(mode, batch), theirs = torchRun(batch, mode);
   await ours.reads(1); // warm-up (and the JIT)
