@@ -159,7 +159,7 @@ for (const [batch, full, rounds, perRound] of configs) {
   rows.push([batch, full ? "full pipeline" : "source alone", ma, mb, ma / mb]);
   results.push({ batch, arm: full ? "full" : "source", fitstream_ms: ma, pytorch_ms: mb, ratio: ma / mb });
 }
-// Rounds of one epoch each way, interleaved: this machine's speed drifts by up to 2× over minutes, so the median of several.
+// Interleaved rounds of one epoch each way: this machine's speed drifts by up to 2× over minutes.
 const large: ["wide256" | "wide1024" | "cnn", number, number][] = quick
   ? [["wide256", 128, 1], ["cnn", 64, 1]]
   : [["wide256", 128, 7], ["wide1024", 128, 5], ["cnn", 64, 3]];
