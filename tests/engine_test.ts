@@ -247,16 +247,17 @@ test("explainEngine names what keeps a run off the host engine", () => {
     inputs: [a, b],
     outputs: tf.layers.dense({ units: 1 }).apply(joined) as tf.SymbolicTensor,
   });
+  const js = "; products in float64 JS loops (no layer has 262,144 multiply-adds a step)";
   assert.deepEqual(explainEngine(base), {
     engine: "host",
-    reason: "a chain of 1 Dense layer(s) under meanSquaredError with Adam",
+    reason: "a chain of 1 Dense layer(s) under meanSquaredError with Adam" + js,
   });
-  const custom = "a chain of 1 Dense layer(s) under a custom loss (its gradient through tfjs per batch) with Adam";
+  const custom = "a chain of 1 Dense layer(s) under a custom loss (its gradient through tfjs per batch) with Adam" + js;
   const alsoHost: [object, string][] = [
     [{ loss: (p: tf.Tensor, y: tf.Tensor) => tf.losses.meanSquaredError(y, p) }, custom],
     [{ lastLabel: false, data: [x], loss: (p: tf.Tensor) => p.square().mean() }, custom],
     [{ data: [x, y.cast("int32")] }, custom], // tfjs's MSE on int32 labels: through tfjs
-    [{ loss: tf.losses.huberLoss }, "a chain of 1 Dense layer(s) under huberLoss with Adam"],
+    [{ loss: tf.losses.huberLoss }, "a chain of 1 Dense layer(s) under huberLoss with Adam" + js],
   ];
   for (const [change, reason] of alsoHost) {
     assert.deepEqual(explainEngine({ ...base, ...change } as typeof base), { engine: "host", reason });
@@ -425,6 +426,14 @@ test("a wide Dense layer's products go to the SIMD kernels and train what the tf
       ],
     });
   const x = tf.randomNormal([256, 784], 0, 1, "float32", 5), y = tf.randomNormal([256, 1], 0, 1, "float32", 6);
+  const explained = explainEngine({
+    data: [x, y],
+    model: make(),
+    optimizer: tf.train.sgd(0.01),
+    loss: mse,
+    batchSize: 64,
+  });
+  assert.match(explained.reason, /; products in float32 on fitstream's WebAssembly SIMD kernels/);
   const weights: number[][] = [], losses: number[][] = [];
   const before = tf.memory().numTensors;
   for (const engine of ["auto", "tfjs"] as const) {

@@ -36,6 +36,22 @@ export function isWide(rows: number, inputs: number, units: number): boolean {
   return rows * inputs * units >= WIDE_MIN_MACS;
 }
 
+/**
+ * How a host epoch of these layers at `rows` rows a step computes its
+ * products, for `explainEngine`: on the SIMD kernels in float32 when a
+ * layer is wide and the runtime has them, else in float64 JS loops.
+ */
+export function productArithmetic(layers: { inputs: number; units: number }[], rows: number): string {
+  const threshold = WIDE_MIN_MACS.toLocaleString("en-US");
+  if (!layers.some((l) => isWide(rows, l.inputs, l.units))) {
+    return `products in float64 JS loops (no layer has ${threshold} multiply-adds a step)`;
+  }
+  return simdKernels()
+    ? `products in float32 on fitstream's WebAssembly SIMD kernels, on every core (a layer has ${threshold} ` +
+      `multiply-adds a step or more)`
+    : "products in float64 JS loops (this runtime lacks WebAssembly SIMD or shared memory)";
+}
+
 let products = 0;
 
 /** How many products the SIMD kernels have made (for tests). Internal. */

@@ -27,6 +27,7 @@ import {
 } from "../engine/trainer.ts";
 import { probeRun } from "../engine/probe.ts";
 import { registerWasmKernels } from "../engine/wasm_kernels.ts";
+import { productArithmetic } from "../engine/wide_layers.ts";
 import { type BatchDataset, isDataset, isPassAware } from "../data/dataset.ts";
 
 export type { EngineChoice };
@@ -397,9 +398,11 @@ export interface EngineExplanation {
  * selu, softplus or relu6 activations, frozen or not, L1/L2 regularizers,
  * Adam, SGD or Momentum — built-in and unpatched — and a loss that depends
  * on the model only through its predictions), or the tfjs path for
- * everything else. The options are checked as `epochStream` checks them
- * (the same errors), including its one-row probe of the model and loss.
- * Useful when a run is slower than expected.
+ * everything else. For the host engine it also says how the products are
+ * computed: in float64 JS loops, or in float32 on fitstream's WebAssembly
+ * SIMD kernels when a layer is wide. The options are checked as
+ * `epochStream` checks them (the same errors), including its one-row probe
+ * of the model and loss. Useful when a run is slower than expected.
  *
  * @example The tutorial's model takes the host engine
  * ```ts
@@ -424,6 +427,8 @@ export function explainEngine<M extends ModelLike, X extends object>(
 ): EngineExplanation {
   const { run } = checkOptions(options, "explainEngine");
   if (run.dataset) return explainForDataset(run);
-  const { engine, reason } = decideEngine(run, trainedVariables(run.model, run.variables));
-  return { engine, reason };
+  const decision = decideEngine(run, trainedVariables(run.model, run.variables));
+  if (decision.engine === "tfjs") return { engine: "tfjs", reason: decision.reason };
+  const arithmetic = productArithmetic(decision.plan.layers, Math.min(run.batchSize, run.rows));
+  return { engine: "host", reason: `${decision.reason}; ${arithmetic}` };
 }
