@@ -67,6 +67,14 @@ function addPenalty(penalty: Penalty, w: Float32Array, grad: Float64Array | unde
   return l1 * abs + l2 * squares;
 }
 
+/** An epoch in progress: `step(n)` trains on the batch buffers' first `n` rows; `end()` writes back; `release()` frees. */
+interface Session {
+  lap(piece: keyof EngineProfile): void;
+  step(n: number): void;
+  end(): number;
+  release(): void;
+}
+
 /** A penalised weight: its penalty, its values, and its gradient when the optimizer updates it. */
 type PenalisedWeight = [Penalty, Float32Array, Float64Array | undefined];
 
@@ -183,12 +191,18 @@ export class DenseEngine implements EpochTrainer {
    * `step(n)` trains on the first `n` rows of the batch buffers (filled by
    * the caller); `end()` writes everything back and returns the summed loss.
    */
-  #begin(profile?: EngineProfile): {
-    lap(piece: keyof EngineProfile): void;
-    step(n: number): void;
-    end(): number;
-    release(): void;
-  } {
+  #begin(profile?: EngineProfile): Session {
+    // What was taken so far is given back if setting up fails (a disposed variable, say).
+    let release: (() => void) | undefined;
+    try {
+      return this.#open(profile, (r) => release = r);
+    } catch (error) {
+      release?.();
+      throw error;
+    }
+  }
+
+  #open(profile: EngineProfile | undefined, onRelease: (release: () => void) => void): Session {
     let clock = profile ? performance.now() : 0;
     const lap = (piece: keyof EngineProfile) => {
       if (!profile) return;
@@ -220,6 +234,7 @@ export class DenseEngine implements EpochTrainer {
       if (this.#acts === acts) this.#acts = plainActs;
       if (this.#grads === grads) this.#grads = plainGrads;
     };
+    onRelease(release);
     this.#optimizer.load(float32);
     // Every layer weight as float32 (the values tfjs holds); gradients in float64.
     const weights = layers.flatMap((l) => l.bias ? [l.kernel, l.bias] : [l.kernel]);
