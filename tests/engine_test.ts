@@ -487,3 +487,41 @@ test("a wide model trains to the same weights, to the bit, in two runs with one 
   assert.deepEqual(second.losses, first.losses);
   assert.deepEqual(second.weights, first.weights);
 });
+
+test("a wide model's epoch gives back the kernels' memory when it ends and when its loss throws mid-epoch", async () => {
+  const { simdKernels } = await import("../src/engine/simd/products.ts");
+  const simd = simdKernels()!;
+  // The first free place in the memory: it comes back to the same address once every epoch's arrays are freed.
+  const firstFree = () => {
+    const probe = simd.float32(1)!;
+    simd.free(probe);
+    return probe.byteOffset;
+  };
+  const before = firstFree(), tensors = tf.memory().numTensors;
+  const x = tf.randomNormal([128, 300], 0, 1, "float32", 1), y = tf.randomNormal([128, 1], 0, 1, "float32", 2);
+  const make = () =>
+    tf.sequential({
+      layers: [tf.layers.dense({ units: 64, activation: "relu", inputShape: [300] }), tf.layers.dense({ units: 1 })],
+    });
+  const model = make(), optimizer = tf.train.adam(1e-3);
+  await collect(epochStream({ data: [x, y], model, optimizer, loss: mse, batchSize: 64 }).pipeThrough(take(2)));
+  assert.equal(firstFree(), before, "after two epochs");
+  let calls = 0;
+  // A custom loss (run through tfjs per batch) that throws on the third batch: in the second epoch, mid-way.
+  const throwing: LossFunction = (p, labels) => {
+    if (++calls === 3) throw new Error("loss failed");
+    return mse(labels!, p);
+  };
+  const other = make(), otherOptimizer = tf.train.adam(1e-3);
+  const run = collect(
+    epochStream({ data: [x, y], model: other, optimizer: otherOptimizer, loss: throwing, batchSize: 64 }).pipeThrough(
+      take(3),
+    ),
+  );
+  await assert.rejects(run, /loss failed/);
+  assert.equal(firstFree(), before, "after the failed epoch");
+  tf.dispose([x, y]);
+  for (const m of [model, other]) m.dispose();
+  for (const o of [optimizer, otherOptimizer]) o.dispose();
+  assert.equal(tf.memory().numTensors, tensors, "no tensor leaks");
+});
