@@ -74,9 +74,11 @@ test("dashboard: a page in headless Chromium shows every event live, as text, th
 
     const rows = await run;
     assert.equal(rows.length, 14);
+    // The status shows at once; the last row is drawn at the next animation frame (events() counts drawn rows).
     await page.waitForFunction(() => (globalThis as any).fitstreamDashboard.status() === "stopped by take", null, {
       timeout: 60_000,
     });
+    await page.waitForFunction(() => (globalThis as any).fitstreamDashboard.events() >= 14, null, { timeout: 60_000 });
     assert.equal(await page.evaluate(() => (globalThis as any).fitstreamDashboard.events()), 14);
     assert.deepEqual(dialogs, [], "no script from event data ran");
     await board.closed;
