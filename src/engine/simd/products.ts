@@ -218,14 +218,16 @@ export class SimdKernels {
     this.#run(parts);
     const kernels = this.#kernels;
     const owned = this.#owned;
-    // Each epilogue runs only on arrays in this memory (0 stands for "none").
+    // Each epilogue runs only on arrays in this memory: their address, 0 for none, −1 for one outside (arrays in the
+    // memory never start at 0, the control block's place).
     const at = (view: Float64Array | undefined) => view === undefined ? 0 : owned.has(view) ? view.byteOffset : -1;
     return {
       values: this.#f32.subarray(cAt / 4, cAt / 4 + m * stride),
       stride,
       widen(out: Float64Array): boolean {
-        if (!owned.has(out)) return false;
-        kernels.widen(cAt, stride * 4, out.byteOffset, m, n);
+        const outAt = at(out);
+        if (outAt <= 0) return false;
+        kernels.widen(cAt, stride * 4, outAt, m, n);
         return true;
       },
       addBias(bias: Float64Array | undefined, out: Float64Array, relu: boolean): boolean {
