@@ -49,7 +49,7 @@ export { getLearningRate, setLearningRate } from "./src/engine/learning_rate.ts"
 export { iterBatches, type IterBatchesOptions } from "./src/source/iter_batches.ts";
 export { validationLoss, type ValidationLossOptions } from "./src/source/validation_loss.ts";
 export { sigmoidCrossEntropy, softmaxCrossEntropy } from "./src/losses/cross_entropy.ts";
-export { type BackendName, useBackend } from "./src/source/backend.ts";
+export { type BackendName, type BackendOptions, useBackend } from "./src/source/backend.ts";
 export type { FunctionModel, LossFunction, ModelLike } from "./src/engine/model.ts";
 export { type CsvSource, type CsvTable, loadCsv, type LoadCsvOptions } from "./src/data/load_csv.ts";
 export { type CsvBatch, type CsvDataset, csvDataset, type CsvDatasetOptions } from "./src/data/csv_dataset.ts";

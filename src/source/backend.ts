@@ -5,11 +5,26 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { registerWasmKernels } from "../engine/wasm_kernels.ts";
+import { allowFitstreamKernels, registerKernels, useTfjsKernels } from "../kernels/register.ts";
 import { describe } from "../internal/describe.ts";
 
 /** The backends fitstream sets up. */
 export type BackendName = "wasm" | "cpu";
+
+/** Options of {@link useBackend}. */
+export interface BackendOptions {
+  /**
+   * Whose kernels the wasm backend runs where tfjs-backend-wasm lacks one or
+   * computes a different gradient from the cpu backend's: `"fitstream"` (the
+   * default: fitstream supplies them, so every tfjs layer trains as on the cpu
+   * backend) or `"tfjs"` (tfjs-backend-wasm's own, as if fitstream had never
+   * touched it: max pooling and nearest upsampling then train with wasm's
+   * gradients, and embedding and depthwise layers cannot train).
+   */
+  kernels?: "fitstream" | "tfjs";
+}
+
+const OPTION_KEYS: readonly string[] = ["kernels"];
 
 const BACKENDS: readonly BackendName[] = ["wasm", "cpu"];
 
@@ -25,7 +40,7 @@ function envBackend(): string | undefined {
 
 let wasmPathsSet = false;
 
-async function activate(name: BackendName): Promise<void> {
+async function activate(name: BackendName, kernels: "fitstream" | "tfjs"): Promise<void> {
   if (name === "wasm" && !wasmPathsSet) {
     // Loaded here, not at the top of the module: importing the wasm backend registers it as tfjs's
     // highest-priority backend before it is ready, and a plain tfjs script would then fail at its first
@@ -36,7 +51,9 @@ async function activate(name: BackendName): Promise<void> {
     setWasmPaths(decodeURIComponent(new URL("./", entry).pathname));
     wasmPathsSet = true;
   }
-  if (name === "wasm") registerWasmKernels(); // Conv2DBackpropFilter: without it no conv net trains on wasm
+  if (kernels === "tfjs") useTfjsKernels();
+  else allowFitstreamKernels();
+  registerKernels(); // without them some layers train wrong, or not at all, on wasm
   const ok = await tf.setBackend(name);
   if (!ok) throw new Error(`tf.setBackend("${name}") returned false`);
   await tf.ready();
@@ -51,6 +68,12 @@ async function activate(name: BackendName): Promise<void> {
  * warning, while a backend asked for by name must load or this rejects with
  * the reason.
  *
+ * On wasm it also registers fitstream's own kernels where tfjs-backend-wasm
+ * 4.22 lacks one or computes a different gradient from the cpu backend's
+ * (max pooling, nearest upsampling, embedding, depthwise convolutions: see
+ * the README's "Backends"), so `model.fit` gets them too;
+ * `{ kernels: "tfjs" }` puts tfjs's own back.
+ *
  * @example Use the cpu backend
  * ```ts
  * import { useBackend } from "@fitstream/fitstream";
@@ -58,7 +81,9 @@ async function activate(name: BackendName): Promise<void> {
  * console.log(await useBackend("cpu")); // "cpu"
  * ```
  */
-export async function useBackend(name?: BackendName): Promise<BackendName> {
+export async function useBackend(name?: BackendName, options: BackendOptions = {}): Promise<BackendName> {
+  checkOptions(options);
+  const kernels = options.kernels ?? "fitstream";
   const fromEnv = envBackend();
   const requested = name ?? fromEnv;
   if (requested !== undefined && !BACKENDS.includes(requested as BackendName)) {
@@ -67,18 +92,33 @@ export async function useBackend(name?: BackendName): Promise<BackendName> {
   }
   if (requested !== undefined) {
     try {
-      await activate(requested as BackendName);
+      await activate(requested as BackendName, kernels);
     } catch (error) {
       throw new Error(`fitstream: the ${requested} backend could not be loaded: ${String(error)}`, { cause: error });
     }
     return requested as BackendName;
   }
   try {
-    await activate("wasm");
+    await activate("wasm", kernels);
     return "wasm";
   } catch (error) {
     console.warn(`fitstream: the wasm backend could not be loaded (${String(error)}); using cpu`);
-    await activate("cpu");
+    await activate("cpu", kernels);
     return "cpu";
+  }
+}
+
+function checkOptions(options: BackendOptions): void {
+  if (typeof options !== "object" || options === null || Array.isArray(options)) {
+    throw new TypeError(`useBackend: options must be an object, got ${describe(options)}`);
+  }
+  for (const key of Object.keys(options)) {
+    if (!OPTION_KEYS.includes(key)) {
+      throw new TypeError(`useBackend: options has no key "${key}"; the options are ${OPTION_KEYS.join(", ")}`);
+    }
+  }
+  const { kernels } = options;
+  if (kernels !== undefined && kernels !== "fitstream" && kernels !== "tfjs") {
+    throw new RangeError(`useBackend: options.kernels must be "fitstream" or "tfjs", got ${describe(kernels)}`);
   }
 }

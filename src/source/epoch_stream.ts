@@ -26,7 +26,7 @@ import {
   type TrainingRun,
 } from "../engine/trainer.ts";
 import { probeRun } from "../engine/probe.ts";
-import { registerWasmKernels } from "../engine/wasm_kernels.ts";
+import { registerKernels } from "../kernels/register.ts";
 import { productArithmetic } from "../engine/wide_layers.ts";
 import { type BatchDataset, isDataset, isPassAware } from "../data/dataset.ts";
 
@@ -379,7 +379,7 @@ export function epochStream<M extends ModelLike, X extends object = Record<never
   options: EpochStreamOptions<M, X>,
 ): EventStream<EpochEvent<M, X>> {
   const plan = checkOptions(options);
-  registerWasmKernels(); // also when the wasm backend was set without useBackend
+  registerKernels(); // also when the wasm backend was set without useBackend
   return new EventStream(() => new EpochPuller<M, X>(plan));
 }
 

@@ -1,34 +1,25 @@
 /**
- * Kernels the wasm backend lacks, so models that need them train on it:
- * `Conv2DBackpropFilter` (the gradient of a convolution's filter — without
- * it, no conv net can train on wasm). Computed in JS on the host: each
- * filter entry is the sum over the batch and the output positions of input ×
- * output gradient, accumulated in float64 in batch, row, column order and
- * stored as float32, as the cpu backend computes it.
+ * `Conv2DBackpropFilter`, which the wasm backend lacks (without it no conv
+ * net trains on wasm): each filter entry is the sum over the batch and the
+ * output positions of input × output gradient, accumulated in float64 in
+ * batch, row, column order and stored as float32, as the cpu backend
+ * computes it.
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { float32Output, type KernelArgs, valuesOf } from "./_host.ts";
 
-interface HostBackend {
-  readSync(dataId: object): ArrayLike<number>;
-  makeOutput(shape: number[], dtype: tf.DataType, memoryOffset?: number, values?: Float32Array): tf.TensorInfo;
-}
-
-interface FilterGradArgs {
-  inputs: { x: tf.TensorInfo; dy: tf.TensorInfo };
-  backend: HostBackend;
-  attrs: {
-    strides: number | [number, number];
-    pad: "valid" | "same" | number | tf.backend_util.ExplicitPadding;
-    dataFormat: "NHWC" | "NCHW";
-    dimRoundingMode?: "floor" | "round" | "ceil";
-    filterShape: [number, number, number, number];
-  };
-}
+type FilterGradArgs = KernelArgs<{ x: tf.TensorInfo; dy: tf.TensorInfo }, {
+  strides: number | [number, number];
+  pad: "valid" | "same" | number | tf.backend_util.ExplicitPadding;
+  dataFormat: "NHWC" | "NCHW";
+  dimRoundingMode?: "floor" | "round" | "ceil";
+  filterShape: [number, number, number, number];
+}>;
 
 /** d loss / d filter of a 2-d convolution, from its input `x` and its output's gradient `dy`. */
-function conv2dFilterGradient({ inputs, backend, attrs }: FilterGradArgs): tf.TensorInfo {
+export function conv2dFilterGradient({ inputs, backend, attrs }: FilterGradArgs): tf.TensorInfo {
   const { x, dy } = inputs;
   const format = tf.backend_util.convertConv2DDataFormat(attrs.dataFormat);
   const info = tf.backend_util.computeConv2DInfo(
@@ -44,7 +35,7 @@ function conv2dFilterGradient({ inputs, backend, attrs }: FilterGradArgs): tf.Te
   const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels } = info;
   const { strideHeight: sh, strideWidth: sw, filterHeight, filterWidth } = info;
   const top = info.padInfo.top, left = info.padInfo.left;
-  const xs = backend.readSync(x.dataId), grads = backend.readSync(dy.dataId);
+  const xs = valuesOf(backend, x), grads = valuesOf(backend, dy);
   const last = info.dataFormat === "channelsLast";
   // Strides of x and dy along batch, row, column and channel, in either layout.
   const [xB, xR, xC, xCh] = last
@@ -82,22 +73,5 @@ function conv2dFilterGradient({ inputs, backend, attrs }: FilterGradArgs): tf.Te
       }
     }
   }
-  const out = Float32Array.from(sums);
-  return backend.makeOutput(attrs.filterShape, "float32", undefined, out);
-}
-
-let registered = false;
-
-/** Registers the kernels above for the wasm backend, once. Internal. */
-export function registerWasmKernels(): void {
-  if (registered) return;
-  registered = true;
-  const have = new Set(tf.getKernelsForBackend("wasm").map((k) => k.kernelName));
-  if (!have.has("Conv2DBackpropFilter")) {
-    tf.registerKernel({
-      kernelName: "Conv2DBackpropFilter",
-      backendName: "wasm",
-      kernelFunc: conv2dFilterGradient as unknown as tf.KernelFunc,
-    });
-  }
+  return float32Output(backend, attrs.filterShape, sums);
 }

@@ -1,0 +1,124 @@
+/**
+ * The kernels fitstream supplies to tfjs, in one table, and their
+ * registration. Each fills a gap in tfjs-backend-wasm 4.22 (a layer's
+ * training step fails without it) or replaces a kernel whose results are
+ * wrong. Adding a kernel is its own file and one entry here.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { conv2dFilterGradient } from "./conv2d_filter_grad.ts";
+import { depthwiseFilterGradient, depthwiseInputGradient } from "./depthwise_conv2d_grads.ts";
+import { maxPoolGradient } from "./max_pool_grad.ts";
+import { resizeNearestGradient } from "./resize_nearest_grad.ts";
+import { unsortedSegmentSum } from "./unsorted_segment_sum.ts";
+
+/** One kernel fitstream supplies, where, and why. */
+export interface SuppliedKernel {
+  /** tfjs's kernel name. */
+  name: string;
+  /** The layers whose training reaches it. */
+  needed: string;
+  /** Per backend it is registered for: why tfjs's own will not do. */
+  replaces: { wasm: string; cpu?: string };
+  run: (args: never) => tf.TensorInfo;
+}
+
+/** Every kernel fitstream registers. */
+export const SUPPLIED_KERNELS: readonly SuppliedKernel[] = [
+  {
+    name: "Conv2DBackpropFilter",
+    needed: "conv1d, conv2d, conv2dTranspose, separableConv2d",
+    replaces: { wasm: "missing" },
+    run: conv2dFilterGradient,
+  },
+  {
+    name: "DepthwiseConv2dNativeBackpropFilter",
+    needed: "depthwiseConv2d, separableConv2d",
+    replaces: { wasm: "missing" },
+    run: depthwiseFilterGradient,
+  },
+  {
+    name: "DepthwiseConv2dNativeBackpropInput",
+    needed: "depthwiseConv2d, separableConv2d",
+    replaces: { wasm: "missing" },
+    run: depthwiseInputGradient,
+  },
+  {
+    name: "MaxPoolGrad",
+    needed: "maxPooling1d, maxPooling2d",
+    replaces: { wasm: "wrong gradients (0.44 off on a 2×6×6×2 input)" },
+    run: maxPoolGradient,
+  },
+  {
+    name: "ResizeNearestNeighborGrad",
+    needed: "upSampling2d",
+    replaces: {
+      wasm: "sums in float32 (the cpu backend's order and float64 sums, to the bit, where the cpu backend is right)",
+      cpu:
+        "wrong for batches of more than one image (reads the gradient at the images' batch stride; NaN when shrinking)",
+    },
+    run: resizeNearestGradient,
+  },
+  {
+    name: "UnsortedSegmentSum",
+    needed: "embedding (the gradient of a gather)",
+    replaces: { wasm: "missing" },
+    run: unsortedSegmentSum,
+  },
+];
+
+type Backend = "wasm" | "cpu";
+
+/** tfjs's own kernels that fitstream replaced, by backend and name, to restore on opt-out. */
+const replaced = new Map<string, tf.KernelConfig>();
+const registered = new Set<Backend>();
+let optedOut = false;
+
+function register(backend: Backend): void {
+  for (const kernel of SUPPLIED_KERNELS) {
+    if (kernel.replaces[backend] === undefined) continue;
+    const own = tf.getKernel(kernel.name, backend);
+    if (own !== undefined) {
+      const key = `${backend}/${kernel.name}`;
+      if (!replaced.has(key)) replaced.set(key, own);
+      tf.unregisterKernel(kernel.name, backend);
+    }
+    tf.registerKernel({ kernelName: kernel.name, backendName: backend, kernelFunc: kernel.run as tf.KernelFunc });
+  }
+  registered.add(backend);
+}
+
+/**
+ * Registers the table's kernels (once per backend; replacing tfjs's own),
+ * unless {@link useTfjsKernels} opted out. Internal.
+ */
+export function registerKernels(): void {
+  if (optedOut) return;
+  if (!registered.has("cpu")) register("cpu");
+  // Before tfjs-backend-wasm is imported its own kernels are not registered yet, and would replace ours.
+  if (!registered.has("wasm") && tf.findBackendFactory("wasm") !== null) register("wasm");
+}
+
+/**
+ * Takes fitstream's kernels out and puts tfjs's own back (and registers none
+ * from then on, until {@link allowFitstreamKernels}). Internal:
+ * `useBackend(name, { kernels: "tfjs" })`.
+ */
+export function useTfjsKernels(): void {
+  optedOut = true;
+  for (const backend of registered) {
+    for (const kernel of SUPPLIED_KERNELS) {
+      if (kernel.replaces[backend] === undefined) continue;
+      tf.unregisterKernel(kernel.name, backend);
+      const own = replaced.get(`${backend}/${kernel.name}`);
+      if (own !== undefined) tf.registerKernel(own);
+    }
+  }
+  registered.clear();
+}
+
+/** Lets {@link registerKernels} register fitstream's kernels again. Internal. */
+export function allowFitstreamKernels(): void {
+  optedOut = false;
+}
