@@ -66,6 +66,32 @@ test("an AbortSignal cancels a load that is waiting on a peer, with the signal's
   }
 });
 
+test("a URL stalled mid-body fails on its timeout or signal, naming the URL, even when garbage is collected meanwhile", async () => {
+  // In a child that can force collections (Deno: --expose-gc). Deno's fetch reaches the body through the
+  // request's signal, which followed ours only weakly: once the Response was collected, neither the timer
+  // nor the signal reached the read, and every loader waited forever.
+  const child = startScript("tests/fixtures/stalled_url_gc.ts", [], { DENO_V8_FLAGS: "--expose-gc" });
+  const { code, stdout, stderr } = await within(240_000, "stalled_url_gc.ts", child.done).catch((error) => {
+    child.kill("SIGKILL");
+    throw error;
+  });
+  assert.equal(code, 0, stderr);
+  const results = stdout.trim().split("\n").map((line) => JSON.parse(line));
+  assert.deepEqual(results.map((r) => [r.load, r.how, r.settled]), [
+    ["loadCsv", "timeout", true],
+    ["loadCsv", "signal", true],
+    ["csvDataset", "timeout", true],
+    ["csvDataset", "signal", true],
+    ["fromJsonl", "timeout", true],
+    ["fromJsonl", "signal", true],
+  ]);
+  for (const { load, how, message } of results) {
+    const url = load === "fromJsonl" ? "run\\.jsonl" : "data\\.csv";
+    const why = how === "timeout" ? `sent nothing for 300 ms` : `was aborted`;
+    assert.match(message, new RegExp(`^rejected: ${load}: (reading )?http://127\\.0\\.0\\.1:\\d+/${url} ${why}`));
+  }
+});
+
 test("fromJsonl: a cut-off last line is an error that says so, or skipped when asked; complete lines all come back", async () => {
   await withTempDir(async (dir) => {
     const log = join(dir, "run.jsonl");

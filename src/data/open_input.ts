@@ -37,9 +37,17 @@ export function checkReadOptions(where: string, options: ReadOptions): void {
   }
 }
 
-/** The reason to reject with when `signal` aborted: its own reason, or an `AbortError` naming the source. */
+/**
+ * The reason to reject with when `signal` aborted: the caller's own reason,
+ * or, for a plain `abort()` (whose default reason, "The operation was
+ * aborted.", names nothing), an `AbortError` naming the source.
+ */
 function abortReason(where: string, name: string, signal: AbortSignal): unknown {
-  return signal.reason ?? new DOMException(`${where}: reading ${name} was aborted`, "AbortError");
+  const reason = signal.reason;
+  if (reason === undefined || (reason instanceof DOMException && reason.name === "AbortError")) {
+    return new DOMException(`${where}: reading ${name} was aborted`, "AbortError");
+  }
+  return reason;
 }
 
 /**
@@ -89,7 +97,17 @@ export async function openReadable(
   };
 }
 
-/** Fetches `url` with an idle timeout and the caller's signal, both reaching into the body. */
+/**
+ * Fetches `url` with an idle timeout and the caller's signal, both reaching
+ * into the body. Each wait (for the answer, for a chunk) is raced against a
+ * promise that the timer or the signal rejects, so the load settles even
+ * where aborting the fetch does not reach a pending read. On Deno it did
+ * not once a garbage collection ran: its fetch aborts the body through the
+ * request's signal, which follows ours only weakly, and went with the
+ * collected Response; a stalled URL then hung past its timeout and ignored
+ * Ctrl-C. The Response is also held until the body ends, so the abort
+ * still reaches the connection and closes it.
+ */
 async function openUrl(
   where: string,
   url: string,
@@ -99,35 +117,46 @@ async function openUrl(
   const fetching = new AbortController();
   let timer: ReturnType<typeof setTimeout> | undefined;
   let failure: Error | undefined;
-  const onAbort = () => {
-    failure = abortReason(where, url, signal!) as Error;
-    fetching.abort(failure);
+  let reject!: (error: Error) => void;
+  const failed = new Promise<never>((_, r) => (reject = r));
+  failed.catch(() => {}); // only ever awaited in a race
+  const fail = (error: Error) => {
+    if (failure) return;
+    failure = error;
+    fetching.abort(error);
+    reject(error);
   };
+  const onAbort = () => fail(abortReason(where, url, signal!) as Error);
   signal?.addEventListener("abort", onAbort, { once: true });
   const quiet = () => { // (re)starts the clock of silence
     clearTimeout(timer);
-    timer = setTimeout(() => {
-      failure = new Error(`${where}: ${url} sent nothing for ${timeout} ms: gave up (timeout option)`);
-      fetching.abort(failure);
-    }, timeout);
+    timer = setTimeout(
+      () => fail(new Error(`${where}: ${url} sent nothing for ${timeout} ms: gave up (timeout option)`)),
+      timeout,
+    );
   };
+  let response: Response | undefined;
   const done = () => {
     clearTimeout(timer);
     signal?.removeEventListener("abort", onAbort);
+    response = undefined;
   };
   quiet();
-  let response: Response;
+  const fetched = fetch(url, { signal: fetching.signal });
   try {
-    response = await fetch(url, { signal: fetching.signal });
+    response = await Promise.race([fetched, failed]);
   } catch (error) {
     done();
+    // An answer that comes after the failure is closed, not left holding the connection.
+    fetched.then((late) => late.body?.cancel().catch(() => {}), () => {});
     if (failure) throw failure;
     throw new Error(`${where}: cannot fetch ${url}: ${(error as Error).message}`, { cause: error });
   }
   if (!response.ok || !response.body) {
+    const { status, statusText } = response;
+    response.body?.cancel().catch(() => {}); // not awaited: the error needs nothing more from the peer
     done();
-    await response.body?.cancel();
-    throw new Error(`${where}: cannot fetch ${url}: HTTP ${response.status} ${response.statusText}`);
+    throw new Error(`${where}: cannot fetch ${url}: HTTP ${status} ${statusText}`);
   }
   clearTimeout(timer); // the clock runs only while a read waits on the peer, not while the consumer works
   const body = response.body.getReader();
@@ -136,8 +165,9 @@ async function openUrl(
     stream: new ReadableStream<Uint8Array>({
       async pull(controller) {
         try {
+          if (failure) throw failure; // aborted while the consumer worked
           quiet();
-          const chunk = await body.read();
+          const chunk = await Promise.race([body.read(), failed]);
           clearTimeout(timer);
           if (chunk.done) {
             done();
@@ -147,6 +177,7 @@ async function openUrl(
           }
         } catch (error) {
           done();
+          body.cancel(failure).catch(() => {}); // not awaited: a stuck body must not hold the error back
           throw failure ?? new Error(`${where}: reading ${url} failed: ${(error as Error).message}`, { cause: error });
         }
       },
