@@ -5,7 +5,8 @@
  *   deno run -A cli.ts serve runs/ other.jsonl [--port 8080] [--host 127.0.0.1]
  *   deno run -A cli.ts serve --collect runs/ --token T [--port 8080]
  *
- * (`bun cli.ts …` works the same.)
+ * (`bun cli.ts …` works the same.) It runs only as a program: importing it
+ * (`@fitstream/fitstream/cli`) runs nothing and gives {@link main}.
  *
  * @module
  */
@@ -26,7 +27,12 @@ Usage:
 Ctrl-C stops the server; a second Ctrl-C exits at once.
 `;
 
-async function main(argv: string[]): Promise<number> {
+/**
+ * Runs the command line on `argv` (the arguments after the program's name)
+ * and resolves to the exit status; a bad command or file rejects with the
+ * reason.
+ */
+export async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -93,9 +99,12 @@ async function main(argv: string[]): Promise<number> {
   throw new Error(`unknown command "${command}" (use plot or serve)`);
 }
 
-try {
-  process.exitCode = await main(process.argv.slice(2));
-} catch (error) {
-  console.error(`fitstream: ${error instanceof Error ? error.message : String(error)}`);
-  process.exitCode = 1;
+// Only as a program: a module that imports this one (the package's ./cli export) must not start a server.
+if (import.meta.main) {
+  try {
+    process.exitCode = await main(process.argv.slice(2));
+  } catch (error) {
+    console.error(`fitstream: ${error instanceof Error ? error.message : String(error)}`);
+    process.exitCode = 1;
+  }
 }

@@ -24,20 +24,8 @@
  *
  * @module
  */
-export { EventStream } from "./src/stream/event_stream.ts";
-export { Stage } from "./src/stream/stage.ts";
-export { stage, type StepControl, type StepEnd, type StepHandler, type StepOptions } from "./src/stream/step_stage.ts";
-export { type Optional, pipe, type StageLike } from "./src/stream/pipe.ts";
-export { type Added, augment, type AugmentResult } from "./src/stages/augment.ts";
-export { take } from "./src/stages/take.ts";
-export { tap, type TapOptions, tick } from "./src/stages/tap.ts";
-export { ema, type EmaOptions } from "./src/stages/ema.ts";
-export { earlyStop, type EarlyStopOptions } from "./src/stages/early_stop.ts";
-export { printKeys, type PrintKeysOptions } from "./src/stages/print_keys.ts";
-export { collect } from "./src/sinks/collect.ts";
-export { collectJsonl, type JsonlDestination, type JsonlOptions, jsonlSink } from "./src/sinks/jsonl.ts";
-export type { SelectOptions } from "./src/sinks/select.ts";
-export type { EpochEvent, EpochFields, Merge, WithNumber } from "./src/types.ts";
+// The stream core (pipeline, generic stages, sinks) is core.ts, listed once there.
+export * from "./core.ts";
 export {
   type EngineChoice,
   type EngineExplanation,
@@ -65,13 +53,9 @@ export type {
   Variable,
 } from "./src/tf_types.ts";
 export { checkpoint, type CheckpointOptions } from "./src/stages/checkpoint.ts";
-export { terminateOnNaN, untilAborted } from "./src/stages/guards.ts";
 export { reduceLrOnPlateau, type ReduceLrOnPlateauOptions } from "./src/stages/reduce_lr.ts";
 export { checkpointModel, loadCheckpoint, type LoadedCheckpoint, type NamedTensor } from "./src/checkpoint/store.ts";
 export { type RunsServer, serveRuns, type ServeRunsOptions } from "./src/dashboard/runs_server.ts";
-export { type HttpSink, httpSink, type HttpSinkOptions, type HttpSinkStats } from "./src/sinks/http_sink.ts";
 export { dashboard, type DashboardOptions, type DashboardStage } from "./src/dashboard/dashboard.ts";
-export { plotSvg, type SvgOptions, toSvg } from "./src/sinks/svg.ts";
 export { fromJsonl, type FromJsonlOptions } from "./src/source/from_jsonl.ts";
 export type { ReadOptions } from "./src/data/open_input.ts";
-export { progress, type ProgressOptions, type ProgressOutput } from "./src/stages/progress.ts";
