@@ -29,7 +29,17 @@ export function freeingTapeOnThrow<T>(f: () => T): T {
   }
 }
 
-/** Runs `optimizer.minimize(f)` and returns the cost, leak-free if `f` throws. Internal. */
+/**
+ * Runs `optimizer.minimize(f)` and returns the cost, leak-free if `f` or the
+ * backward pass throws (a layer without a gradient: tfjs then still holds the
+ * cost that the forward pass returned). Internal.
+ */
 export function trainStep(optimizer: tf.Optimizer, f: () => tf.Scalar, varList: tf.Variable[]): tf.Scalar {
-  return freeingTapeOnThrow(() => optimizer.minimize(f, true, varList)!);
+  let cost: tf.Scalar | undefined;
+  try {
+    return freeingTapeOnThrow(() => optimizer.minimize(() => (cost = f()), true, varList)!);
+  } catch (error) {
+    if (cost && !cost.isDisposed) cost.dispose();
+    throw error;
+  }
 }

@@ -8,8 +8,10 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { conv2dFilterGradient } from "./conv2d_filter_grad.ts";
+import { conv3dFilterGradient, conv3dInputGradient } from "./conv3d_grads.ts";
 import { depthwiseFilterGradient, depthwiseInputGradient } from "./depthwise_conv2d_grads.ts";
 import { maxPoolGradient } from "./max_pool_grad.ts";
+import { maxPool3D, maxPool3DGradient } from "./max_pool3d.ts";
 import { resizeNearestGradient } from "./resize_nearest_grad.ts";
 import { unsortedSegmentSum } from "./unsorted_segment_sum.ts";
 
@@ -33,6 +35,18 @@ export const SUPPLIED_KERNELS: readonly SuppliedKernel[] = [
     run: conv2dFilterGradient,
   },
   {
+    name: "Conv3DBackpropFilterV2",
+    needed: "conv3d",
+    replaces: { wasm: "wrong gradients (7 to 16 off at stride 2 against a float64 reference)" },
+    run: conv3dFilterGradient,
+  },
+  {
+    name: "Conv3DBackpropInputV2",
+    needed: "conv3d after another layer, conv3dTranspose (its forward pass)",
+    replaces: { wasm: "wrong gradients (4 to 17 off, NaN for 3×3×3 'same' at stride 1)" },
+    run: conv3dInputGradient,
+  },
+  {
     name: "DepthwiseConv2dNativeBackpropFilter",
     needed: "depthwiseConv2d, separableConv2d",
     replaces: { wasm: "missing" },
@@ -49,6 +63,21 @@ export const SUPPLIED_KERNELS: readonly SuppliedKernel[] = [
     needed: "maxPooling1d, maxPooling2d",
     replaces: { wasm: "wrong gradients (0.44 off on a 2×6×6×2 input)" },
     run: maxPoolGradient,
+  },
+  {
+    name: "MaxPool3D",
+    needed: "maxPooling3d",
+    replaces: { wasm: "a window's maximum starts at 0 (a window of negative values pools to 0)" },
+    run: maxPool3D,
+  },
+  {
+    name: "MaxPool3DGrad",
+    needed: "maxPooling3d",
+    replaces: {
+      wasm: "a window's maximum starts at 0 (negative windows get no gradient)",
+      cpu: "numbers window positions with the filter's height for its width (wrong where they differ)",
+    },
+    run: maxPool3DGradient,
   },
   {
     name: "ResizeNearestNeighborGrad",
