@@ -7,6 +7,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { allowFitstreamKernels, registerKernels, useTfjsKernels } from "../kernels/register.ts";
 import { describe } from "../internal/describe.ts";
+import { keepingErrorListeners } from "./error_listeners.ts";
 
 /** The backends fitstream sets up. */
 export type BackendName = "wasm" | "cpu";
@@ -54,9 +55,12 @@ async function activate(name: BackendName, kernels: "fitstream" | "tfjs"): Promi
   if (kernels === "tfjs") useTfjsKernels();
   else allowFitstreamKernels();
   registerKernels(); // without them some layers train wrong, or not at all, on wasm
-  const ok = await tf.setBackend(name);
-  if (!ok) throw new Error(`tf.setBackend("${name}") returned false`);
-  await tf.ready();
+  // Loading the wasm module adds process-wide listeners that would take over the program's uncaught errors.
+  await keepingErrorListeners(async () => {
+    const ok = await tf.setBackend(name);
+    if (!ok) throw new Error(`tf.setBackend("${name}") returned false`);
+    await tf.ready();
+  });
   // The cpu backend greets Node-like runtimes with advice that does not apply to Deno or Bun.
   if (name === "cpu") (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
 }
@@ -73,6 +77,11 @@ async function activate(name: BackendName, kernels: "fitstream" | "tfjs"): Promi
  * (max pooling, nearest upsampling, embedding, depthwise convolutions: see
  * the README's "Backends"), so `model.fit` gets them too;
  * `{ kernels: "tfjs" }` puts tfjs's own back.
+ *
+ * Loading the wasm module adds process-wide `uncaughtException` and
+ * `unhandledRejection` listeners that rethrow (under Bun, a program's uncaught
+ * error then showed their frame instead of its stack, with exit status 7);
+ * useBackend removes them again, and leaves a program's own listeners alone.
  *
  * @example Use the cpu backend
  * ```ts
