@@ -92,3 +92,65 @@ test("the issue's small CNN trains on the default backend, and its loss falls", 
   model.dispose();
   optimizer.dispose();
 });
+
+test("useBackend with kernels 'tfjs' puts tfjs's own kernels back, and useBackend() fitstream's again", async () => {
+  if (backend !== "wasm") return; // only where the wasm backend loads
+  const segmentSum = () =>
+    tf.tidy(() =>
+      Array.from(
+        (tf.engine().runKernel("UnsortedSegmentSum", {
+          x: tf.tensor2d([[1, 2], [3, 4], [5, 6]]),
+          segmentIds: tf.tensor1d([1, 0, 1], "int32"),
+        }, { numSegments: 2 }) as tf.Tensor).dataSync(),
+      )
+    );
+  const maxPoolGrad = () => tf.getKernel("MaxPoolGrad", "wasm")?.kernelFunc;
+  const ours = maxPoolGrad();
+  try {
+    await useBackend("wasm", { kernels: "tfjs" });
+    assert.throws(segmentSum, /UnsortedSegmentSum.*not registered/, "tfjs-backend-wasm has no UnsortedSegmentSum");
+    assert.notEqual(maxPoolGrad(), ours, "tfjs-backend-wasm's own MaxPoolGrad is back");
+    assert.ok(maxPoolGrad(), "and registered");
+  } finally {
+    await useBackend();
+  }
+  assert.deepEqual(segmentSum(), [3, 4, 6, 8]);
+  assert.equal(maxPoolGrad(), ours);
+});
+
+test("useBackend refuses an unknown option key and an unknown kernels value, naming them", async () => {
+  await assert.rejects(
+    useBackend("wasm", { kernel: "tfjs" } as never),
+    (e: Error) => e instanceof TypeError && /useBackend/.test(e.message) && /kernel/.test(e.message),
+  );
+  await assert.rejects(
+    useBackend("wasm", { kernels: "xnnpack" } as never),
+    (e: Error) =>
+      e instanceof RangeError &&
+      /options\.kernels must be "fitstream" or "tfjs", got the string "xnnpack"/.test(e.message),
+  );
+});
+
+test("an embedding model trains with model.fit on the default backend after useBackend", async () => {
+  const model = tf.sequential({
+    layers: [
+      tf.layers.embedding({
+        inputDim: 10,
+        outputDim: 3,
+        inputLength: 4,
+        embeddingsInitializer: tf.initializers.randomUniform({ minval: -1, maxval: 1, seed: 3 }),
+      }),
+      tf.layers.flatten(),
+      tf.layers.dense({ units: 1, kernelInitializer: tf.initializers.glorotUniform({ seed: 4 }) }),
+    ],
+  });
+  model.compile({ optimizer: tf.train.sgd(0.1), loss: "meanSquaredError" });
+  const x = tf.tensor2d([[1, 2, 3, 4], [5, 6, 7, 8], [9, 1, 1, 0]]), y = tf.tensor2d([[1], [0], [0.5]]);
+  const before = model.getWeights()[0].dataSync().slice();
+  const history = await model.fit(x, y, { epochs: 2, batchSize: 3, verbose: 0, shuffle: false });
+  assert.equal(history.history.loss.length, 2);
+  const after = model.getWeights()[0].dataSync();
+  assert.ok(after.some((v, i) => v !== before[i]), "the embeddings moved");
+  tf.dispose([x, y]);
+  model.dispose();
+});
