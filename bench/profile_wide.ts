@@ -11,7 +11,7 @@ import * as tf from "@tensorflow/tfjs";
 import { DenseEngine, type EngineProfile } from "../src/engine/dense_engine.ts";
 import { hostPlan } from "../src/engine/host_plan.ts";
 import { createRandom, permutation } from "../src/data/random.ts";
-import { simdKernels } from "../src/engine/simd/products.ts";
+import { simdKernels } from "../src/kernels/simd/products.ts";
 import { softmaxCrossEntropy, useBackend } from "../mod.ts";
 import { benchArgs, jsonLine, runtime, table } from "./common.ts";
 

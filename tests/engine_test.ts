@@ -489,7 +489,7 @@ test("a wide model trains to the same weights, to the bit, in two runs with one 
 });
 
 test("a wide model's epoch gives back the kernels' memory when it ends and when its loss throws mid-epoch", async () => {
-  const { simdKernels } = await import("../src/engine/simd/products.ts");
+  const { simdKernels } = await import("../src/kernels/simd/products.ts");
   const simd = simdKernels()!;
   // The first free place in the memory: it comes back to the same address once every epoch's arrays are freed.
   const firstFree = () => {

@@ -20,7 +20,7 @@ import { HostOptimizer } from "./host_optimizer.ts";
 import { type HostLabels, type LossStep, lossStep } from "./loss_step.ts";
 import type { EpochTrainer } from "./epoch_trainer.ts";
 import { isWide, wideBackward, wideForward, wideKernelGradient } from "./wide_layers.ts";
-import { simdKernels } from "./simd/products.ts";
+import { simdKernels } from "../kernels/simd/products.ts";
 import type { HostArray } from "../data/tensors.ts";
 import { hostValues } from "../data/dataset.ts";
 

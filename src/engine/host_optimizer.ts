@@ -16,7 +16,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { type AdamScalars, simdKernels } from "./simd/products.ts";
+import { type AdamScalars, simdKernels } from "../kernels/simd/products.ts";
 
 const f32 = Math.fround;
 

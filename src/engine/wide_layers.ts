@@ -18,7 +18,7 @@
  * @module
  */
 import { activateInPlace, type ActivationCode, slopeAny } from "./dense_kernels.ts";
-import { simdKernels } from "./simd/products.ts";
+import { simdKernels } from "../kernels/simd/products.ts";
 
 /**
  * A model's products leave the JS loops (all of them: see dense_engine.ts)
