@@ -8,6 +8,7 @@ import * as tf from "@tensorflow/tfjs";
 import { allowFitstreamKernels, registerKernels, useTfjsKernels } from "../kernels/register.ts";
 import { describe } from "../internal/describe.ts";
 import { keepingErrorListeners } from "./error_listeners.ts";
+import { registerFileScheme } from "../checkpoint/file_scheme.ts";
 
 /** The backends fitstream sets up. */
 export type BackendName = "wasm" | "cpu";
@@ -83,15 +84,35 @@ async function activate(name: BackendName, kernels: "fitstream" | "tfjs"): Promi
  * error then showed their frame instead of its stack, with exit status 7);
  * useBackend removes them again, and leaves a program's own listeners alone.
  *
+ * It also lets tfjs save and load models by `file://` URL, in the files
+ * tfjs-node writes: `model.save("file://dir")` writes `dir/model.json` and
+ * `dir/weights.bin`; `tf.loadLayersModel("file://dir/model.json")` reads them.
+ *
  * @example Use the cpu backend
  * ```ts
  * import { useBackend } from "@fitstream/fitstream";
  *
  * console.log(await useBackend("cpu")); // "cpu"
  * ```
+ *
+ * @example Save a model to a folder and load it back
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { mkdtempSync } from "node:fs";
+ * import { tmpdir } from "node:os";
+ * import { useBackend } from "@fitstream/fitstream";
+ *
+ * await useBackend();
+ * const dir = mkdtempSync(`${tmpdir()}/model-`);
+ * const model = tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [1] })] });
+ * await model.save(`file://${dir}`); // writes model.json and weights.bin
+ * const loaded = await tf.loadLayersModel(`file://${dir}/model.json`);
+ * console.log(loaded.outputs[0].shape); // [null, 1]
+ * ```
  */
 export async function useBackend(name?: BackendName, options: BackendOptions = {}): Promise<BackendName> {
   checkOptions(options);
+  registerFileScheme(); // model.save("file://…") and tf.loadLayersModel("file://…"), as with tfjs-node
   const kernels = options.kernels ?? "fitstream";
   const fromEnv = envBackend();
   const requested = name ?? fromEnv;
