@@ -7,6 +7,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { keepOriginal, originalKernel } from "./_originals.ts";
 import { conv2dFilterGradient } from "./conv2d_filter_grad.ts";
 import { conv3dFilterGradient, conv3dInputGradient } from "./conv3d_grads.ts";
 import { depthwiseFilterGradient, depthwiseInputGradient } from "./depthwise_conv2d_grads.ts";
@@ -99,8 +100,6 @@ export const SUPPLIED_KERNELS: readonly SuppliedKernel[] = [
 
 type Backend = "wasm" | "cpu";
 
-/** tfjs's own kernels that fitstream replaced, by backend and name, to restore on opt-out. */
-const replaced = new Map<string, tf.KernelConfig>();
 const registered = new Set<Backend>();
 let optedOut = false;
 
@@ -109,8 +108,7 @@ function register(backend: Backend): void {
     if (kernel.replaces[backend] === undefined) continue;
     const own = tf.getKernel(kernel.name, backend);
     if (own !== undefined) {
-      const key = `${backend}/${kernel.name}`;
-      if (!replaced.has(key)) replaced.set(key, own);
+      keepOriginal(own);
       tf.unregisterKernel(kernel.name, backend);
     }
     tf.registerKernel({ kernelName: kernel.name, backendName: backend, kernelFunc: kernel.run as tf.KernelFunc });
@@ -140,7 +138,7 @@ export function useTfjsKernels(): void {
     for (const kernel of SUPPLIED_KERNELS) {
       if (kernel.replaces[backend] === undefined) continue;
       tf.unregisterKernel(kernel.name, backend);
-      const own = replaced.get(`${backend}/${kernel.name}`);
+      const own = originalKernel(kernel.name, backend);
       if (own !== undefined) tf.registerKernel(own);
     }
   }

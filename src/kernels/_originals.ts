@@ -1,0 +1,29 @@
+/**
+ * tfjs's own kernels that fitstream replaced, kept when it replaces them:
+ * `register.ts` puts them back on opt-out, and a replacement that hands small
+ * jobs back to tfjs calls them through {@link tfjsKernel}. Private to
+ * `src/kernels/`.
+ *
+ * @module
+ */
+import type * as tf from "@tensorflow/tfjs";
+
+const originals = new Map<string, tf.KernelConfig>();
+
+/** Keeps tfjs's own `config` (the first one seen for its name and backend). */
+export function keepOriginal(config: tf.KernelConfig): void {
+  const key = `${config.backendName}/${config.kernelName}`;
+  if (!originals.has(key)) originals.set(key, config);
+}
+
+/** tfjs's own kernel `name` on `backend`, as registered before fitstream replaced it. */
+export function originalKernel(name: string, backend: string): tf.KernelConfig | undefined {
+  return originals.get(`${backend}/${name}`);
+}
+
+/** Runs tfjs's own kernel `name` on `backend` with the arguments tfjs passed the replacement. */
+export function tfjsKernel(name: string, backend: string, args: unknown): tf.TensorInfo | tf.TensorInfo[] {
+  const config = originalKernel(name, backend);
+  if (config === undefined) throw new Error(`fitstream: tfjs's own ${name} kernel for ${backend} was not kept`);
+  return config.kernelFunc(args as Parameters<tf.KernelFunc>[0]);
+}
