@@ -3,9 +3,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { checkpoint, collect, epochStream, jsonlSink, loadCheckpoint, pipe, plotSvg, take } from "../mod.ts";
+import { sealManifest } from "../src/checkpoint/manifest.ts";
+import { checkpointDisk } from "../src/checkpoint/store.ts";
 import { withTempDir } from "./helpers.ts";
 import { runScript } from "./spawn.ts";
 import { lineData, mlp } from "./tf_helpers.ts";
@@ -116,7 +118,7 @@ test("step folders sort by number: step-1000000 is newer than step-999999", asyn
       const folder = join(dir, `step-${String(step).padStart(6, "0")}`);
       cpSync(join(dir, "step-000001"), folder, { recursive: true });
       const manifest = JSON.parse(readFileSync(join(folder, "checkpoint.json"), "utf8"));
-      writeFileSync(join(folder, "checkpoint.json"), JSON.stringify({ ...manifest, step }));
+      writeFileSync(join(folder, "checkpoint.json"), JSON.stringify(sealManifest({ ...manifest, step })));
     }
     const latest = await loadCheckpoint(dir);
     tf.dispose([...latest.modelWeights, ...latest.optimizerWeights].map((w) => w.tensor));
@@ -175,5 +177,212 @@ test("housing --resume with a damaged newest checkpoint exits 1 with the reason;
     assert.equal(again.code, 1);
     assert.match(again.stderr, /holds checkpoints of an earlier run: add --resume/);
     assert.equal(readFileSync(log, "utf8"), logBefore);
+  });
+});
+
+/** Rewrites `folder`'s checkpoint.json through `edit` (the text as a user's editor would change it). */
+function editManifest(folder: string, edit: (text: string) => string): void {
+  const path = join(folder, "checkpoint.json");
+  const before = readFileSync(path, "utf8");
+  const after = edit(before);
+  assert.notEqual(after, before, "the edit changed the file");
+  writeFileSync(path, after);
+}
+
+test("an edited step or shuffle state in a checkpoint's metadata is refused like damaged weights, naming checkpoint.json", async () => {
+  await withTempDir(async (dir) => {
+    await train(dir, 6);
+    const newest = join(dir, "step-000006");
+    const original = readFileSync(join(newest, "checkpoint.json"), "utf8");
+    const refused =
+      /resumeFrom: ".*step-000006\/checkpoint\.json" does not match its checksum: the checkpoint's metadata/;
+    for (
+      const edit of [
+        (t: string) => t.replace('"step":6', '"step":7'), // resumed "after epoch 7": the log skipped step 7
+        (t: string) => t.replace('"step":6', '"step":4'), // cut the log back to 4 lines, then failed
+        (t: string) => t.replace(/"rng_state":(\d+)/, (_, n) => `"rng_state":${(Number(n) + 1) % 2 ** 32}`),
+        (t: string) => t.replace('"relu"', '"tanh"'), // another model's topology, same weight shapes
+      ]
+    ) {
+      editManifest(newest, edit);
+      assert.match(resumeError(dir)?.message ?? "resumed", refused);
+      await assert.rejects(loadCheckpoint(dir), /step-000006\/checkpoint\.json" does not match its checksum/);
+      writeFileSync(join(newest, "checkpoint.json"), original);
+    }
+    // The checksum is over the content, not the bytes: a re-indented file still loads.
+    writeFileSync(join(newest, "checkpoint.json"), JSON.stringify(JSON.parse(original), null, 2));
+    assert.equal(resumeError(dir), undefined);
+  });
+});
+
+test("a checkpoint of format 2 (no metadata checksum) still resumes, unless its step disagrees with its folder; an unknown format is refused", async () => {
+  await withTempDir(async (dir) => {
+    await train(dir, 3);
+    const folder = join(dir, "step-000003");
+    const manifest = JSON.parse(readFileSync(join(folder, "checkpoint.json"), "utf8"));
+    const { manifest_sha256: _, ...format2 } = { ...manifest, format: "fitstream-checkpoint/2" };
+    writeFileSync(join(folder, "checkpoint.json"), JSON.stringify(format2));
+    assert.equal(resumeError(dir), undefined, "format 2 still reads");
+    assert.deepEqual(await train(dir, 1, dir), [4], "and resumes");
+    writeFileSync(join(folder, "checkpoint.json"), JSON.stringify({ ...format2, step: 2 }));
+    assert.match(
+      resumeError(folder)?.message ?? "resumed",
+      /"[^"]*step-000003" is not a usable checkpoint: its folder is named for step 3 but checkpoint\.json says step 2/,
+    );
+    writeFileSync(join(folder, "checkpoint.json"), JSON.stringify({ ...manifest, format: "fitstream-checkpoint/9" }));
+    assert.match(
+      resumeError(folder)?.message ?? "resumed",
+      /unknown format "fitstream-checkpoint\/9" \(this version reads/,
+    );
+  });
+});
+
+/** The run identities recorded in `dir`'s step folders, by folder. */
+function runIdsOf(dir: string): Record<string, string> {
+  const ids: Record<string, string> = {};
+  for (const name of readdirSync(dir).filter((n) => n.startsWith("step-"))) {
+    ids[name] = JSON.parse(readFileSync(join(dir, name, "checkpoint.json"), "utf8")).run_id;
+  }
+  return ids;
+}
+
+/** A stream of `train`'s run that the test reads by hand, checkpointing into `dir`. */
+function handRun(dir: string, seed: number) {
+  const { x, y } = lineData(24, 0.2);
+  const model = mlp(1, 4, seed);
+  const optimizer = tf.train.adam(0.05);
+  const stream = pipe(
+    epochStream({ data: [x, y], model, optimizer, loss: mse, batchSize: 8, seed }),
+    checkpoint({ dir, keep: 5 }),
+    take(3),
+  );
+  const dispose = () => {
+    tf.dispose([x, y]);
+    model.dispose();
+    optimizer.dispose();
+  };
+  return { reader: stream.getReader(), dispose };
+}
+
+test("two runs started at once into one empty folder: one saves, the other is refused naming the folder; nothing is overwritten or left behind", async () => {
+  await withTempDir(async (dir) => {
+    const tensors = tf.memory().numTensors;
+    // At once, as two streams of one process: before the claim, one died with a raw ENOENT or ENOTEMPTY.
+    const outcomes = await Promise.allSettled([train(dir, 5), train(dir, 5, undefined, 4)]);
+    const failed = outcomes.filter((o) => o.status === "rejected").map((o) => String(o.reason));
+    assert.equal(failed.length, 1, `exactly one run saves: ${failed.join("; ")}`);
+    assert.match(
+      failed[0],
+      new RegExp(`checkpoint: "${dir}" (is in use by another run|holds checkpoints of another run)`),
+    );
+    const ids = runIdsOf(dir);
+    assert.deepEqual(Object.keys(ids).sort(), [
+      "step-000001",
+      "step-000002",
+      "step-000003",
+      "step-000004",
+      "step-000005",
+    ]);
+    assert.equal(new Set(Object.values(ids)).size, 1, "every checkpoint is the same run's");
+    assert.deepEqual(readdirSync(dir).filter((n) => !n.startsWith("step-")), [], "no run.lock or .tmp-* left");
+    assert.equal(tf.memory().numTensors, tensors);
+  });
+});
+
+test("while a run holds a folder, a second stream of the same process is refused at its first event, naming the run; once it ends the folder is free", async () => {
+  await withTempDir(async (dir) => {
+    const tensors = tf.memory().numTensors;
+    const first = handRun(dir, 1), second = handRun(dir, 2);
+    try {
+      assert.equal((await first.reader.read()).value?.step, 1);
+      assert.ok(existsSync(join(dir, "run.lock")), "the first run claimed the folder");
+      await assert.rejects(
+        second.reader.read(),
+        new RegExp(`checkpoint: "${dir}" is in use by another run \\(run [0-9a-f-]+, another stream of this process`),
+      );
+      for (let r = await first.reader.read(); !r.done; r = await first.reader.read());
+      assert.deepEqual(readdirSync(dir).sort(), ["step-000001", "step-000002", "step-000003"], "the lock is removed");
+      assert.equal(new Set(Object.values(runIdsOf(dir))).size, 1);
+    } finally {
+      first.dispose();
+      second.dispose();
+    }
+    assert.deepEqual(await train(dir, 1, dir), [4], "the run resumes in its folder once no one holds it");
+    assert.equal(tf.memory().numTensors, tensors);
+  });
+});
+
+test("a lock held by a live process or another machine is respected; a dead process's lock is taken over and its temporary folders removed", async () => {
+  const { hostname } = await import("node:os");
+  const { spawnSync } = await import("node:child_process");
+  await withTempDir(async (dir) => {
+    const tensors = tf.memory().numTensors;
+    const lock = (pid: number, host = hostname()) =>
+      writeFileSync(
+        join(dir, "run.lock"),
+        JSON.stringify({ run_id: "r-other", token: "t", pid, host, since: "2026-01-01T00:00:00.000Z" }),
+      );
+    const orphan = join(dir, ".tmp-1700000000000-abc123");
+    mkdirSync(orphan);
+    lock(1); // init: alive for as long as this machine runs
+    await assert.rejects(
+      train(dir, 1),
+      new RegExp(`"${dir}" is in use by another run \\(run r-other, process 1 on .*delete "${dir}/run\\.lock"`),
+    );
+    lock(1, "another-machine.example");
+    await assert.rejects(train(dir, 1), /process 1 on another-machine\.example/);
+    assert.ok(existsSync(orphan), "a refused run removes nothing");
+    const dead = spawnSync("true").pid!; // exited and reaped: its pid names no process
+    lock(dead);
+    assert.deepEqual(await train(dir, 2), [1, 2]);
+    assert.deepEqual(readdirSync(dir).sort(), ["step-000001", "step-000002"], "stale lock and orphan removed");
+    assert.equal(tf.memory().numTensors, tensors);
+  });
+});
+
+test("a save that fails (a full disk) names the checkpoint folder and keeps the code; its temporary folder and the lock are removed", async () => {
+  await withTempDir(async (dir) => {
+    const tensors = tf.memory().numTensors;
+    const real = checkpointDisk.writeFile;
+    checkpointDisk.writeFile = ((path: string, data: Uint8Array | string) => {
+      if (String(path).endsWith("optimizer.weights.bin")) {
+        return Promise.reject(Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" }));
+      }
+      return real(path, data);
+    }) as typeof real;
+    try {
+      await assert.rejects(train(dir, 2), (error: Error & { code?: string }) => {
+        assert.match(
+          error.message,
+          new RegExp(
+            `^checkpoint: cannot save "${dir}/step-000001" \\(writing ".*optimizer\\.weights\\.bin"\\): ENOSPC: no space`,
+          ),
+        );
+        assert.equal(error.code, "ENOSPC");
+        return true;
+      });
+    } finally {
+      checkpointDisk.writeFile = real;
+    }
+    assert.deepEqual(readdirSync(dir), [], "no .tmp-* folder, no run.lock");
+    assert.deepEqual(await train(dir, 1), [1], "the folder is free again");
+    assert.equal(tf.memory().numTensors, tensors);
+  });
+});
+
+test("a newest step folder without its checkpoint.json is refused by name, not skipped; resuming from the one before names it too, not 'another run'", async () => {
+  await withTempDir(async (dir) => {
+    const tensors = tf.memory().numTensors;
+    await train(dir, 3);
+    rmSync(join(dir, "step-000003", "checkpoint.json"));
+    assert.match(
+      resumeError(dir)?.message ?? "resumed",
+      /resumeFrom: ".*step-000003" is incomplete: it has no checkpoint\.json\. .*move it out of/,
+    );
+    await assert.rejects(
+      train(dir, 1, join(dir, "step-000002")),
+      /checkpoint: ".*" holds step-000003 without a readable checkpoint\.json: .*move them out of the folder/,
+    );
+    assert.equal(tf.memory().numTensors, tensors);
   });
 });

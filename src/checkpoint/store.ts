@@ -5,7 +5,8 @@
  *
  * Layout of one checkpoint folder (`<dir>/step-000012/` or `<dir>/best/`):
  * `checkpoint.json` (format, run identity, step, shuffle state, topology,
- * weight specs, a SHA-256 of each weights file) and `model.weights.bin` and
+ * weight specs, a SHA-256 of each weights file and one of the manifest
+ * itself: see `manifest.ts`) and `model.weights.bin` and
  * `optimizer.weights.bin`. Step folders are ordered by their number, not by
  * name, so `step-1000000` comes after `step-999999`. Reading checks the
  * manifest, the file sizes and the checksums, and every error names the
@@ -14,16 +15,12 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { mkdir, rename, rm, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import * as fs from "node:fs/promises";
+import { basename, join } from "node:path";
 import { isLayersModel, type ModelLike } from "../engine/model.ts";
 import type { IOHandler, Tensor } from "../tf_types.ts";
-
-const FORMAT = "fitstream-checkpoint/2";
-/** Checkpoints written before run identities and checksums; still read. */
-const FORMAT_1 = "fitstream-checkpoint/1";
+import { checkManifest, FORMAT, type Manifest, sealManifest, sha256, stepOfFolder } from "./manifest.ts";
 
 /** A tensor with the name it is saved under. */
 export interface NamedTensor {
@@ -33,17 +30,16 @@ export interface NamedTensor {
   tensor: Tensor;
 }
 
-interface Manifest {
-  format: string;
-  /** The run that wrote it (format 2). */
-  run_id?: string;
-  step: number;
-  rng_state: number;
-  /** SHA-256 (hex) of each weights file (format 2). */
-  sha256?: { model: string; optimizer: string };
-  model: { topology: unknown | null; weightSpecs: tf.io.WeightsManifestEntry[] };
-  optimizer: { className: string; weightSpecs: tf.io.WeightsManifestEntry[] };
-}
+/**
+ * The file operations a save performs, in one object so a test can make one
+ * fail as a full disk would, without filling a disk. Internal.
+ */
+export const checkpointDisk: {
+  mkdir: typeof fs.mkdir;
+  writeFile: typeof fs.writeFile;
+  rename: typeof fs.rename;
+  rm: typeof fs.rm;
+} = { mkdir: fs.mkdir, writeFile: fs.writeFile, rename: fs.rename, rm: fs.rm };
 
 /** What a checkpoint holds once read back. */
 export interface LoadedCheckpoint {
@@ -75,17 +71,16 @@ export function stepFolder(step: number): string {
   return `step-${String(step).padStart(6, "0")}`;
 }
 
-/** The step a `step-*` folder name holds, or `undefined` for other names. */
-function stepOfFolder(name: string): number | undefined {
-  const match = /^step-(\d+)$/.exec(name);
-  return match ? Number(match[1]) : undefined;
-}
-
-/** The newest complete `step-*` folder under `dir`, or `dir` itself if it is a checkpoint. */
+/**
+ * The newest `step-*` folder under `dir`, or `dir` itself if it is a
+ * checkpoint. The newest is returned even without its `checkpoint.json`, to
+ * be refused by name: saves rename complete folders into place, so such a
+ * folder is damage, not an interrupted save to skip.
+ */
 export function latestCheckpoint(dir: string): string | undefined {
   if (existsSync(join(dir, "checkpoint.json"))) return dir;
   if (!existsSync(dir) || !statSync(dir).isDirectory()) return undefined;
-  const steps = stepFolders(dir).filter((n) => existsSync(join(dir, n, "checkpoint.json")));
+  const steps = stepFolders(dir);
   return steps.length ? join(dir, steps[steps.length - 1]) : undefined;
 }
 
@@ -96,26 +91,61 @@ export function stepFolders(dir: string): string[] {
     .sort((a, b) => stepOfFolder(a)! - stepOfFolder(b)!);
 }
 
-/** The run identity and step recorded in a checkpoint folder, without checking its files. Internal. */
-export function checkpointIdentity(folder: string): { runId?: string; step?: number } {
+/**
+ * The run identity and step recorded in a checkpoint folder, without
+ * checking its files; `undefined` when its `checkpoint.json` cannot be read
+ * or parsed. Internal.
+ */
+export function checkpointIdentity(folder: string): { runId?: string; step?: number } | undefined {
   try {
     const manifest = JSON.parse(readFileSync(join(folder, "checkpoint.json"), "utf8")) as Partial<Manifest>;
     return { runId: manifest.run_id, step: manifest.step };
   } catch {
-    return {};
+    return undefined;
   }
 }
 
-/** Removes what interrupted saves left beside `parent`'s checkpoints (`.tmp-*`, `.old-*`). */
-async function removeOrphans(parent: string): Promise<void> {
-  if (!existsSync(parent)) return;
-  for (const name of readdirSync(parent)) {
-    if (/^\.(tmp|old)-\d+-[a-z0-9]+$/.test(name)) await rm(join(parent, name), { recursive: true, force: true });
+/** A hidden sibling name for a folder being written or removed: `.tmp-…` or `.old-…`. */
+function hiddenName(kind: "tmp" | "old"): string {
+  return `.${kind}-${Date.now()}-${Math.random().toString(36).slice(2)}`;
+}
+
+/**
+ * Removes what interrupted saves left in `dir` (`.tmp-*`, `.old-*`). Only
+ * for a caller that holds the folder's claim (`lock.ts`): then no other run
+ * is saving there, and every such folder is a dead save's. Internal.
+ */
+export async function removeOrphans(dir: string): Promise<void> {
+  if (!existsSync(dir)) return;
+  for (const name of readdirSync(dir)) {
+    if (/^\.(tmp|old)-\d+-[a-z0-9]+$/.test(name)) await fs.rm(join(dir, name), { recursive: true, force: true });
   }
 }
 
-function sha256(data: Uint8Array): string {
-  return createHash("sha256").update(data).digest("hex");
+/**
+ * Removes checkpoint folder `folder` so that no half-removed checkpoint can
+ * be seen: it is renamed aside first (a kill mid-removal leaves an `.old-*`
+ * orphan, never a `step-*` folder without its manifest). Internal.
+ */
+export async function removeCheckpoint(folder: string): Promise<void> {
+  const aside = join(folder, "..", hiddenName("old"));
+  try {
+    await checkpointDisk.rename(folder, aside);
+    await checkpointDisk.rm(aside, { recursive: true, force: true });
+  } catch (error) {
+    throw writeError(folder, "removing the old checkpoint", error);
+  }
+}
+
+/** A write error that names the checkpoint folder and keeps the system's code (`ENOSPC`, `EACCES`, …). */
+function writeError(target: string, doing: string, error: unknown): Error {
+  const cause = error as { message?: string; code?: string };
+  const wrapped = new Error(
+    `checkpoint: cannot save "${target}" (${doing}): ${cause.message ?? String(error)} ` +
+      `(free some space or fix the folder's permissions; the checkpoints saved before are intact)`,
+    { cause: error },
+  );
+  return Object.assign(wrapped, cause.code === undefined ? {} : { code: cause.code });
 }
 
 /**
@@ -156,7 +186,7 @@ export async function saveCheckpoint(
   const encodedOptimizer = await tf.io.encodeWeights(optimizerWeights);
   tf.dispose(optimizerWeights.filter((w) => w.name === "iter").map((w) => w.tensor));
   const optimizerData = joinBuffers(encodedOptimizer.data);
-  const manifest: Manifest = {
+  const manifest = sealManifest({
     format: FORMAT,
     run_id: runId,
     step,
@@ -164,26 +194,48 @@ export async function saveCheckpoint(
     sha256: { model: sha256(modelData), optimizer: sha256(optimizerData) },
     model: { topology, weightSpecs: modelSpecs },
     optimizer: { className: optimizer.getClassName(), weightSpecs: encodedOptimizer.specs },
-  };
+  });
+  await writeAtomically(target, [
+    ["model.weights.bin", modelData],
+    ["optimizer.weights.bin", optimizerData],
+    ["checkpoint.json", JSON.stringify(manifest)],
+  ]);
+}
+
+/**
+ * Writes `files` into a hidden sibling of `target` and renames it into
+ * place (replacing an older `target`, as `best/` is). This save's own
+ * temporary folder is removed if a step fails; every error names `target`.
+ */
+async function writeAtomically(target: string, files: [string, Uint8Array | string][]): Promise<void> {
+  const disk = checkpointDisk;
   const parent = join(target, "..");
-  await removeOrphans(parent); // a kill during an earlier save left them
-  const temp = join(parent, `.tmp-${Date.now()}-${Math.random().toString(36).slice(2)}`);
-  await mkdir(temp, { recursive: true });
+  const temp = join(parent, hiddenName("tmp"));
+  let doing = `creating "${temp}"`;
   try {
-    await writeFile(join(temp, "model.weights.bin"), modelData);
-    await writeFile(join(temp, "optimizer.weights.bin"), optimizerData);
-    await writeFile(join(temp, "checkpoint.json"), JSON.stringify(manifest));
+    await disk.mkdir(temp, { recursive: true });
+    for (const [name, data] of files) {
+      doing = `writing "${join(temp, name)}"`;
+      await disk.writeFile(join(temp, name), data);
+    }
+    doing = `renaming "${temp}" into place`;
     if (existsSync(target)) {
-      const old = join(parent, `.old-${Date.now()}-${Math.random().toString(36).slice(2)}`);
-      await rename(target, old);
-      await rename(temp, target);
-      await rm(old, { recursive: true, force: true });
+      const old = join(parent, hiddenName("old"));
+      await disk.rename(target, old);
+      try {
+        await disk.rename(temp, target);
+      } catch (error) {
+        await disk.rename(old, target).catch(() => {}); // keep the previous one where it was
+        throw error;
+      }
+      // Saved already: a failure here leaves an `.old-*` orphan for the next claim to remove, not a failed save.
+      await disk.rm(old, { recursive: true, force: true }).catch(() => {});
     } else {
-      await rename(temp, target);
+      await disk.rename(temp, target);
     }
   } catch (error) {
-    await rm(temp, { recursive: true, force: true });
-    throw error;
+    await disk.rm(temp, { recursive: true, force: true }).catch(() => {});
+    throw writeError(target, doing, error);
   }
 }
 
@@ -209,26 +261,6 @@ function specBytes(specs: tf.io.WeightsManifestEntry[]): number | undefined {
   return total;
 }
 
-function checkManifest(where: string, folder: string, manifest: unknown): Manifest {
-  const bad = (what: string) => new Error(`${where}: "${folder}" is not a usable checkpoint: ${what}`);
-  if (typeof manifest !== "object" || manifest === null) throw bad("checkpoint.json is not an object");
-  const m = manifest as Manifest;
-  if (m.format !== FORMAT && m.format !== FORMAT_1) throw bad(`unknown format ${JSON.stringify(m.format)}`);
-  if (!Number.isSafeInteger(m.step) || m.step < 0) {
-    throw bad(`step must be an integer >= 0, got ${JSON.stringify(m.step)}`);
-  }
-  if (!Number.isInteger(m.rng_state) || m.rng_state < 0 || m.rng_state >= 2 ** 32) {
-    throw bad(`rng_state must be an integer in [0, 2^32), got ${JSON.stringify(m.rng_state)}`);
-  }
-  if (!Array.isArray(m.model?.weightSpecs) || !Array.isArray(m.optimizer?.weightSpecs)) {
-    throw bad("weight specs missing");
-  }
-  if (m.format === FORMAT && (typeof m.run_id !== "string" || typeof m.sha256?.model !== "string")) {
-    throw bad("run_id or sha256 missing");
-  }
-  return m;
-}
-
 /**
  * Reads and checks the checkpoint at `path` (a checkpoint folder, or the
  * newest under a folder of `step-*` checkpoints): manifest fields, file sizes
@@ -241,6 +273,13 @@ export function readCheckpointFiles(where: string, path: string): CheckpointFile
   }
   const folder = latestCheckpoint(path);
   if (!folder) throw new Error(`${where}: no checkpoint found in "${path}"`);
+  if (!existsSync(join(folder, "checkpoint.json"))) {
+    throw new Error(
+      `${where}: "${folder}" is incomplete: it has no checkpoint.json. Saves rename only complete folders into ` +
+        `place, so it was damaged or edited: move it out of "${join(folder, "..")}" (or delete it) to resume ` +
+        `from the checkpoint before it`,
+    );
+  }
   const read = (name: string): Uint8Array => {
     try {
       return new Uint8Array(readFileSync(join(folder, name)));
@@ -255,7 +294,7 @@ export function readCheckpointFiles(where: string, path: string): CheckpointFile
     if ((error as Error).message.startsWith(where)) throw error;
     throw new Error(`${where}: "${folder}" is not a usable checkpoint: checkpoint.json is not JSON`, { cause: error });
   }
-  const manifest = checkManifest(where, folder, parsed);
+  const manifest = checkManifest(where, folder, basename(folder), parsed);
   const modelData = read("model.weights.bin");
   const optimizerData = read("optimizer.weights.bin");
   const files: [string, Uint8Array, tf.io.WeightsManifestEntry[], string | undefined][] = [

@@ -4,12 +4,19 @@
  * @module
  */
 import { existsSync, mkdirSync } from "node:fs";
-import { rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { describe } from "../internal/describe.ts";
 import { numericValue, requireInteger, requireKey, requireOptions } from "../internal/validate.ts";
 import { probeWritableFolder } from "../sinks/file.ts";
-import { checkpointIdentity, saveCheckpoint, stepFolder, stepFolders } from "../checkpoint/store.ts";
+import { claimFolder, type FolderClaim } from "../checkpoint/lock.ts";
+import {
+  checkpointIdentity,
+  removeCheckpoint,
+  removeOrphans,
+  saveCheckpoint,
+  stepFolder,
+  stepFolders,
+} from "../checkpoint/store.ts";
 import { trainingStateOf } from "../stream/training_state.ts";
 import type { Stage } from "../stream/stage.ts";
 import { stepStage } from "../stream/step_stage.ts";
@@ -38,7 +45,11 @@ export interface CheckpointOptions<K extends string> {
  * A folder holds one run: checkpoints of another run (or newer steps of this
  * one, left when it resumed from an older checkpoint) are refused at the
  * first event rather than mixed or rotated away — resume that run with
- * `epochStream({ resumeFrom: dir })`, or choose an empty folder.
+ * `epochStream({ resumeFrom: dir })`, or choose an empty folder. And one run
+ * at a time saves there: at the first event the stage claims the folder
+ * (`run.lock`, created exclusively, removed when the stream ends), so a
+ * second run started into it at the same time — from another process or
+ * this one — is refused with the folder and the holder named.
  *
  * @example Checkpoint every 5 epochs and keep the best by val_loss
  * ```ts ignore
@@ -76,18 +87,20 @@ export function checkpoint<const K extends string = never, E extends { [P in K]:
   }
   const sign = best?.mode === "max" ? -1 : 1;
   let bestValue = Infinity;
-  let checked = false;
+  let claim: FolderClaim | undefined;
   return stepStage<E, E>(async (event, index) => {
     const state = trainingStateOf("checkpoint", event);
-    if (!checked) {
+    if (claim === undefined) {
+      // Claimed before the checks: two runs starting at once would both find the folder empty.
+      claim = await claimFolder("checkpoint", dir, state.runId);
       refuseOtherRuns(dir, state.runId, state.step);
-      checked = true;
+      await removeOrphans(dir); // the claim makes every temporary folder here a dead save's
     }
     if (index % every === 0) {
       await saveCheckpoint(join(dir, stepFolder(state.step)), state);
       const folders = stepFolders(dir);
       for (const old of folders.slice(0, Math.max(0, folders.length - keep))) {
-        await rm(join(dir, old), { recursive: true, force: true });
+        await removeCheckpoint(join(dir, old));
       }
     }
     if (best) {
@@ -98,13 +111,22 @@ export function checkpoint<const K extends string = never, E extends { [P in K]:
       }
     }
     return event;
-  });
+  }, { onEnd: () => claim?.release() });
 }
 
-/** Throws unless every checkpoint in `dir` belongs to run `runId` at a step before `step`. */
+/** Throws unless every checkpoint in `dir` is complete and belongs to run `runId` at a step before `step`. */
 function refuseOtherRuns(dir: string, runId: string, step: number): void {
   const names = [...stepFolders(dir), ...(existsSync(join(dir, "best")) ? ["best"] : [])];
-  const identities = names.map((name) => ({ name, ...checkpointIdentity(join(dir, name)) }));
+  const read = names.map((name) => ({ name, identity: checkpointIdentity(join(dir, name)) }));
+  const incomplete = read.filter((c) => c.identity === undefined).map((c) => c.name);
+  if (incomplete.length > 0) {
+    throw new Error(
+      `checkpoint: "${dir}" holds ${incomplete.join(", ")} without a readable checkpoint.json: saves rename ` +
+        `only complete folders into place, so they were damaged or edited; move them out of the folder (or ` +
+        `delete them) before saving here`,
+    );
+  }
+  const identities = read.map((c) => ({ name: c.name, ...c.identity }));
   const foreign = identities.filter((c) => c.runId !== runId).map((c) => c.name);
   if (foreign.length > 0) {
     throw new Error(
