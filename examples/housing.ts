@@ -56,18 +56,39 @@ Options:
 
 Ctrl-C (or SIGTERM, SIGHUP) finishes the current epoch, closes the log and exits with
 status 130; a second Ctrl-C exits at once. --resume refuses a damaged checkpoint (it
-never starts over silently), and a checkpoint folder of an earlier run needs --resume.`;
+never starts over silently) and a log that lacks steps the checkpoint has (it never
+leaves a gap), and a checkpoint folder of an earlier run needs --resume.`;
 
-/** Keeps the log's complete lines up to `step` (a crash may have left more, or a partial line). */
-async function trimLog(path: string, step: number): Promise<void> {
-  if (!existsSync(path)) return;
-  const kept = (await readFile(path, "utf8")).split("\n").filter((line) => {
+/**
+ * Keeps the log's complete lines up to `step` (a crash may have left more, or
+ * a partial line), after checking that they hold every step from 1 to `step`:
+ * a log that lost lines the checkpoint `folder` has (a disk that lost its
+ * last writes, a hand edit, another --out) would otherwise go on with a
+ * silent gap. Refusing changes nothing, so the lost lines can still be put
+ * back; training the missing epochs again instead would need the older
+ * checkpoints the rotation has deleted.
+ */
+async function trimLog(path: string, step: number, folder: string): Promise<void> {
+  const text = existsSync(path) ? await readFile(path, "utf8") : "";
+  const kept = text.split("\n").filter((line) => {
     try {
       return (JSON.parse(line) as { step: number }).step <= step;
     } catch {
       return false;
     }
   });
+  const steps = new Set(kept.map((line) => (JSON.parse(line) as { step: number }).step));
+  let missing = 1;
+  while (missing <= step && steps.has(missing)) missing++;
+  if (missing <= step) {
+    const has = steps.size === 0 ? "has no complete line" : `lacks step ${missing}`;
+    throw new Error(
+      `--resume: the log "${path}" ${has}, but the checkpoint "${folder}" is at step ${step}: going on would ` +
+        `leave a gap in the log. Nothing was changed. Put the log's missing lines back, or resume from a ` +
+        `checkpoint the log covers (move the step-* folders after step ${missing - 1} out of the checkpoint ` +
+        `folder), or give --checkpoint a new folder to start over`,
+    );
+  }
   await writeFile(`${path}.tmp`, kept.map((l) => l + "\n").join(""));
   await rename(`${path}.tmp`, path);
 }
@@ -146,7 +167,7 @@ async function main(argv: string[]): Promise<void> {
     checkpoint.modelWeights.concat(checkpoint.optimizerWeights).forEach((w) => w.tensor.dispose());
     resumeFrom = checkpoint.path;
     start = checkpoint.step;
-    await trimLog(out, start);
+    await trimLog(out, start, checkpoint.path);
     console.log(`resuming after epoch ${start} from ${checkpoint.path}`);
   } else if (values.resume) {
     console.log(`no checkpoint in ${dir} yet: starting at epoch 1`);

@@ -386,3 +386,33 @@ test("a newest step folder without its checkpoint.json is refused by name, not s
     assert.equal(tf.memory().numTensors, tensors);
   });
 });
+
+test("housing --resume refuses, with the reason and nothing changed, a log that lost lines the checkpoint has and a newest step folder without its metadata", async () => {
+  await withTempDir(async (dir) => {
+    const log = join(dir, "run.jsonl"), ckpt = join(dir, "ckpt");
+    const resume = () =>
+      runScript("examples/housing.ts", ["--out", log, "--checkpoint", ckpt, "--resume", "--epochs", "8"]);
+    const first = await runScript("examples/housing.ts", ["--out", log, "--checkpoint", ckpt, "--epochs", "4"]);
+    assert.equal(first.code, 0, first.stderr);
+    const lines = readFileSync(log, "utf8").split("\n");
+    const cut = lines.slice(0, 2).join("\n") + "\n"; // the last two lines lost (and the checkpoint at step 4)
+    writeFileSync(log, cut);
+    const folders = readdirSync(ckpt).sort();
+    const gap = await resume();
+    assert.equal(gap.code, 1, "a log behind the checkpoint is an error, not a gap");
+    assert.match(
+      gap.stderr,
+      /--resume: the log ".*run\.jsonl" lacks step 3, but the checkpoint ".*step-000004" is at step 4/,
+    );
+    assert.equal(readFileSync(log, "utf8"), cut, "the log is untouched");
+    assert.deepEqual(readdirSync(ckpt).sort(), folders, "the checkpoints are untouched");
+
+    writeFileSync(log, lines.join("\n"));
+    rmSync(join(ckpt, "step-000004", "checkpoint.json"));
+    const incomplete = await resume();
+    assert.equal(incomplete.code, 1);
+    assert.match(incomplete.stderr, /".*step-000004" is incomplete: it has no checkpoint\.json/);
+    assert.doesNotMatch(incomplete.stderr, /another run/);
+    assert.deepEqual(epochsOf(log), [1, 2, 3, 4], "no epoch was trained");
+  });
+});
