@@ -3,12 +3,14 @@
  * net trains on wasm): each filter entry is the sum over the batch and the
  * output positions of input × output gradient, accumulated in float64 in
  * batch, row, column order and stored as float32, as the cpu backend
- * computes it.
+ * computes it. Large ones (NHWC) run as a product on the SIMD kernels instead
+ * (conv2d_products.ts), in float32.
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { float32Output, type KernelArgs, valuesOf } from "./_host.ts";
+import { float32Output, type KernelArgs, output, valuesOf } from "./_host.ts";
+import { asProducts, filterGradientAsProduct } from "./conv2d_products.ts";
 
 type FilterGradArgs = KernelArgs<{ x: tf.TensorInfo; dy: tf.TensorInfo }, {
   strides: number | [number, number];
@@ -36,6 +38,10 @@ export function conv2dFilterGradient({ inputs, backend, attrs }: FilterGradArgs)
   const { strideHeight: sh, strideWidth: sw, filterHeight, filterWidth } = info;
   const top = info.padInfo.top, left = info.padInfo.left;
   const xs = valuesOf(backend, x), grads = valuesOf(backend, dy);
+  if (asProducts(info)) {
+    const product = filterGradientAsProduct(info, xs, grads as Float32Array);
+    if (product) return output(backend, attrs.filterShape, "float32", product);
+  }
   const last = info.dataFormat === "channelsLast";
   // Strides of x and dy along batch, row, column and channel, in either layout.
   const [xB, xR, xC, xCh] = last

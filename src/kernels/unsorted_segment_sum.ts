@@ -44,6 +44,6 @@ export function unsortedSegmentSum({ inputs, backend, attrs }: SegmentSumArgs): 
       for (let j = 0; j < width; j++) if (strays[j] > ownStrays[s * width + j]) sums[s * width + j] = NaN;
     }
   }
-  const values = x.dtype === "int32" ? Int32Array.from(sums) : Float32Array.from(sums);
+  const values = x.dtype === "int32" ? new Int32Array(sums) : new Float32Array(sums);
   return output(backend, [numSegments, ...inner], x.dtype, values);
 }
