@@ -8,6 +8,7 @@ import process from "node:process";
 import { chromium } from "playwright-core";
 import { collect, fromJsonl, plotSvg, progress, take, toSvg } from "../mod.ts";
 import { root, runScript, startScript } from "./spawn.ts";
+import { within } from "./helpers.ts";
 import { createServer } from "node:http";
 
 const fixture = Array.from({ length: 100 }, (_, i) => ({
@@ -156,5 +157,51 @@ test("the housing example writes its chart next to the log", async () => {
     assert.ok((await stat(join(dir, "h.svg"))).size > 500);
   } finally {
     await rm(dir, { recursive: true });
+  }
+});
+
+/** `toSvg(events)` drawn in a worker, so a drawing that never ends fails after `ms` instead of hanging. */
+async function svgWithin(ms: number, what: string, events: object[]): Promise<string> {
+  const worker = new Worker(new URL("./fixtures/svg_worker.ts", import.meta.url).href, { type: "module" });
+  try {
+    const drawn = new Promise<string>((resolve, reject) => {
+      worker.onmessage = (event) => resolve(event.data);
+      worker.onerror = (event) => reject(new Error(`${what}: ${event.message}`));
+    });
+    worker.postMessage(events);
+    return await within(ms, what, drawn);
+  } finally {
+    worker.terminate();
+  }
+}
+
+test("toSvg writes only finite coordinates for values near ±1e308, a constant huge value, neighbouring doubles and non-finite steps", async () => {
+  const max = Number.MAX_VALUE;
+  const cases: [string, object[], number][] = [
+    ["±1e308", [{ step: 1, train_loss: -1e308 }, { step: 2, train_loss: 1e308 }, { step: 3, train_loss: 0 }], 3],
+    ["±MAX_VALUE", [{ step: 1, train_loss: -max }, { step: 2, train_loss: max }], 2],
+    ["constant 1e308", [{ step: 1, train_loss: 1e308 }, { step: 2, train_loss: 1e308 }], 2],
+    ["constant MAX_VALUE", [{ step: 1, train_loss: max }, { step: 2, train_loss: max }], 2],
+    ["constant 1e17", [{ step: 1, train_loss: 1e17 }, { step: 2, train_loss: 1e17 }], 2],
+    // One double apart: the tick step was below their resolution and the tick loop never ended.
+    ["1e17 and the next double", [{ step: 1, train_loss: 1e17 }, { step: 2, train_loss: 1e17 + 16 }], 2],
+    ["0 and the smallest double", [{ step: 1, train_loss: 0 }, { step: 2, train_loss: 5e-324 }], 2],
+    ["steps ±1e308", [{ step: -1e308, train_loss: 1 }, { step: 1e308, train_loss: 2 }], 2],
+    ["NaN and infinite steps", [{ step: NaN, train_loss: 1 }, { step: 2, train_loss: 2 }, {
+      step: Infinity,
+      train_loss: 3,
+    }], 1],
+  ];
+  for (const [name, events, points] of cases) {
+    const svg = await svgWithin(30_000, `toSvg(${name})`, events);
+    const coordinates = [...svg.matchAll(/ (x|y|x1|x2|y1|y2|d|transform|viewBox|width|height)="([^"]*)"/g)]
+      .filter(([, attribute, value]) => attribute !== "width" && attribute !== "height" || value !== "100%");
+    for (const [, attribute, value] of coordinates) {
+      for (const token of value.match(/NaN|[-+]?Infinity|[-+]?\d*\.?\d+(e[-+]?\d+)?/g) ?? []) {
+        assert.ok(Number.isFinite(Number(token)), `${name}: ${attribute}="${value}" holds ${token}`);
+      }
+    }
+    const path = /<path data-key="train_loss" d="([^"]*)"/.exec(svg)![1];
+    assert.equal(path.match(/[ML]/g)?.length ?? 0, points, `${name}: every point with a finite step is drawn`);
   }
 });

@@ -28,14 +28,26 @@ function escapeXml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
+/**
+ * About `count` round values from `min` to `max`. Overflow-safe for any finite
+ * range (the span is taken from halves, as ±1.8e308 - ∓1.8e308 is Infinity),
+ * and bounded: a step below the values' resolution (1e17 and the next double)
+ * used to add nothing to `t` and loop forever.
+ */
 function niceTicks(min: number, max: number, count: number): number[] {
   if (!(max > min)) return [min];
-  const raw = (max - min) / count;
+  const raw = ((max / 2 - min / 2) / count) * 2;
   const magnitude = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 5, 10].map((m) => m * magnitude).find((s) => s >= raw)!;
+  const step = [1, 2, 5, 10].map((m) => m * magnitude).find((s) => s >= raw);
+  if (step === undefined || !(step > 0) || !Number.isFinite(step)) return [min, max];
   const ticks: number[] = [];
-  for (let t = Math.ceil(min / step) * step; t <= max + step * 1e-9; t += step) ticks.push(Number(t.toPrecision(12)));
-  return ticks;
+  const first = Math.ceil(min / step) * step;
+  for (let i = 0; i <= 2 * count + 2; i++) {
+    const t = Number((first + i * step).toPrecision(12));
+    if (!Number.isFinite(t) || t > max + step * 1e-9) break;
+    if (t !== ticks[ticks.length - 1]) ticks.push(t);
+  }
+  return ticks.length > 0 ? ticks : [min, max];
 }
 
 function formatTick(v: number): string {
@@ -51,6 +63,24 @@ function extent(values: readonly number[], emptyMin: number, emptyMax: number): 
     if (v > max) max = v;
   }
   return [min, max];
+}
+
+/**
+ * Maps `[lo, hi]` onto `[0, 1]` (a single value onto 0.5). Differences are
+ * taken between halves, so values near ±1.8e308 give finite coordinates
+ * instead of Infinity / Infinity = NaN.
+ */
+function unitScale(lo: number, hi: number): (v: number) => number {
+  const span = hi / 2 - lo / 2;
+  return span > 0 ? (v) => (v / 2 - lo / 2) / span : () => 0.5;
+}
+
+/** `[min, max]` widened around a single value, enough to show at any magnitude, within the finite numbers. */
+function widen(min: number, max: number): [number, number] {
+  if (max > min) return [min, max];
+  // ±0.5 as before, unless it vanishes in the rounding (1e16 and larger): then a tenth of the value.
+  const pad = min - 0.5 < min && max + 0.5 > max ? 0.5 : Math.abs(min) / 10;
+  return [Math.max(min - pad, -Number.MAX_VALUE), Math.min(max + pad, Number.MAX_VALUE)];
 }
 
 /**
@@ -79,13 +109,15 @@ export function toSvg(events: readonly object[], options: SvgOptions = {}): stri
   const xs = rows.map((r, i) => (typeof r.step === "number" ? r.step : i + 1));
   const usable = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v) && (!logY || v > 0);
   const tr = (v: number) => (logY ? Math.log10(v) : v);
-  const values = keys.flatMap((k) => rows.map((r) => r[k]).filter(usable).map(tr));
+  // A point needs a finite step too: a NaN or infinite step (a replayed log can hold one) is a gap.
+  const drawn = (k: string) => rows.flatMap((r, i) => (Number.isFinite(xs[i]) && usable(r[k]) ? [tr(r[k])] : []));
+  const values = keys.flatMap(drawn);
   // A loop, not Math.min(...xs): spreading 70,000 values overflows Deno's call stack.
-  const [xMin, xMax] = extent(xs, 0, 0);
-  let [yMin, yMax] = extent(values, 0, 1);
-  if (yMax === yMin) [yMin, yMax] = [yMin - 0.5, yMax + 0.5];
-  const px = (x: number) => margin.left + (xMax === xMin ? plotW / 2 : ((x - xMin) / (xMax - xMin)) * plotW);
-  const py = (y: number) => margin.top + plotH - ((y - yMin) / (yMax - yMin)) * plotH;
+  const [xMin, xMax] = extent(xs.filter(Number.isFinite), 0, 0);
+  const [yMin, yMax] = widen(...extent(values, 0, 1));
+  const unitX = unitScale(xMin, xMax), unitY = unitScale(yMin, yMax);
+  const px = (x: number) => margin.left + unitX(x) * plotW;
+  const py = (y: number) => margin.top + plotH - unitY(y) * plotH;
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
     `<rect width="100%" height="100%" fill="#fff"/>`,
@@ -122,7 +154,7 @@ export function toSvg(events: readonly object[], options: SvgOptions = {}): stri
     let pen = "M";
     rows.forEach((r, i) => {
       const v = r[key];
-      if (!usable(v)) {
+      if (!usable(v) || !Number.isFinite(xs[i])) {
         pen = "M"; // a gap
         return;
       }
