@@ -6,7 +6,8 @@ import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import process from "node:process";
 import { chromium } from "playwright-core";
-import { collect, fromJsonl, plotSvg, progress, take, toSvg } from "../mod.ts";
+import { collect, fromJsonl, plotSvg, progress, stage, take, toSvg } from "../mod.ts";
+import { progressStage } from "../src/stages/progress.ts";
 import { root, runScript, startScript } from "./spawn.ts";
 import { within } from "./helpers.ts";
 import { createServer } from "node:http";
@@ -105,29 +106,55 @@ test("cli.ts plot writes an SVG of a log; serve shows it on the runs page", asyn
   }
 });
 
-test("progress: plain periodic lines and no escape codes off a terminal", async () => {
+test("progress off a terminal: the first epoch's line, then at most one per interval, and a summary", async () => {
+  // A clock the test moves: epoch n ends at 7n seconds, whatever the machine's speed.
+  let now = 0;
   const lines: string[] = [];
   let step = 0;
   const source = new ReadableStream({
-    pull: (c) => c.enqueue({ step: ++step, train_loss: 1 / step, val_loss: 2 / step }),
-  }, {
-    highWaterMark: 0,
-  });
-  await collect(
-    source.pipeThrough(progress({ total: 25, output: { write: (t) => void lines.push(t), isTTY: false } })).pipeThrough(
-      take(25),
-    ),
-  );
-  assert.equal(lines.length, 2);
-  assert.match(
-    lines[0],
-    /^epoch 10\/25 \d\d:\d\d elapsed, ETA \d\d:\d\d {2}[\d.]+ epochs\/s {2}train_loss=0\.1000 {2}val_loss=0\.2000\n$/,
-  );
+    pull: (c) => {
+      now = 7 * ++step;
+      c.enqueue({ step, train_loss: 1 / step, val_loss: 2 / step });
+    },
+  }, { highWaterMark: 0 });
+  const output = { write: (t: string) => void lines.push(t), isTTY: false };
+  await collect(source.pipeThrough(take(10)).pipeThrough(progressStage({ total: 10, output }, () => now)));
+  assert.deepEqual(lines, [
+    "epoch 1/10 00:07 elapsed, ETA 01:03  0.14 epochs/s  train_loss=1.0000  val_loss=2.0000\n",
+    "epoch 6/10 00:42 elapsed, ETA 00:28  0.14 epochs/s  train_loss=0.1667  val_loss=0.3333\n", // 35 s after the first
+    "done: 10/10 epochs in 01:10, 0.14 epochs/s  train_loss=0.1000  val_loss=0.2000\n",
+  ]);
+});
+
+test("progress off a terminal: a short run still ends with a summary; an error says so", async () => {
+  const lines: string[] = [];
+  const output = { write: (t: string) => void lines.push(t), isTTY: false };
+  const events = () => ReadableStream.from([1, 2, 3, 4, 5, 6, 7].map((step) => ({ step, train_loss: 1 / step })));
+  await collect(events().pipeThrough(progress({ total: 7, output })));
+  assert.match(lines[0], /^epoch 1\/7 /);
+  assert.match(lines.at(-1)!, /^done: 7\/7 epochs in \d\d:\d\d, [\d.]+ epochs\/s {2}train_loss=0\.1429\n$/);
   assert.ok(lines.every((l) => !l.includes("\x1b") && !l.includes("\r")));
+
+  lines.length = 0;
+  const failing = events().pipeThrough(stage((e: { step: number }) => {
+    if (e.step === 3) throw new Error("boom");
+    return e;
+  }));
+  await assert.rejects(collect(failing.pipeThrough(progress({ output, every: 0 }))), /boom/);
+  assert.equal(lines.length, 1);
+  assert.match(lines[0], /^stopped by an error after 2 epochs in /);
+
   const piped = await runScript("tests/fixtures/progress_run.ts", []);
   assert.equal(piped.code, 0, piped.stderr);
   assert.ok(!piped.stdout.includes("\x1b") && !piped.stdout.includes("\r"), "a pipe gets no control codes");
-  assert.equal(piped.stdout.trim().split("\n").length, 3);
+  const out = piped.stdout.trim().split("\n");
+  assert.deepEqual(out.map((l) => l.split(" ")[0] + " " + l.split(" ")[1]), [
+    "epoch 4/12",
+    "epoch 8/12",
+    "epoch 12/12",
+    "done: 12/12",
+  ], "every: 4 counts events");
+  assert.throws(() => progress({ every: 2, interval: 5 }), { name: "TypeError", message: /pass every or interval/ });
 });
 
 test("progress: on a pseudo-terminal one line is redrawn in place", () => {
