@@ -21,6 +21,7 @@ import { basename, join } from "node:path";
 import { isLayersModel, type ModelLike } from "../engine/model.ts";
 import type { IOHandler, Tensor } from "../tf_types.ts";
 import { checkManifest, FORMAT, type Manifest, sealManifest, sha256, stepOfFolder } from "./manifest.ts";
+import { ownBuffer, specBytes, weightBytes } from "./weight_bytes.ts";
 
 /** A tensor with the name it is saved under. */
 export interface NamedTensor {
@@ -59,11 +60,6 @@ export interface LoadedCheckpoint {
   topology: unknown | null;
   /** The identity of the run that wrote it (absent in checkpoints of format 1). */
   runId?: string;
-}
-
-function joinBuffers(data: tf.io.WeightData | undefined): Uint8Array {
-  if (data === undefined) return new Uint8Array(0);
-  return new Uint8Array(tf.io.CompositeArrayBuffer.join(data));
 }
 
 /** A step folder's name: `step-000012`. */
@@ -176,16 +172,16 @@ export async function saveCheckpoint(
     }));
     topology = artifacts!.modelTopology ?? null;
     modelSpecs = artifacts!.weightSpecs ?? [];
-    modelData = joinBuffers(artifacts!.weightData);
+    modelData = weightBytes(artifacts!.weightData);
   } else {
     const encoded = await tf.io.encodeWeights(variables.map((v, i) => ({ name: `variable_${i}`, tensor: v })));
     modelSpecs = encoded.specs;
-    modelData = joinBuffers(encoded.data);
+    modelData = weightBytes(encoded.data);
   }
   const optimizerWeights = await optimizer.getWeights();
   const encodedOptimizer = await tf.io.encodeWeights(optimizerWeights);
   tf.dispose(optimizerWeights.filter((w) => w.name === "iter").map((w) => w.tensor));
-  const optimizerData = joinBuffers(encodedOptimizer.data);
+  const optimizerData = weightBytes(encodedOptimizer.data);
   const manifest = sealManifest({
     format: FORMAT,
     run_id: runId,
@@ -248,19 +244,6 @@ export interface CheckpointFiles {
   optimizerData: Uint8Array;
 }
 
-const BYTES_PER_ELEMENT: Record<string, number> = { float32: 4, int32: 4, bool: 1 };
-
-/** The bytes `specs` describe, or `undefined` if a spec is not one we can size. */
-function specBytes(specs: tf.io.WeightsManifestEntry[]): number | undefined {
-  let total = 0;
-  for (const spec of specs) {
-    const size = BYTES_PER_ELEMENT[spec.dtype];
-    if (size === undefined || spec.quantization || !Array.isArray(spec.shape)) return undefined;
-    total += size * spec.shape.reduce((a, b) => a * b, 1);
-  }
-  return total;
-}
-
 /**
  * Reads and checks the checkpoint at `path` (a checkpoint folder, or the
  * newest under a folder of `step-*` checkpoints): manifest fields, file sizes
@@ -320,8 +303,7 @@ export function readCheckpointFiles(where: string, path: string): CheckpointFile
 }
 
 function decodeInOrder(data: Uint8Array, specs: tf.io.WeightsManifestEntry[]): NamedTensor[] {
-  const buffer = data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer;
-  const map = tf.io.decodeWeights(buffer, specs);
+  const map = tf.io.decodeWeights(ownBuffer(data), specs);
   return specs.map((s) => ({ name: s.name, tensor: map[s.name] }));
 }
 
@@ -393,11 +375,10 @@ export function checkpointModel(path: string): IOHandler {
         if (files.manifest.model.topology === null) {
           throw new Error(`checkpointModel: "${files.path}" holds a function model's variables, not a layers model`);
         }
-        const data = files.modelData;
         return {
           modelTopology: files.manifest.model.topology as tf.io.ModelArtifacts["modelTopology"],
           weightSpecs: files.manifest.model.weightSpecs,
-          weightData: data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer,
+          weightData: ownBuffer(files.modelData),
         };
       });
     },
