@@ -4,7 +4,7 @@ import { createServer } from "node:http";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { collect, collectJsonl, jsonlSink, pipe, take } from "../mod.ts";
+import { collect, collectJsonl, jsonlSink, pipe, plotSvg, take } from "../mod.ts";
 import { countingSource, failingSource, fromEvents } from "./helpers.ts";
 
 const model = { weights: [1, 2, 3], toString: () => "model" };
@@ -182,13 +182,31 @@ test("an upstream error keeps the lines already written and closes the file", as
   assert.equal(mem2.state.closed, true);
 });
 
-test("jsonlSink: a path in a missing directory fails with the path; bad dest is a TypeError", async () => {
-  const path = join(tmpdir(), "fitstream-no-such-dir", "sub", "run.jsonl");
-  // Checked when the sink is built: before a single event is pulled (or an epoch trained).
-  assert.throws(() => jsonlSink(path), (e: Error) => e.message.includes(path) && /no such file/i.test(e.message));
-  const src = countingSource();
-  await assert.rejects(collectJsonl(src.stream, path), (e: Error) => e.message.includes(path));
-  assert.equal(src.pulls, 0);
+test("jsonlSink creates a missing folder, as checkpoint does; one it cannot create fails with the path", async () => {
+  const dir = await tempDir();
+  try {
+    const path = join(dir, "runs", "today", "run.jsonl");
+    await collectJsonl(fromEvents([{ step: 1 }]), path);
+    assert.equal(await readFile(path, "utf8"), '{"step":1}\n');
+    const svg = join(dir, "plots", "run.svg");
+    await fromEvents([{ step: 1, train_loss: 1 }]).pipeTo(plotSvg(svg));
+    assert.match(await readFile(svg, "utf8"), /^<svg/);
+    // A file where a folder should be: refused when the sink is built, before a single event is pulled.
+    await writeFile(join(dir, "file"), "");
+    const blocked = join(dir, "file", "sub", "run.jsonl");
+    assert.throws(
+      () => jsonlSink(blocked),
+      (e: Error) => e.message.startsWith("jsonlSink: ") && e.message.includes(blocked),
+    );
+    const src = countingSource();
+    await assert.rejects(collectJsonl(src.stream, blocked), (e: Error) => e.message.includes(blocked));
+    assert.equal(src.pulls, 0);
+  } finally {
+    await rm(dir, { recursive: true });
+  }
+});
+
+test("jsonlSink: a bad dest is a TypeError", () => {
   // @ts-expect-error: a number is no destination
   assert.throws(() => jsonlSink(42), {
     name: "TypeError",

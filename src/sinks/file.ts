@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { closeSync, openSync, statSync, unlinkSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, statSync, unlinkSync } from "node:fs";
 import { type FileHandle, open } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import process from "node:process";
@@ -42,6 +42,22 @@ export function checkWritableFolder(path: string | URL): void {
   } catch (error) {
     throw new Error(`cannot write "${file}": ${(error as Error).message}`, { cause: error });
   }
+}
+
+/**
+ * Creates the folder that will hold `path` (and its parents) when missing, as
+ * `checkpoint` creates its folder, then checks it as
+ * {@link checkWritableFolder} does: a log under `runs/today/` needs no
+ * `mkdir` first.
+ */
+export function makeWritableFolder(path: string | URL): void {
+  const file = toPath(path);
+  try {
+    mkdirSync(dirname(resolve(file)), { recursive: true });
+  } catch (error) {
+    throw new Error(`cannot create the folder of "${file}": ${(error as Error).message}`, { cause: error });
+  }
+  checkWritableFolder(path);
 }
 
 const NEWLINE = 0x0a;

@@ -5,7 +5,7 @@
  */
 import { describe } from "../internal/describe.ts";
 import { resolve } from "node:path";
-import { checkWritableFolder, openFileWritable, toPath } from "./file.ts";
+import { makeWritableFolder, openFileWritable, toPath } from "./file.ts";
 import { type SelectOptions, selector } from "./select.ts";
 
 /** Where JSONL goes: a file path (string or `file:` URL) or any byte stream. */
@@ -81,7 +81,7 @@ function checkDestination(dest: unknown): void {
   if (typeof dest === "string" && dest === "") throw new TypeError("jsonlSink: dest must not be an empty path");
   if (typeof dest === "string" || dest instanceof URL) {
     try {
-      checkWritableFolder(dest);
+      makeWritableFolder(dest);
     } catch (error) {
       throw new Error(`jsonlSink: ${(error as Error).message}`, { cause: error });
     }
@@ -90,8 +90,8 @@ function checkDestination(dest: unknown): void {
 
 /**
  * A `WritableStream` of events that writes one JSON object per line to `dest`
- * (a path, which is overwritten, or any `WritableStream<Uint8Array>`: stdout,
- * a socket, a `fetch` request body). Lines go through `TextEncoderStream` and
+ * (a path, which is overwritten and whose missing folders are created, or any
+ * `WritableStream<Uint8Array>`: stdout, a socket, a `fetch` request body). Lines go through `TextEncoderStream` and
  * are written as they come. `model` is never written. NaN and ±Infinity are
  * written as `null`, as `JSON.stringify` does. A value JSON cannot represent
  * (a function, a tensor, a class instance, a BigInt) errors the stream with a

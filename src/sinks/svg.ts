@@ -6,7 +6,7 @@
  */
 import { describe } from "../internal/describe.ts";
 import { requireOptions } from "../internal/validate.ts";
-import { checkWritableFolder, openFileWritable } from "./file.ts";
+import { makeWritableFolder, openFileWritable } from "./file.ts";
 
 /** Options of {@link toSvg} and {@link plotSvg}. */
 export interface SvgOptions {
@@ -177,8 +177,9 @@ export function toSvg(events: readonly object[], options: SvgOptions = {}): stri
 
 /**
  * A `WritableStream` of events that writes their SVG chart (see
- * {@link toSvg}) to a file path or byte stream when the stream closes. It
- * keeps only the numeric values of `step` and the plotted keys.
+ * {@link toSvg}) to a file path (its missing folders created when the sink
+ * is built) or byte stream when the stream closes. It keeps only the numeric
+ * values of `step` and the plotted keys.
  *
  * @example Chart a finished run
  * ```ts ignore
@@ -191,7 +192,7 @@ export function plotSvg(
 ): WritableStream<object> {
   if (typeof dest === "string" || dest instanceof URL) {
     try {
-      checkWritableFolder(dest);
+      makeWritableFolder(dest);
     } catch (error) {
       throw new Error(`plotSvg: ${(error as Error).message}`, { cause: error });
     }
