@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, rm, stat } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -179,4 +179,22 @@ test("dashboard: a run with 300 keys charts eight of them; the picker lists ever
   } finally {
     await browser.close();
   }
+});
+
+test("every documented pipeline places dashboard last, as the README says to", async () => {
+  const root = new URL("..", import.meta.url);
+  const files = ["README.md", ...(await readdir(new URL("docs/", root))).map((f) => `docs/${f}`)];
+  for (const dir of ["src/dashboard/", "examples/"]) {
+    files.push(...(await readdir(new URL(dir, root))).filter((f) => f.endsWith(".ts")).map((f) => dir + f));
+  }
+  let seen = 0;
+  for (const file of files) {
+    const text = await readFile(new URL(file, root), "utf8");
+    // A dashboard(...) call followed by a comma and more arguments has stages after it.
+    for (const m of text.matchAll(/dashboard\((\{[^()]*\})?\)\s*,\s*(\S)/g)) {
+      assert.equal(m[2], ")", `${file}: a stage follows dashboard(...): ${text.slice(m.index, m.index + 80)}`);
+    }
+    seen += [...text.matchAll(/pipe\([^;]*dashboard\(/g)].length;
+  }
+  assert.ok(seen >= 1, "the JSDoc example is among the files read");
 });

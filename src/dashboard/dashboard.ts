@@ -76,9 +76,12 @@ interface Client {
  * `no-referrer` on every response, takes at most `maxClients` pages, and
  * shuts down when the stream ends or is cancelled.
  *
+ * Place it last in the pipeline, after `take` and `earlyStop`: from there it
+ * sees how the stream ended and tells a `take` cap from an early stop.
+ *
  * @example Watch a run
  * ```ts ignore
- * pipe(epochStream({ ... }), augment(validationLoss({ ... })), dashboard({ port: 8080 }), take(100));
+ * pipe(epochStream({ ... }), augment(validationLoss({ ... })), take(100), dashboard({ port: 8080 }));
  * ```
  */
 export function dashboard<E extends object>(options: DashboardOptions = {}): DashboardStage<E> {
