@@ -6,6 +6,8 @@ import { join } from "node:path";
 import process from "node:process";
 import { chromium } from "playwright-core";
 import { serveRuns } from "../mod.ts";
+import { BEST_VALUE_JS } from "../src/dashboard/best_value.ts";
+import { RUNS_JS } from "../src/dashboard/runs_page.ts";
 import { withTempDir } from "./helpers.ts";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -82,4 +84,16 @@ test("runs page: three runs of a folder give three series per chart; appended li
       await server.close();
     }
   });
+});
+
+test("runs page: the best of a time key is its lowest, as for losses; the highest for others", () => {
+  // The script text the page runs, run here.
+  const bestValue = new Function(`${BEST_VALUE_JS}; return bestValue;`)() as (k: string, v: unknown[]) => unknown;
+  assert.equal(bestValue("train_time_sec", [0.9, 0.4, 1.7]), 0.4, "the fastest epoch, not the slowest");
+  assert.equal(bestValue("val_time_sec", [2, 1, null, NaN]), 1);
+  assert.equal(bestValue("val_loss", [0.5, 0.2, 0.3]), 0.2);
+  assert.equal(bestValue("val_acc", [0.5, 0.9, 0.7]), 0.9);
+  assert.equal(bestValue("lr", []), undefined);
+  assert.match(RUNS_JS, /bestValue\(k, run\.columns\.get\(k\)\)/, "the table uses it");
+  new Function(RUNS_JS); // the page's script still parses (compiled, not run)
 });

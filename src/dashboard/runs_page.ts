@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { BEST_VALUE_JS } from "./best_value.ts";
 import { KEY_PICKER_JS, pageHead } from "./page_parts.ts";
 
 /** The page. Internal. */
@@ -135,7 +136,9 @@ export const RUNS_JS = `"use strict";
     document.querySelector("#table tbody").replaceChildren(...[...runs.entries()].map(([name, run]) => {
       const tr = document.createElement("tr");
       const s = run.summary;
-      for (const value of [name, s.length, ...keys.flatMap((k) => [s.latest[k], s.best[k]])]) {
+      // Best from the run's own columns by bestValue's rule, so times rank lowest-best like losses.
+      const best = (k) => (run.columns.has(k) ? bestValue(k, run.columns.get(k)) : undefined);
+      for (const value of [name, s.length, ...keys.flatMap((k) => [s.latest[k], best(k)])]) {
         const td = document.createElement("td");
         td.textContent = format(value);
         tr.appendChild(td);
@@ -145,6 +148,7 @@ export const RUNS_JS = `"use strict";
   }
 
 ${KEY_PICKER_JS}
+${BEST_VALUE_JS}
   const showKeys = () => fillKeyPicker(document.getElementById("keys"), allKeys(), new Set(chartKeys()));
 
   async function poll() {
