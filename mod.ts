@@ -50,6 +50,7 @@ export type {
   Tensor,
   Tensor2D,
   TensorContainer,
+  TfDataset,
   Variable,
 } from "./src/tf_types.ts";
 export { checkpoint, type CheckpointOptions } from "./src/stages/checkpoint.ts";

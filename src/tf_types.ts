@@ -28,5 +28,38 @@ export interface Dataset<T extends TensorContainer> {
   /** A fresh iterator over one pass of the dataset. */
   iterator(): Promise<{ next(): Promise<IteratorResult<T>> }>;
 }
+/**
+ * A `tf.data.Dataset<T>` with its methods, as `csvDataset` returns it: `map`,
+ * `filter`, `take` and the others type-check and give datasets that
+ * `epochStream` and `validationLoss` take. (Structural, like {@link Dataset}.
+ * A dataset these methods make has no `nextPass` of its own, so a run
+ * resumed on one reads its source's passes from the first again.)
+ */
+export interface TfDataset<T extends TensorContainer> extends Dataset<T> {
+  /** Elements in one pass when tf.data knows it, else `null` (a CSV's is not known before it is read). */
+  readonly size: number | null;
+  /** Each element through `transform`. */
+  map<O extends TensorContainer>(transform: (value: T) => O): TfDataset<O>;
+  /** Each element through an async `transform`. */
+  mapAsync<O extends TensorContainer>(transform: (value: T) => Promise<O>): TfDataset<O>;
+  /** The elements for which `predicate` holds. */
+  filter(predicate: (value: T) => boolean): TfDataset<T>;
+  /** The first `count` elements. */
+  take(count: number): TfDataset<T>;
+  /** All but the first `count` elements. */
+  skip(count: number): TfDataset<T>;
+  /** The elements `count` times over (forever without `count`). */
+  repeat(count?: number): TfDataset<T>;
+  /** Reads up to `bufferSize` elements ahead. */
+  prefetch(bufferSize: number): TfDataset<T>;
+  /** Shuffled within a buffer of `bufferSize` elements. */
+  shuffle(bufferSize: number, seed?: string, reshuffleEachIteration?: boolean): TfDataset<T>;
+  /** This dataset's elements, then `dataset`'s. */
+  concatenate(dataset: TfDataset<T>): TfDataset<T>;
+  /** Calls `f` on every element of one pass. */
+  forEachAsync(f: (input: T) => void): Promise<void>;
+  /** One pass's elements, in an array. */
+  toArray(): Promise<T[]>;
+}
 /** What a `tf.data` dataset may yield: tensors, and arrays or objects of them (`tf.TensorContainer`). */
 export type TensorContainer = tf.TensorContainer;

@@ -334,3 +334,23 @@ test("a csvDataset run leaves no tensor behind when cancelled mid-run or failing
     model.dispose();
   });
 });
+
+test("csvDataset is typed with tf.data's methods: a mapped, capped dataset trains without a cast", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "xy.csv");
+    writeFileSync(path, "x,y\n" + Array.from({ length: 12 }, (_, i) => `${i / 12},${(2 * i) / 12}`).join("\n") + "\n");
+    const data = csvDataset(path, { label: "y", batchSize: 4 }).map((b) => ({ xs: b.xs.mul(2), ys: b.ys! })).take(2);
+    const model = tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [1] })] });
+    let rows = 0;
+    const counted = data.map((b) => {
+      rows += b.xs.shape[0];
+      return b;
+    });
+    const events = await collect(
+      pipe(epochStream({ data: counted, model, optimizer: tf.train.sgd(0.1), loss: mse }), take(1)),
+    );
+    assert.equal(events.length, 1);
+    assert.equal(rows, 8, "two batches of four rows: take(2) of the mapped CSV");
+    model.dispose();
+  });
+});

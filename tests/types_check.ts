@@ -69,3 +69,13 @@ export const tutorialTyped: ReadableStream<
     model: tf.Sequential;
   }
 > = tutorial;
+
+import { csvDataset } from "../mod.ts";
+// csvDataset's tf.data methods type-check, and the datasets they make train.
+const halved = csvDataset("data.csv", { label: "y" }).map((b) => ({ xs: b.xs.div(2), ys: b.ys! }));
+export const fromCsv = epochStream({
+  data: halved.take(10),
+  model: tf.sequential(),
+  optimizer: tf.train.adam(),
+  loss: tf.losses.meanSquaredError,
+});

@@ -11,7 +11,7 @@ import { requireInteger, requireKey, requireOptions } from "../internal/validate
 import { checkReadOptions, openReadable, type ReadOptions } from "./open_input.ts";
 import { lineSplitter } from "./lines.ts";
 import { hostTensor2d, type PassAware } from "./dataset.ts";
-import type { Dataset, Tensor2D } from "../tf_types.ts";
+import type { Tensor2D, TfDataset } from "../tf_types.ts";
 import { toPath } from "../sinks/file.ts";
 import { createRandom, type Random } from "./random.ts";
 
@@ -34,10 +34,10 @@ export type CsvBatch = { xs: Tensor2D; ys?: Tensor2D };
 
 /**
  * A `tf.data.Dataset` of CSV batches that knows which pass it reads next (so
- * a resumed run goes on). Its methods (`take`, `map`, `forEachAsync`, …) are
- * those of `tf.data.Dataset`: cast it to use them in TypeScript.
+ * a resumed run goes on), typed with its methods (`map`, `take`,
+ * `forEachAsync`, …).
  */
-export type CsvDataset = Dataset<CsvBatch> & PassAware;
+export type CsvDataset = TfDataset<CsvBatch> & PassAware;
 
 /** Splits one CSV line into fields: plain lines by commas; quoted fields (`"a,b"`, `""`) the slow way. */
 function splitFields(line: string): string[] | undefined {
