@@ -5,23 +5,25 @@
  *
  * @module
  */
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { readdirSync, statSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { History, shownValues } from "./history.ts";
-import { lineSplitter } from "../data/lines.ts";
+import { byteLines } from "./byte_lines.ts";
 
 /** What the page shows of a run without its history. */
 export interface RunSummary {
   name: string;
   /** Events read so far. */
   length: number;
-  /** The newest event's values (numbers, strings, booleans). */
+  /** The newest event's values (numbers, strings, booleans; charted keys first, at most `MAX_KEYS`). */
   latest: Record<string, number | string | boolean | null>;
   /** Per numeric key: the lowest value for losses and errors, the highest otherwise. */
   best: Record<string, number>;
-  /** Lines that were not JSON objects (skipped). */
+  /** Lines that were not JSON objects, or longer than 1 MiB (skipped). */
   skipped: number;
+  /** Numeric keys beyond the first `MAX_KEYS`: in the file, not charted (counted up to 65,536). */
+  uncharted: number;
 }
 
 /** Keys where lower is better (losses, errors). */
@@ -30,22 +32,47 @@ const LOWER_IS_BETTER = /loss|error|mae|mse|rmse|perplexity/i;
 /** Longest line read (bytes); a longer one is skipped, so one bad writer cannot grow memory without bound. */
 const MAX_LINE = 1 << 20;
 
+/**
+ * Most numeric keys charted per run: a writer that adds keys on every line would otherwise grow the
+ * server's memory, its answers and the page without bound (issue 29: 650 MB for a 560 KB upload).
+ */
+export const MAX_KEYS = 256;
+
+/** A folder is listed again at least every this many polls, even when its mtime says nothing changed. */
+const RELIST_EVERY = 20;
+
+/** A folder changed less than this long ago (ms) is listed at every poll: its mtime may not show a change yet. */
+const RECENT_MS = 2000;
+
+/** What polls have done, for tests and for counting the cost of an idle poll. Internal. */
+export interface PollWork {
+  /** Folder listings made. */
+  listings: number;
+  /** Files and folders whose size or mtime was read. */
+  stats: number;
+  /** Files opened to read new lines. */
+  reads: number;
+}
+
 class FollowedRun {
-  history = new History();
+  history = new History(MAX_KEYS);
   latest: Record<string, number | string | boolean | null> = {};
   best: Record<string, number> = {};
   skipped = 0;
   #offset = 0;
   #decoder = new TextDecoder();
-  #lines = lineSplitter((line) => this.#line(line)); // complete lines only: the log may still be growing
+  // complete lines only: the log may still be growing
+  #lines = byteLines(MAX_LINE, (bytes) => this.#line(this.#decoder.decode(bytes)), () => this.skipped++);
 
-  constructor(readonly name: string, readonly path: string) {}
+  constructor(readonly name: string, readonly path: string, readonly work: PollWork) {}
 
   /** Reads what was appended since the last call. */
   async follow(): Promise<void> {
+    this.work.stats++;
     const size = statSync(this.path, { throwIfNoEntry: false })?.size;
     if (size === undefined || size === this.#offset) return;
-    if (size < this.#offset) this.#reset(); // rewritten from the start
+    if (size < this.#offset) this.reset(); // rewritten from the start
+    this.work.reads++;
     const file = await open(this.path, "r");
     try {
       const buffer = new Uint8Array(64 * 1024);
@@ -53,29 +80,21 @@ class FollowedRun {
         const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, size - this.#offset), this.#offset);
         if (bytesRead === 0) break;
         this.#offset += bytesRead;
-        this.#take(this.#decoder.decode(buffer.subarray(0, bytesRead), { stream: true }));
+        this.#lines.push(buffer.subarray(0, bytesRead));
       }
     } finally {
       await file.close();
     }
   }
 
-  #reset(): void {
-    this.history = new History();
+  /** Forgets what was read: the next `follow` reads the file from its start. */
+  reset(): void {
+    this.history = new History(MAX_KEYS);
     this.latest = {};
     this.best = {};
     this.skipped = 0;
     this.#offset = 0;
-    this.#decoder = new TextDecoder();
     this.#lines.drop();
-  }
-
-  #take(text: string): void {
-    this.#lines.push(text);
-    if (this.#lines.pending() > MAX_LINE) {
-      this.#lines.drop();
-      this.skipped++;
-    }
   }
 
   #line(line: string): void {
@@ -92,7 +111,7 @@ class FollowedRun {
       return;
     }
     const row = this.history.push(event as Record<string, unknown>);
-    this.latest = shownValues(event);
+    this.latest = shownValues(event, MAX_KEYS, this.history);
     for (const [key, value] of Object.entries(row)) {
       if (key === "step" || !Number.isFinite(value)) continue;
       const best = this.best[key];
@@ -102,13 +121,25 @@ class FollowedRun {
   }
 }
 
+interface Folder {
+  path: string;
+  /** The folder's mtime at its last listing (NaN: never listed). */
+  mtimeMs: number;
+  /** The poll of its last listing. */
+  listedAt: number;
+}
+
 /** The runs behind a multi-run page: files, and folders whose `*.jsonl` files are runs. Internal. */
 export class RunSet {
   #runs = new Map<string, FollowedRun>();
+  #byPath = new Map<string, FollowedRun>();
   #files: string[];
-  #folders: string[];
+  #folders: Folder[];
+  #polls = 0;
   #last: Promise<void> = Promise.resolve();
   #busy = false;
+  /** Work done by polls so far. */
+  readonly work: PollWork = { listings: 0, stats: 0, reads: 0 };
 
   /** `sources`: JSONL files and folders of them. Throws, naming it, for a source that does not exist. */
   constructor(sources: readonly string[]) {
@@ -117,7 +148,8 @@ export class RunSet {
     for (const source of sources) {
       const stat = statSync(source, { throwIfNoEntry: false });
       if (!stat) throw new Error(`"${source}" is neither a file nor a folder`);
-      (stat.isDirectory() ? this.#folders : this.#files).push(source);
+      if (stat.isDirectory()) this.#folders.push({ path: source, mtimeMs: NaN, listedAt: 0 });
+      else this.#files.push(source);
     }
   }
 
@@ -133,16 +165,30 @@ export class RunSet {
     return this.#last;
   }
 
+  /**
+   * One poll, linear in the runs and cheap when nothing changed: a stat per run, and a folder is listed
+   * only when its mtime moved (or recently did, or every `RELIST_EVERY` polls). It was quadratic —
+   * every listed path compared with every run at every poll — and took a core for 8,000 runs.
+   */
   async #pollOnce(): Promise<void> {
-    const paths = [...this.#files];
+    this.#polls++;
+    for (const path of this.#files) if (!this.#byPath.has(path)) this.#add(path);
     for (const folder of this.#folders) {
-      if (!existsSync(folder)) continue;
-      for (const name of readdirSync(folder).sort()) {
-        if (name.endsWith(".jsonl") && !name.startsWith(".")) paths.push(join(folder, name));
+      this.work.stats++;
+      const stat = statSync(folder.path, { throwIfNoEntry: false });
+      if (!stat) continue;
+      const moved = stat.mtimeMs !== folder.mtimeMs || Date.now() - stat.mtimeMs < RECENT_MS;
+      if (!moved && this.#polls - folder.listedAt < RELIST_EVERY) continue;
+      folder.mtimeMs = stat.mtimeMs; // read before the listing: a file added during it moves the mtime again
+      folder.listedAt = this.#polls;
+      this.work.listings++;
+      const added: string[] = [];
+      for (const name of readdirSync(folder.path)) {
+        if (!name.endsWith(".jsonl") || name.startsWith(".")) continue;
+        const path = join(folder.path, name);
+        if (!this.#byPath.has(path)) added.push(path);
       }
-    }
-    for (const path of paths) {
-      if (![...this.#runs.values()].some((run) => run.path === path)) this.#add(path);
+      for (const path of added.sort()) this.#add(path);
     }
     for (const run of this.#runs.values()) await run.follow().catch(() => {});
   }
@@ -151,7 +197,14 @@ export class RunSet {
     const stem = basename(path).replace(/\.jsonl$/, "");
     let name = stem;
     for (let k = 2; this.#runs.has(name); k++) name = `${stem} (${k})`;
-    this.#runs.set(name, new FollowedRun(name, path));
+    const run = new FollowedRun(name, path, this.work);
+    this.#runs.set(name, run);
+    this.#byPath.set(path, run);
+  }
+
+  /** The run read from `path` forgets what it read (its file was cut back) and reads it again at the next poll. */
+  rewind(path: string): void {
+    this.#byPath.get(path)?.reset();
   }
 
   /** Every run's summary, in the order they were found. */
@@ -162,11 +215,18 @@ export class RunSet {
       latest: run.latest,
       best: run.best,
       skipped: run.skipped,
+      uncharted: run.history.uncharted,
     }));
   }
 
-  /** Events `from` … `from + limit` of run `name`, or `undefined` for an unknown run. */
-  history(name: string, from: number, limit: number): ReturnType<History["slice"]> | undefined {
-    return this.#runs.get(name)?.history.slice(from, from + limit);
+  /**
+   * Events `from` … `from + limit` of run `name` (fewer when the run has many keys: an answer holds at
+   * most `maxValues` values, so its size is bounded too), or `undefined` for an unknown run.
+   */
+  history(name: string, from: number, limit: number, maxValues = Infinity): ReturnType<History["slice"]> | undefined {
+    const history = this.#runs.get(name)?.history;
+    if (!history) return undefined;
+    const rows = Math.max(1, Math.min(limit, Math.floor(maxValues / Math.max(1, history.keys))));
+    return history.slice(from, from + rows);
   }
 }

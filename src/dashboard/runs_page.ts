@@ -24,7 +24,7 @@ export const RUNS_HTML = pageHead(
 <main>
   <section id="charts"></section>
   <aside>
-    <h2>Runs</h2><div id="runs"></div>
+    <h2>Runs</h2><div id="runs"></div><p id="uncharted"></p>
     <h2>Latest and best</h2><table id="table"><thead></thead><tbody></tbody></table>
   </aside>
 </main>
@@ -99,7 +99,15 @@ export const RUNS_JS = `"use strict";
     showRuns();
     showTable();
     showKeys();
+    showUncharted();
     document.getElementById("count").textContent = runs.size + " runs";
+  }
+
+  // The server charts a run's first 256 numeric keys; a log with more says so here rather than silently.
+  function showUncharted() {
+    const notes = [...runs.entries()].filter(([, r]) => r.summary.uncharted > 0)
+      .map(([name, r]) => name + ": " + r.summary.uncharted + " more keys are in its log but not charted (256 are)");
+    document.getElementById("uncharted").textContent = notes.join("; ");
   }
 
   function showRuns() {

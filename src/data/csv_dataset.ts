@@ -9,7 +9,7 @@ import { statSync } from "node:fs";
 import { describe } from "../internal/describe.ts";
 import { requireInteger, requireKey, requireOptions } from "../internal/validate.ts";
 import { checkReadOptions, openReadable, type ReadOptions } from "./open_input.ts";
-import { lineSplitter } from "./lines.ts";
+import { csvRows } from "./csv_rows.ts";
 import { hostTensor2d, type PassAware } from "./dataset.ts";
 import type { Tensor2D, TfDataset } from "../tf_types.ts";
 import { toPath } from "../sinks/file.ts";
@@ -39,102 +39,6 @@ export type CsvBatch = { xs: Tensor2D; ys?: Tensor2D };
  */
 export type CsvDataset = TfDataset<CsvBatch> & PassAware;
 
-/** Splits one CSV line into fields: plain lines by commas; quoted fields (`"a,b"`, `""`) the slow way. */
-function splitFields(line: string): string[] | undefined {
-  if (!line.includes('"')) return line.split(",");
-  const fields: string[] = [];
-  let i = 0;
-  while (i <= line.length) {
-    if (line[i] === '"') {
-      let value = "";
-      i++;
-      for (;;) {
-        const close = line.indexOf('"', i);
-        if (close < 0) return undefined; // the quote closes on another line
-        value += line.slice(i, close);
-        if (line[close + 1] === '"') {
-          value += '"';
-          i = close + 2;
-        } else {
-          i = close + 1;
-          break;
-        }
-      }
-      fields.push(value);
-      if (i < line.length && line[i] !== ",") return undefined;
-      i++;
-    } else {
-      const comma = line.indexOf(",", i);
-      const end = comma < 0 ? line.length : comma;
-      fields.push(line.slice(i, end));
-      i = end + 1;
-    }
-  }
-  return fields;
-}
-
-/** Exact powers of ten, 10^0 … 10^22 (each a double without rounding). */
-const POW10 = Array.from({ length: 23 }, (_, k) => 10 ** k);
-
-/**
- * `Number(text.slice(start, end))` for a plain decimal (`-12.345`: sign,
- * at most 15 digits, no exponent or spaces), without the slice: the digits as
- * an integer m < 2^53 divided by 10^k, both exact doubles, is the correctly
- * rounded value of the decimal — what `Number` returns. Returns `undefined`
- * for anything else (the caller uses `Number`). `Number` on each of 4.5 M
- * cells took half of a pass.
- */
-function plainDecimal(text: string, start: number, end: number): number | undefined {
-  let i = start, negative = false;
-  const first = text.charCodeAt(i);
-  if (first === 45 /* - */ || first === 43 /* + */) {
-    negative = first === 45;
-    i++;
-  }
-  let mantissa = 0, digits = 0, scale = 0, point = false, any = false;
-  for (; i < end; i++) {
-    const c = text.charCodeAt(i);
-    if (c >= 48 && c <= 57) {
-      any = true;
-      if (mantissa !== 0 || c !== 48) digits++;
-      if (digits > 15) return undefined;
-      mantissa = mantissa * 10 + (c - 48);
-      if (point) scale++;
-    } else if (c === 46 /* . */ && !point) {
-      point = true;
-    } else {
-      return undefined;
-    }
-  }
-  if (!any || scale > 22) return undefined; // 10^scale must be exact
-  const value = scale === 0 ? mantissa : mantissa / POW10[scale];
-  return negative ? -value : value;
-}
-
-/**
- * Reads the needed fields of a line without quotes into `out` (by field
- * index) and returns how many fields it has. Internal.
- */
-function readPlainLine(line: string, needed: Uint8Array, out: Float64Array): number {
-  let field = 0, start = 0;
-  for (;;) {
-    let end = line.indexOf(",", start);
-    if (end < 0) end = line.length;
-    if (field < needed.length && needed[field] === 1) {
-      let value = plainDecimal(line, start, end);
-      if (value === undefined) {
-        const cell = line.slice(start, end);
-        value = Number(cell);
-        if (value === 0 && cell.trim() === "") value = NaN; // a blank cell, as loadCsv reads it
-      }
-      out[field] = value;
-    }
-    field++;
-    if (end === line.length) return field;
-    start = end + 1;
-  }
-}
-
 /** The generator state of a pass's shuffle: the dataset's seed and the pass index, mixed. */
 function passRandom(seed: number, pass: number): Random {
   return createRandom((seed ^ Math.imul(pass + 1, 0x9e3779b9)) >>> 0);
@@ -144,9 +48,10 @@ function passRandom(seed: number, pass: number): Random {
  * A `tf.data.Dataset` of batches `{ xs, ys }` read from a CSV file path or
  * an `http(s)` URL — lazily, on every pass, streamed and never held whole:
  * memory holds one chunk of text, the shuffle buffer and one batch. Values
- * are parsed as `loadCsv` parses them (the same numbers, the same errors
- * naming the file, line and column; quoted headers and fields, CRLF, a BOM
- * are fine; a quoted field spanning lines is not). With `shuffleBuffer`,
+ * are read by `loadCsv`'s reader (the same numbers, the same errors naming
+ * the file, line and column; quoted headers and fields, CRLF or CR line
+ * ends, a BOM are fine; a quoted field spanning lines is not; a file that
+ * shrinks during a pass fails it). With `shuffleBuffer`,
  * rows are drawn at random from a buffer of that many, with a generator
  * seeded by `seed` and the pass: the same seed gives the same passes, and a
  * run resumed with `epochStream({ resumeFrom })` goes on with the passes it
@@ -216,13 +121,7 @@ type PassOptions = Required<Pick<CsvDatasetOptions, "batchSize" | "shuffleBuffer
 async function* readPass(source: string | URL, options: PassOptions, random: Random): AsyncGenerator<CsvBatch> {
   const { label, batchSize, shuffleBuffer } = options;
   const { stream, name } = await openReadable("csvDataset", source, options);
-  const fail = (message: string): never => {
-    throw new RangeError(`csvDataset: ${name}: ${message}`);
-  };
-  let picks: number[] | undefined; // field index of each feature, then the label's
-  let width = 0; // fields per line
   let features = 0;
-  let lineNo = 0;
   // The shuffle buffer: one row (features then label) per slot, in one array.
   let buffer = new Float32Array(0);
   let held = 0;
@@ -230,7 +129,7 @@ async function* readPass(source: string | URL, options: PassOptions, random: Ran
   let xs = new Float32Array(0), ys = new Float32Array(0);
   let filled = 0;
   const ready: CsvBatch[] = [];
-  const takeRow = (from: Float32Array, at: number) => {
+  const takeRow = (from: Float32Array | Float64Array, at: number) => {
     const to = filled * features;
     for (let c = 0; c < features; c++) xs[to + c] = from[at + c]; // a loop: subarray() allocated per row
     if (label !== undefined) ys[filled] = from[at + features];
@@ -245,81 +144,37 @@ async function* readPass(source: string | URL, options: PassOptions, random: Ran
     ys = new Float32Array(label === undefined ? 0 : batchSize);
     filled = 0;
   };
-  let parsed = new Float32Array(0); // the line being read: features, then the label
-  let names: string[] = []; // of the picked columns, for errors
   let rowSize = 0; // values kept per row: the features, then the label
-  let needed = new Uint8Array(0); // 1 for each field index that is read
-  let fieldValues = new Float64Array(0); // the values of a line's needed fields, by field index
-  const onHeader = (fields: string[]) => {
-    const header = fields.map((f) => f.trim());
-    const twice = header.find((col, i) => header.indexOf(col) !== i);
-    if (twice !== undefined) fail(`the header names column "${twice}" twice (line ${lineNo})`);
-    const index = (col: string) => {
-      const at = header.indexOf(col);
-      if (at < 0) fail(`column "${col}" is not in the header (${header.join(", ")})`);
-      return at;
-    };
-    const featureNames = options.columns ?? header.filter((c) => c !== label);
-    names = label === undefined ? [...featureNames] : [...featureNames, label];
-    picks = names.map(index);
-    width = header.length;
-    needed = new Uint8Array(width);
-    for (const at of picks) needed[at] = 1;
-    fieldValues = new Float64Array(width);
-    features = featureNames.length;
-    rowSize = names.length;
-    parsed = new Float32Array(rowSize);
-    buffer = new Float32Array(Math.max(1, shuffleBuffer) * rowSize);
-    xs = new Float32Array(batchSize * features);
-    ys = new Float32Array(label === undefined ? 0 : batchSize);
-  };
-  const onLine = (text: string) => {
-    lineNo++;
-    if (lineNo === 1 && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-    if (text.length === 0 || (text.charCodeAt(0) <= 32 && text.trim() === "")) return;
-    if (!picks || text.includes('"')) {
-      const fields = splitFields(text) ?? fail(`line ${lineNo}: a quoted field does not close on its line`);
-      if (!picks) return onHeader(fields);
-      if (fields.length !== width) fail(`line ${lineNo} has ${fields.length} fields, the header has ${width}`);
-      for (let k = 0; k < picks.length; k++) {
-        const cell = fields[picks[k]];
-        // Number() ignores the whitespace trim() removes; a blank cell (0 to Number) is NaN, as in loadCsv.
-        fieldValues[picks[k]] = cell.trim() === "" ? NaN : Number(cell);
-      }
-    } else {
-      const count = readPlainLine(text, needed, fieldValues);
-      if (count !== width) fail(`line ${lineNo} has ${count} fields, the header has ${width}`);
-    }
-    for (let k = 0; k < picks.length; k++) {
-      const value = fieldValues[picks[k]];
-      if (!Number.isFinite(value)) {
-        const cell = (splitFields(text) ?? [])[picks[k]];
-        fail(`line ${lineNo}, column "${names[k]}": ${JSON.stringify(cell)} is not a number`);
-      }
-      parsed[k] = value;
-    }
+  const onRow = (values: Float64Array) => {
     const w = rowSize;
-    if (shuffleBuffer === 0) return takeRow(parsed, 0);
+    if (shuffleBuffer === 0) return takeRow(values, 0);
     if (held < shuffleBuffer) {
-      buffer.set(parsed, held * w);
+      buffer.set(values, held * w);
       held++;
       return;
     }
     const slot = Math.floor(random.next() * shuffleBuffer);
     takeRow(buffer, slot * w);
-    buffer.set(parsed, slot * w);
+    buffer.set(values, slot * w);
   };
-  const splitter = lineSplitter((text) => onLine(text));
+  const rows = csvRows("csvDataset", name, (header) => {
+    const featureNames = options.columns ?? header.filter((c) => c !== label);
+    features = featureNames.length;
+    rowSize = features + (label === undefined ? 0 : 1);
+    buffer = new Float32Array(Math.max(1, shuffleBuffer) * rowSize);
+    xs = new Float32Array(batchSize * features);
+    ys = new Float32Array(label === undefined ? 0 : batchSize);
+    return label === undefined ? featureNames : [...featureNames, label];
+  }, onRow);
   const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
   try {
     for (;;) {
       const chunk = await reader.read();
       if (chunk.done) break;
-      splitter.push(chunk.value);
+      rows.push(chunk.value);
       while (ready.length > 0) yield ready.shift()!;
     }
-    splitter.end();
-    if (!picks) fail("the file is empty: expected a header line");
+    rows.end();
     // The rows still in the buffer, in a random order.
     const w = rowSize;
     for (let i = held - 1; i >= 0; i--) {

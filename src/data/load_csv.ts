@@ -6,7 +6,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { describe } from "../internal/describe.ts";
 import { requireOptions } from "../internal/validate.ts";
-import { csvRecords } from "./csv_parser.ts";
+import { csvRows, listNames } from "./csv_rows.ts";
 import { checkReadOptions, openReadable, type ReadOptions } from "./open_input.ts";
 import type { Tensor2D } from "../tf_types.ts";
 
@@ -33,12 +33,14 @@ export interface CsvTable {
 
 /**
  * Reads numeric columns from CSV: a URL (`fetch`), a file path, or any
- * `ReadableStream<Uint8Array>`, decoded with `TextDecoderStream` and parsed
- * by a streaming CSV parser. Quoted headers, CRLF line ends, a trailing
- * newline and a UTF-8 BOM are fine. A missing column, a non-numeric cell or
- * a row with the wrong number of fields is an error naming the line and
- * the column; so is a header that names a column twice. A URL that stays
- * silent for `timeout` ms fails the load, and `signal` cancels it.
+ * `ReadableStream<Uint8Array>`, decoded with `TextDecoderStream` and read by
+ * the CSV reader `csvDataset` uses (the same numbers, the same errors).
+ * Quoted headers and fields, CRLF or CR line ends, a trailing newline and a
+ * UTF-8 BOM are fine. A missing column, a cell that is no decimal number or
+ * does not fit float32, or a row with the wrong number of fields is an error
+ * naming the line and the column; so is a header that names a column twice.
+ * A URL that stays silent for `timeout` ms fails the load, and `signal`
+ * cancels it; a file that shrinks while it is read fails it too.
  *
  * @example Two columns from a stream
  * ```ts
@@ -58,78 +60,71 @@ export async function loadCsv(source: CsvSource, options: LoadCsvOptions = {}): 
   }
   checkReadOptions("loadCsv", options);
   const { stream, name } = await openReadable("loadCsv", source, options);
-  const records = stream.pipeThrough(new TextDecoderStream()).pipeThrough(csvRecords());
-  const reader = records.getReader();
-  let header: string[] | undefined;
-  let picks: { name: string; index: number }[] = [];
-  let values: number[][] = [];
+  // The values row by row in one growing array (4 bytes a cell): a list of numbers per
+  // column took 8 bytes a cell, and one array per column cost more than the data on a wide file.
+  let columns: readonly string[] = [];
+  let data = new Float32Array(0);
+  let rows = 0;
+  const reader = csvRows("loadCsv", name, (header) => (columns = wanted ?? header), (values) => {
+    if ((rows + 1) * values.length > data.length) {
+      const grown = new Float32Array(Math.max(1024, 2 * data.length, (rows + 1) * values.length));
+      grown.set(data);
+      data = grown;
+    }
+    data.set(values, rows * values.length);
+    rows++;
+  });
+  const text = stream.pipeThrough(new TextDecoderStream()).getReader();
   try {
     for (;;) {
-      let next: ReadableStreamReadResult<{ fields: string[]; line: number }>;
+      let next: ReadableStreamReadResult<string>;
       try {
-        next = await reader.read();
+        next = await text.read();
       } catch (error) {
-        const message = (error as Error).message ?? String(error);
+        const message = (error as Error)?.message ?? String(error);
         if (message.startsWith("loadCsv:") || options.signal?.aborted) throw error;
-        throw new RangeError(`loadCsv: ${name}: ${message}`, { cause: error }); // the parser's own errors name no file
+        throw new RangeError(`loadCsv: ${name}: ${message}`, { cause: error }); // a stream's own errors name no source
       }
-      const { done, value } = next;
-      if (done) break;
-      const { fields, line } = value;
-      if (!header) {
-        header = fields.map((f) => f.trim());
-        const twice = header.find((col, i) => header!.indexOf(col) !== i);
-        if (twice !== undefined) {
-          throw new RangeError(`loadCsv: ${name}: the header names column "${twice}" twice (line ${line})`);
-        }
-        const names = wanted ?? header;
-        picks = names.map((col) => {
-          const index = header!.indexOf(col);
-          if (index < 0) {
-            throw new RangeError(`loadCsv: ${name}: column "${col}" is not in the header (${header!.join(", ")})`);
-          }
-          return { name: col, index };
-        });
-        values = picks.map(() => []);
-        continue;
-      }
-      if (fields.length !== header.length) {
-        throw new RangeError(
-          `loadCsv: ${name}: line ${line} has ${fields.length} fields, the header has ${header.length}`,
-        );
-      }
-      picks.forEach(({ name: col, index }, k) => {
-        const cell = fields[index].trim();
-        const number = cell === "" ? NaN : Number(cell);
-        if (!Number.isFinite(number)) {
-          throw new RangeError(
-            `loadCsv: ${name}: line ${line}, column "${col}": ${JSON.stringify(fields[index])} is not a number`,
-          );
-        }
-        values[k].push(number);
-      });
+      if (next.done) break;
+      reader.push(next.value);
     }
+    reader.end();
   } catch (error) {
-    await reader.cancel(error).catch(() => {});
+    await text.cancel(error).catch(() => {});
     throw error;
   }
-  if (!header) throw new RangeError(`loadCsv: ${name} is empty: expected a header line`);
-  const data = new Map(picks.map(({ name: col }, k) => [col, Float32Array.from(values[k])]));
-  const rows = values[0]?.length ?? 0;
-  const column = (col: string): Float32Array => {
-    const found = data.get(col);
-    if (!found) throw new RangeError(`CsvTable: no column "${col}" (have ${[...data.keys()].join(", ")})`);
-    return found;
+  return table(columns, rows, data);
+}
+
+/** A {@link CsvTable} over row-major values; a column is copied out when first asked for. */
+function table(names: readonly string[], rows: number, data: Float32Array): CsvTable {
+  const width = names.length;
+  const at = new Map<string, number>();
+  names.forEach((col, k) => at.has(col) || at.set(col, k));
+  const find = (col: string): number => {
+    const k = at.get(col);
+    if (k === undefined) throw new RangeError(`CsvTable: no column "${col}" (have ${listNames([...at.keys()])})`);
+    return k;
   };
+  const cache = new Map<string, Float32Array>();
   return {
-    columns: picks.map((p) => p.name),
+    columns: [...names],
     rows,
-    column,
-    tensor(names: readonly string[]): tf.Tensor2D {
-      const cols = names.map(column);
-      const flat = new Float32Array(rows * cols.length);
-      for (let r = 0; r < rows; r++) for (let c = 0; c < cols.length; c++) flat[r * cols.length + c] = cols[c][r];
-      return tf.tensor2d(flat, [rows, cols.length]);
+    column(col: string): Float32Array {
+      const k = find(col);
+      let values = cache.get(col);
+      if (!values) {
+        values = new Float32Array(rows);
+        for (let r = 0; r < rows; r++) values[r] = data[r * width + k];
+        cache.set(col, values);
+      }
+      return values;
+    },
+    tensor(wanted: readonly string[]): tf.Tensor2D {
+      const ks = wanted.map(find), n = ks.length;
+      const flat = new Float32Array(rows * n);
+      for (let r = 0; r < rows; r++) for (let c = 0; c < n; c++) flat[r * n + c] = data[r * width + ks[c]];
+      return tf.tensor2d(flat, [rows, n]);
     },
   };
 }
