@@ -3,10 +3,10 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { createServer, type Socket } from "node:net";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { collect, epochStream, fromJsonl, jsonlSink, loadCsv, toSvg } from "../mod.ts";
+import { collect, csvDataset, epochStream, fromJsonl, jsonlSink, loadCsv, toSvg } from "../mod.ts";
 import { within, withTempDir } from "./helpers.ts";
 import { runScript, startScript } from "./spawn.ts";
 import "./tf_helpers.ts";
@@ -135,6 +135,64 @@ test("fromJsonl: a cut-off last line is an error that says so, or skipped when a
     await assert.rejects(collect(fromJsonl(log, { partialLastLine: "skip" })), /line 2 is not JSON/);
   });
 });
+
+test(
+  "a file rewritten while csvDataset or fromJsonl reads it fails the read naming the file, instead of ending with a cut row",
+  { timeout: 120_000 },
+  async () => {
+    await withTempDir(async (dir) => {
+      const csv = join(dir, "rows.csv");
+      // Rows of 6 bytes after a 6-byte header: the first 64 KiB read ends 4 bytes into a row ("12,3"), a row
+      // that a read ending there took for whole.
+      const rows = (n: number, row: string) => "xyz,y\n" + row.repeat(n);
+      // Drains a pass after its first batch, once `rewrite` has changed the file under it (one 64 KiB read and
+      // the streams' small buffers are all that is read ahead of the first batch).
+      const pass = async (rewrite: () => void) => {
+        writeFileSync(csv, rows(100_000, "12,34\n"));
+        const iterator = await csvDataset(csv, { label: "y", batchSize: 10 }).iterator();
+        let next = await iterator.next();
+        rewrite();
+        for (; !next.done; next = await iterator.next()) tf.dispose([next.value.xs, next.value.ys!]);
+      };
+      const shrank = {
+        message: /^csvDataset: .*rows\.csv shrank while it was read \(600006 bytes when opened, \d+ now/,
+      };
+      await assert.rejects(pass(() => writeFileSync(csv, rows(1, "1,2\n"))), shrank); // cut short: the last row "12,3"
+      await assert.rejects(pass(() => writeFileSync(csv, rows(50_000, "56,78\n"))), shrank); // a row "12,38", then new rows
+      await assert.rejects(
+        pass(() => {
+          const { mtime } = statSync(csv);
+          writeFileSync(csv, rows(100_000, "56,78\n")); // the same size
+          utimesSync(csv, mtime, new Date(mtime.getTime() + 10_000)); // a new mtime, however coarse the file system's clock
+        }),
+        { message: /^csvDataset: .*rows\.csv was rewritten while it was read \(same size, modified at / },
+      );
+
+      const log = join(dir, "run.jsonl");
+      const lines = (from: number, n: number) =>
+        Array.from({ length: n }, (_, i) => JSON.stringify({ step: from + i })).join("\n") + "\n";
+      writeFileSync(log, lines(1, 100_000));
+      const reader = fromJsonl(log, { partialLastLine: "skip" }).getReader();
+      assert.deepEqual((await reader.read()).value, { step: 1 });
+      writeFileSync(log, lines(1, 10) + '{"step":11'); // rewritten, cut mid-line
+      await assert.rejects(
+        (async () => {
+          while (!(await reader.read()).done);
+        })(),
+        { message: /^fromJsonl: .*run\.jsonl shrank while it was read/ },
+      );
+
+      // A log that grows while it is read (a run still writing it) is read without complaint.
+      writeFileSync(log, lines(1, 100_000));
+      const growing = fromJsonl(log).getReader();
+      await growing.read();
+      appendFileSync(log, lines(100_001, 5));
+      let last: unknown;
+      for (let r = await growing.read(); !r.done; r = await growing.read()) last = r.value;
+      assert.ok([{ step: 100_000 }, { step: 100_005 }].some((s) => JSON.stringify(s) === JSON.stringify(last)));
+    });
+  },
+);
 
 test("jsonlSink append: a cut-off last line is removed, a complete one gets its newline, and a warning says which", async () => {
   await withTempDir(async (dir) => {

@@ -7,7 +7,8 @@
  *
  * @module
  */
-import { open } from "node:fs/promises";
+import { type FileHandle, open } from "node:fs/promises";
+import type { Stats } from "node:fs";
 import { describe } from "../internal/describe.ts";
 import { toPath } from "../sinks/file.ts";
 
@@ -67,34 +68,67 @@ export async function openReadable(
   if (signal?.aborted) throw abortReason(where, String(source), signal);
   if (isUrl(source)) return await openUrl(where, String(source), options);
   const path = toPath(typeof source === "string" && /^file:\/\//i.test(source) ? new URL(source) : source);
-  let handle;
+  return { stream: await openFile(where, path, signal), name: path };
+}
+
+/**
+ * Why a regular file read to its end may hold cut or mixed rows, or
+ * `undefined`: it ended short of its size at open, is now shorter than what
+ * was read, or was rewritten at the same size (a new mtime). A file that
+ * grows is fine: a log being appended to.
+ */
+function changedWhileRead(opened: Stats, now: Stats, read: number): string | undefined {
+  if (!opened.isFile()) return undefined; // a pipe or a device has no size to compare
+  const sizes = `${opened.size} bytes when opened, ${now.size} now, ${read} read`;
+  if (read < opened.size || now.size < read) return `shrank while it was read (${sizes})`;
+  if (now.size === opened.size && now.mtimeMs !== opened.mtimeMs) {
+    return `was rewritten while it was read (same size, modified at ${now.mtime.toISOString()})`;
+  }
+  return undefined;
+}
+
+/**
+ * A file as a byte stream, 64 KiB a read. A file rewritten while it is read
+ * (a data-prep job writing the next version) fails the read at its end,
+ * naming the file: the read would otherwise end with a row cut at the point
+ * the rewrite reached, parsed as if whole.
+ */
+async function openFile(
+  where: string,
+  path: string,
+  signal: AbortSignal | undefined,
+): Promise<ReadableStream<Uint8Array>> {
+  let file: FileHandle | undefined, opened: Stats;
   try {
-    handle = await open(path, "r");
+    file = await open(path, "r");
+    opened = await file.stat();
   } catch (error) {
+    await file?.close().catch(() => {});
     throw new Error(`${where}: cannot read ${path}: ${(error as Error).message}`, { cause: error });
   }
-  const file = handle;
+  const handle = file;
   const buffer = new Uint8Array(64 * 1024);
-  return {
-    name: path,
-    stream: new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        if (signal?.aborted) {
-          await file.close();
-          controller.error(abortReason(where, path, signal));
-          return;
-        }
-        const { bytesRead } = await file.read(buffer, 0, buffer.length, null);
-        if (bytesRead === 0) {
-          await file.close();
-          controller.close();
-        } else {
-          controller.enqueue(buffer.slice(0, bytesRead));
-        }
-      },
-      cancel: () => file.close(),
-    }),
-  };
+  let read = 0;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (signal?.aborted) {
+        await handle.close();
+        controller.error(abortReason(where, path, signal));
+        return;
+      }
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
+      if (bytesRead > 0) {
+        read += bytesRead;
+        controller.enqueue(buffer.slice(0, bytesRead));
+        return;
+      }
+      const changed = changedWhileRead(opened, await handle.stat(), read);
+      await handle.close();
+      if (changed) controller.error(new Error(`${where}: ${path} ${changed}: read it again once it is written`));
+      else controller.close();
+    },
+    cancel: () => handle.close(),
+  });
 }
 
 /**
