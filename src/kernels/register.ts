@@ -11,6 +11,7 @@ import { keepOriginal, originalKernel } from "./_originals.ts";
 import { conv2dFilterGradient } from "./conv2d_filter_grad.ts";
 import { conv3dFilterGradient, conv3dInputGradient } from "./conv3d_grads.ts";
 import { depthwiseFilterGradient, depthwiseInputGradient } from "./depthwise_conv2d_grads.ts";
+import { batchMatMul, fusedMatMul } from "./matmul.ts";
 import { maxPoolGradient } from "./max_pool_grad.ts";
 import { maxPool3D, maxPool3DGradient } from "./max_pool3d.ts";
 import { resizeNearestGradient } from "./resize_nearest_grad.ts";
@@ -24,11 +25,30 @@ export interface SuppliedKernel {
   needed: string;
   /** Per backend it is registered for: why tfjs's own will not do. */
   replaces: { wasm: string; cpu?: string };
+  /**
+   * Which calls it hands back to tfjs's own kernel (kept at registration,
+   * with its setup, which tfjs runs when the backend is set), and why.
+   */
+  fallback?: string;
   run: (args: never) => tf.TensorInfo;
 }
 
 /** Every kernel fitstream registers. */
 export const SUPPLIED_KERNELS: readonly SuppliedKernel[] = [
+  {
+    name: "BatchMatMul",
+    needed: "dense (both backward products, and the forward pass while training), every matMul",
+    replaces: { wasm: "XNNPACK's transposed products run 30–40× slower (every Dense kernel gradient is one)" },
+    fallback: "non-float32 operands, batch shapes tfjs indexes other than as a plain repeat (no size is too small)",
+    run: batchMatMul,
+  },
+  {
+    name: "_FusedMatMul",
+    needed: "dense (the forward pass, with its bias and activation), tf.fused.matMul",
+    replaces: { wasm: "XNNPACK's transposed products run 30–40× slower; the same products as BatchMatMul" },
+    fallback: "as BatchMatMul, and a bias or activation it does not know",
+    run: fusedMatMul,
+  },
   {
     name: "Conv2DBackpropFilter",
     needed: "conv1d, conv2d, conv2dTranspose, separableConv2d",
@@ -111,7 +131,14 @@ function register(backend: Backend): void {
       keepOriginal(own);
       tf.unregisterKernel(kernel.name, backend);
     }
-    tf.registerKernel({ kernelName: kernel.name, backendName: backend, kernelFunc: kernel.run as tf.KernelFunc });
+    // tfjs runs the registered kernel's setupFunc when the backend is set: a kernel that falls back needs tfjs's own.
+    const setup = kernel.fallback && own ? { setupFunc: own.setupFunc, disposeFunc: own.disposeFunc } : {};
+    tf.registerKernel({
+      kernelName: kernel.name,
+      backendName: backend,
+      kernelFunc: kernel.run as tf.KernelFunc,
+      ...setup,
+    });
   }
   registered.add(backend);
 }
