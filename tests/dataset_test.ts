@@ -335,6 +335,35 @@ test("a csvDataset run leaves no tensor behind when cancelled mid-run or failing
   });
 });
 
+test("explainEngine on a dataset agrees with epochStream when the labels are not shaped like the output", async () => {
+  const classes = 3;
+  const batches = (ys: () => tf.Tensor) =>
+    tf.data.generator(function* () {
+      for (let i = 0; i < 2; i++) yield { xs: tf.randomUniform([4, 2], -1, 1, "float32", i), ys: ys() };
+    });
+  const model = tf.sequential({ layers: [tf.layers.dense({ units: classes, inputShape: [2] })] });
+  // Sparse labels: one class index per row, as int32.
+  const sparse = batches(() => tf.tensor1d([0, 1, 2, 1], "int32"));
+  const sparseLoss = (p: tf.Tensor, y: tf.Tensor) => tf.losses.softmaxCrossEntropy(tf.oneHot(y.cast("int32"), 3), p);
+  const explained = explainEngine({ data: sparse, model, optimizer: tf.train.adam(0.01), loss: sparseLoss });
+  assert.equal(explained.engine, "host");
+  assert.match(explained.reason, /a custom loss .*decided on each pass's first batch\)$/);
+  const trained = await collect(
+    pipe(epochStream({ data: sparse, model, optimizer: tf.train.adam(0.01), loss: sparseLoss }), take(2)),
+  );
+  assert.equal(trained.length, 2);
+  // Labels no made-up form fits: explained without the probe, not refused (epochStream trains it).
+  const odd = batches(() => tf.ones([4, 5]));
+  const oddLoss = (p: tf.Tensor, y: tf.Tensor) => mse(y.reshape([-1, 5]).sum(1, true), p.sum(1, true));
+  const oddly = explainEngine({ data: odd, model, optimizer: tf.train.adam(0.01), loss: oddLoss });
+  assert.match(oddly.reason, /the loss failed on every label form tried without reading a batch/);
+  const trainedOdd = await collect(
+    pipe(epochStream({ data: odd, model, optimizer: tf.train.adam(0.01), loss: oddLoss }), take(1)),
+  );
+  assert.equal(trainedOdd.length, 1);
+  model.dispose();
+});
+
 test("csvDataset is typed with tf.data's methods: a mapped, capped dataset trains without a cast", async () => {
   await withTempDir(async (dir) => {
     const path = join(dir, "xy.csv");

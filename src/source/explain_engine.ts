@@ -14,9 +14,27 @@ import type { ModelLike } from "../engine/model.ts";
 import { checkEpochOptions, type EpochStreamOptions } from "./epoch_options.ts";
 
 /**
+ * Labels to try the loss on while the dataset is unread, most likely first:
+ * shaped like the model's output (float32), then class indices (int32, one
+ * per row, as `[rows]` or `[rows, 1]`) for a sparse loss. Made-up labels of
+ * the wrong form make a loss throw where the real ones would not, and
+ * `epochStream` reads the real ones only at the first pass.
+ */
+function labelGuesses(outputRow: number[]): (() => tf.Tensor)[] {
+  return [
+    () => tf.zeros([2, ...outputRow]),
+    () => tf.zeros([2], "int32"),
+    () => tf.zeros([2, 1], "int32"),
+  ];
+}
+
+/**
  * For a dataset, the engine is decided on each pass's first batch. Without
- * reading one, the decision for float32 batches of the shapes the model
- * declares is the best answer, and the reason says so.
+ * reading one, the decision for batches of the shapes the model declares is
+ * the best answer, and the reason says so. The loss is probed on labels of
+ * each likely form in turn (see {@link labelGuesses}); when it fails on all
+ * of them, the decision is made without the probe (on the last form), as
+ * `epochStream` does not fail before it reads a batch either.
  */
 function explainForDataset(run: TrainingRun): EngineExplanation {
   const model = run.model;
@@ -26,22 +44,35 @@ function explainForDataset(run: TrainingRun): EngineExplanation {
   if (!shapes || shapes.some((shape) => shape.slice(1).some((d) => d === null))) {
     return { engine: "tfjs", reason: "the data is a dataset and the model declares no fixed row shapes" };
   }
-  const rows = (shape: (number | null)[]) => [2, ...(shape.slice(1) as number[])];
-  const batch = [tf.zeros(rows(shapes[0])), ...(run.lastLabel ? [tf.zeros(rows(shapes[1]))] : [])];
-  try {
-    const inputs = 1;
-    const { lossReadsModel } = probeRun("explainEngine", model, run.loss, batch, inputs);
-    const { engine, reason } = decideEngine(
-      { ...run, data: batch, inputs, host: hostCopy(batch), rows: 2, lossReadsModel },
-      trainedVariables(model, run.variables),
-    );
-    return {
-      engine,
-      reason: `${reason} (for float32 batches; a dataset's engine is decided on each pass's first batch)`,
-    };
-  } finally {
-    tf.dispose(batch);
+  const row = (shape: (number | null)[]) => shape.slice(1) as number[];
+  const guesses = run.lastLabel ? labelGuesses(row(shapes[1])) : [undefined];
+  const inputs = 1;
+  const explain = (labels: (() => tf.Tensor) | undefined, probed: boolean, note = ""): EngineExplanation => {
+    const batch = [tf.zeros([2, ...row(shapes[0])]), ...(labels ? [labels()] : [])];
+    try {
+      const { lossReadsModel } = probed ? probeRun("explainEngine", model, run.loss, batch, inputs) : {};
+      const { engine, reason } = decideEngine(
+        { ...run, data: batch, inputs, host: hostCopy(batch), rows: 2, lossReadsModel },
+        trainedVariables(model, run.variables),
+      );
+      return {
+        engine,
+        reason: `${reason} (for float32 inputs; a dataset's engine is decided on each pass's first batch${note})`,
+      };
+    } finally {
+      tf.dispose(batch);
+    }
+  };
+  let failure = "";
+  for (const labels of guesses) {
+    try {
+      return explain(labels, true);
+    } catch (error) {
+      failure = (error as Error).message;
+    }
   }
+  const note = `; the loss failed on every label form tried without reading a batch (${failure})`;
+  return explain(guesses[guesses.length - 1], false, note);
 }
 
 /** What {@link explainEngine} says. */
@@ -63,7 +94,11 @@ export interface EngineExplanation {
  * computed: in float64 JS loops, or in float32 on fitstream's WebAssembly
  * SIMD kernels when a layer is wide. The options are checked as
  * `epochStream` checks them (the same errors), including its one-row probe
- * of the model and loss. Useful when a run is slower than expected.
+ * of the model and loss. A dataset is not read: the answer is for batches of
+ * the shapes the model declares, with labels shaped like its output or, for a
+ * sparse loss, class indices (a loss that fits neither is not refused here,
+ * as `epochStream` tries it on the first batch). Useful when a run is slower
+ * than expected.
  *
  * @example The tutorial's model takes the host engine
  * ```ts
