@@ -17,7 +17,7 @@ export const DEFAULT_TIMEOUT_MS = 30_000;
 
 /** Options shared by the loaders that read URLs. */
 export interface ReadOptions {
-  /** Cancels the read (fetch, body, file) when aborted; the loader rejects with the signal's reason. */
+  /** Cancels the read (fetch, body, file) when aborted; the loader rejects with the signal's reason (for a plain `abort()`, an `AbortError` naming the URL or file). */
   signal?: AbortSignal;
   /** Milliseconds a URL may stay silent — before it answers, or between two chunks — before the read fails (default 30,000). */
   timeout?: number;
