@@ -22,5 +22,20 @@ export type EpochEvent<M, X extends object = Record<never, never>> = EpochFields
 /** `E` with the keys of `R` added (`R`'s values win). */
 export type Merge<E, R> = [R] extends [never] ? E : Omit<E, keyof R> & R;
 
+/**
+ * The type of the event key a stage such as `ema` or `earlyStop` reads: `K`
+ * itself where events of type `E` hold a number at `K` (any `K` for events
+ * typed by an index signature, such as a replayed log), and otherwise the
+ * keys of `E` that do hold numbers. So a misspelt key is one short compile
+ * error on the key, listing the keys it could be:
+ * `Argument of type '"val_ac"' is not assignable to parameter of type '"step" | "val_acc"'`.
+ *
+ * (The list is written out rather than named by another alias so that the
+ * compiler prints the keys, not the alias's name.)
+ */
+export type NumericKey<E, K extends string> = string extends keyof E ? K
+  : K extends { [P in keyof E]: E[P] extends number ? P : never }[keyof E] ? K
+  : { [P in keyof E]: E[P] extends number ? P : never }[keyof E] & string;
+
 /** `E` with the numeric key `K` added. */
 export type WithNumber<E, K extends string> = Omit<E, K> & { [P in K]: number };

@@ -239,11 +239,11 @@ test("sinks reject unknown options; append is a jsonlSink option only", async ()
   // @ts-expect-error: not an option
   await assert.rejects(collect(fromEvents(events()), { incude: ["step"] }), {
     name: "TypeError",
-    message: 'collect: unknown option "incude"',
+    message: 'collect: options has no key "incude"; did you mean "include"?',
   });
   // @ts-expect-error: collect does not append
   await assert.rejects(collect(fromEvents(events()), { append: true }), {
-    message: 'collect: unknown option "append"',
+    message: 'collect: options has no key "append"; the options are include, exclude',
   });
   const dir = await tempDir();
   try {

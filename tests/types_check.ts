@@ -70,7 +70,16 @@ export const tutorialTyped: ReadableStream<
   }
 > = tutorial;
 
-import { csvDataset } from "../mod.ts";
+// A replayed log (events typed by an index signature) takes any key.
+import { csvDataset, fromJsonl } from "../mod.ts";
+export const replayed = pipe(fromJsonl("run.jsonl"), ema("loss", { decay: 0.5 }), earlyStop({ key: "loss_ema" }));
+// @ts-expect-error: a key that holds a string is no key for ema
+pipe(source, augment(() => ({ note: "x" })), ema("note", { decay: 0.5 }));
+// @ts-expect-error: a misspelt option is a compile error too (and a TypeError at run time)
+earlyStop({ key: "val_loss", min_delta: 0.1 });
+// earlyStop's patience is optional (10), as reduceLrOnPlateau's is.
+pipe(source, earlyStop({ key: "train_loss" }));
+
 // csvDataset's tf.data methods type-check, and the datasets they make train.
 const halved = csvDataset("data.csv", { label: "y" }).map((b) => ({ xs: b.xs.div(2), ys: b.ys! }));
 export const fromCsv = epochStream({

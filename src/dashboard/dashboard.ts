@@ -5,6 +5,7 @@
  */
 import { Hono } from "hono";
 import { describe } from "../internal/describe.ts";
+import { checkKeys, keysOf } from "../internal/option_keys.ts";
 import { requireFunction, requireInteger, requireKey, requireOptions } from "../internal/validate.ts";
 import type { Stage } from "../stream/stage.ts";
 import { stepStage } from "../stream/step_stage.ts";
@@ -47,6 +48,16 @@ export interface DashboardStage<E> extends Stage<E, E> {
   close(): Promise<void>;
 }
 
+const OPTION_KEYS = keysOf<DashboardOptions>({
+  port: true,
+  host: true,
+  keys: true,
+  onListen: true,
+  linger: true,
+  maxClients: true,
+  allowedHosts: true,
+});
+
 /** A browser that falls this many messages behind is disconnected (it can reconnect for the history). */
 const MAX_BACKLOG = 1024;
 /** History goes to a page in messages of this many events, each made when the page has read the one before. */
@@ -86,6 +97,7 @@ interface Client {
  */
 export function dashboard<E extends object>(options: DashboardOptions = {}): DashboardStage<E> {
   requireOptions("dashboard", options);
+  checkKeys("dashboard", options, OPTION_KEYS);
   const {
     port = 0,
     host = "127.0.0.1",

@@ -7,6 +7,8 @@
 import * as tf from "@tensorflow/tfjs";
 import { statSync } from "node:fs";
 import { describe } from "../internal/describe.ts";
+import { checkKeys } from "../internal/option_keys.ts";
+import { CSV_DATASET_KEYS } from "../internal/option_lists.ts";
 import { requireInteger, requireKey, requireOptions } from "../internal/validate.ts";
 import { checkReadOptions, openReadable, type ReadOptions } from "./open_input.ts";
 import { csvRows } from "./csv_rows.ts";
@@ -77,6 +79,7 @@ function passRandom(seed: number, pass: number): Random {
  * ```
  */
 export function csvDataset(source: string | URL, options: CsvDatasetOptions = {}): CsvDataset {
+  checkKeys("csvDataset", options, CSV_DATASET_KEYS);
   if (typeof source !== "string" && !(source instanceof URL)) {
     throw new TypeError(`csvDataset: source must be a file path or a URL, got ${describe(source)}`);
   }

@@ -5,6 +5,8 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { describe } from "../internal/describe.ts";
+import { checkKeys } from "../internal/option_keys.ts";
+import { LOAD_CSV_KEYS } from "../internal/option_lists.ts";
 import { requireOptions } from "../internal/validate.ts";
 import { csvRows, listNames } from "./csv_rows.ts";
 import { checkReadOptions, openReadable, type ReadOptions } from "./open_input.ts";
@@ -53,6 +55,7 @@ export interface CsvTable {
  * ```
  */
 export async function loadCsv(source: CsvSource, options: LoadCsvOptions = {}): Promise<CsvTable> {
+  checkKeys("loadCsv", options, LOAD_CSV_KEYS);
   requireOptions("loadCsv", options);
   const wanted = options.columns;
   if (wanted !== undefined && (!Array.isArray(wanted) || wanted.some((c) => typeof c !== "string"))) {

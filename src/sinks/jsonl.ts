@@ -7,6 +7,7 @@ import { describe } from "../internal/describe.ts";
 import { resolve } from "node:path";
 import { makeWritableFolder, openFileWritable, toPath } from "./file.ts";
 import { type SelectOptions, selector } from "./select.ts";
+import { checkKeys, keysOf } from "../internal/option_keys.ts";
 
 /** Where JSONL goes: a file path (string or `file:` URL) or any byte stream. */
 export type JsonlDestination = string | URL | WritableStream<Uint8Array>;
@@ -61,6 +62,8 @@ export interface JsonlOptions extends SelectOptions {
   append?: boolean;
 }
 
+const OPTION_KEYS = keysOf<JsonlOptions>({ include: true, exclude: true, append: true });
+
 /** Files a jsonlSink of this process writes now: a second sink on one of them would lose lines. */
 const openPaths = new Set<string>();
 
@@ -113,6 +116,7 @@ function checkDestination(dest: unknown): void {
  * ```
  */
 export function jsonlSink(dest: JsonlDestination, options?: JsonlOptions): WritableStream<object> {
+  checkKeys("jsonlSink", options, OPTION_KEYS); // before checkDestination, which creates folders
   checkDestination(dest);
   const select = selector("jsonlSink", options, ["append"]);
   const append = options?.append ?? false;
@@ -201,6 +205,7 @@ export async function collectJsonl(
   if (!(stream instanceof ReadableStream)) {
     throw new TypeError(`collectJsonl: stream must be a ReadableStream, got ${describe(stream)}`);
   }
+  checkKeys("collectJsonl", options, OPTION_KEYS);
   const writer = jsonlSink(dest, options).getWriter();
   const reader = stream.getReader();
   for (;;) {

@@ -4,6 +4,7 @@
  * @module
  */
 import { describe } from "../internal/describe.ts";
+import { checkKeys } from "../internal/option_keys.ts";
 import { requireOptions } from "../internal/validate.ts";
 
 /** Which keys a sink keeps. `model` is always dropped. */
@@ -29,12 +30,8 @@ export function selector(
   otherOptions: readonly string[] = [],
 ): (event: object) => Record<string, unknown> {
   requireOptions(where, options);
+  checkKeys(where, options, ["include", "exclude", ...otherOptions]);
   const include = keyList(where, "include", options?.include);
-  for (const key of Object.keys(options ?? {})) {
-    if (key !== "include" && key !== "exclude" && !otherOptions.includes(key)) {
-      throw new TypeError(`${where}: unknown option "${key}"`);
-    }
-  }
   const exclude = keyList(where, "exclude", options?.exclude);
   if (include && exclude) throw new TypeError(`${where}: pass include or exclude, not both`);
   if (include) {

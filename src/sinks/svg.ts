@@ -5,6 +5,7 @@
  * @module
  */
 import { describe } from "../internal/describe.ts";
+import { checkKeys, keysOf } from "../internal/option_keys.ts";
 import { requireOptions } from "../internal/validate.ts";
 import { makeWritableFolder, openFileWritable } from "./file.ts";
 
@@ -21,6 +22,8 @@ export interface SvgOptions {
   /** Logarithmic y axis (default `false`; non-positive values are skipped). */
   logY?: boolean;
 }
+
+const OPTION_KEYS = keysOf<SvgOptions>({ keys: true, width: true, height: true, title: true, logY: true });
 
 const COLORS = ["#1a73e8", "#e8710a", "#188038", "#d93025", "#9334e6", "#12b5cb"];
 
@@ -100,6 +103,7 @@ function widen(min: number, max: number): [number, number] {
 export function toSvg(events: readonly object[], options: SvgOptions = {}): string {
   if (!Array.isArray(events)) throw new TypeError(`toSvg: events must be an array of events, got ${describe(events)}`);
   requireOptions("toSvg", options);
+  checkKeys("toSvg", options, OPTION_KEYS);
   const { width = 640, height = 360, logY = false } = options;
   const rows = events as Record<string, unknown>[];
   const keys = options.keys ?? ["train_loss", "val_loss"].filter((k) => rows.some((r) => typeof r[k] === "number"));
@@ -190,6 +194,8 @@ export function plotSvg(
   dest: string | URL | WritableStream<Uint8Array>,
   options: SvgOptions = {},
 ): WritableStream<object> {
+  requireOptions("plotSvg", options);
+  checkKeys("plotSvg", options, OPTION_KEYS);
   if (typeof dest === "string" || dest instanceof URL) {
     try {
       makeWritableFolder(dest);
@@ -199,7 +205,6 @@ export function plotSvg(
   } else if (!(dest instanceof WritableStream)) {
     throw new TypeError(`plotSvg: dest must be a file path or a WritableStream, got ${describe(dest)}`);
   }
-  requireOptions("plotSvg", options);
   const rows: Record<string, number>[] = [];
   return new WritableStream<object>({
     write(event) {

@@ -7,6 +7,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { allowFitstreamKernels, registerKernels, useTfjsKernels } from "../kernels/register.ts";
 import { describe } from "../internal/describe.ts";
+import { checkKeys, keysOf } from "../internal/option_keys.ts";
 import { keepingErrorListeners } from "./error_listeners.ts";
 import { registerFileScheme } from "../checkpoint/file_scheme.ts";
 
@@ -26,7 +27,7 @@ export interface BackendOptions {
   kernels?: "fitstream" | "tfjs";
 }
 
-const OPTION_KEYS: readonly string[] = ["kernels"];
+const OPTION_KEYS = keysOf<BackendOptions>({ kernels: true });
 
 const BACKENDS: readonly BackendName[] = ["wasm", "cpu"];
 
@@ -142,11 +143,7 @@ function checkOptions(options: BackendOptions): void {
   if (typeof options !== "object" || options === null || Array.isArray(options)) {
     throw new TypeError(`useBackend: options must be an object, got ${describe(options)}`);
   }
-  for (const key of Object.keys(options)) {
-    if (!OPTION_KEYS.includes(key)) {
-      throw new TypeError(`useBackend: options has no key "${key}"; the options are ${OPTION_KEYS.join(", ")}`);
-    }
-  }
+  checkKeys("useBackend", options, OPTION_KEYS);
   const { kernels } = options;
   if (kernels !== undefined && kernels !== "fitstream" && kernels !== "tfjs") {
     throw new RangeError(`useBackend: options.kernels must be "fitstream" or "tfjs", got ${describe(kernels)}`);

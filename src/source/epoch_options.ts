@@ -10,6 +10,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { describe } from "../internal/describe.ts";
+import { checkKeys, keysOf } from "../internal/option_keys.ts";
 import { requireOptions } from "../internal/validate.ts";
 import { requireLoss } from "../losses/require_loss.ts";
 import { checkFinite, checkTensors, hostCopy } from "../data/tensors.ts";
@@ -78,6 +79,33 @@ export interface EpochStreamOptions<M extends ModelLike, X extends object> {
   engine?: EngineChoice;
 }
 
+/** Every key of {@link EpochStreamOptions}. */
+const OPTION_KEYS = keysOf<EpochStreamOptions<ModelLike, object>>({
+  data: true,
+  model: true,
+  optimizer: true,
+  loss: true,
+  batchSize: true,
+  shuffle: true,
+  lastLabel: true,
+  seed: true,
+  extra: true,
+  variables: true,
+  resumeFrom: true,
+  stopOnNaN: true,
+  engine: true,
+});
+
+/** Keys people bring from `model.fit` and other trainers, with what to do instead. */
+const HINTS: Record<string, string> = {
+  epochs: "use take(n) to train n epochs (the stream itself never ends)",
+  accumulate: "gradient accumulation is not supported yet",
+  validationData: "add a validation loss with augment(validationLoss({ data }))",
+  validationSplit: "split the data yourself and add augment(validationLoss({ data }))",
+  callbacks: "pipe the stream through stages instead: pipe(epochStream(...), tap(...), earlyStop(...))",
+  verbose: "print with tap(printKeys(...)) or progress()",
+};
+
 /** A run's checked options, ready to train. Internal. */
 export interface Plan {
   run: TrainingRun;
@@ -100,6 +128,7 @@ export function checkEpochOptions<M extends ModelLike, X extends object>(
   if (typeof options !== "object" || options === null) {
     throw new TypeError(`${where}: options must be an object, got ${describe(options)}`);
   }
+  checkKeys(where, options, OPTION_KEYS, HINTS);
   const {
     data,
     model,

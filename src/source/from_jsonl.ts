@@ -6,6 +6,7 @@
 import { describe } from "../internal/describe.ts";
 import { checkReadOptions, openReadable, type ReadOptions } from "../data/open_input.ts";
 import { type Line, splitLines } from "../data/lines.ts";
+import { checkKeys, keysOf } from "../internal/option_keys.ts";
 import { requireOptions } from "../internal/validate.ts";
 import { EventStream } from "../stream/event_stream.ts";
 import { DONE, more, pullerFromReadable } from "../stream/puller.ts";
@@ -18,6 +19,8 @@ export interface FromJsonlOptions extends ReadOptions {
    */
   partialLastLine?: "error" | "skip";
 }
+
+const OPTION_KEYS = keysOf<FromJsonlOptions>({ partialLastLine: true, signal: true, timeout: true });
 
 /**
  * Reads a JSONL log (a file path, an `http(s)` URL, or a byte stream) and
@@ -44,6 +47,7 @@ export function fromJsonl(
     throw new TypeError(`fromJsonl: source must be a file path, a URL or a ReadableStream, got ${describe(source)}`);
   }
   requireOptions("fromJsonl", options);
+  checkKeys("fromJsonl", options, OPTION_KEYS);
   checkReadOptions("fromJsonl", options);
   const { partialLastLine = "error" } = options;
   if (partialLastLine !== "error" && partialLastLine !== "skip") {

@@ -4,6 +4,7 @@
  * @module
  */
 import { describe } from "../internal/describe.ts";
+import { checkKeys, keysOf } from "../internal/option_keys.ts";
 import { requireInteger, requireOptions } from "../internal/validate.ts";
 import { batchesInOrder, checkTensors, hostCopy, type HostData } from "../data/tensors.ts";
 import { createRandom, permutation, type Random } from "../data/random.ts";
@@ -18,6 +19,8 @@ export interface IterBatchesOptions {
   /** Seed of the shuffle: the same seed gives the same order. */
   seed?: number;
 }
+
+const OPTION_KEYS = keysOf<IterBatchesOptions>({ batchSize: true, shuffle: true, seed: true });
 
 /** Validated batching settings. Internal. */
 export interface BatchPlan {
@@ -78,6 +81,7 @@ export function batchesOf(
  */
 export function iterBatches(tensors: Tensor[], options: IterBatchesOptions = {}): Iterable<Tensor[]> {
   requireOptions("iterBatches", options);
+  checkKeys("iterBatches", options, OPTION_KEYS);
   const rows = checkTensors("iterBatches", "tensors", tensors, 1);
   checkBatchOptions("iterBatches", options);
   const plan = { rows, batchSize: options.batchSize ?? 1, shuffle: options.shuffle ?? true };

@@ -10,6 +10,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { describe } from "../internal/describe.ts";
+import { checkKeys, keysOf } from "../internal/option_keys.ts";
 import { requireKey } from "../internal/validate.ts";
 import { requireLoss } from "../losses/require_loss.ts";
 import { checkFinite, checkTensors, sliceRows } from "../data/tensors.ts";
@@ -32,6 +33,14 @@ export interface ValidationLossOptions<K extends string> {
   /** Evaluate in batches of this many rows to bound memory (default: all rows at once). */
   batchSize?: number;
 }
+
+const OPTION_KEYS = keysOf<ValidationLossOptions<string>>({
+  data: true,
+  loss: true,
+  key: true,
+  lastLabel: true,
+  batchSize: true,
+});
 
 /**
  * Checks `model` and, the first time it is seen, runs it and the loss on one
@@ -95,6 +104,7 @@ export function validationLoss<const K extends string = "val_loss">(
   if (typeof options !== "object" || options === null) {
     throw new TypeError(`validationLoss: options must be an object with data and loss, got ${describe(options)}`);
   }
+  checkKeys("validationLoss", options, OPTION_KEYS);
   const { data, loss, lastLabel = true, batchSize } = options;
   const key = (options.key ?? "val_loss") as K;
   requireKey("validationLoss", "key", key);

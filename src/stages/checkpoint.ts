@@ -6,6 +6,8 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { describe } from "../internal/describe.ts";
+import { checkKeys } from "../internal/option_keys.ts";
+import { CHECKPOINT_KEYS } from "../internal/option_lists.ts";
 import { numericValue, requireInteger, requireKey, requireOptions } from "../internal/validate.ts";
 import { probeWritableFolder } from "../sinks/file.ts";
 import { claimFolder, type FolderClaim } from "../checkpoint/lock.ts";
@@ -64,6 +66,7 @@ export interface CheckpointOptions<K extends string> {
 export function checkpoint<const K extends string = never, E extends { [P in K]: number } = { [P in K]: number }>(
   options: CheckpointOptions<K>,
 ): Stage<E, E> {
+  checkKeys("checkpoint", options, CHECKPOINT_KEYS);
   if (typeof options !== "object" || options === null) {
     throw new TypeError(`checkpoint: options must be an object with dir, got ${describe(options)}`);
   }

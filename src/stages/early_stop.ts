@@ -4,18 +4,24 @@
  * @module
  */
 import { describe } from "../internal/describe.ts";
+import { checkKeys, keysOf } from "../internal/option_keys.ts";
 import { numericValue, requireInteger, requireKey, requireNumber, requireOptions } from "../internal/validate.ts";
 import type { Stage } from "../stream/stage.ts";
 import { stepStage } from "../stream/step_stage.ts";
 import { withStopReason } from "../stream/stop_reason.ts";
+import type { NumericKey } from "../types.ts";
 import { snapshotWeights, type WeightSnapshot } from "../source/weights.ts";
 
 /** Options of {@link earlyStop}. */
 export interface EarlyStopOptions<K extends string> {
   /** The numeric event key to watch, e.g. `"val_loss"`. */
   key: K;
-  /** Non-improving events in a row that end the stream (integer ≥ 1). */
-  patience: number;
+  /**
+   * Non-improving events in a row that end the stream (integer ≥ 1, default
+   * 10, as in {@link reduceLrOnPlateau}: with both stages, give `earlyStop`
+   * the longer patience, so the rate is lowered before the run gives up).
+   */
+  patience?: number;
   /** `"min"` (default): lower is better; `"max"`: higher is better. */
   mode?: "min" | "max";
   /** How much a value must beat the best to count as an improvement (≥ 0, default 0). */
@@ -29,9 +35,17 @@ export interface EarlyStopOptions<K extends string> {
   restoreBest?: boolean;
 }
 
+const OPTION_KEYS = keysOf<EarlyStopOptions<string>>({
+  key: true,
+  patience: true,
+  mode: true,
+  minDelta: true,
+  restoreBest: true,
+});
+
 /**
  * Ends the stream once `key` has failed to improve for `patience` events in a
- * row. The first event always improves. The event that exhausts the patience
+ * row (10 unless given). The first event always improves. The event that exhausts the patience
  * is passed on, then the stream ends and upstream is cancelled; nothing past
  * it is pulled, so the model is exactly the model of that last event.
  *
@@ -44,14 +58,15 @@ export interface EarlyStopOptions<K extends string> {
  * console.log(rows.map((r) => r.val_loss)); // [5, 4, 4, 4]
  * ```
  */
-export function earlyStop<const K extends string, E extends { [P in K]: number }>(
-  options: EarlyStopOptions<K>,
+export function earlyStop<const K extends string, E extends object = { [P in K]: number }>(
+  options: EarlyStopOptions<NumericKey<E, K>>,
 ): Stage<E, E> {
   if (typeof options !== "object" || options === null) {
-    throw new TypeError(`earlyStop: options must be an object with key and patience, got ${describe(options)}`);
+    throw new TypeError(`earlyStop: options must be an object with key, got ${describe(options)}`);
   }
   requireOptions("earlyStop", options);
-  const { key, patience, mode = "min", minDelta = 0, restoreBest = false } = options;
+  checkKeys("earlyStop", options, OPTION_KEYS);
+  const { key, patience = 10, mode = "min", minDelta = 0, restoreBest = false } = options;
   requireKey("earlyStop", "key", key);
   requireInteger("earlyStop", "patience", patience, 1);
   if (mode !== "min" && mode !== "max") {

@@ -3,10 +3,11 @@
  *
  * @module
  */
+import { checkKeys, keysOf } from "../internal/option_keys.ts";
 import { numericValue, requireKey, requireNumber, requireOptions } from "../internal/validate.ts";
 import type { Stage } from "../stream/stage.ts";
 import { stepStage } from "../stream/step_stage.ts";
-import type { WithNumber } from "../types.ts";
+import type { NumericKey, WithNumber } from "../types.ts";
 
 /** Options of {@link ema}: exactly one of `decay` and `halfLife`. */
 export interface EmaOptions<O extends string> {
@@ -19,6 +20,8 @@ export interface EmaOptions<O extends string> {
   /** Divide by `1 - decay ** t` (Adam-style), default `true`. */
   biasCorrection?: boolean;
 }
+
+const OPTION_KEYS = keysOf<EmaOptions<string>>({ decay: true, halfLife: true, outKey: true, biasCorrection: true });
 
 /**
  * Adds the exponential moving average of `event[key]` as `${key}_ema` (or
@@ -34,12 +37,17 @@ export interface EmaOptions<O extends string> {
  * console.log(rows.map((r) => r.loss_ema.toFixed(4))); // ["10.0000", "16.6667", "24.2857"]
  * ```
  */
-export function ema<const K extends string, E extends { [P in K]: number }, const O extends string = `${K}_ema`>(
-  key: K,
+export function ema<
+  const K extends string,
+  E extends object = { [P in K]: number },
+  const O extends string = `${K}_ema`,
+>(
+  key: NumericKey<E, K>,
   options: EmaOptions<O> = {},
 ): Stage<E, WithNumber<E, O>> {
   requireKey("ema", "key", key);
   requireOptions("ema", options);
+  checkKeys("ema", options, OPTION_KEYS);
   const { decay, halfLife, biasCorrection = true } = options;
   const outKey = options.outKey ?? `${key}_ema`;
   requireKey("ema", "outKey", outKey);

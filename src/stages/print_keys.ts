@@ -4,6 +4,7 @@
  * @module
  */
 import { describe } from "../internal/describe.ts";
+import { checkKeys, keysOf } from "../internal/option_keys.ts";
 import { requireFunction, requireInteger, requireKey } from "../internal/validate.ts";
 
 /** Options of {@link printKeys}. */
@@ -17,6 +18,8 @@ export interface PrintKeysOptions {
   /** Where lines go (default `console.log`). */
   write?: (line: string) => void;
 }
+
+const OPTION_KEYS = keysOf<PrintKeysOptions>({ precision: true, includeStep: true, stepKey: true, write: true });
 
 function formatNumber(value: number, precision: number): string {
   if (Number.isNaN(value)) return "nan";
@@ -58,6 +61,7 @@ export function printKeys(...keys: [...string[], PrintKeysOptions] | string[]): 
   const options: PrintKeysOptions = typeof last === "object" && last !== null ? last : {};
   const names = (typeof last === "object" && last !== null ? keys.slice(0, -1) : keys) as unknown[];
   names.forEach((k, i) => requireKey("printKeys", `key ${i + 1}`, k));
+  checkKeys("printKeys", options, OPTION_KEYS);
   const { precision = 4, includeStep = true, stepKey = "step", write = console.log } = options;
   requireInteger("printKeys", "precision", precision, 0);
   requireKey("printKeys", "stepKey", stepKey);

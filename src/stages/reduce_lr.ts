@@ -5,12 +5,13 @@
  * @module
  */
 import { describe } from "../internal/describe.ts";
+import { checkKeys, keysOf } from "../internal/option_keys.ts";
 import { numericValue, requireInteger, requireKey, requireNumber, requireOptions } from "../internal/validate.ts";
 import { trainingStateOf } from "../stream/training_state.ts";
 import { getLearningRate, rateHolder, setLearningRate } from "../engine/learning_rate.ts";
 import type { Stage } from "../stream/stage.ts";
 import { stepStage } from "../stream/step_stage.ts";
-import type { WithNumber } from "../types.ts";
+import type { NumericKey, WithNumber } from "../types.ts";
 
 /** Options of {@link reduceLrOnPlateau}. */
 export interface ReduceLrOnPlateauOptions<K extends string> {
@@ -28,6 +29,15 @@ export interface ReduceLrOnPlateauOptions<K extends string> {
   minDelta?: number;
 }
 
+const OPTION_KEYS = keysOf<ReduceLrOnPlateauOptions<string>>({
+  key: true,
+  factor: true,
+  patience: true,
+  minLr: true,
+  mode: true,
+  minDelta: true,
+});
+
 /**
  * Multiplies the optimizer's learning rate by `factor` (not below `minLr`)
  * each time `key` fails to improve for `patience` events in a row, then
@@ -39,13 +49,14 @@ export interface ReduceLrOnPlateauOptions<K extends string> {
  * pipe(epochStream({ ... }), augment(validationLoss({ ... })), reduceLrOnPlateau({ key: "val_loss", factor: 0.5, patience: 3 }));
  * ```
  */
-export function reduceLrOnPlateau<const K extends string, E extends { [P in K]: number }>(
-  options: ReduceLrOnPlateauOptions<K>,
+export function reduceLrOnPlateau<const K extends string, E extends object = { [P in K]: number }>(
+  options: ReduceLrOnPlateauOptions<NumericKey<E, K>>,
 ): Stage<E, WithNumber<E, "lr">> {
   if (typeof options !== "object" || options === null) {
     throw new TypeError(`reduceLrOnPlateau: options must be an object with key, got ${describe(options)}`);
   }
   requireOptions("reduceLrOnPlateau", options);
+  checkKeys("reduceLrOnPlateau", options, OPTION_KEYS);
   const { key, factor = 0.1, patience = 10, minLr = 0, mode = "min", minDelta = 0 } = options;
   requireKey("reduceLrOnPlateau", "key", key);
   requireNumber("reduceLrOnPlateau", "factor", factor);

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { checkKeys, keysOf } from "../internal/option_keys.ts";
 import { requireFunction, requireInteger, requireOptions } from "../internal/validate.ts";
 import type { Stage } from "../stream/stage.ts";
 import { stepStage } from "../stream/step_stage.ts";
@@ -14,6 +15,8 @@ export interface TapOptions {
   /** 1-based index of the first event passed to `fn` (default 1). */
   start?: number;
 }
+
+const OPTION_KEYS = keysOf<TapOptions>({ every: true, start: true });
 
 /**
  * Calls `fn(event)` on the events whose 1-based index `i` satisfies
@@ -35,6 +38,7 @@ export function tap<E>(fn: (event: E) => unknown, options?: TapOptions): Stage<E
 export function tap<E>(fn: (event: E) => unknown, options: TapOptions = {}): Stage<E, E> {
   requireFunction("tap", "fn", fn);
   requireOptions("tap", options);
+  checkKeys("tap", options, OPTION_KEYS);
   const { every = 1, start = 1 } = options;
   requireInteger("tap", "every", every, 1);
   requireInteger("tap", "start", start, 1);

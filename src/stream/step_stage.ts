@@ -11,6 +11,7 @@ import { carryNotes } from "./event_meta.ts";
 import { DONE, more, type Puller, type PullResult } from "./puller.ts";
 import { Stage } from "./stage.ts";
 import { describe } from "../internal/describe.ts";
+import { checkKeys, keysOf } from "../internal/option_keys.ts";
 import { requireInteger, requireOptions } from "../internal/validate.ts";
 
 /** What a stage's handler can decide for one event. */
@@ -40,6 +41,8 @@ export interface StepOptions {
   /** Runs once when the stage ends, for whatever reason (see {@link StepEnd}). */
   onEnd?: (end: StepEnd) => void | Promise<void>;
 }
+
+const OPTION_KEYS = keysOf<StepOptions>({ limit: true, stopWhen: true, onEnd: true });
 
 class StepPuller<In, Out> implements Puller<Out>, StepControl {
   #input: Puller<In>;
@@ -144,6 +147,7 @@ export function stage<In, Out>(handler: StepHandler<In, Out>, options: StepOptio
     throw new TypeError(`stage: handler must be a function, got ${describe(handler)}`);
   }
   requireOptions("stage", options);
+  checkKeys("stage", options, OPTION_KEYS);
   const { limit, stopWhen, onEnd } = options;
   if (limit !== undefined) requireInteger("stage", "limit", limit, 0);
   if (stopWhen !== undefined && typeof stopWhen !== "function") {
