@@ -22,8 +22,10 @@ Usage:
   cli.ts serve <folder or run.jsonl>... [--port N] [--host H]
       every run overlaid, one colour each; growing logs and new files in a folder are followed
   cli.ts serve --collect <dir> [--token T] [<folder or run.jsonl>...] [--port N] [--host H]
+               [--idle-timeout MS]
       also accept runs from httpSink: POST /runs/<name> with Authorization: Bearer <T>,
-      stored as <dir>/<name>.jsonl (the token may come from FITSTREAM_TOKEN instead)
+      stored as <dir>/<name>.jsonl (the token may come from FITSTREAM_TOKEN instead);
+      an upload silent for MS milliseconds (default 10000) is cut, its complete lines kept
 Ctrl-C stops the server; a second Ctrl-C exits at once.
 `;
 
@@ -45,6 +47,7 @@ export async function main(argv: string[]): Promise<number> {
       host: { type: "string", default: "127.0.0.1" },
       collect: { type: "string" },
       token: { type: "string" },
+      "idle-timeout": { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -72,11 +75,16 @@ export async function main(argv: string[]): Promise<number> {
     const token = values.token ?? process.env.FITSTREAM_TOKEN;
     if (values.collect && !token) throw new Error("serve: --collect needs --token <T> (or FITSTREAM_TOKEN)");
     const port = Number(values.port);
+    const idle = values["idle-timeout"];
+    if (idle !== undefined && !values.collect) throw new Error("serve: --idle-timeout applies to --collect only");
+    const idleTimeout = idle === undefined ? undefined : Number(idle);
     const server = await serveRuns({
       sources,
       port,
       host: values.host,
-      collect: values.collect ? { dir: values.collect, token: token! } : undefined,
+      collect: values.collect
+        ? { dir: values.collect, token: token!, ...(idleTimeout === undefined ? {} : { idleTimeout }) }
+        : undefined,
     });
     console.log(
       `serving ${sources.length ? sources.join(", ") : ""}${

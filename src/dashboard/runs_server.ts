@@ -6,11 +6,10 @@
  * @module
  */
 import { Hono } from "hono";
-import { timingSafeEqual } from "node:crypto";
 import { mkdirSync } from "node:fs";
-import { open } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { describe } from "../internal/describe.ts";
+import { checkKeys, keysOf } from "../internal/option_keys.ts";
 import { requireInteger, requireKey, requireOptions } from "../internal/validate.ts";
 import { probeWritableFolder } from "../sinks/file.ts";
 import { uplotAssets } from "./assets.ts";
@@ -18,15 +17,26 @@ import { guard } from "./guard.ts";
 import { RUNS_HTML, RUNS_JS } from "./runs_page.ts";
 import { RunSet } from "./runs.ts";
 import { HISTORY_PAGE } from "./history.ts";
-import { lineSplitter } from "../data/lines.ts";
 import { serveFetch } from "./serve.ts";
+import { uploadHandler } from "./collect.ts";
+import { RunStore } from "./run_store.ts";
+
+/** Where and how {@link serveRuns} collects runs. */
+export interface CollectOptions {
+  /** The folder runs are stored in (`<dir>/<name>.jsonl`; what deduplicates them in `<dir>/.fitstream/`). */
+  dir: string;
+  /** The bearer token uploads must carry. */
+  token: string;
+  /** An upload that sends nothing for this long (ms, default 10,000) is cut with 408, its complete lines kept. */
+  idleTimeout?: number;
+}
 
 /** Options of {@link serveRuns}. */
 export interface ServeRunsOptions {
   /** JSONL logs and folders of them (each `*.jsonl` in a folder is a run; new files appear). */
   sources?: readonly string[];
   /** Accept runs over HTTP into `dir` (which is served too), from requests bearing `token`. */
-  collect?: { dir: string; token: string };
+  collect?: CollectOptions;
   /** Port to listen on (default 0: a free port). */
   port?: number;
   /** Interface to bind (default `"127.0.0.1"`). */
@@ -47,17 +57,18 @@ export interface RunsServer {
   close(): Promise<void>;
 }
 
-/** A run name a collector accepts: a file name of letters, digits, `.`, `_` and `-`, not hidden. */
-const RUN_NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$/;
-/** Longest line a collector takes (bytes). */
-const MAX_LINE = 1 << 20;
-/** Most collector requests read at once (more get 503 and are retried by httpSink): bounds the memory they hold. */
-const MAX_UPLOADS = 64;
+const OPTION_KEYS = keysOf<ServeRunsOptions>({
+  sources: true,
+  collect: true,
+  port: true,
+  host: true,
+  allowedHosts: true,
+  pollMs: true,
+});
+const COLLECT_KEYS = keysOf<CollectOptions>({ dir: true, token: true, idleTimeout: true });
 
-function sameSecret(given: string, expected: string): boolean {
-  const a = new TextEncoder().encode(given), b = new TextEncoder().encode(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
-}
+/** Most values one history answer holds (rows × keys): a run with hundreds of keys gets fewer rows an answer. */
+const MAX_ANSWER_VALUES = 1 << 18;
 
 /**
  * Serves a page that overlays many runs: every numeric key charted with one
@@ -70,9 +81,16 @@ function sameSecret(given: string, expected: string): boolean {
  * with `Authorization: Bearer <token>` and a JSONL body (streamed; several
  * requests append) writes the complete lines to `<dir>/<name>.jsonl`. A
  * missing or wrong token gets 401 and a bad name 400, and nothing is written
- * for either; a line that is not a JSON object ends the request with 400
- * (the lines before it are kept). Same guards as `dashboard`: `Host` checked,
- * CSP and friends on every response.
+ * for either; a line that is not a JSON object ends the request with 400,
+ * one over 1 MiB (in UTF-8 bytes) with 413, `idleTimeout` ms of silence
+ * with 408, and a failed write (a full disk) with 500 — the lines before it
+ * are kept, and the file never keeps a partial line. An `httpSink`'s lines
+ * are stored once however often they are sent (its `X-Fitstream-Batch`
+ * header numbers them; the highest number stored per sink is kept in
+ * `<dir>/.fitstream/`, so a restarted collector remembers). Same guards as
+ * `dashboard`: `Host` checked, CSP and friends on every response. Each run
+ * charts its first 256 numeric keys; further keys stay in the file, counted
+ * in `/api/runs` as `uncharted`.
  *
  * @example Compare the runs in a folder
  * ```ts ignore
@@ -82,6 +100,7 @@ function sameSecret(given: string, expected: string): boolean {
  */
 export async function serveRuns(options: ServeRunsOptions): Promise<RunsServer> {
   requireOptions("serveRuns", options);
+  checkKeys("serveRuns", options, OPTION_KEYS);
   const { sources = [], collect, port = 0, host = "127.0.0.1", allowedHosts = [], pollMs = 500 } = options;
   if (!Array.isArray(sources) || sources.some((s) => typeof s !== "string")) {
     throw new TypeError(`serveRuns: sources must be an array of paths, got ${describe(sources)}`);
@@ -90,9 +109,16 @@ export async function serveRuns(options: ServeRunsOptions): Promise<RunsServer> 
   requireKey("serveRuns", "host", host);
   requireInteger("serveRuns", "pollMs", pollMs, 10);
   let dir: string | undefined;
+  let idleTimeout = 10_000;
   if (collect !== undefined) {
-    requireKey("serveRuns", "collect.dir", collect?.dir);
+    if (typeof collect !== "object" || collect === null || Array.isArray(collect)) {
+      throw new TypeError(`serveRuns: collect must be an object with dir and token, got ${describe(collect)}`);
+    }
+    checkKeys("serveRuns: collect", collect, COLLECT_KEYS);
+    requireKey("serveRuns", "collect.dir", collect.dir);
     requireKey("serveRuns", "collect.token", collect.token);
+    idleTimeout = collect.idleTimeout ?? idleTimeout;
+    requireInteger("serveRuns", "collect.idleTimeout", idleTimeout, 1);
     dir = resolve(collect.dir);
     try {
       mkdirSync(dir, { recursive: true });
@@ -122,34 +148,13 @@ export async function serveRuns(options: ServeRunsOptions): Promise<RunsServer> 
   app.get("/api/runs/:name/history", (c) => {
     const from = Number(c.req.query("from") ?? 0);
     if (!Number.isSafeInteger(from) || from < 0) return c.text("from must be an integer >= 0", 400);
-    const page = runs.history(c.req.param("name"), from, HISTORY_PAGE);
+    const page = runs.history(c.req.param("name"), from, HISTORY_PAGE, MAX_ANSWER_VALUES);
     return page ? c.json(page) : c.text("no such run", 404);
   });
   if (dir && collect) {
-    const folder = dir;
-    let uploads = 0;
-    app.post("/runs/:name", async (c) => {
-      if (uploads >= MAX_UPLOADS) {
-        await c.req.raw.body?.cancel().catch(() => {});
-        return c.text(`busy: ${MAX_UPLOADS} runs are being received; try again`, 503);
-      }
-      const auth = c.req.header("authorization") ?? "";
-      if (!auth.startsWith("Bearer ") || !sameSecret(auth.slice(7), collect.token)) {
-        await c.req.raw.body?.cancel().catch(() => {});
-        return c.text("a valid Authorization: Bearer <token> is needed", 401);
-      }
-      const name = c.req.param("name");
-      if (!RUN_NAME.test(name)) {
-        await c.req.raw.body?.cancel().catch(() => {});
-        return c.text("run names are 1-100 letters, digits, '.', '_' or '-', not starting with '.'", 400);
-      }
-      uploads++;
-      try {
-        return await appendRun(join(folder, `${name}.jsonl`), c.req.raw.body);
-      } finally {
-        uploads--;
-      }
-    });
+    const store = new RunStore(dir, (path) => runs.rewind(path));
+    const upload = uploadHandler(store, collect.token, idleTimeout);
+    app.post("/runs/:name", (c) => upload(c.req.raw, c.req.param("name")));
   }
   app.notFound((c) => c.text("not found", 404));
 
@@ -168,55 +173,4 @@ export async function serveRuns(options: ServeRunsOptions): Promise<RunsServer> 
         await server.close(2000);
       })(),
   };
-}
-
-/** Appends the complete JSON-object lines of a streamed body to `path`; answers how many were written. */
-async function appendRun(path: string, body: ReadableStream<Uint8Array> | null): Promise<Response> {
-  if (!body) return Response.json({ written: 0 });
-  const file = await open(path, "a");
-  const decoder = new TextDecoder();
-  const lines: string[] = []; // completed by the last chunk, not yet checked
-  const splitter = lineSplitter((line) => void lines.push(line));
-  let written = 0, lineNo = 0;
-  const reader = body.getReader();
-  const reject = async (status: number, message: string) => {
-    await reader.cancel().catch(() => {});
-    return new Response(`${message} (${written} lines written before it)`, { status });
-  };
-  try {
-    for (;;) {
-      const chunk = await reader.read();
-      if (chunk.done) {
-        splitter.push(decoder.decode());
-        splitter.end();
-      } else {
-        splitter.push(decoder.decode(chunk.value, { stream: true }));
-      }
-      if (splitter.pending() > MAX_LINE) {
-        return await reject(413, `line ${lineNo + lines.length + 1} is longer than ${MAX_LINE} bytes`);
-      }
-      const valid: string[] = [];
-      for (const line of lines.splice(0)) {
-        lineNo++;
-        if (line.trim() === "") continue;
-        let value: unknown;
-        try {
-          value = JSON.parse(line);
-        } catch {
-          value = undefined;
-        }
-        if (typeof value !== "object" || value === null || Array.isArray(value)) {
-          if (valid.length) await file.write(valid.join(""));
-          written += valid.length;
-          return await reject(400, `line ${lineNo} is not a JSON object`);
-        }
-        valid.push((line.endsWith("\r") ? line.slice(0, -1) : line) + "\n");
-      }
-      if (valid.length) await file.write(valid.join(""));
-      written += valid.length;
-      if (chunk.done) return Response.json({ written });
-    }
-  } finally {
-    await file.close();
-  }
 }
