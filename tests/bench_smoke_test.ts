@@ -14,6 +14,7 @@ const expectedKeys: Record<string, string[]> = {
   profile_wide: ["results"],
   soak: ["kills", "lines_lost", "corrupt_checkpoints", "wrong_resumes"],
   collector: ["events_sent", "events_stored", "events_lost", "slowdown"],
+  collector_stress: ["lines_lost", "lines_doubled", "unparsable", "stalls_cut", "collector_peak_mb"],
   big_csv: ["memory_rows_per_s", "dataset_rows_per_s", "slowdown", "dataset_peak_rss_mb"],
 };
 
@@ -25,6 +26,9 @@ for (const [name, keys] of Object.entries(expectedKeys)) {
     assert.equal(last.bench, name);
     for (const key of keys) assert.ok(key in last, `${name}: missing ${key}`);
     if (name === "collector") assert.equal(last.events_lost, 0, "no posted event is lost");
+    if (name === "collector_stress") {
+      assert.deepEqual([last.lines_lost, last.lines_doubled, last.unparsable, last.stalls_cut], [0, 0, 0, 64]);
+    }
     if (name === "soak") {
       assert.ok(last.kills >= 1, "at least one round was killed");
       assert.deepEqual([last.lines_lost, last.corrupt_checkpoints, last.wrong_resumes], [0, 0, 0]);
