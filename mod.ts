@@ -56,7 +56,7 @@ export type {
 export { checkpoint, type CheckpointOptions } from "./src/stages/checkpoint.ts";
 export { reduceLrOnPlateau, type ReduceLrOnPlateauOptions } from "./src/stages/reduce_lr.ts";
 export { checkpointModel, loadCheckpoint, type LoadedCheckpoint, type NamedTensor } from "./src/checkpoint/store.ts";
-export { type RunsServer, serveRuns, type ServeRunsOptions } from "./src/dashboard/runs_server.ts";
+export { type CollectOptions, type RunsServer, serveRuns, type ServeRunsOptions } from "./src/dashboard/runs_server.ts";
 export { dashboard, type DashboardOptions, type DashboardStage } from "./src/dashboard/dashboard.ts";
 export { fromJsonl, type FromJsonlOptions } from "./src/source/from_jsonl.ts";
 export type { ReadOptions } from "./src/data/open_input.ts";
