@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs";
 
 const originals = new Map<string, tf.KernelConfig>();
 
@@ -21,9 +21,12 @@ export function originalKernel(name: string, backend: string): tf.KernelConfig |
   return originals.get(`${backend}/${name}`);
 }
 
-/** Runs tfjs's own kernel `name` on `backend` with the arguments tfjs passed the replacement. */
+/**
+ * Runs tfjs's own kernel `name` on `backend` (the one fitstream replaced, or
+ * the registered one where it replaced none) with the arguments tfjs passed.
+ */
 export function tfjsKernel(name: string, backend: string, args: unknown): tf.TensorInfo | tf.TensorInfo[] {
-  const config = originalKernel(name, backend);
+  const config = originalKernel(name, backend) ?? tf.getKernel(name, backend);
   if (config === undefined) throw new Error(`fitstream: tfjs's own ${name} kernel for ${backend} was not kept`);
   return config.kernelFunc(args as Parameters<tf.KernelFunc>[0]);
 }

@@ -9,12 +9,19 @@
 import * as tf from "@tensorflow/tfjs";
 import { keepOriginal, originalKernel } from "./_originals.ts";
 import { conv2dFilterGradient } from "./conv2d_filter_grad.ts";
+import { conv2d } from "./conv2d_forward.ts";
+import { conv2dInputGradient } from "./conv2d_input_grad.ts";
 import { conv3dFilterGradient, conv3dInputGradient } from "./conv3d_grads.ts";
 import { depthwiseFilterGradient, depthwiseInputGradient } from "./depthwise_conv2d_grads.ts";
 import { batchMatMul, fusedMatMul } from "./matmul.ts";
 import { maxPoolGradient } from "./max_pool_grad.ts";
 import { maxPool3D, maxPool3DGradient } from "./max_pool3d.ts";
 import { resizeNearestGradient } from "./resize_nearest_grad.ts";
+import { cast } from "./cast.ts";
+import { cumsum, gatherV2, oneHot } from "./indexing.ts";
+import { prelu } from "./prelu.ts";
+import { resizeBilinearGradient } from "./resize_bilinear_grad.ts";
+import { clipByValue, maximum, minimum, pow, relu6, sign } from "./special_values.ts";
 import { unsortedSegmentSum } from "./unsorted_segment_sum.ts";
 
 /** One kernel fitstream supplies, where, and why. */
@@ -50,10 +57,24 @@ export const SUPPLIED_KERNELS: readonly SuppliedKernel[] = [
     run: fusedMatMul,
   },
   {
+    name: "Conv2D",
+    needed: "tf.conv2d with dataFormat NCHW or numeric padding (tfjs-layers uses NHWC, 'same' or 'valid')",
+    replaces: { wasm: "refuses NCHW; numeric padding with an even filter side is wrong or corrupts the heap" },
+    fallback: "all of it: NCHW through two transposes, numeric padding by padding the input first",
+    run: conv2d,
+  },
+  {
     name: "Conv2DBackpropFilter",
     needed: "conv1d, conv2d, conv2dTranspose, separableConv2d",
     replaces: { wasm: "missing" },
     run: conv2dFilterGradient,
+  },
+  {
+    name: "Conv2DBackpropInput",
+    needed: "conv1d, conv2d after another layer; conv2dTranspose (its forward pass)",
+    replaces: { wasm: "slow: one core, ~100–150 ms a step of the MNIST CNN" },
+    fallback: "small convolutions and NCHW (copying in costs more than the product saves)",
+    run: conv2dInputGradient,
   },
   {
     name: "Conv3DBackpropFilterV2",
@@ -115,6 +136,94 @@ export const SUPPLIED_KERNELS: readonly SuppliedKernel[] = [
     needed: "embedding (the gradient of a gather)",
     replaces: { wasm: "missing" },
     run: unsortedSegmentSum,
+  },
+  {
+    name: "ResizeBilinearGrad",
+    needed: "upSampling2d with bilinear interpolation",
+    replaces: {
+      wasm: "ignores halfPixelCenters",
+      cpu: "returns [batch, width, height, channels]: non-square images cannot train; ignores halfPixelCenters",
+    },
+    run: resizeBilinearGradient,
+  },
+  {
+    name: "Prelu",
+    needed: "prelu (with sharedAxes other than the default)",
+    replaces: { wasm: "steps through alpha cyclically instead of broadcasting it" },
+    run: prelu,
+  },
+  {
+    name: "Cast",
+    needed: "any cast to bool",
+    replaces: { wasm: "a cast to bool truncates (0.25 → false, -2 → 254) instead of testing for zero" },
+    fallback: "every cast but to bool",
+    run: cast,
+  },
+  {
+    name: "GatherV2",
+    needed: "tf.gather with batchDims (embedding does not set it)",
+    replaces: { wasm: "batchDims 1 reads the wrong batch from the third on" },
+    fallback: "batchDims 0",
+    run: gatherV2,
+  },
+  {
+    name: "OneHot",
+    needed: "tf.oneHot(indices, depth, on, off, 'float32')",
+    replaces: { wasm: "a float32 output gets the on-value's int32 bits (1.4e-45 for 1)" },
+    fallback: "int32 outputs",
+    run: oneHot,
+  },
+  {
+    name: "Cumsum",
+    needed: "tf.cumsum with a negative axis",
+    replaces: {
+      wasm: "a negative axis writes outside the output and corrupts the heap",
+      cpu: "a negative axis gives an empty tensor of shape [null, n]",
+    },
+    fallback: "all of it, with the axis counted from the start",
+    run: cumsum,
+  },
+  {
+    name: "Relu6",
+    needed: "relu6 activations",
+    replaces: { wasm: "Relu6(NaN) = 0 hides a diverged value" },
+    fallback: "inputs without NaN",
+    run: relu6,
+  },
+  {
+    name: "ClipByValue",
+    needed: "tf.clipByValue (tfjs-layers' categoricalCrossentropy clips probabilities)",
+    replaces: { wasm: "ClipByValue(NaN) = the lower bound hides a diverged value (the loss stays finite)" },
+    fallback: "inputs without NaN",
+    run: clipByValue,
+  },
+  {
+    name: "Maximum",
+    needed: "tf.maximum (hinge losses, maximum layers)",
+    replaces: { wasm: "drops a NaN operand" },
+    fallback: "inputs without NaN",
+    run: maximum,
+  },
+  {
+    name: "Minimum",
+    needed: "tf.minimum (minimum layers, huber loss)",
+    replaces: { wasm: "drops a NaN operand" },
+    fallback: "inputs without NaN",
+    run: minimum,
+  },
+  {
+    name: "Pow",
+    needed: "tf.pow",
+    replaces: { wasm: "Pow(±1, NaN or ±∞) = 1 where the cpu backend gives NaN" },
+    fallback: "finite exponents",
+    run: pow,
+  },
+  {
+    name: "Sign",
+    needed: "l1 regularizers' and absoluteDifference's gradients",
+    replaces: { wasm: "Sign(x) = 0 for |x| < ~1.2e-7: an L1 penalty's gradient vanishes on small weights" },
+    fallback: "int32 inputs",
+    run: sign,
   },
 ];
 

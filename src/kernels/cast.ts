@@ -1,0 +1,23 @@
+/**
+ * `Cast` to bool, where tfjs-backend-wasm 4.22 truncates instead of testing
+ * for zero (`cast([0.25, -0.5, 2], "bool")` gave `[0, 0, 2]`, an int32 -2 gave
+ * 254): here every non-zero value (NaN too) is true, as on the cpu backend.
+ * Other casts run tfjs's own kernel.
+ *
+ * @module
+ */
+import type * as tf from "@tensorflow/tfjs";
+import { type KernelArgs, valuesOf } from "./_host.ts";
+import { tfjsKernel } from "./_originals.ts";
+
+/** x as `dtype`. */
+export function cast(args: KernelArgs<{ x: tf.TensorInfo }, { dtype: tf.DataType }>): tf.TensorInfo {
+  const { inputs: { x }, backend, attrs } = args;
+  if (attrs.dtype !== "bool" || x.dtype === "bool" || x.dtype === "string") {
+    return tfjsKernel("Cast", "wasm", args) as tf.TensorInfo;
+  }
+  const xs = valuesOf(backend, x);
+  const out = new Uint8Array(xs.length);
+  for (let i = 0; i < xs.length; i++) out[i] = xs[i] !== 0 ? 1 : 0;
+  return backend.makeOutput(x.shape, "bool", undefined, out) as tf.TensorInfo;
+}
