@@ -8,6 +8,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { keepOriginal, originalKernel } from "./_originals.ts";
+import { registerComparisonGradients } from "./comparison_gradients.ts";
 import { conv2dFilterGradient } from "./conv2d_filter_grad.ts";
 import { conv2d } from "./conv2d_forward.ts";
 import { conv2dInputGradient } from "./conv2d_input_grad.ts";
@@ -258,6 +259,7 @@ function register(backend: Backend): void {
  */
 export function registerKernels(): void {
   if (optedOut) return;
+  registerComparisonGradients();
   if (!registered.has("cpu")) register("cpu");
   // Before tfjs-backend-wasm is imported its own kernels are not registered yet, and would replace ours.
   if (!registered.has("wasm") && tf.findBackendFactory("wasm") !== null) register("wasm");
