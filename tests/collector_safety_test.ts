@@ -462,33 +462,38 @@ test("a run's history holds the values logged, not events × keys: 256 keys seen
   assert.deepEqual(page.columns.k5, [null, null, null, null, null]);
 });
 
-test("an idle poll of a folder of 2,000 runs lists no folder and reads no file; its work is one stat per run", async () => {
+test("an idle tick of a folder of 2,000 idle runs lists no folder, reads no file and stats a tenth of the runs", async () => {
   await withTempDir(async (dir) => {
-    for (let i = 0; i < 2000; i++) writeFileSync(join(dir, `run-${i}.jsonl`), line(1));
     const longAgo = new Date(Date.now() - 3_600_000);
-    utimesSync(dir, longAgo, longAgo); // the folder last changed an hour ago
+    for (let i = 0; i < 2000; i++) {
+      writeFileSync(join(dir, `run-${i}.jsonl`), line(1));
+      utimesSync(join(dir, `run-${i}.jsonl`), longAgo, longAgo); // last written an hour ago
+    }
+    utimesSync(dir, longAgo, longAgo); // and the folder last changed then too
     const runs = new RunSet([dir]);
     await runs.poll();
     assert.equal(runs.list().length, 2000);
     const work = () => ({ ...runs.work });
-    const before = work();
-    await runs.poll();
-    const idle = work();
+    const counted = async (what: () => Promise<void>) => {
+      const before = work();
+      await what();
+      const after = work();
+      return [after.listings - before.listings, after.reads - before.reads, after.stats - before.stats];
+    };
     assert.deepEqual(
-      [idle.listings - before.listings, idle.reads - before.reads, idle.stats - before.stats],
-      [0, 0, 2001],
-      "an idle poll: no listing, no read, a stat per run and one for the folder",
+      await counted(() => runs.tick()),
+      [0, 0, 201],
+      "a tick: a stat for a tenth of the runs and the folder",
     );
-    appendFileSync(join(dir, "run-7.jsonl"), line(2));
-    writeFileSync(join(dir, "new.jsonl"), line(1));
-    await runs.poll();
-    const busy = work();
-    assert.deepEqual(
-      [busy.listings - idle.listings, busy.reads - idle.reads],
-      [1, 2],
-      "the new file and the grown one",
-    );
+    assert.deepEqual(await counted(() => runs.poll()), [1, 0, 2001], "a full poll: every run, and the listing");
+    appendFileSync(join(dir, "run-7.jsonl"), line(2)); // an idle log grows: read within 10 ticks
+    let ticks = 0;
+    while (runs.list().find((r) => r.name === "run-7")?.length !== 2) {
+      assert.ok(++ticks <= 10, "run-7's new line is read within 10 ticks");
+      await runs.tick();
+    }
+    writeFileSync(join(dir, "new.jsonl"), line(1)); // a new file moves the folder's mtime: listed at the next tick
+    assert.deepEqual((await counted(() => runs.tick())).slice(0, 2), [1, 1], "the new file, listed and read");
     assert.equal(runs.list().length, 2001);
-    assert.equal(runs.list().find((r) => r.name === "run-7")?.length, 2);
   });
 });

@@ -116,9 +116,13 @@ export class RunStore {
 
   /**
    * `onRewind(path)` is told when a run's file was cut back (a failed or interrupted write removed),
-   * so a reader that followed it reads it again.
+   * so a reader that followed it reads it again; `onWrite(path)` after each write.
    */
-  constructor(readonly dir: string, readonly onRewind: (path: string) => void = () => {}) {}
+  constructor(
+    readonly dir: string,
+    readonly onRewind: (path: string) => void = () => {},
+    readonly onWrite: (path: string) => void = () => {},
+  ) {}
 
   /**
    * Appends `lines` (each ending in a newline) to run `name`, skipping those whose sink already stored
@@ -141,7 +145,10 @@ export class RunStore {
         }
         fresh.push(text);
       }
-      if (fresh.length > 0) await this.#write(run, new TextEncoder().encode(fresh.join("")), sink ?? null, last);
+      if (fresh.length > 0) {
+        await this.#write(run, new TextEncoder().encode(fresh.join("")), sink ?? null, last);
+        this.onWrite(run.path);
+      }
       if (sink !== undefined) {
         run.sinks.delete(sink); // re-inserted: the map's order is least recently used first
         run.sinks.set(sink, last);

@@ -41,6 +41,10 @@ export const MAX_KEYS = 256;
 /** A folder is listed again at least every this many polls, even when its mtime says nothing changed. */
 const RELIST_EVERY = 20;
 
+/** A log unchanged for this long (ms, by its mtime) is idle: a tick checks it only every `IDLE_EVERY` ticks. */
+const IDLE_AFTER_MS = 30_000;
+const IDLE_EVERY = 10;
+
 /** A folder changed less than this long ago (ms) is listed at every poll: its mtime may not show a change yet. */
 const RECENT_MS = 2000;
 
@@ -59,17 +63,22 @@ class FollowedRun {
   latest: Record<string, number | string | boolean | null> = {};
   best: Record<string, number> = {};
   skipped = 0;
+  /** The log's mtime at the last check (ms; Infinity before the first: a new run is read at once). */
+  mtimeMs = Infinity;
   #offset = 0;
   #decoder = new TextDecoder();
   // complete lines only: the log may still be growing
   #lines = byteLines(MAX_LINE, (bytes) => this.#line(this.#decoder.decode(bytes)), () => this.skipped++);
 
-  constructor(readonly name: string, readonly path: string, readonly work: PollWork) {}
+  /** `slot`: which of the `IDLE_EVERY` ticks checks this run while it is idle (runs are spread evenly). */
+  constructor(readonly name: string, readonly path: string, readonly work: PollWork, readonly slot: number) {}
 
   /** Reads what was appended since the last call. */
   async follow(): Promise<void> {
     this.work.stats++;
-    const size = statSync(this.path, { throwIfNoEntry: false })?.size;
+    const stat = statSync(this.path, { throwIfNoEntry: false });
+    if (stat) this.mtimeMs = stat.mtimeMs;
+    const size = stat?.size;
     if (size === undefined || size === this.#offset) return;
     if (size < this.#offset) this.reset(); // rewritten from the start
     this.work.reads++;
@@ -160,27 +169,46 @@ export class RunSet {
 
   /** Finds new files in the folders and reads what every run appended, after any poll already running. */
   poll(): Promise<void> {
+    return this.#queue(true);
+  }
+
+  /**
+   * What a server does every `pollMs`: like `poll`, but a run whose log has not changed for 30 s is
+   * checked only at every 10th tick (runs spread over the ticks), and a folder is listed only when its
+   * mtime moved (or moved recently, or at every 20th tick). For 8,000 idle runs that is 800 stats a tick
+   * and no listing.
+   */
+  tick(): Promise<void> {
+    return this.#queue(false);
+  }
+
+  /** A run's log was just written (by the collector): the next tick checks it whatever its age. */
+  touch(path: string): void {
+    const run = this.#byPath.get(path);
+    if (run) run.mtimeMs = Date.now();
+  }
+
+  #queue(full: boolean): Promise<void> {
     this.#busy = true;
-    this.#last = this.#last.then(() => this.#pollOnce()).finally(() => (this.#busy = false));
+    this.#last = this.#last.then(() => this.#pollOnce(full)).finally(() => (this.#busy = false));
     return this.#last;
   }
 
   /**
-   * One poll, linear in the runs and cheap when nothing changed: a stat per run, and a folder is listed
-   * only when its mtime moved (or recently did, or every `RELIST_EVERY` polls). It was quadratic —
-   * every listed path compared with every run at every poll — and took a core for 8,000 runs.
+   * One poll, linear in the runs at most and cheap when nothing changed. It was quadratic — every listed
+   * path compared with every run at every poll — and took a core for 8,000 idle runs (issue 29, finding 14).
    */
-  async #pollOnce(): Promise<void> {
-    this.#polls++;
+  async #pollOnce(full: boolean): Promise<void> {
+    const polls = ++this.#polls;
     for (const path of this.#files) if (!this.#byPath.has(path)) this.#add(path);
     for (const folder of this.#folders) {
       this.work.stats++;
       const stat = statSync(folder.path, { throwIfNoEntry: false });
       if (!stat) continue;
       const moved = stat.mtimeMs !== folder.mtimeMs || Date.now() - stat.mtimeMs < RECENT_MS;
-      if (!moved && this.#polls - folder.listedAt < RELIST_EVERY) continue;
+      if (!full && !moved && polls - folder.listedAt < RELIST_EVERY) continue;
       folder.mtimeMs = stat.mtimeMs; // read before the listing: a file added during it moves the mtime again
-      folder.listedAt = this.#polls;
+      folder.listedAt = polls;
       this.work.listings++;
       const added: string[] = [];
       for (const name of readdirSync(folder.path)) {
@@ -190,14 +218,19 @@ export class RunSet {
       }
       for (const path of added.sort()) this.#add(path);
     }
-    for (const run of this.#runs.values()) await run.follow().catch(() => {});
+    const now = Date.now();
+    for (const run of this.#runs.values()) {
+      const idle = now - run.mtimeMs >= IDLE_AFTER_MS;
+      if (!full && idle && (polls + run.slot) % IDLE_EVERY !== 0) continue;
+      await run.follow().catch(() => {});
+    }
   }
 
   #add(path: string): void {
     const stem = basename(path).replace(/\.jsonl$/, "");
     let name = stem;
     for (let k = 2; this.#runs.has(name); k++) name = `${stem} (${k})`;
-    const run = new FollowedRun(name, path, this.work);
+    const run = new FollowedRun(name, path, this.work, this.#runs.size % IDLE_EVERY);
     this.#runs.set(name, run);
     this.#byPath.set(path, run);
   }

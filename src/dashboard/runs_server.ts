@@ -43,7 +43,10 @@ export interface ServeRunsOptions {
   host?: string;
   /** Extra `Host` header values to answer (see `dashboard`). */
   allowedHosts?: readonly string[];
-  /** How often logs are read for new lines and folders for new files (ms, default 500). */
+  /**
+   * How often logs are read for new lines and folders for new files (ms, default 500); a log unchanged
+   * for 30 s is checked every 10th time only (one the collector writes to, the next time).
+   */
   pollMs?: number;
 }
 
@@ -152,7 +155,7 @@ export async function serveRuns(options: ServeRunsOptions): Promise<RunsServer> 
     return page ? c.json(page) : c.text("no such run", 404);
   });
   if (dir && collect) {
-    const store = new RunStore(dir, (path) => runs.rewind(path));
+    const store = new RunStore(dir, (path) => runs.rewind(path), (path) => runs.touch(path));
     const upload = uploadHandler(store, collect.token, idleTimeout);
     app.post("/runs/:name", (c) => upload(c.req.raw, c.req.param("name")));
   }
@@ -160,7 +163,7 @@ export async function serveRuns(options: ServeRunsOptions): Promise<RunsServer> 
 
   const server = serveFetch((request) => app.fetch(request), host, port);
   guarded.listening(server.port);
-  const timer = setInterval(() => runs.busy || void runs.poll(), pollMs);
+  const timer = setInterval(() => runs.busy || void runs.tick(), pollMs);
   (timer as unknown as { unref?: () => void }).unref?.();
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${server.port}/`;
   let closing: Promise<void> | undefined;
