@@ -6,8 +6,12 @@ section-8 pipeline's per-epoch work: validation loss, parameter L2 norm, EMA
 of val_loss and early-stop bookkeeping. 2 threads.
 
 It also trains the larger workloads of bench/versus_pytorch.ts: "wide256" and
-"wide1024" (784→H→H→10, relu, softmax cross-entropy, Adam 1e-3, 6,000 rows) and
-"cnn" (28×28×1 → conv 3×3×16 → max-pool 2 → conv 3×3×32 → dense 10, 2,048 rows).
+"wide1024" (784→H→H→10, relu, softmax cross-entropy, Adam 1e-3, 6,000 rows),
+"cnn" (28×28×1 → conv 3×3×16 → max-pool 2 → conv 3×3×32 → dense 10, 2,048 rows),
+and the tfjs-path models of bench/tfjs_models.ts: "dropout" (784→512 relu→
+dropout 0.2→512 relu→dropout 0.2→10) and "batchnorm" (784→256 relu→batch
+norm→256 relu→batch norm→10, tfjs's epsilon 1e-3 and momentum 0.99, which is
+PyTorch's 0.01), 6,000 rows.
 
 It reads commands on stdin, one per line: "<batch> <mode> <epochs>", and
 answers each with one JSON line of per-epoch times in ms, so the TypeScript
@@ -36,7 +40,7 @@ def load(path):
     return x, y
 
 
-LARGE = {"wide256": 6000, "wide1024": 6000, "cnn": 2048}
+LARGE = {"wide256": 6000, "wide1024": 6000, "cnn": 2048, "dropout": 6000, "batchnorm": 6000}
 
 
 def large_epochs(mode, batch, epochs, models):
@@ -48,6 +52,15 @@ def large_epochs(mode, batch, epochs, models):
             model = nn.Sequential(nn.Conv2d(1, 16, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(16, 32, 3), nn.ReLU(),
                                   nn.Flatten(), nn.Linear(32 * 11 * 11, 10))
             x = torch.randn(rows, 1, 28, 28)
+        elif mode == "dropout":
+            model = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Dropout(0.2), nn.Linear(512, 512), nn.ReLU(),
+                                  nn.Dropout(0.2), nn.Linear(512, 10))
+            x = torch.randn(rows, 784)
+        elif mode == "batchnorm":
+            model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.BatchNorm1d(256, eps=1e-3, momentum=0.01),
+                                  nn.Linear(256, 256), nn.ReLU(), nn.BatchNorm1d(256, eps=1e-3, momentum=0.01),
+                                  nn.Linear(256, 10))
+            x = torch.randn(rows, 784)
         else:
             h = int(mode[4:])
             model = nn.Sequential(nn.Linear(784, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, 10))
