@@ -16,6 +16,7 @@ const expectedKeys: Record<string, string[]> = {
   collector: ["events_sent", "events_stored", "events_lost", "slowdown"],
   collector_stress: ["lines_lost", "lines_doubled", "unparsable", "stalls_cut", "collector_peak_mb"],
   big_csv: ["memory_rows_per_s", "dataset_rows_per_s", "slowdown", "dataset_peak_rss_mb"],
+  tfjs_path_models: ["rows", "batch", "results"],
 };
 
 for (const [name, keys] of Object.entries(expectedKeys)) {
