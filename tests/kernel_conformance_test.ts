@@ -342,3 +342,10 @@ test("the wasm heap is intact after every kernel above: wasm still allocates, co
   assert.ok(worst <= 1e-5, `wasm is off the cpu backend by ${worst} (relative) after the conformance cases`);
   assert.equal(tf.memory().numTensors, before, "tensors leaked");
 });
+
+test("every kernel fitstream registers has a conformance spec", async () => {
+  const { SUPPLIED_KERNELS } = await import("../src/kernels/register.ts");
+  const covered = new Set([...SPECS, ...SPECIAL_SPECS].map((spec) => spec.kernel));
+  const missing = SUPPLIED_KERNELS.map((k) => k.name).filter((name) => !covered.has(name));
+  assert.deepEqual(missing, [], "add a spec to tests/kernel_cases.ts for each");
+});
