@@ -11,10 +11,12 @@ import { countingSource } from "./helpers.ts";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 
-function slowSource(delayMs: number) {
+/** Events `delayMs` apart, the first made only once `gate` has resolved (default: at once). */
+function slowSource(delayMs: number, gate: Promise<void> = Promise.resolve()) {
   let step = 0;
   return new ReadableStream<Record<string, unknown>>({
     async pull(c) {
+      await gate;
       await new Promise((r) => setTimeout(r, delayMs));
       step++;
       c.enqueue({
@@ -42,10 +44,14 @@ test("dashboard: a page in headless Chromium shows every event live, as text, th
       "--no-first-run",
     ],
   });
+  // The run makes its first event only once the page is connected: it never ends (and closes its server)
+  // before a page that a busy machine was slow to open has reached it.
+  let pageConnected!: () => void;
+  const gate = new Promise<void>((resolve) => (pageConnected = resolve));
   try {
     const board = dashboard<Record<string, unknown>>({ onListen: () => {} });
     assert.match(board.url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
-    const run = collect(pipe(slowSource(60), take(14), board));
+    const run = collect(pipe(slowSource(60, gate), take(14), board));
     const page = await browser.newPage();
     const dialogs: string[] = [];
     page.on("dialog", (d) => {
@@ -53,6 +59,11 @@ test("dashboard: a page in headless Chromium shows every event live, as text, th
       void d.dismiss();
     });
     await page.goto(board.url);
+    // The status leaves "connecting" when the page's event stream has opened: the server counts it as a client.
+    await page.waitForFunction(() => (globalThis as any).fitstreamDashboard?.status() === "running", null, {
+      timeout: 60_000,
+    });
+    pageConnected();
     await page.waitForFunction(() => (globalThis as any).fitstreamDashboard?.events() >= 5, null, { timeout: 60_000 });
     const seen = await page.evaluate(() => {
       const d = (globalThis as any).fitstreamDashboard;
@@ -94,6 +105,7 @@ test("dashboard: a page in headless Chromium shows every event live, as text, th
     await reader.cancel();
     await late.closed;
   } finally {
+    pageConnected(); // a test that failed before the page connected still lets its run end and its server close
     await browser.close();
     await rm(dir, { recursive: true, force: true });
   }
