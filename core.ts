@@ -33,4 +33,4 @@ export { collectJsonl, type JsonlDestination, type JsonlOptions, jsonlSink } fro
 export { type HttpSink, httpSink, type HttpSinkOptions, type HttpSinkStats } from "./src/sinks/http_sink.ts";
 export type { SelectOptions } from "./src/sinks/select.ts";
 export { plotSvg, type SvgOptions, toSvg } from "./src/sinks/svg.ts";
-export type { EpochEvent, EpochFields, Merge, NumericKey, WithNumber } from "./src/types.ts";
+export type { EpochEvent, EpochFields, Merge, NumericKey, StepEvent, StepFields, WithNumber } from "./src/types.ts";

@@ -33,6 +33,7 @@ export {
   type EpochStreamOptions,
   explainEngine,
 } from "./src/source/epoch_stream.ts";
+export { stepStream } from "./src/source/step_stream.ts";
 export { getLearningRate, setLearningRate } from "./src/engine/learning_rate.ts";
 export { iterBatches, type IterBatchesOptions } from "./src/source/iter_batches.ts";
 export { validationLoss, type ValidationLossOptions } from "./src/source/validation_loss.ts";

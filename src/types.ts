@@ -19,6 +19,23 @@ export interface EpochFields<M> {
 /** An event from `epochStream`: the epoch fields plus the `extra` keys. */
 export type EpochEvent<M, X extends object = Record<never, never>> = EpochFields<M> & X;
 
+/** The keys every `stepStream` event carries, plus the live model. */
+export interface StepFields<M> {
+  /** Optimizer steps since the run began (1-based; a resumed run goes on counting). */
+  step: number;
+  /** The epoch (1-based pass over the data) the step belongs to. */
+  epoch: number;
+  /** The step's loss: the row-weighted mean over its batches. */
+  train_loss: number;
+  /** Wall time of the step in seconds. */
+  train_time_sec: number;
+  /** The live model being trained (not a copy). */
+  model: M;
+}
+
+/** An event from `stepStream`: the step fields plus the `extra` keys. */
+export type StepEvent<M, X extends object = Record<never, never>> = StepFields<M> & X;
+
 /** `E` with the keys of `R` added (`R`'s values win). */
 export type Merge<E, R> = [R] extends [never] ? E : Omit<E, keyof R> & R;
 

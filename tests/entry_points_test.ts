@@ -38,6 +38,7 @@ const MOD_VALUES = [
   "sigmoidCrossEntropy",
   "softmaxCrossEntropy",
   "stage",
+  "stepStream",
   "take",
   "tap",
   "terminateOnNaN",

@@ -27,6 +27,7 @@ import {
   reduceLrOnPlateau,
   serveRuns,
   stage,
+  stepStream,
   tap,
   toSvg,
   useBackend,
@@ -49,6 +50,7 @@ type Row = [string, (extra: Record<string, unknown>) => unknown, string, string]
 const ROWS: Row[] = [
   ["epochStream", (o) => epochStream({ ...run(), ...o } as never), "batch_size", "batchSize"],
   ["explainEngine", (o) => explainEngine({ ...run(), ...o } as never), "stop_on_nan", "stopOnNaN"],
+  ["stepStream", (o) => stepStream({ ...run(), ...o } as never), "clip_norm", "clipNorm"],
   ["validationLoss", (o) => validationLoss({ data: [x, y], loss: mse, ...o } as never), "batch_size", "batchSize"],
   ["iterBatches", (o) => iterBatches([x], o as never), "batchsize", "batchSize"],
   ["csvDataset", (o) => csvDataset("no-such.csv", o as never), "shuffle_buffer", "shuffleBuffer"],
@@ -131,14 +133,16 @@ test("the suggestions the issue asks for", async () => {
     'epochStream: options has no key "epochs": use take(n) to train n epochs (the stream itself never ends)',
   );
   assert.equal(
-    await message(() => epochStream({ ...run(), accumulate: 2 } as never)),
-    'epochStream: options has no key "accumulate": gradient accumulation is not supported yet',
+    await message(() => epochStream({ ...run(), gradient_accumulation_steps: 2 } as never)),
+    'epochStream: options has no key "gradient_accumulation_steps": use accumulate: k (k batches\' mean gradient ' +
+      "per optimizer step)",
   );
   // Several at once: each named, with its own advice.
   assert.equal(
-    await message(() => epochStream({ ...run(), batch_size: 8, epochs: 3, accumulate: 2 } as never)),
+    await message(() => epochStream({ ...run(), batch_size: 8, epochs: 3, max_grad_norm: 1 } as never)),
     'epochStream: options has no keys "batch_size" (did you mean "batchSize"?), "epochs" (use take(n) to train n ' +
-      'epochs (the stream itself never ends)), "accumulate" (gradient accumulation is not supported yet)',
+      'epochs (the stream itself never ends)), "max_grad_norm" (use clipNorm: c (the global norm of the ' +
+      "gradients, as clip_grad_norm_))",
   );
   // Nothing near: the known keys are listed.
   assert.equal(

@@ -35,6 +35,17 @@ export interface Manifest {
   manifest_sha256?: string;
   model: { topology: unknown | null; weightSpecs: tf.io.WeightsManifestEntry[] };
   optimizer: { className: string; weightSpecs: tf.io.WeightsManifestEntry[] };
+  /**
+   * Where the run stood (written since step-level training): what `step`
+   * counts, epochs completed, micro-batches read of the next one, optimizer
+   * steps. Without it, `step` counts epochs and the run stood at an epoch's end.
+   */
+  position?: { unit: "epoch" | "step"; epochs: number; batch: number; steps: number };
+  /**
+   * State that stages kept for the run (`emaWeights`), in `parts.weights.bin`:
+   * each weight named `<part>/<index>`, and the file's SHA-256.
+   */
+  parts?: { weightSpecs: tf.io.WeightsManifestEntry[]; sha256: string };
 }
 
 /** SHA-256 of `data`, in hex. Internal. */
@@ -113,6 +124,21 @@ export function checkManifest(where: string, folder: string, folderName: string,
           `delete this one)`,
       );
     }
+  }
+  if (m.position !== undefined) {
+    const p = m.position;
+    const count = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+    if (
+      typeof p !== "object" || p === null || (p.unit !== "epoch" && p.unit !== "step") || !count(p.epochs) ||
+      !count(p.batch) || !count(p.steps)
+    ) {
+      throw bad(
+        `position must hold unit ("epoch" or "step") and counts epochs, batch, steps, got ${JSON.stringify(p)}`,
+      );
+    }
+  }
+  if (m.parts !== undefined && (!Array.isArray(m.parts?.weightSpecs) || typeof m.parts?.sha256 !== "string")) {
+    throw bad("parts must hold weightSpecs and sha256");
   }
   const named = stepOfFolder(folderName);
   if (named !== undefined && named !== m.step) {

@@ -57,7 +57,7 @@ export function checkResumable(where: string, from: string, run: RunToRestore): 
 export async function restoreRun(
   files: CheckpointFiles,
   run: RunToRestore,
-): Promise<{ step: number; rngState: number; runId?: string }> {
+): Promise<{ step: number; rngState: number; runId?: string; iterations: number }> {
   const { model, optimizer, variables } = run;
   const saved = decodeCheckpoint(files);
   try {
@@ -65,9 +65,8 @@ export async function restoreRun(
     if (isLayersModel(model)) model.setWeights(weights);
     else variables.forEach((v, i) => v.assign(weights[i]));
     if (saved.optimizerWeights.length > 0) await optimizer.setWeights(saved.optimizerWeights);
-    return { step: saved.step, rngState: saved.rngState, runId: saved.runId };
+    return { step: saved.step, rngState: saved.rngState, runId: saved.runId, iterations: optimizer.iterations };
   } finally {
-    tf.dispose(saved.modelWeights.map((w) => w.tensor));
-    tf.dispose(saved.optimizerWeights.map((w) => w.tensor));
+    tf.dispose([...saved.modelWeights, ...saved.optimizerWeights, ...saved.partWeights].map((w) => w.tensor));
   }
 }

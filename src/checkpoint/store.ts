@@ -60,6 +60,14 @@ export interface LoadedCheckpoint {
   topology: unknown | null;
   /** The identity of the run that wrote it (absent in checkpoints of format 1). */
   runId?: string;
+  /**
+   * Where the run stood: what `step` counts (`"epoch"` or `"step"`), epochs
+   * completed, micro-batches read of the next epoch, optimizer steps taken
+   * (absent in checkpoints written before step-level training).
+   */
+  position?: { unit: "epoch" | "step"; epochs: number; batch: number; steps: number };
+  /** State that stages kept (`emaWeights`'s average: `ema/0`, `ema/1`, …); empty when none. */
+  partWeights: NamedTensor[];
 }
 
 /** A step folder's name: `step-000012`. */
@@ -158,9 +166,12 @@ export async function saveCheckpoint(
     step: number;
     rngState: number;
     runId: string;
+    position?: Manifest["position"];
+    /** Stages' state, by part name: saved as `<name>/<index>` in `parts.weights.bin`. */
+    extra?: [string, tf.Tensor[]][];
   },
 ): Promise<void> {
-  const { model, variables, optimizer, step, rngState, runId } = parts;
+  const { model, variables, optimizer, step, rngState, runId, position, extra = [] } = parts;
   let topology: unknown | null = null;
   let modelSpecs: tf.io.WeightsManifestEntry[];
   let modelData: Uint8Array;
@@ -182,6 +193,9 @@ export async function saveCheckpoint(
   const encodedOptimizer = await tf.io.encodeWeights(optimizerWeights);
   tf.dispose(optimizerWeights.filter((w) => w.name === "iter").map((w) => w.tensor));
   const optimizerData = weightBytes(encodedOptimizer.data);
+  const named = extra.flatMap(([part, tensors]) => tensors.map((tensor, i) => ({ name: `${part}/${i}`, tensor })));
+  const encodedParts = named.length > 0 ? await tf.io.encodeWeights(named) : undefined;
+  const partsData = encodedParts && weightBytes(encodedParts.data);
   const manifest = sealManifest({
     format: FORMAT,
     run_id: runId,
@@ -190,10 +204,13 @@ export async function saveCheckpoint(
     sha256: { model: sha256(modelData), optimizer: sha256(optimizerData) },
     model: { topology, weightSpecs: modelSpecs },
     optimizer: { className: optimizer.getClassName(), weightSpecs: encodedOptimizer.specs },
+    position,
+    parts: encodedParts && { weightSpecs: encodedParts.specs, sha256: sha256(partsData!) },
   });
   await writeAtomically(target, [
     ["model.weights.bin", modelData],
     ["optimizer.weights.bin", optimizerData],
+    ...(partsData ? [["parts.weights.bin", partsData] as [string, Uint8Array]] : []),
     ["checkpoint.json", JSON.stringify(manifest)],
   ]);
 }
@@ -242,6 +259,8 @@ export interface CheckpointFiles {
   manifest: Manifest;
   modelData: Uint8Array;
   optimizerData: Uint8Array;
+  /** `parts.weights.bin`, when the manifest lists parts. */
+  partsData?: Uint8Array;
 }
 
 /**
@@ -280,9 +299,13 @@ export function readCheckpointFiles(where: string, path: string): CheckpointFile
   const manifest = checkManifest(where, folder, basename(folder), parsed);
   const modelData = read("model.weights.bin");
   const optimizerData = read("optimizer.weights.bin");
+  const partsData = manifest.parts ? read("parts.weights.bin") : undefined;
   const files: [string, Uint8Array, tf.io.WeightsManifestEntry[], string | undefined][] = [
     ["model.weights.bin", modelData, manifest.model.weightSpecs, manifest.sha256?.model],
     ["optimizer.weights.bin", optimizerData, manifest.optimizer.weightSpecs, manifest.sha256?.optimizer],
+    ...(partsData
+      ? [["parts.weights.bin", partsData, manifest.parts!.weightSpecs, manifest.parts!.sha256] as typeof files[0]]
+      : []),
   ];
   for (const [name, data, specs, checksum] of files) {
     const expected = specBytes(specs);
@@ -299,12 +322,37 @@ export function readCheckpointFiles(where: string, path: string): CheckpointFile
       );
     }
   }
-  return { path: folder, manifest, modelData, optimizerData };
+  return { path: folder, manifest, modelData, optimizerData, partsData };
 }
 
 function decodeInOrder(data: Uint8Array, specs: tf.io.WeightsManifestEntry[]): NamedTensor[] {
   const map = tf.io.decodeWeights(ownBuffer(data), specs);
   return specs.map((s) => ({ name: s.name, tensor: map[s.name] }));
+}
+
+/**
+ * The stages' parts of checked checkpoint files, still encoded, by part name
+ * (their stages decode them when they claim them). Internal.
+ */
+export function savedParts(
+  files: CheckpointFiles,
+): Map<string, { specs: tf.io.WeightsManifestEntry[]; data: Uint8Array }> {
+  const out = new Map<string, { specs: tf.io.WeightsManifestEntry[]; data: Uint8Array }>();
+  const specs = files.manifest.parts?.weightSpecs ?? [];
+  const data = files.partsData;
+  if (!data) return out;
+  let offset = 0;
+  for (const spec of specs) {
+    const size = specBytes([spec]) ?? 0;
+    const part = spec.name.slice(0, spec.name.lastIndexOf("/"));
+    const entry = out.get(part) ?? { specs: [], data: new Uint8Array(0) };
+    const joined = new Uint8Array(entry.data.byteLength + size);
+    joined.set(entry.data);
+    joined.set(data.subarray(offset, offset + size), entry.data.byteLength);
+    out.set(part, { specs: [...entry.specs, spec], data: joined });
+    offset += size;
+  }
+  return out;
 }
 
 /** The tensors of checked checkpoint files; the caller owns them. Internal. */
@@ -317,8 +365,10 @@ export function decodeCheckpoint(files: CheckpointFiles): LoadedCheckpoint {
     topology: manifest.model.topology,
     optimizerClass: manifest.optimizer.className,
     runId: manifest.run_id,
+    position: manifest.position,
     modelWeights: decodeInOrder(files.modelData, manifest.model.weightSpecs),
     optimizerWeights: decodeInOrder(files.optimizerData, manifest.optimizer.weightSpecs),
+    partWeights: files.partsData ? decodeInOrder(files.partsData, manifest.parts!.weightSpecs) : [],
   };
 }
 

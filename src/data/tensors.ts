@@ -101,7 +101,8 @@ export function hostCopy(tensors: tf.Tensor[]): HostData | undefined {
   };
 }
 
-function gatherRows(src: HostArray, rowSize: number, order: Int32Array, start: number, size: number): HostArray {
+/** Rows `order[start … start+size-1]` of a row-major copy, in a new array. Internal. */
+export function gatherRows(src: HostArray, rowSize: number, order: Int32Array, start: number, size: number): HostArray {
   const out = new (src.constructor as new (n: number) => HostArray)(size * rowSize);
   if (rowSize === 1) {
     for (let i = 0; i < size; i++) out[i] = src[order[start + i]];

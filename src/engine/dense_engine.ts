@@ -18,7 +18,9 @@ import { activationCode, denseBackward, denseForward, matmulColumns, transpose }
 import type { DenseLayer, HostPlan, Penalty } from "./host_plan.ts";
 import { HostOptimizer } from "./host_optimizer.ts";
 import { type HostLabels, type LossStep, lossStep } from "./loss_step.ts";
-import type { EpochTrainer } from "./epoch_trainer.ts";
+import type { EpochTrainer, Trained } from "./epoch_trainer.ts";
+import { type Feed, type RowsFeed, rowsFeed, takeRows, type TensorFeed } from "./feed.ts";
+import { clipArrays, type GradientRule } from "./gradient_rule.ts";
 import { isWide, wideBackward, wideForward, wideKernelGradient } from "./wide_layers.ts";
 import { simdKernels } from "../kernels/simd/products.ts";
 import type { HostArray } from "../data/tensors.ts";
@@ -51,6 +53,8 @@ export interface DenseEngineInput {
   labels: HostLabels | undefined;
   rows: number;
   batchSize: number;
+  /** Accumulation and clipping (see `gradient_rule.ts`). */
+  gradients: GradientRule;
 }
 
 /** `grad += d penalty / d w` for an L1L2 penalty, as tfjs differentiates it; returns the penalty. */
@@ -67,10 +71,15 @@ function addPenalty(penalty: Penalty, w: Float32Array, grad: Float64Array | unde
   return l1 * abs + l2 * squares;
 }
 
-/** An epoch in progress: `step(n)` trains on the batch buffers' first `n` rows; `end()` writes back; `release()` frees. */
+/**
+ * Training in progress: `add(n)` runs forward and backward on the batch
+ * buffers' first `n` rows, `apply()` takes the optimizer step on what was
+ * added since the last one; `end()` writes back; `release()` frees.
+ */
 interface Session {
   lap(piece: keyof EngineProfile): void;
-  step(n: number): void;
+  add(n: number): void;
+  apply(): void;
   end(): number;
   release(): void;
 }
@@ -98,6 +107,7 @@ export class DenseEngine implements EpochTrainer {
 
   #labels: HostLabels | undefined;
   #plan: HostPlan & { ok: true };
+  #gradients: GradientRule;
 
   /** Buffers for batches of `batchSize` rows. */
   constructor(plan: HostPlan & { ok: true }, input: DenseEngineInput) {
@@ -109,12 +119,17 @@ export class DenseEngine implements EpochTrainer {
     this.#labels = input.labels;
     this.#labelled = input.labels !== undefined;
     this.#rows = input.rows;
+    this.#gradients = input.gradients;
     this.#batchSize = 0;
     this.#acts = [];
     this.#grads = [];
     this.#lossStep = undefined!;
     this.#reserve(Math.min(input.batchSize, input.rows));
+    this.#stepRows = input.batchSize;
   }
+
+  /** The run's batch size (the buffers may be smaller: never more rows than the data has). */
+  #stepRows: number;
 
   /** Sizes the batch buffers for `batchSize` rows (they only grow). */
   #reserve(batchSize: number): void {
@@ -129,61 +144,77 @@ export class DenseEngine implements EpochTrainer {
 
   /**
    * One epoch over the rows in `order` (or in place), the constructor's
-   * batch size per step. Returns the sample-weighted mean of the batch
+   * batch size per micro-batch. Returns the sample-weighted mean of the batch
    * losses (regularization penalties included, as in `model.fit`).
    */
-  epoch(order: Int32Array | undefined, profile?: EngineProfile): Promise<number> {
+  async epoch(order: Int32Array | undefined, profile?: EngineProfile): Promise<number> {
+    return (await this.train(rowsFeed(this.#rows, this.#stepRows, order), Infinity, profile)).loss;
+  }
+
+  /**
+   * Up to `maxSteps` optimizer steps from `feed`, in one exchange with tfjs:
+   * weights and optimizer state are read when it starts and written back
+   * when it ends. A dataset's batches are disposed here.
+   */
+  async train(feed: Feed, maxSteps: number, profile?: EngineProfile): Promise<Trained> {
     const session = this.#begin(profile);
     try {
-      const batchSize = this.#batchSize, rows = this.#rows, x = this.#x, labelled = this.#labelled;
-      const inputs = this.#layers[0].inputs;
-      const input = this.#acts[0], loss = this.#lossStep;
-      for (let start = 0; start < rows; start += batchSize) {
-        const n = Math.min(batchSize, rows - start);
-        for (let r = 0; r < n; r++) {
-          const row = order ? order[start + r] : start + r;
-          for (let c = 0; c < inputs; c++) input[r * inputs + c] = x[row * inputs + c];
-          if (labelled) loss.gather(row, r);
-        }
+      const accumulate = this.#gradients.accumulate;
+      let rows = 0, steps = 0, added = 0;
+      while (steps < maxSteps) {
+        const n = feed.kind === "rows" ? this.#fillRows(feed) : await this.#fillBatch(feed);
+        if (n === 0) break;
         session.lap("batching");
-        session.step(n);
+        session.add(n);
+        rows += n;
+        if (++added === accumulate || feed.done) {
+          session.apply();
+          steps++;
+          added = 0;
+        }
       }
-      return Promise.resolve(session.end() / rows);
+      if (added > 0) { // a dataset's pass ended inside a step
+        session.apply();
+        steps++;
+      }
+      return { loss: session.end() / rows, rows, steps };
     } finally {
       session.release();
     }
   }
 
-  /**
-   * One epoch over batches as they come (a dataset's pass): each holds the
-   * input tensor and, with labels, the label tensor, and is disposed here.
-   * Returns the sample-weighted mean of the batch losses.
-   */
-  async epochOfBatches(batches: AsyncIterable<tf.Tensor[]>): Promise<number> {
-    const session = this.#begin();
-    try {
-      const inputs = this.#layers[0].inputs, labelled = this.#labelled;
-      let rows = 0;
-      for await (const batch of batches) {
-        const n = batch[0].shape[0];
-        try {
-          this.#reserve(n);
-          const x = hostValues(batch[0]), input = this.#acts[0];
-          for (let i = 0; i < n * inputs; i++) input[i] = x[i];
-          if (labelled) {
-            this.#lossStep.setSource(hostValues(batch[1]) as HostArray);
-            for (let r = 0; r < n; r++) this.#lossStep.gather(r, r);
-          }
-        } finally {
-          tf.dispose(batch);
-        }
-        session.step(n);
-        rows += n;
-      }
-      return session.end() / rows;
-    } finally {
-      session.release();
+  /** Copies the feed's next micro-batch into the batch buffers; returns its rows (0 at the end). */
+  #fillRows(feed: RowsFeed): number {
+    const { start, size: n } = takeRows(feed);
+    const { order } = feed;
+    const x = this.#x, labelled = this.#labelled, inputs = this.#layers[0].inputs;
+    const input = this.#acts[0], loss = this.#lossStep;
+    for (let r = 0; r < n; r++) {
+      const row = order ? order[start + r] : start + r;
+      for (let c = 0; c < inputs; c++) input[r * inputs + c] = x[row * inputs + c];
+      if (labelled) loss.gather(row, r);
     }
+    return n;
+  }
+
+  /** Copies a dataset's next batch into the batch buffers (grown to fit) and disposes it; returns its rows. */
+  async #fillBatch(feed: TensorFeed): Promise<number> {
+    const batch = await feed.next();
+    if (!batch) return 0;
+    const n = batch[0].shape[0];
+    try {
+      this.#reserve(n);
+      const inputs = this.#layers[0].inputs;
+      const x = hostValues(batch[0]), input = this.#acts[0];
+      for (let i = 0; i < n * inputs; i++) input[i] = x[i];
+      if (this.#labelled) {
+        this.#lossStep.setSource(hostValues(batch[1]) as HostArray);
+        for (let r = 0; r < n; r++) this.#lossStep.gather(r, r);
+      }
+    } finally {
+      tf.dispose(batch);
+    }
+    return n;
   }
 
   /**
@@ -277,7 +308,7 @@ export class DenseEngine implements EpochTrainer {
     // the tutorial's 64→1 layer at batch 512 cost more in V8's JS loops than a call to the kernels (its epoch ran
     // 2–16% faster on Deno, within noise on Bun, in interleaved runs). Without one, all stay in JS.
     const onKernels = simd !== undefined;
-    const step = (n: number) => {
+    const add = (n: number) => {
       const acts = this.#acts, grads = this.#grads, loss = this.#lossStep;
       for (let l = 0; l <= last; l++) {
         const { inputs: i, units } = layers[l];
@@ -311,7 +342,29 @@ export class DenseEngine implements EpochTrainer {
       }
       // As in model.fit: each penalty joins the batch's loss and its gradient, at the step's starting weights.
       for (const [penalty, w, grad] of penalised) total += addPenalty(penalty, w, grad) * n;
+      if (sums) {
+        sums.forEach((sum, i) => {
+          const g = paramGrads[i];
+          for (let k = 0; k < g.length; k++) sum[k] += g[k] * n;
+        });
+        summedRows += n;
+      }
       lap("backward");
+    };
+    const rule = this.#gradients, clipping = rule.clipNorm !== undefined || rule.clipValue !== undefined;
+    // With accumulation, the step's gradient is the micro-batches' sum weighted by rows, over their rows.
+    const sums = rule.accumulate > 1 ? paramGrads.map((g) => new Float64Array(g.length)) : undefined;
+    let summedRows = 0;
+    const apply = () => {
+      if (sums) {
+        sums.forEach((sum, i) => {
+          const g = paramGrads[i];
+          for (let k = 0; k < g.length; k++) g[k] = sum[k] / summedRows;
+          sum.fill(0);
+        });
+        summedRows = 0;
+      }
+      if (clipping) clipArrays(rule, paramGrads);
       this.#optimizer.step(params, paramGrads);
       lap("optimizer");
     };
@@ -326,6 +379,6 @@ export class DenseEngine implements EpochTrainer {
       lap("exchange");
       return total;
     };
-    return { lap, step, end, release };
+    return { lap, add, apply, end, release };
   }
 }

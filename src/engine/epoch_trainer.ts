@@ -1,18 +1,29 @@
 /**
- * The one interface both engines implement: train one epoch over an order
- * of rows, and say its loss.
+ * The one interface both engines implement: train optimizer steps from a
+ * pass's micro-batches, up to a number of steps (one for `stepStream`, the
+ * whole pass for `epochStream`), and say their loss.
  *
  * @module
  */
-import type { Tensor } from "../tf_types.ts";
+import type { Feed } from "./feed.ts";
 
-/** One engine's training of one epoch. Internal. */
+/** What a call to {@link EpochTrainer.train} trained. Internal. */
+export interface Trained {
+  /** The sample-weighted mean of the micro-batches' losses (NaN when none was trained). */
+  loss: number;
+  /** Rows trained on. */
+  rows: number;
+  /** Optimizer steps taken (0 when the feed had nothing left). */
+  steps: number;
+}
+
+/** One engine's training over one pass. Internal. */
 export interface EpochTrainer {
-  /** Trains one epoch over the rows in `order` (all rows in place when `undefined`); returns its loss. */
-  epoch(order: Int32Array | undefined): Promise<number>;
   /**
-   * Trains one epoch over batches as they come (a dataset's pass; each batch's
-   * tensors are disposed by the trainer); returns the sample-weighted mean loss.
+   * Trains at most `maxSteps` optimizer steps from `feed` (each over the
+   * run's `accumulate` micro-batches, or what is left of the pass); weights
+   * and optimizer state are in tfjs when it resolves. A dataset's batches
+   * are disposed here.
    */
-  epochOfBatches(batches: AsyncIterable<Tensor[]>): Promise<number>;
+  train(feed: Feed, maxSteps: number): Promise<Trained>;
 }

@@ -1,15 +1,18 @@
 /**
- * The tfjs path: one `optimizer.minimize` per batch, with the loss `model.fit`
- * would minimize (the user's loss plus the model's regularization penalties),
+ * The tfjs path: one `optimizer.minimize` per batch (or, with accumulation or
+ * clipping, `tf.variableGrads` per batch and one `applyGradients` per step),
+ * with the loss `model.fit` would minimize (the user's loss plus the model's regularization penalties),
  * over the variables `model.fit` would train.
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { batchesInOrder, type HostData } from "../data/tensors.ts";
+import type { HostData } from "../data/tensors.ts";
 import { forward, isLayersModel, type LossFunction, type ModelLike } from "./model.ts";
-import { trainStep } from "./train_step.ts";
-import type { EpochTrainer } from "./epoch_trainer.ts";
+import { gradientsOf, trainStep } from "./train_step.ts";
+import type { EpochTrainer, Trained } from "./epoch_trainer.ts";
+import { cutRows, type Feed, takeRows } from "./feed.ts";
+import { clipTensors, type GradientRule, isPlain } from "./gradient_rule.ts";
 
 /** What a tfjs-path epoch needs. Internal. */
 export interface TfjsTrainerInput {
@@ -24,6 +27,8 @@ export interface TfjsTrainerInput {
   batchSize: number;
   /** The variables to update this epoch. */
   variables: tf.Variable[];
+  /** Accumulation and clipping. */
+  gradients: GradientRule;
 }
 
 /**
@@ -38,7 +43,20 @@ export function penaltiesOf(model: ModelLike): tf.Scalar[] {
   return inner ? inner.calculateLosses() : [];
 }
 
-/** Trains one epoch through tfjs, batch by batch. Internal. */
+/** The loss `model.fit` minimizes on one batch: the user's loss plus the model's penalties. */
+function batchLoss(input: TfjsTrainerInput, batch: tf.Tensor[]): () => tf.Scalar {
+  const { model, loss, inputs } = input;
+  const x = batch.slice(0, inputs);
+  const y = batch[inputs] as tf.Tensor | undefined;
+  return () => {
+    const pred = forward(model, x, true);
+    let value = (y ? loss(pred, y) : (loss as (p: tf.Tensor) => tf.Tensor)(pred)) as tf.Scalar;
+    for (const penalty of penaltiesOf(model)) value = value.add(penalty);
+    return value;
+  };
+}
+
+/** Trains through tfjs, batch by batch. Internal. */
 export class TfjsTrainer implements EpochTrainer {
   #input: TfjsTrainerInput;
 
@@ -46,36 +64,45 @@ export class TfjsTrainer implements EpochTrainer {
     this.#input = input;
   }
 
-  epoch(order: Int32Array | undefined): Promise<number> {
-    const { data, host, rows, batchSize } = this.#input;
-    return this.epochOfBatches(batchesInOrder(data, rows, batchSize, order, host));
+  /** The feed's next micro-batch as tensors (the caller disposes them), or `undefined` at the end. */
+  async #next(feed: Feed): Promise<tf.Tensor[] | undefined> {
+    if (feed.kind === "tensors") return await feed.next();
+    const { start, size } = takeRows(feed);
+    if (size === 0) return undefined;
+    const { data, host } = this.#input;
+    return cutRows(data, host, feed.order, start, size);
   }
 
-  async epochOfBatches(batches: Iterable<tf.Tensor[]> | AsyncIterable<tf.Tensor[]>): Promise<number> {
-    const { model, optimizer, loss, inputs, variables } = this.#input;
+  async train(feed: Feed, maxSteps: number): Promise<Trained> {
+    const { optimizer, variables, gradients } = this.#input;
+    const plain = isPlain(gradients);
     const costs: tf.Scalar[] = [];
     const sizes: number[] = [];
+    let steps = 0;
     try {
-      for await (const batch of batches) {
-        try {
-          const x = batch.slice(0, inputs);
-          const y = batch[inputs] as tf.Tensor | undefined;
-          const cost = trainStep(optimizer, () => {
-            const pred = forward(model, x, true);
-            let value = (y ? loss(pred, y) : (loss as (p: tf.Tensor) => tf.Tensor)(pred)) as tf.Scalar;
-            for (const penalty of penaltiesOf(model)) value = value.add(penalty);
-            return value;
-          }, variables);
-          costs.push(cost);
-          sizes.push(batch[0].shape[0]);
-        } finally {
-          tf.dispose(batch);
+      while (steps < maxSteps) {
+        if (plain) {
+          // One optimizer.minimize per batch, as model.fit steps.
+          const batch = await this.#next(feed);
+          if (!batch) break;
+          try {
+            costs.push(trainStep(optimizer, batchLoss(this.#input, batch), variables));
+            sizes.push(batch[0].shape[0]);
+          } finally {
+            tf.dispose(batch);
+          }
+        } else {
+          const before = costs.length;
+          this.#step(await this.#group(feed, costs, sizes));
+          if (costs.length === before) break;
         }
+        steps++;
       }
       const rows = sizes.reduce((a, b) => a + b, 0);
+      if (rows === 0) return { loss: NaN, rows, steps };
       const total = tf.tidy(() => tf.stack(costs).mul(tf.tensor1d(sizes)).sum().div(rows) as tf.Scalar);
       try {
-        return (await total.data())[0];
+        return { loss: (await total.data())[0], rows, steps };
       } finally {
         total.dispose();
       }
@@ -83,4 +110,70 @@ export class TfjsTrainer implements EpochTrainer {
       tf.dispose(costs);
     }
   }
+
+  /**
+   * The gradients of up to `accumulate` micro-batches, summed weighted by
+   * rows (each cost joins `costs`), in the variables' order; `undefined`
+   * when the feed had nothing left.
+   */
+  async #group(feed: Feed, costs: tf.Scalar[], sizes: number[]): Promise<Group | undefined> {
+    const { variables, gradients } = this.#input;
+    let sum: Gradients | undefined;
+    let rows = 0;
+    try {
+      for (let k = 0; k < gradients.accumulate; k++) {
+        const batch = await this.#next(feed);
+        if (!batch) break;
+        const n = batch[0].shape[0];
+        let value: tf.Scalar, grads: tf.NamedTensorMap;
+        try {
+          ({ value, grads } = gradientsOf(batchLoss(this.#input, batch), variables));
+        } finally {
+          tf.dispose(batch);
+        }
+        costs.push(value);
+        sizes.push(n);
+        rows += n;
+        // A variable the loss does not reach has no gradient: minimize skips it, and so does this step.
+        const ordered = variables.map((v) => grads[v.name] as tf.Tensor | undefined);
+        const previous = sum;
+        // Weighted by the micro-batch's rows; the sum is divided by the group's rows at the step.
+        sum = tf.tidy(() =>
+          ordered.map((g, i) => g && (previous?.[i] ? tf.add(previous[i]!, tf.mul(g, n)) : tf.mul(g, n)))
+        );
+        tf.dispose([...(previous ?? []), ...ordered].filter((t) => t !== undefined));
+      }
+    } catch (error) {
+      tf.dispose((sum ?? []).filter((t) => t !== undefined));
+      throw error;
+    }
+    return sum && { sum, rows };
+  }
+
+  /** One optimizer step on a group's mean gradient, clipped; frees the group's tensors. */
+  #step(group: Group | undefined): void {
+    if (!group) return;
+    const { optimizer, variables, gradients } = this.#input;
+    const present = group.sum.flatMap((g, i) => g ? [i] : []);
+    const grads = tf.tidy(() =>
+      present.map((i) => gradients.accumulate === 1 ? group.sum[i]!.clone() : tf.div(group.sum[i]!, group.rows))
+    );
+    tf.dispose(group.sum.filter((t) => t !== undefined));
+    try {
+      clipTensors(gradients, grads);
+      // As optimizer.minimize hands them over: an array in the variables' order.
+      optimizer.applyGradients(present.map((i, k) => ({ name: variables[i].name, tensor: grads[k] })));
+    } finally {
+      tf.dispose(grads);
+    }
+  }
+}
+
+/** One gradient per variable, `undefined` where the loss does not reach it. */
+type Gradients = (tf.Tensor | undefined)[];
+
+/** A step's micro-batches: their gradients summed weighted by rows, and their rows. */
+interface Group {
+  sum: Gradients;
+  rows: number;
 }

@@ -43,3 +43,20 @@ export function trainStep(optimizer: tf.Optimizer, f: () => tf.Scalar, varList: 
     throw error;
   }
 }
+
+/**
+ * `tf.variableGrads(f, varList)`: the cost and the gradients, leak-free as
+ * {@link trainStep} is. The caller owns both. Internal.
+ */
+export function gradientsOf(
+  f: () => tf.Scalar,
+  varList: tf.Variable[],
+): { value: tf.Scalar; grads: tf.NamedTensorMap } {
+  let cost: tf.Scalar | undefined;
+  try {
+    return freeingTapeOnThrow(() => tf.variableGrads(() => (cost = f()), varList));
+  } catch (error) {
+    if (cost && !cost.isDisposed) cost.dispose();
+    throw error;
+  }
+}

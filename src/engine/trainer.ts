@@ -19,6 +19,8 @@ import { type HostPlan, hostPlan } from "./host_plan.ts";
 import { realignSlots } from "./optimizer_slots.ts";
 import type { EpochTrainer } from "./epoch_trainer.ts";
 import { TfjsTrainer } from "./tfjs_trainer.ts";
+import { type Feed, rowsFeed, tensorFeed } from "./feed.ts";
+import { describeRule, type GradientRule, PLAIN_GRADIENTS } from "./gradient_rule.ts";
 
 /** The `engine` option of `epochStream`. */
 export type EngineChoice = "auto" | "tfjs";
@@ -42,6 +44,8 @@ export interface TrainingRun {
   lossReadsModel?: string;
   /** Training data as a dataset of batches (then `data` is empty until a pass's first batch is read). */
   dataset?: BatchDataset;
+  /** Accumulation and clipping (none when absent). */
+  gradients?: GradientRule;
 }
 
 /** Which engine, and why. */
@@ -65,73 +69,81 @@ export function decideEngine(run: TrainingRun, variables: tf.Variable[]): Engine
   if (!run.host) return { engine: "tfjs", reason: "the data holds tensors the host cannot copy" };
   const plan = hostPlan({ ...run, variables });
   if (!plan.ok) return { engine: "tfjs", reason: plan.reason };
+  const rule = run.gradients ? describeRule(run.gradients) : "";
   const lossName = plan.loss.kind === "host" ? plan.loss.name : "a custom loss (its gradient through tfjs per batch)";
   return {
     engine: "host",
-    reason: `a chain of ${plan.layers.length} Dense layer(s) under ${lossName} with ${run.optimizer.getClassName()}`,
+    reason: `a chain of ${plan.layers.length} Dense layer(s) under ${lossName} with ${run.optimizer.getClassName()}` +
+      (rule ? ` (${rule})` : ""),
     plan,
   };
 }
 
+/** A pass ready to train: its engine, and its micro-batches. Internal. */
+export interface OpenPass {
+  trainer: EpochTrainer;
+  feed: Feed;
+}
+
 /**
- * A run's epochs: each one finds the variables to train (they change when a
+ * A run's passes: each one finds the variables to train (they change when a
  * layer is frozen or unfrozen between epochs), keeps the optimizer's state
- * with its variables, picks the engine and trains. Internal.
+ * with its variables, picks the engine, and hands out its micro-batches.
+ * Internal.
  */
 export class EpochTraining {
   #run: TrainingRun;
   #variables: tf.Variable[] | undefined;
+  #probed = false;
+  #where: string;
 
-  constructor(run: TrainingRun) {
+  /** `where` names the stream in errors. */
+  constructor(run: TrainingRun, where = "epochStream") {
     this.#run = run;
+    this.#where = where;
   }
 
-  /** The variables the last epoch trained (those of the first epoch before it runs). */
+  /** The variables the last pass trained (those of the first pass before it opens). */
   get variables(): tf.Variable[] {
     return this.#variables ?? trainedVariables(this.#run.model, this.#run.variables);
   }
 
-  /** Trains one epoch over `order`; returns its loss. */
-  epoch(order: Int32Array | undefined): Promise<number> {
-    return this.#trainer(this.#run).epoch(order);
+  /** Opens a pass over the run's tensors, in `order`. */
+  openPass(order: Int32Array | undefined): OpenPass {
+    const run = this.#run;
+    return { trainer: this.#trainer(run), feed: rowsFeed(run.rows, run.batchSize, order) };
   }
 
-  #probed = false;
-
   /**
-   * Trains one pass over the run's dataset; returns its loss. The engine is
+   * Opens pass `pass` (1-based) over the run's dataset. The engine is
    * decided on the pass's first batch (shapes, dtypes), and the loss is
-   * probed on the first batch of the first pass, as tensors are at construction.
+   * probed on the first batch of the first pass, as tensors are at
+   * construction.
    */
-  async epochOfDataset(pass: number): Promise<number> {
+  async openDatasetPass(pass: number): Promise<OpenPass> {
     const run = this.#run;
-    const { first, rest } = await openPass("epochStream", run.dataset!, run.lastLabel, pass);
+    const { first, rest } = await openPass(this.#where, run.dataset!, run.lastLabel, pass);
     const inputs = run.lastLabel ? first.length - 1 : first.length;
-    let trainer: EpochTrainer;
     try {
       if (!this.#probed) {
-        run.lossReadsModel = probeRun("epochStream", run.model, run.loss, first, inputs).lossReadsModel;
+        run.lossReadsModel = probeRun(this.#where, run.model, run.loss, first, inputs).lossReadsModel;
         this.#probed = true;
       }
       const host = hostCopy(first);
       const rows = first[0].shape[0];
-      trainer = this.#trainer({ ...run, data: first, inputs, host, rows, batchSize: rows });
+      const trainer = this.#trainer({ ...run, data: first, inputs, host, rows, batchSize: rows });
+      return { trainer, feed: tensorFeed(first, rest()) };
     } catch (error) {
       tf.dispose(first);
       throw error;
     }
-    async function* batches(): AsyncGenerator<tf.Tensor[]> {
-      yield first;
-      yield* rest();
-    }
-    return await trainer.epochOfBatches(batches());
   }
 
-  /** The engine for this epoch of `run`, its variables found and the optimizer's state aligned with them. */
+  /** The engine for this pass of `run`, its variables found and the optimizer's state aligned with them. */
   #trainer(run: TrainingRun): EpochTrainer {
     const variables = trainedVariables(run.model, run.variables);
     if (variables.length === 0) {
-      throw new TypeError("epochStream: the model has no trainable weights now (every layer is frozen)");
+      throw new TypeError(`${this.#where}: the model has no trainable weights now (every layer is frozen)`);
     }
     const previous = this.#variables;
     if (previous && (previous.length !== variables.length || previous.some((v, i) => v !== variables[i]))) {
@@ -139,6 +151,7 @@ export class EpochTraining {
     }
     this.#variables = variables;
     const decision = decideEngine(run, variables);
+    const gradients = run.gradients ?? PLAIN_GRADIENTS;
     return decision.engine === "host"
       ? new DenseEngine(decision.plan, {
         variables,
@@ -149,7 +162,8 @@ export class EpochTraining {
           : undefined,
         rows: run.rows,
         batchSize: run.batchSize,
+        gradients,
       })
-      : new TfjsTrainer({ ...run, variables });
+      : new TfjsTrainer({ ...run, variables, gradients });
   }
 }

@@ -11,7 +11,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { describe } from "../internal/describe.ts";
 import { checkKeys, keysOf } from "../internal/option_keys.ts";
-import { requireOptions } from "../internal/validate.ts";
+import { requireInteger, requireOptions } from "../internal/validate.ts";
 import { requireLoss } from "../losses/require_loss.ts";
 import { checkFinite, checkTensors, hostCopy } from "../data/tensors.ts";
 import { checkBatchOptions } from "./iter_batches.ts";
@@ -23,6 +23,7 @@ import type { Optimizer, Tensor, Variable } from "../tf_types.ts";
 import { type EngineChoice, trainedVariables, type TrainingRun } from "../engine/trainer.ts";
 import { probeRun } from "../engine/probe.ts";
 import { type BatchDataset, isDataset } from "../data/dataset.ts";
+import type { GradientRule } from "../engine/gradient_rule.ts";
 
 /** Options of {@link epochStream}. */
 export interface EpochStreamOptions<M extends ModelLike, X extends object> {
@@ -77,6 +78,21 @@ export interface EpochStreamOptions<M extends ModelLike, X extends object> {
    * {@link explainEngine} says which applies, and why.
    */
   engine?: EngineChoice;
+  /**
+   * Micro-batches per optimizer step (integer ≥ 1, default 1): each step
+   * takes the mean gradient of `accumulate` batches, weighted by their rows,
+   * so `batchSize: 8, accumulate: 2` trains what `batchSize: 16` trains, in
+   * the memory of a batch of 8. An epoch's last step takes the batches left.
+   */
+  accumulate?: number;
+  /**
+   * Scale the gradients so that their global L2 norm (over every trained
+   * variable) is at most this (> 0), as PyTorch's `clip_grad_norm_`:
+   * each is multiplied by `min(1, clipNorm / (norm + 1e-6))`.
+   */
+  clipNorm?: number;
+  /** Clamp every gradient element to `[-clipValue, clipValue]` (> 0), after `clipNorm` when both are given. */
+  clipValue?: number;
 }
 
 /** Every key of {@link EpochStreamOptions}. */
@@ -94,12 +110,18 @@ const OPTION_KEYS = keysOf<EpochStreamOptions<ModelLike, object>>({
   resumeFrom: true,
   stopOnNaN: true,
   engine: true,
+  accumulate: true,
+  clipNorm: true,
+  clipValue: true,
 });
 
 /** Keys people bring from `model.fit` and other trainers, with what to do instead. */
 const HINTS: Record<string, string> = {
   epochs: "use take(n) to train n epochs (the stream itself never ends)",
-  accumulate: "gradient accumulation is not supported yet",
+  gradient_accumulation_steps: "use accumulate: k (k batches' mean gradient per optimizer step)",
+  gradientAccumulationSteps: "use accumulate: k (k batches' mean gradient per optimizer step)",
+  max_grad_norm: "use clipNorm: c (the global norm of the gradients, as clip_grad_norm_)",
+  global_clipnorm: "use clipNorm: c (the global norm of the gradients, as clip_grad_norm_)",
   validationData: "add a validation loss with augment(validationLoss({ data }))",
   validationSplit: "split the data yourself and add augment(validationLoss({ data }))",
   callbacks: "pipe the stream through stages instead: pipe(epochStream(...), tap(...), earlyStop(...))",
@@ -141,6 +163,7 @@ export function checkEpochOptions<M extends ModelLike, X extends object>(
     stopOnNaN = true,
     engine = "auto",
   } = options;
+  const gradients = checkGradientOptions(where, options);
   if (engine !== "auto" && engine !== "tfjs") {
     throw new RangeError(`${where}: engine must be "auto" or "tfjs", got ${describe(engine)}`);
   }
@@ -155,7 +178,11 @@ export function checkEpochOptions<M extends ModelLike, X extends object>(
   if (typeof lastLabel !== "boolean") {
     throw new TypeError(`${where}: lastLabel must be a boolean, got ${describe(lastLabel)}`);
   }
-  if (isDataset(data)) return checkDatasetOptions(where, options, data, lastLabel, engine, resumeFrom, stopOnNaN);
+  if (isDataset(data)) {
+    const plan = checkDatasetOptions(where, options, data, lastLabel, engine, resumeFrom, stopOnNaN);
+    plan.run.gradients = gradients;
+    return plan;
+  }
   if (!Array.isArray(data)) {
     throw new TypeError(`${where}: data must be an array of tf.Tensor or a tf.data.Dataset, got ${describe(data)}`);
   }
@@ -180,6 +207,7 @@ export function checkEpochOptions<M extends ModelLike, X extends object>(
       engine,
       variables: isLayersModel(model) ? undefined : variables,
       lossReadsModel,
+      gradients,
     },
     shuffle: options.shuffle ?? true,
     random: createRandom(options.seed),
@@ -265,4 +293,20 @@ function checkDatasetOptions<M extends ModelLike, X extends object>(
     resumeFrom: resumeFiles,
     stopOnNaN,
   };
+}
+
+/** Checks `accumulate`, `clipNorm` and `clipValue`; the rule they make. */
+function checkGradientOptions<M extends ModelLike, X extends object>(
+  where: string,
+  options: EpochStreamOptions<M, X>,
+): GradientRule {
+  const { accumulate = 1, clipNorm, clipValue } = options;
+  requireInteger(where, "accumulate", accumulate, 1);
+  for (const [name, value] of [["clipNorm", clipNorm], ["clipValue", clipValue]] as const) {
+    if (value === undefined) continue;
+    if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
+      throw new RangeError(`${where}: ${name} must be a finite number > 0, got ${describe(value)}`);
+    }
+  }
+  return { accumulate, clipNorm, clipValue };
 }

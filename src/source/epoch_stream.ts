@@ -6,93 +6,17 @@
  * @module
  */
 import { EventStream } from "../stream/event_stream.ts";
-import { DONE, more, type Puller, type PullResult } from "../stream/puller.ts";
 import type { EpochEvent } from "../types.ts";
 import type { ModelLike } from "../engine/model.ts";
-import { permutation } from "../data/random.ts";
-import { restoreRun } from "../checkpoint/resume.ts";
-import { attachTrainingState } from "../stream/training_state.ts";
-import { EpochTraining } from "../engine/trainer.ts";
 import { registerKernels } from "../kernels/register.ts";
-import { isPassAware } from "../data/dataset.ts";
-import { checkEpochOptions, type EpochStreamOptions, type Plan } from "./epoch_options.ts";
+import { checkEpochOptions, type EpochStreamOptions } from "./epoch_options.ts";
+import { RunCursor } from "./run_cursor.ts";
+import { TrainingPuller } from "./training_puller.ts";
 
 // Re-exported here, where the package's entry points have always found them.
 export type { EngineChoice } from "../engine/trainer.ts";
 export type { EpochStreamOptions } from "./epoch_options.ts";
 export { type EngineExplanation, explainEngine } from "./explain_engine.ts";
-
-class EpochPuller<M extends ModelLike, X extends object> implements Puller<EpochEvent<M, X>> {
-  #plan: Plan;
-  #training: EpochTraining;
-  #step = 0;
-  /** Names this run in its checkpoints; a resumed run keeps the identity it had. */
-  #runId: string = crypto.randomUUID();
-  #cancelled = false;
-  #running: Promise<unknown> | undefined;
-
-  constructor(plan: Plan) {
-    this.#plan = plan;
-    this.#training = new EpochTraining(plan.run);
-  }
-
-  next(): Promise<PullResult<EpochEvent<M, X>>> {
-    if (this.#cancelled) return Promise.resolve(DONE);
-    const run = this.#resume().then(() => this.#epoch());
-    this.#running = run.catch(() => {});
-    return run;
-  }
-
-  /** Before the first epoch: restores the checkpoint named by `resumeFrom`, once. */
-  async #resume(): Promise<void> {
-    const from = this.#plan.resumeFrom;
-    if (from === undefined) return;
-    this.#plan.resumeFrom = undefined;
-    const { random, run: { model, optimizer } } = this.#plan;
-    const restored = await restoreRun(from, { model, optimizer, variables: this.#training.variables });
-    this.#step = restored.step;
-    this.#runId = restored.runId ?? this.#runId;
-    random.state = restored.rngState;
-  }
-
-  async #epoch(): Promise<PullResult<EpochEvent<M, X>>> {
-    const { random, extra, shuffle, run: { model, optimizer, rows } } = this.#plan;
-    const started = performance.now();
-    const dataset = this.#plan.run.dataset;
-    if (isPassAware(dataset)) dataset.nextPass = this.#step; // a resumed run reads pass k + 1 next
-    const trainLoss = dataset
-      ? await this.#training.epochOfDataset(this.#step + 1)
-      : await this.#training.epoch(shuffle ? permutation(rows, random) : undefined);
-    const step = ++this.#step;
-    if (this.#plan.stopOnNaN && !Number.isFinite(trainLoss)) {
-      throw new RangeError(
-        `epochStream: step ${step}: train_loss is ${trainLoss}: training diverged ` +
-          `(try a lower learning rate; stopOnNaN: false lets it continue)`,
-      );
-    }
-    const event = {
-      ...extra,
-      step,
-      train_loss: trainLoss,
-      train_time_sec: (performance.now() - started) / 1000,
-      model,
-    } as unknown as EpochEvent<M, X>;
-    attachTrainingState(event, {
-      model,
-      optimizer,
-      variables: this.#training.variables,
-      step,
-      rngState: random.state,
-      runId: this.#runId,
-    });
-    return more(event);
-  }
-
-  async cancel(): Promise<void> {
-    this.#cancelled = true;
-    await this.#running; // the epoch in flight finishes and frees its tensors
-  }
-}
 
 /**
  * A stream that trains `model` for one epoch per read and emits
@@ -128,6 +52,25 @@ export function epochStream<M extends ModelLike, X extends object = Record<never
   options: EpochStreamOptions<M, X>,
 ): EventStream<EpochEvent<M, X>> {
   const plan = checkEpochOptions(options);
+  const saved = plan.resumeFrom;
+  if (saved?.manifest.position && saved.manifest.position.batch > 0) {
+    const { epochs, batch } = saved.manifest.position;
+    throw new Error(
+      `epochStream: resumeFrom: "${saved.path}" was saved by stepStream inside epoch ${epochs + 1}, after ` +
+        `${batch} of its batches: resume it with stepStream({ resumeFrom }), or from a checkpoint saved at an ` +
+        `epoch's end`,
+    );
+  }
   registerKernels(); // also when the wasm backend was set without useBackend
-  return new EventStream(() => new EpochPuller<M, X>(plan));
+  const cursor = new RunCursor(plan, "epoch");
+  const { extra, run: { model } } = plan;
+  return new EventStream(() =>
+    new TrainingPuller<EpochEvent<M, X>>(
+      "epochStream",
+      cursor,
+      (c) => c.epoch(),
+      (moved, step, seconds) => ({ ...extra, step, train_loss: moved.loss, train_time_sec: seconds, model }),
+      plan.stopOnNaN,
+    )
+  );
 }

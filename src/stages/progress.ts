@@ -37,9 +37,22 @@ export interface ProgressOptions {
   every?: number;
   /** Output (default: standard output). */
   output?: ProgressOutput;
+  /**
+   * What an event is (default `"epoch"`): `"step"` behind `stepStream`
+   * counts steps (`step 45/100 (epoch 7)`, steps/s), with the epoch each
+   * event's step belongs to.
+   */
+  unit?: "epoch" | "step";
 }
 
-const OPTION_KEYS = keysOf<ProgressOptions>({ total: true, keys: true, interval: true, every: true, output: true });
+const OPTION_KEYS = keysOf<ProgressOptions>({
+  total: true,
+  keys: true,
+  interval: true,
+  every: true,
+  output: true,
+  unit: true,
+});
 
 /** Seconds between plain lines by default: a long run's CI log gets a line or two a minute, not one per epoch. */
 const DEFAULT_INTERVAL = 30;
@@ -60,7 +73,8 @@ function clock(seconds: number): string {
  * code: a line for the first event, then at most one every `interval`
  * seconds (or one every `every` events), and a summary when the stream ends
  * (`done: 7/10 epochs in 00:12, 0.58 epochs/s  train_loss=0.1234`), so even
- * a short run leaves its result in the log. Events pass on unchanged.
+ * a short run leaves its result in the log. Events pass on unchanged. Behind
+ * `stepStream`, `unit: "step"` counts steps and shows each one's epoch.
  *
  * @example Plain lines into a buffer
  * ```ts
@@ -82,7 +96,11 @@ export function progress<E extends object>(options: ProgressOptions = {}): Stage
 export function progressStage<E extends object>(options: ProgressOptions, now: () => number): Stage<E, E> {
   requireOptions("progress", options);
   checkKeys("progress", options, OPTION_KEYS);
-  const { total, keys, every, interval, output = process.stdout as unknown as ProgressOutput } = options;
+  const { total, keys, every, interval, output = process.stdout as unknown as ProgressOutput, unit = "epoch" } =
+    options;
+  if (unit !== "epoch" && unit !== "step") {
+    throw new RangeError(`progress: unit must be "epoch" or "step", got ${describe(unit)}`);
+  }
   if (total !== undefined) requireInteger("progress", "total", total, 1);
   if (every !== undefined) requireInteger("progress", "every", every, 0);
   if (interval !== undefined) {
@@ -110,15 +128,16 @@ export function progressStage<E extends object>(options: ProgressOptions, now: (
   };
   const line = (event: Record<string, unknown>, n: number, elapsed: number): string => {
     const rate = n / Math.max(elapsed, 1e-9);
+    const epoch = unit === "step" && typeof event.epoch === "number" ? ` (epoch ${event.epoch})` : "";
     let head: string;
     if (total) {
       const filled = Math.round((Math.min(n, total) / total) * 20);
       const bar = tty ? ` [${"#".repeat(filled)}${"-".repeat(20 - filled)}]` : "";
-      head = `epoch ${n}/${total}${bar} ${clock(elapsed)} elapsed, ETA ${clock((total - n) / rate)}`;
+      head = `${unit} ${n}/${total}${epoch}${bar} ${clock(elapsed)} elapsed, ETA ${clock((total - n) / rate)}`;
     } else {
-      head = `epoch ${n} ${clock(elapsed)} elapsed`;
+      head = `${unit} ${n}${epoch} ${clock(elapsed)} elapsed`;
     }
-    return [head, `${rate.toFixed(2)} epochs/s`, ...values(event)].join("  ");
+    return [head, `${rate.toFixed(2)} ${unit}s/s`, ...values(event)].join("  ");
   };
   /** Off a terminal, whether event `n` gets a line: the first, then by count or by time. */
   const due = (n: number, at: number): boolean => {
@@ -126,10 +145,10 @@ export function progressStage<E extends object>(options: ProgressOptions, now: (
     return n === 1 || at - lastLine >= seconds;
   };
   const summary = (end: StepEnd, elapsed: number): string => {
-    const epochs = total ? `${count}/${total}` : `${count}`;
-    const head = end.how === "error" ? `stopped by an error after ${epochs} epochs` : `done: ${epochs} epochs`;
+    const counted = total ? `${count}/${total}` : `${count}`;
+    const head = end.how === "error" ? `stopped by an error after ${counted} ${unit}s` : `done: ${counted} ${unit}s`;
     const rate = count / Math.max(elapsed, 1e-9);
-    return [`${head} in ${clock(elapsed)}, ${rate.toFixed(2)} epochs/s`, ...values(last)].join("  ");
+    return [`${head} in ${clock(elapsed)}, ${rate.toFixed(2)} ${unit}s/s`, ...values(last)].join("  ");
   };
 
   return stepStage<E, E>((event, n) => {
