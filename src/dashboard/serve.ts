@@ -41,8 +41,15 @@ function pause(ms: number): Promise<void> {
 }
 
 /**
+ * Largest piece of a body handed to Deno at once. A client that stops reading while Deno writes a
+ * chunk of a few megabytes (one `c.json` text) held Deno's server open even after its signal was
+ * aborted; pieces of this size let the abort close the connection.
+ */
+const MAX_PIECE = 64 * 1024;
+
+/**
  * Counts responses whose bodies are still being sent: each body is passed through a stream that
- * notices when it has been read to the end (or cancelled).
+ * notices when it has been read to the end (or cancelled), and hands it on in pieces of `MAX_PIECE`.
  */
 class InFlight {
   #open = 0;
@@ -58,15 +65,18 @@ class InFlight {
       finished = true;
       if (--this.#open === 0) { for (const resolve of this.#idle.splice(0)) resolve(); }
     };
+    let rest: Uint8Array | undefined; // what is left of a large chunk
     const body = new ReadableStream<Uint8Array>({
       async pull(controller) {
         try {
-          const next = await reader.read();
+          const next = rest === undefined ? await reader.read() : { done: false as const, value: rest };
           if (next.done) {
             finish();
             controller.close();
           } else {
-            controller.enqueue(next.value);
+            const chunk = next.value;
+            rest = chunk.byteLength > MAX_PIECE ? chunk.subarray(MAX_PIECE) : undefined;
+            controller.enqueue(rest === undefined ? chunk : chunk.subarray(0, MAX_PIECE));
           }
         } catch (error) {
           finish();
