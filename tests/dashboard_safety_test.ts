@@ -3,9 +3,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
+import process from "node:process";
 import { startScript } from "./spawn.ts";
 import { collect, dashboard, pipe, take } from "../mod.ts";
 import { countingSource, fromEvents, within } from "./helpers.ts";
+import { History, shownValues } from "../src/dashboard/history.ts";
 import { serveFetch } from "../src/dashboard/serve.ts";
 
 /** Sends a raw GET with the given `Host` header and returns the status code and the headers' text. */
@@ -166,6 +168,15 @@ test("cli.ts serve stops on Ctrl-C although a page stopped reading", async () =>
   }
 });
 
+/** Events of `keys` numeric keys (`step` and m1…), `n` of them: a history of n × keys values. */
+function wideEvents(n: number, keys: number): Record<string, number>[] {
+  return Array.from({ length: n }, (_, i) => {
+    const event: Record<string, number> = { step: i + 1 };
+    for (let k = 1; k < keys; k++) event[`m${k}`] = Math.sqrt((i + 1) * (k + 1));
+    return event;
+  });
+}
+
 /**
  * Sends a GET and reads only the status line of the answer, never more: the socket is paused before
  * any byte arrives, so the runtime stops reading it once a small buffer is full and the server's
@@ -185,6 +196,115 @@ function stalledGet(url: string, path: string): Promise<{ status: number; socket
     socket.on("error", reject);
   });
 }
+
+/** A source of `events` that waits for `release()` before it ends, and says when it has sent them all. */
+function heldSource(events: Record<string, number>[]) {
+  let release!: () => void, sent!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  const allSent = new Promise<void>((r) => (sent = r));
+  let i = 0;
+  const stream = new ReadableStream<Record<string, number>>({
+    async pull(c) {
+      if (i < events.length) return c.enqueue(events[i++]);
+      sent();
+      await released;
+      c.close();
+    },
+  }, { highWaterMark: 0 });
+  return { stream, allSent, release };
+}
+
+test("a /history reader that never reads a large answer (5,000 events × 52 keys) does not hold the end of the run: the server closes", async () => {
+  const board = dashboard<Record<string, unknown>>({ onListen: () => {} });
+  const source = heldSource(wideEvents(5000, 52));
+  const run = collect(pipe(source.stream, board));
+  await source.allSent; // the board has all 5,000 events; the run is still going
+  const stalled = await stalledGet(board.url, "/history");
+  try {
+    assert.equal(stalled.status, 200);
+    source.release();
+    // On Deno a multi-megabyte body still being written held the server's shutdown, and the run's end, forever.
+    assert.equal((await within(60_000, "the run's end with a stalled /history reader", run)).length, 5000);
+    await within(60_000, "the dashboard's close with a stalled /history reader", board.closed);
+  } finally {
+    stalled.socket.destroy();
+  }
+});
+
+test("/history answers beyond maxClients get 503 while others are sent; 100 stalled readers of a 10,000 × 52 history add little memory", async () => {
+  const board = dashboard<Record<string, unknown>>({ onListen: () => {}, linger: true });
+  const events = wideEvents(10_000, 52);
+  events.slice(6000).forEach((e, i) => (e.late = i)); // a key that appears mid-run: null before
+  events[10].m5 = NaN;
+  const sockets: Socket[] = [];
+  try {
+    await collect(pipe(fromEvents(events), board));
+    // A reader that reads gets what one JSON text held before, byte for byte.
+    const history = new History();
+    events.forEach((e) => history.push(e));
+    const expected = JSON.stringify({
+      ...history.slice(0, 10_000),
+      total: 10_000,
+      latest: shownValues(events[9999]),
+      status: "stopped by end of stream",
+    });
+    assert.equal(await (await fetch(new URL("/history", board.url))).text(), expected);
+
+    const rssBefore = process.memoryUsage().rss;
+    const stalled = await Promise.all(Array.from({ length: 100 }, () => stalledGet(board.url, "/history")));
+    sockets.push(...stalled.map((r) => r.socket));
+    const statuses = stalled.map((r) => r.status);
+    assert.deepEqual(
+      [statuses.filter((s) => s === 200).length, statuses.filter((s) => s === 503).length],
+      [16, 84],
+      "16 answers at once (maxClients), the rest refused",
+    );
+    const grown = (process.memoryUsage().rss - rssBefore) / 2 ** 20;
+    // Before: each reader held its whole answer as one text (+920–1,060 MB here, 1.2 GB in the report); now
+    // 16 copies of the page's numbers at most (+50–250 MB here, most of it garbage not yet collected).
+    assert.ok(grown < 500, `100 stalled readers grew the process by ${grown.toFixed(0)} MB`);
+  } finally {
+    for (const socket of sockets) socket.destroy();
+    await within(60_000, "close with stalled /history readers", board.close());
+  }
+});
+
+test("after the run ends, a /history reader that stalls past the grace period is cut and frees its place", async () => {
+  const board = dashboard<Record<string, unknown>>({ onListen: () => {}, linger: true, maxClients: 1 });
+  const source = heldSource(wideEvents(10_000, 52));
+  const run = collect(pipe(source.stream, board));
+  await source.allSent;
+  const stalled = await stalledGet(board.url, "/history");
+  try {
+    assert.equal(stalled.status, 200);
+    const second = await fetch(new URL("/history", board.url));
+    await second.body?.cancel();
+    assert.equal(second.status, 503, "the stalled reader holds the only place while the run goes on");
+    source.release();
+    await run;
+    // Once the run has ended the stalled reader is cut (2 s without reading) and its place is free again.
+    const freed = async () => {
+      for (;;) {
+        const response = await fetch(new URL("/history", board.url));
+        await response.body?.cancel();
+        if (response.status === 200) return;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+    await within(60_000, "the stalled /history reader's place", freed());
+    // Its connection ends early: what it gets is not the whole answer.
+    let received = "";
+    const ended = new Promise<void>((resolve) => {
+      stalled.socket.on("data", (d) => (received += d)).on("close", () => resolve()).on("error", () => {});
+    });
+    stalled.socket.resume();
+    await within(60_000, "the cut connection's end", ended);
+    assert.ok(!received.trimEnd().endsWith('"status":"stopped by end of stream"}'), "the answer was cut");
+  } finally {
+    stalled.socket.destroy();
+    await board.close();
+  }
+});
 
 test("the page server closes after its grace period although a reader stopped in the middle of one multi-megabyte chunk", async () => {
   // One JSON text of 8 MB, as c.json makes it: on Deno the abort after the grace period did not close

@@ -12,6 +12,7 @@ import { stepStage } from "../stream/step_stage.ts";
 import { stopReasonOf } from "../stream/stop_reason.ts";
 import { uplotAssets } from "./assets.ts";
 import { History, HISTORY_PAGE, shownValues } from "./history.ts";
+import { HistoryAnswers } from "./history_answer.ts";
 import { PAGE_HTML, PAGE_JS } from "./page.ts";
 import { type RunningServer, serveFetch } from "./serve.ts";
 import { guard } from "./guard.ts";
@@ -28,7 +29,10 @@ export interface DashboardOptions {
   onListen?: (url: string) => void;
   /** Keep serving the finished run after the stream ends, until `close()` (default `false`). */
   linger?: boolean;
-  /** Most pages connected at once (integer >= 1, default 16); more get HTTP 503. */
+  /**
+   * Most pages connected at once (integer >= 1, default 16), and most `/history` answers being sent at
+   * once; more get HTTP 503.
+   */
   maxClients?: number;
   /**
    * Extra `Host` header values to answer (e.g. `"myhost:8080"` behind a tunnel). By default only the
@@ -84,8 +88,10 @@ interface Client {
  * charts a few and lets you pick others. Events pass on unchanged. The
  * server binds 127.0.0.1 unless told otherwise, answers only its own routes
  * and only requests addressed to it (`Host`), sends CSP, `nosniff` and
- * `no-referrer` on every response, takes at most `maxClients` pages, and
- * shuts down when the stream ends or is cancelled.
+ * `no-referrer` on every response, takes at most `maxClients` pages and as
+ * many `/history` answers at once (each sent in pieces as it is read; a
+ * reader that stops reading is cut once the run has ended), and shuts down
+ * when the stream ends or is cancelled.
  *
  * Place it last in the pipeline, after `take` and `earlyStop`: from there it
  * sees how the stream ended and tells a `take` cap from an early stop.
@@ -121,6 +127,7 @@ export function dashboard<E extends object>(options: DashboardOptions = {}): Das
 
   const history = new History();
   const clients = new Set<Client>();
+  const answers = new HistoryAnswers(CLOSE_GRACE_MS);
   const encoder = new TextEncoder();
   let latest: Record<string, unknown> = {};
   let status = "running";
@@ -175,8 +182,11 @@ export function dashboard<E extends object>(options: DashboardOptions = {}): Das
   app.get("/history", (c) => {
     const from = Number(c.req.query("from") ?? 0);
     if (!Number.isSafeInteger(from) || from < 0) return c.text("from must be an integer >= 0", 400);
-    const page = history.slice(from, from + HISTORY_PAGE);
-    return c.json({ ...page, total: history.length, latest, status });
+    if (answers.size >= maxClients) {
+      c.header("retry-after", "1");
+      return c.text(`too many history answers being sent (${maxClients}): retry when one has finished`, 503);
+    }
+    return answers.respond(history.slice(from, from + HISTORY_PAGE), { total: history.length, latest, status });
   });
   app.get("/events", (c) => {
     if (clients.size >= maxClients) return c.text(`too many pages open (${maxClients}): close one`, 503);
@@ -234,6 +244,7 @@ export function dashboard<E extends object>(options: DashboardOptions = {}): Das
         : `stopped by ${reason ?? "end of stream"}`;
       send(message("status", status));
       for (const client of [...clients]) if (client.live) drop(client);
+      answers.watchStalled(); // as pages that stopped reading are dropped, so are stalled history readers
       if (!linger) await close();
     },
   });
