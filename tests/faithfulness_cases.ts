@@ -485,3 +485,182 @@ export function gap(a: Trace, b: Trace): { weights: number; loss: number } {
   if (Number.isNaN(weights) || Number.isNaN(loss)) return { weights: Infinity, loss: Infinity };
   return { weights, loss };
 }
+
+// ---- Accumulation and clipping (issue 31): each case against a loop written by hand in tfjs. ----
+
+/** The gradient options of `epochStream` a case sets. */
+export interface GradientOptions {
+  accumulate?: number;
+  clipNorm?: number;
+  clipValue?: number;
+}
+
+/** A run with accumulation or clipping, trained by epochStream on both engines and by {@link handTrace}. */
+export interface GradientCase {
+  name: string;
+  epochs: number;
+  gradients: GradientOptions;
+  /** The engine explainEngine must choose by default. */
+  engine: "host" | "tfjs";
+  /** The L2 factor on every kernel, written out by hand in the reference loop (0: none). */
+  l2: number;
+  build(): Setup;
+}
+
+const l2Model = (l2: number) =>
+  l2 > 0 ? mlp({ kernelRegularizer: () => tf.regularizers.l2({ l2 }) }) : denseModel(4, [
+    { units: 8, activation: "tanh" },
+    { units: 1 },
+  ]);
+
+/** The cases: every option alone and together, on the host engine and on the tfjs path. */
+export const GRADIENT_CASES: GradientCase[] = [
+  {
+    name: "accumulate 3 over 10 batches (groups of 3, 3, 3, 1), Adam, l2 on the kernels",
+    epochs: 5,
+    gradients: { accumulate: 3 },
+    engine: "host",
+    l2: 0.01,
+    build() {
+      const [x, y] = regressionData(38, 4); // batches of 4: the tenth holds 2 rows
+      return { model: l2Model(0.01), optimizer: tf.train.adam(0.05), loss: mse, x, y, batchSize: 4 };
+    },
+  },
+  {
+    name: "clipNorm 0.05 with Momentum at a rate that needs it",
+    epochs: 6,
+    gradients: { clipNorm: 0.05 },
+    engine: "host",
+    l2: 0,
+    build() {
+      const [x, y] = regressionData(40, 4);
+      return { model: l2Model(0), optimizer: tf.train.momentum(0.5, 0.9), loss: mse, x, y, batchSize: 8 };
+    },
+  },
+  {
+    name: "clipValue 0.01 with Adam",
+    epochs: 6,
+    gradients: { clipValue: 0.01 },
+    engine: "host",
+    l2: 0,
+    build() {
+      const [x, y] = regressionData(40, 4);
+      return { model: l2Model(0), optimizer: tf.train.adam(0.05), loss: mse, x, y, batchSize: 8 };
+    },
+  },
+  {
+    name: "accumulate 2, clipNorm 0.1 and clipValue 0.03 together (SGD, a custom loss through tfjs)",
+    epochs: 6,
+    gradients: { accumulate: 2, clipNorm: 0.1, clipValue: 0.03 },
+    engine: "host",
+    l2: 0,
+    build() {
+      const [x, y] = regressionData(40, 4);
+      const loss: LossFunction = (p, t) => tf.mean(tf.pow(tf.abs(tf.sub(p, t)), 1.5));
+      return { model: l2Model(0), optimizer: tf.train.sgd(0.5), loss, x, y, batchSize: 6 };
+    },
+  },
+  {
+    name: "accumulate 2 and clipNorm 0.2 on the tfjs path (RMSProp)",
+    epochs: 6,
+    gradients: { accumulate: 2, clipNorm: 0.2 },
+    engine: "tfjs",
+    l2: 0.01,
+    build() {
+      const [x, y] = regressionData(40, 4);
+      return { model: l2Model(0.01), optimizer: tf.train.rmsprop(0.02), loss: mse, x, y, batchSize: 8 };
+    },
+  },
+];
+
+/** Trains `c` through `epochStream` on `engine`, epoch by epoch, without shuffling. */
+export async function gradientStreamTrace(c: GradientCase, engine: EngineChoice): Promise<Trace> {
+  const setup = c.build();
+  const { model, optimizer, loss, x, y, batchSize } = setup;
+  const options = { data: [x, y], model, optimizer, loss, batchSize, shuffle: false, engine, ...c.gradients };
+  const reader = epochStream(options).getReader();
+  const trace: Trace = { losses: [], weights: [] };
+  try {
+    for (let epoch = 1; epoch <= c.epochs; epoch++) {
+      const { value } = await reader.read();
+      trace.losses.push(value!.train_loss);
+      trace.weights.push(snapshot(model));
+    }
+  } finally {
+    await reader.cancel();
+    dispose(setup);
+  }
+  return trace;
+}
+
+/** The engine explainEngine picks for `c`, and why. */
+export function explainGradientCase(c: GradientCase): { engine: string; reason: string } {
+  const setup = c.build();
+  try {
+    const { model, optimizer, loss, x, y, batchSize } = setup;
+    return explainEngine({ data: [x, y], model, optimizer, loss, batchSize, shuffle: false, ...c.gradients });
+  } finally {
+    dispose(setup);
+  }
+}
+
+/**
+ * Trains `c` with a loop written here from the definitions, not with
+ * fitstream's code: per batch the loss (plus l2·ΣW² per kernel) and its
+ * gradients, summed weighted by rows over `accumulate` batches and divided
+ * by their rows; then the global norm scaled to `clipNorm` (factor
+ * min(1, c / (norm + 1e-6)), as clip_grad_norm_), then every value clamped;
+ * then one applyGradients.
+ */
+export function handTrace(c: GradientCase): Trace {
+  const setup = c.build();
+  const { model, optimizer, loss, x, y, batchSize } = setup;
+  const { accumulate = 1, clipNorm, clipValue } = c.gradients;
+  const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const kernels = model.layers.map((l) => l.getWeights()[0] && (l.trainableWeights[0].read() as tf.Variable));
+  const rows = x.shape[0];
+  const trace: Trace = { losses: [], weights: [] };
+  try {
+    for (let epoch = 1; epoch <= c.epochs; epoch++) {
+      let lossSum = 0;
+      const starts = Array.from({ length: Math.ceil(rows / batchSize) }, (_, i) => i * batchSize);
+      for (let g = 0; g < starts.length; g += accumulate) {
+        const group = starts.slice(g, g + accumulate);
+        let sums: tf.Tensor[] = variables.map((v) => tf.zerosLike(v));
+        let groupRows = 0;
+        for (const start of group) {
+          const n = Math.min(batchSize, rows - start);
+          tf.tidy(() => {
+            const xb = x.slice([start, 0], [n, -1]), yb = y.slice([start, 0], [n, -1]);
+            const { value, grads } = tf.variableGrads(() => {
+              let l = loss(model.apply(xb, { training: true }) as tf.Tensor, yb) as tf.Scalar;
+              if (c.l2 > 0) { for (const k of kernels) l = tf.add(l, tf.mul(c.l2, tf.sum(tf.square(k)))) as tf.Scalar; }
+              return l;
+            }, variables);
+            lossSum += value.dataSync()[0] * n;
+            const next = variables.map((v, i) => tf.add(sums[i], tf.mul(grads[v.name], n)));
+            tf.dispose(sums);
+            sums = next.map((t) => tf.keep(t));
+          });
+          groupRows += n;
+        }
+        tf.tidy(() => {
+          let grads = sums.map((s) => tf.div(s, groupRows));
+          if (clipNorm !== undefined) {
+            const norm = Math.sqrt(grads.reduce((acc, g) => acc + tf.sum(tf.square(g)).dataSync()[0], 0));
+            const factor = Math.min(1, clipNorm / (norm + 1e-6));
+            grads = grads.map((g) => tf.mul(g, factor));
+          }
+          if (clipValue !== undefined) grads = grads.map((g) => tf.clipByValue(g, -clipValue, clipValue));
+          optimizer.applyGradients(variables.map((v, i) => ({ name: v.name, tensor: grads[i] })));
+        });
+        tf.dispose(sums);
+      }
+      trace.losses.push(lossSum / rows);
+      trace.weights.push(snapshot(model));
+    }
+  } finally {
+    dispose(setup);
+  }
+  return trace;
+}

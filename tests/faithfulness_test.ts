@@ -5,7 +5,17 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { CASES, explainCase, fitTrace, gap, streamTrace } from "./faithfulness_cases.ts";
+import {
+  CASES,
+  explainCase,
+  explainGradientCase,
+  fitTrace,
+  gap,
+  GRADIENT_CASES,
+  gradientStreamTrace,
+  handTrace,
+  streamTrace,
+} from "./faithfulness_cases.ts";
 import "./tf_helpers.ts"; // selects the backend
 
 /** Float32 rounding, grown over the steps of a short run (relative to max(1, |w|)). */
@@ -52,3 +62,23 @@ test("a shared layer trains once per step, not once per use", async () => {
   assert.ok(gap(fit, tfjs).weights <= TOLERANCE);
   assert.ok(fit.weights[0][0].some((w, i) => w !== fit.weights[1][0][i]), "it trains");
 });
+
+for (const c of GRADIENT_CASES) {
+  test(`gradients: ${c.name} trains the same on the default path, the tfjs path and a loop written by hand`, async () => {
+    const before = tf.memory().numTensors;
+    const explained = explainGradientCase(c);
+    assert.equal(explained.engine, c.engine, explained.reason);
+    const auto = await gradientStreamTrace(c, "auto");
+    const tfjs = await gradientStreamTrace(c, "tfjs");
+    const hand = handTrace(c);
+    const paths = gap(auto, tfjs), toHand = gap(tfjs, hand);
+    assert.ok(paths.weights <= TOLERANCE && paths.loss <= TOLERANCE, `default vs tfjs path: ${JSON.stringify(paths)}`);
+    assert.ok(
+      toHand.weights <= TOLERANCE && toHand.loss <= TOLERANCE,
+      `tfjs path vs by hand: ${JSON.stringify(toHand)}`,
+    );
+    const moved = hand.weights[c.epochs - 1].flat().some((w, i) => w !== hand.weights[0].flat()[i]);
+    assert.ok(moved, "it trains");
+    assert.equal(tf.memory().numTensors, before, "no tensor leaks");
+  });
+}

@@ -136,6 +136,10 @@ export class TfjsTrainer implements EpochTrainer {
         rows += n;
         // A variable the loss does not reach has no gradient: minimize skips it, and so does this step.
         const ordered = variables.map((v) => grads[v.name] as tf.Tensor | undefined);
+        if (gradients.accumulate === 1) {
+          sum = ordered; // one batch: its gradient as it is
+          break;
+        }
         const previous = sum;
         // Weighted by the micro-batch's rows; the sum is divided by the group's rows at the step.
         sum = tf.tidy(() =>
@@ -155,9 +159,9 @@ export class TfjsTrainer implements EpochTrainer {
     if (!group) return;
     const { optimizer, variables, gradients } = this.#input;
     const present = group.sum.flatMap((g, i) => g ? [i] : []);
-    const grads = tf.tidy(() =>
-      present.map((i) => gradients.accumulate === 1 ? group.sum[i]!.clone() : tf.div(group.sum[i]!, group.rows))
-    );
+    const grads = gradients.accumulate === 1
+      ? present.map((i) => group.sum[i]!.clone())
+      : tf.tidy(() => present.map((i) => tf.div(group.sum[i]!, group.rows)));
     tf.dispose(group.sum.filter((t) => t !== undefined));
     try {
       clipTensors(gradients, grads);

@@ -305,7 +305,8 @@ function checkGradientOptions<M extends ModelLike, X extends object>(
   for (const [name, value] of [["clipNorm", clipNorm], ["clipValue", clipValue]] as const) {
     if (value === undefined) continue;
     if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
-      throw new RangeError(`${where}: ${name} must be a finite number > 0, got ${describe(value)}`);
+      const got = typeof value === "number" ? value : describe(value);
+      throw new RangeError(`${where}: ${name} must be a finite number > 0, got ${got}`);
     }
   }
   return { accumulate, clipNorm, clipValue };
