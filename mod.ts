@@ -38,6 +38,7 @@ export { getLearningRate, setLearningRate } from "./src/engine/learning_rate.ts"
 export { iterBatches, type IterBatchesOptions } from "./src/source/iter_batches.ts";
 export { validationLoss, type ValidationLossOptions } from "./src/source/validation_loss.ts";
 export { sigmoidCrossEntropy, softmaxCrossEntropy } from "./src/losses/cross_entropy.ts";
+export { categoricalCrossentropy, sparseCategoricalCrossentropy } from "./src/losses/categorical.ts";
 export { type BackendName, type BackendOptions, useBackend } from "./src/source/backend.ts";
 export type { FunctionModel, LossFunction, ModelLike } from "./src/engine/model.ts";
 export { type CsvSource, type CsvTable, loadCsv, type LoadCsvOptions } from "./src/data/load_csv.ts";

@@ -7,7 +7,15 @@
  * the gaps).
  */
 import * as tf from "@tensorflow/tfjs";
-import { type EngineChoice, epochStream, explainEngine, type LossFunction, setLearningRate } from "../mod.ts";
+import {
+  categoricalCrossentropy,
+  type EngineChoice,
+  epochStream,
+  explainEngine,
+  type LossFunction,
+  setLearningRate,
+  sparseCategoricalCrossentropy,
+} from "../mod.ts";
 
 const mse = tf.losses.meanSquaredError as LossFunction;
 
@@ -25,6 +33,10 @@ export interface Setup {
   recompile?: boolean;
   /** Other tensors the case made, freed with the run. */
   tensors?: tf.Tensor[];
+  /** For model.fit: tfjs-layers' own loss by name, instead of `loss` with its arguments swapped. */
+  fitLoss?: string;
+  /** For model.fit: labels it can take in place of `y` (freed with the run). */
+  fitLabels?: tf.Tensor2D;
 }
 
 /** One adversarial case. */
@@ -61,9 +73,70 @@ export function regressionData(rows: number, inputs: number, outputs = 1, seed =
   return [tf.tensor2d(x, [rows, inputs]), tf.tensor2d(y, [rows, outputs])];
 }
 
+/**
+ * Seeded classification data: `classes` blobs in `inputs` dimensions (each
+ * centred on its own corner of [-1, 1]^inputs, `spread` wide, times `scale`),
+ * the class ids, and the labels as one-hot rows (float32) and as ids
+ * (int32, [rows, 1]).
+ */
+export function classificationData(
+  rows: number,
+  inputs: number,
+  classes: number,
+  { seed = 5, spread = 0.8, scale = 1 } = {},
+): { x: tf.Tensor2D; oneHot: tf.Tensor2D; ids: tf.Tensor2D; classIds: number[] } {
+  let s = seed;
+  const rand = () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * 2 - 1;
+  const classIds = Array.from({ length: rows }, (_, r) => r % classes);
+  const x = classIds.flatMap((c) =>
+    Array.from({ length: inputs }, (_, i) => scale * ((((c >> i) & 1) * 2 - 1) * (i < 3 ? 1 : 0.2) + spread * rand()))
+  );
+  return {
+    x: tf.tensor2d(x, [rows, inputs]),
+    oneHot: tf.tensor2d(classIds.flatMap((c) => Array.from({ length: classes }, (_, j) => +(j === c))), [
+      rows,
+      classes,
+    ]),
+    ids: tf.tensor2d(classIds, [rows, 1], "int32"),
+    classIds,
+  };
+}
+
+/**
+ * A softmax classifier's case: `hidden` → `classes` softmax on the blobs of
+ * {@link classificationData}, under fitstream's categoricalCrossentropy (one-hot
+ * labels) or sparseCategoricalCrossentropy (int32 ids; model.fit gets them as
+ * float32, since tfjs-layers 4.22's own sparse loss refuses int32 in tf.floor).
+ */
+function softmaxSetup(
+  sparse: boolean,
+  optimizer: tf.Optimizer,
+  { rows = 48, inputs = 4, hidden = [8], classes = 3, scale = 1 } = {},
+): Setup {
+  const data = classificationData(rows, inputs, classes, { scale });
+  const model = denseModel(inputs, [
+    ...hidden.map((units) => ({ units, activation: "tanh" as const })),
+    { units: classes, activation: "softmax" },
+  ]);
+  const base = { model, optimizer, x: data.x, batchSize: 8 };
+  if (!sparse) {
+    data.ids.dispose();
+    return { ...base, loss: categoricalCrossentropy, y: data.oneHot, fitLoss: "categoricalCrossentropy" };
+  }
+  data.oneHot.dispose();
+  const fitLabels = tf.tensor2d(data.classIds, [rows, 1], "float32");
+  return {
+    ...base,
+    loss: sparseCategoricalCrossentropy,
+    y: data.ids,
+    fitLoss: "sparseCategoricalCrossentropy",
+    fitLabels,
+  };
+}
+
 interface DenseSpec {
   units: number;
-  activation?: "relu" | "tanh" | "linear" | "sigmoid";
+  activation?: "relu" | "tanh" | "linear" | "sigmoid" | "softmax";
   kernelRegularizer?: () => ReturnType<typeof tf.regularizers.l2>;
   biasRegularizer?: () => ReturnType<typeof tf.regularizers.l2>;
   trainable?: boolean;
@@ -389,6 +462,83 @@ export const CASES: FaithCase[] = [
     },
   },
   {
+    name: "softmax output under categoricalCrossentropy, one-hot labels (SGD)",
+    category: "classification",
+    epochs: 10,
+    engine: "host",
+    reason: /under categoricalCrossentropy/,
+    build: () => softmaxSetup(false, tf.train.sgd(0.5)),
+  },
+  {
+    name: "softmax output under sparseCategoricalCrossentropy, int32 class ids [rows, 1] (Momentum)",
+    category: "classification",
+    epochs: 10,
+    engine: "host",
+    reason: /under sparseCategoricalCrossentropy/,
+    build: () => softmaxSetup(true, tf.train.momentum(0.2, 0.9)),
+  },
+  {
+    name: "softmax classifier under categoricalCrossentropy with Adam, two hidden layers",
+    category: "classification",
+    epochs: 12,
+    engine: "host",
+    build: () => softmaxSetup(false, tf.train.adam(0.02), { hidden: [16, 8], classes: 4 }),
+  },
+  {
+    name: "saturated logits: in 30 of 48 rows a probability is past 1 − ε or under ε, where the clip passes no " +
+      "gradient (categorical, SGD)",
+    category: "classification",
+    epochs: 8,
+    engine: "host",
+    build: () => softmaxSetup(false, tf.train.sgd(0.05), { scale: 8, hidden: [] }),
+  },
+  {
+    name: "saturated logits under sparseCategoricalCrossentropy (clipped twice), Adam",
+    category: "classification",
+    epochs: 8,
+    engine: "host",
+    build: () => softmaxSetup(true, tf.train.adam(0.05), { scale: 8, hidden: [] }),
+  },
+  {
+    name: "a wide softmax classifier on the SIMD kernels (16→512 relu→10 softmax, Adam)",
+    category: "classification",
+    epochs: 4,
+    engine: "host",
+    reason: /SIMD kernels/,
+    build() {
+      // 64 rows × 16 × 512 = 2^19 multiply-adds a step: the whole model goes to the kernels, softmax in JS after.
+      const setup = softmaxSetup(false, tf.train.adam(0.003), { rows: 256, inputs: 16, hidden: [], classes: 10 });
+      setup.model.dispose();
+      setup.model = denseModel(16, [{ units: 512, activation: "relu" }, { units: 10, activation: "softmax" }]);
+      setup.batchSize = 64;
+      return setup;
+    },
+  },
+  {
+    name: "softmax under a loss that does not differentiate through it (meanSquaredError)",
+    category: "classification",
+    epochs: 6,
+    engine: "tfjs",
+    reason: /softmax activation, which the host engine trains only under/,
+    build() {
+      const setup = softmaxSetup(false, tf.train.sgd(0.5));
+      return { ...setup, loss: mse, fitLoss: undefined };
+    },
+  },
+  {
+    name: "softmax in a hidden layer",
+    category: "classification",
+    epochs: 6,
+    engine: "tfjs",
+    reason: /softmax activation below the last layer/,
+    build() {
+      const setup = softmaxSetup(false, tf.train.sgd(0.5));
+      setup.model.dispose();
+      setup.model = denseModel(4, [{ units: 8, activation: "softmax" }, { units: 3, activation: "softmax" }]);
+      return setup;
+    },
+  },
+  {
     name: "200 epochs of Adam",
     category: "float32",
     epochs: 200,
@@ -406,7 +556,7 @@ function snapshot(model: tf.LayersModel): number[][] {
 }
 
 function dispose(setup: Setup): void {
-  tf.dispose([setup.x, setup.y, ...setup.tensors ?? []]);
+  tf.dispose([setup.x, setup.y, ...setup.tensors ?? [], ...setup.fitLabels ? [setup.fitLabels] : []]);
   setup.model.dispose();
   setup.optimizer.dispose();
   // tfjs 4.22's MomentumOptimizer.dispose forgets the learning-rate tensor it inherits from SGD.
@@ -439,12 +589,14 @@ export async function streamTrace(c: FaithCase, engine: EngineChoice): Promise<T
 export async function fitTrace(c: FaithCase): Promise<Trace> {
   const setup = c.build();
   const { model, optimizer, loss, x, y, batchSize, between } = setup;
-  const compile = () => model.compile({ optimizer, loss: (labels, predictions) => loss(predictions, labels) });
+  const compile = () =>
+    model.compile({ optimizer, loss: setup.fitLoss ?? ((labels, predictions) => loss(predictions, labels)) });
   compile();
   const trace: Trace = { losses: [], weights: [] };
   try {
     for (let epoch = 1; epoch <= c.epochs; epoch++) {
-      const history = await model.fit(x, y, { batchSize, epochs: 1, shuffle: false, verbose: 0 });
+      const labels = setup.fitLabels ?? y;
+      const history = await model.fit(x, labels, { batchSize, epochs: 1, shuffle: false, verbose: 0 });
       trace.losses.push(history.history.loss[0] as number);
       trace.weights.push(snapshot(model));
       between?.(epoch);

@@ -7,14 +7,32 @@
  * @module
  */
 
-/** The activations the host engine knows, in the order of their codes. */
-export const DENSE_ACTIVATIONS = ["linear", "relu", "sigmoid", "tanh", "elu", "selu", "softplus", "relu6"] as const;
+/**
+ * The activations the host engine knows, in the order of their codes. All
+ * but the last are elementwise; softmax (code {@link SOFTMAX}) acts on each
+ * row, and the host engine takes it only in the last layer under a loss
+ * that differentiates through it (`categorical_kernels.ts`).
+ */
+export const DENSE_ACTIVATIONS = [
+  "linear",
+  "relu",
+  "sigmoid",
+  "tanh",
+  "elu",
+  "selu",
+  "softplus",
+  "relu6",
+  "softmax",
+] as const;
 
-/** An activation the host engine knows the derivative of. */
+/** An activation the host engine knows. */
 export type DenseActivation = typeof DENSE_ACTIVATIONS[number];
 
 /** An activation as a small integer: its index in {@link DENSE_ACTIVATIONS}. */
-export type ActivationCode = 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7;
+export type ActivationCode = 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8;
+
+/** The code of softmax, the one activation that is not elementwise. */
+export const SOFTMAX = 8 as const;
 
 /** The code of an activation name. */
 export function activationCode(name: DenseActivation): ActivationCode {
@@ -44,11 +62,14 @@ function fusedSlope(code: FusedCode, y: number): number {
 }
 
 /**
- * Any activation's derivative, from its output `y` (for relu6, an output of
- * exactly 6 counts as saturated).
+ * Any elementwise activation's derivative, from its output `y` (for relu6,
+ * an output of exactly 6 counts as saturated). Softmax has none (its
+ * Jacobian mixes a row): NaN, so a use by mistake shows in the weights.
  */
 export function slopeAny(code: ActivationCode, y: number): number {
   switch (code) {
+    case 8:
+      return NaN;
     case 4:
       return y >= 0 ? 1 : y + 1;
     case 5:
@@ -62,11 +83,27 @@ export function slopeAny(code: ActivationCode, y: number): number {
   }
 }
 
-/** Applies the activation `code` to the first `size` values of `z`, in place (for products made elsewhere). */
-export function activateInPlace(z: Float64Array, size: number, code: ActivationCode): void {
-  if (code >= 4) return activateRest(z, size, code);
+/** Applies the activation `code` to the first n×cols values of `z` (row-major), in place (for products made elsewhere). */
+export function activateInPlace(z: Float64Array, n: number, cols: number, code: ActivationCode): void {
+  if (code === SOFTMAX) return softmaxRows(z, n, cols);
+  if (code >= 4) return activateRest(z, n * cols, code);
   const fused = code as FusedCode;
-  for (let i = 0; i < size; i++) z[i] = fire(fused, z[i]);
+  for (let i = 0, size = n * cols; i < size; i++) z[i] = fire(fused, z[i]);
+}
+
+/**
+ * Softmax of each row of `z` (n×cols), in place: `exp(z - max) / Σ exp(z - max)`,
+ * the max subtracted as tfjs's kernels do, so a large logit cannot overflow.
+ */
+export function softmaxRows(z: Float64Array, n: number, cols: number): void {
+  for (let r = 0; r < n; r++) {
+    const o = r * cols;
+    let max = -Infinity;
+    for (let j = 0; j < cols; j++) max = z[o + j] > max ? z[o + j] : max;
+    let total = 0;
+    for (let j = 0; j < cols; j++) total += z[o + j] = Math.exp(z[o + j] - max);
+    for (let j = 0; j < cols; j++) z[o + j] /= total;
+  }
 }
 
 /** Applies one of the unfused activations (codes 4 and up) to `z`, in place. */
@@ -177,7 +214,8 @@ export function denseForward(
       out[o0 + j] = fire(code, s);
     }
   }
-  if (activation >= 4) activateRest(out, n * m, activation);
+  if (activation === SOFTMAX) softmaxRows(out, n, m);
+  else if (activation >= 4) activateRest(out, n * m, activation);
 }
 
 /**

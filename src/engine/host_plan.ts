@@ -11,9 +11,10 @@
 import * as tf from "@tensorflow/tfjs";
 import { DENSE_ACTIVATIONS, type DenseActivation } from "./dense_kernels.ts";
 import { type Constructor, HOST_RULES } from "./host_optimizer.ts";
-import type { HostLoss } from "./loss_kernels.ts";
+import { type HostLoss, SOFTMAX_LOSSES } from "./loss_kernels.ts";
 import type { PlannedLoss } from "./loss_step.ts";
 import { sigmoidCrossEntropy, softmaxCrossEntropy } from "../losses/cross_entropy.ts";
+import { categoricalCrossentropy, sparseCategoricalCrossentropy } from "../losses/categorical.ts";
 
 const HOST_LOSSES = new Map<unknown, HostLoss>([
   [tf.losses.meanSquaredError, "meanSquaredError"],
@@ -21,7 +22,21 @@ const HOST_LOSSES = new Map<unknown, HostLoss>([
   [tf.losses.huberLoss, "huberLoss"],
   [softmaxCrossEntropy, "softmaxCrossEntropy"],
   [sigmoidCrossEntropy, "sigmoidCrossEntropy"],
+  [categoricalCrossentropy, "categoricalCrossentropy"],
+  [sparseCategoricalCrossentropy, "sparseCategoricalCrossentropy"],
 ]);
+
+/**
+ * Whether the host engine computes `loss` on labels `y` for `outputs` output
+ * columns: labels shaped like the output, or for the sparse loss one class
+ * id per row (`[rows]` or `[rows, 1]`), int32 or float32.
+ */
+function labelsFit(loss: HostLoss, y: tf.Tensor | undefined, outputs: number): boolean {
+  if (!y) return false;
+  if (loss === "sparseCategoricalCrossentropy") return y.rank === 1 || (y.rank === 2 && y.shape[1] === 1);
+  if (loss === "categoricalCrossentropy") return y.rank === 2 && y.shape[1] === outputs;
+  return y.rank === 2 && y.dtype === "float32" && y.shape[1] === outputs;
+}
 
 /** An L1L2 penalty on one weight, as float32 factors (tfjs multiplies by float32 scalars). */
 export interface Penalty {
@@ -31,6 +46,7 @@ export interface Penalty {
 
 /** One Dense layer of a plan: its variables, sizes, activation and penalties. */
 export interface DenseLayer {
+  name: string;
   kernel: tf.Variable;
   bias: tf.Variable | undefined;
   inputs: number;
@@ -189,6 +205,10 @@ function denseLayers(model: unknown): DenseLayer[] | string {
     if (!(DENSE_ACTIVATIONS as readonly string[]).includes(activation)) {
       return `layer "${layer.name}" uses the ${activation} activation`;
     }
+    if (activation === "softmax" && layer !== layers[layers.length - 1]) {
+      return `layer "${layer.name}" has a softmax activation below the last layer (the host engine takes softmax ` +
+        `only as the output of the last layer)`;
+    }
     const [kernelWeight, biasWeight, ...rest] = layer.weights;
     const kernel = kernelWeight?.read() as tf.Variable | undefined;
     const bias = biasWeight?.read() as tf.Variable | undefined;
@@ -208,7 +228,16 @@ function denseLayers(model: unknown): DenseLayer[] | string {
     if (internals.losses.length !== (kernelPenalty ? 1 : 0) + (biasPenalty ? 1 : 0)) {
       return `layer "${layer.name}" has losses besides its kernel and bias regularizers`;
     }
-    out.push({ kernel, bias, inputs, units, activation: activation as DenseActivation, kernelPenalty, biasPenalty });
+    out.push({
+      name: layer.name,
+      kernel,
+      bias,
+      inputs,
+      units,
+      activation: activation as DenseActivation,
+      kernelPenalty,
+      biasPenalty,
+    });
   }
   return out;
 }
@@ -245,10 +274,24 @@ export function hostPlan(input: PlanInput): HostPlan {
   if (!variables.every((v) => weights.has(v))) {
     return { ok: false, reason: "the optimizer would update variables outside the model's layers" };
   }
-  const outputs = layers[layers.length - 1].units;
+  const last = layers[layers.length - 1], outputs = last.units;
   const hostLoss = HOST_LOSSES.get(loss);
-  if (hostLoss && y && y.rank === 2 && y.dtype === "float32" && y.shape[1] === outputs) {
-    return { ok: true, layers, loss: { kind: "host", name: hostLoss } };
+  const fits = hostLoss !== undefined && labelsFit(hostLoss, y, outputs);
+  // Softmax mixes a row, so no elementwise slope carries a loss's gradient through it: the host engine takes it
+  // only where the loss differentiates through it itself (categorical_kernels.ts), and only in the last layer.
+  const softmaxLoss = hostLoss !== undefined && SOFTMAX_LOSSES.includes(hostLoss);
+  if (last.activation === "softmax" && !(softmaxLoss && fits)) {
+    return {
+      ok: false,
+      reason: `the last layer "${last.name}" has a softmax activation, which the host engine trains only under ` +
+        `fitstream's categoricalCrossentropy (labels shaped like the output) or sparseCategoricalCrossentropy ` +
+        `(a class id per row)` + (softmaxLoss ? "; these labels are neither" : ""),
+    };
   }
+  if (softmaxLoss && last.activation !== "softmax") {
+    // tfjs differentiates it through the batch's predictions, whatever the last activation (loss_step.ts).
+    return { ok: true, layers, loss: { kind: "tfjs", fn: loss as (p: tf.Tensor, y?: tf.Tensor) => tf.Tensor } };
+  }
+  if (hostLoss && fits) return { ok: true, layers, loss: { kind: "host", name: hostLoss } };
   return { ok: true, layers, loss: { kind: "tfjs", fn: loss as (p: tf.Tensor, y?: tf.Tensor) => tf.Tensor } };
 }

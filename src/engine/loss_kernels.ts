@@ -6,6 +6,7 @@
  * @module
  */
 import { type ActivationCode, slopeAny } from "./dense_kernels.ts";
+import { categoricalBackward } from "./categorical_kernels.ts";
 
 /** A loss the host engine computes itself. */
 export type HostLoss =
@@ -13,14 +14,24 @@ export type HostLoss =
   | "absoluteDifference"
   | "huberLoss"
   | "softmaxCrossEntropy"
-  | "sigmoidCrossEntropy";
+  | "sigmoidCrossEntropy"
+  | "categoricalCrossentropy"
+  | "sparseCategoricalCrossentropy";
+
+/** The losses that take a softmax output layer (and only those take one). */
+export const SOFTMAX_LOSSES: readonly HostLoss[] = ["categoricalCrossentropy", "sparseCategoricalCrossentropy"];
+
+/** Room for the categorical losses' per-row values; grows, never shrinks. */
+let scratch = new Float64Array(0);
 
 /**
  * The loss of `pred` (n×cols, the output of a layer with activation `code`)
  * against `labels`: writes d loss / d pre-activation into `grad`, adds its
  * column sums into `biasGrad` when given, and returns the batch's loss times
  * its rows, so that an epoch's sample-weighted mean is the sum over batches
- * divided by the rows.
+ * divided by the rows. `epsilon` is tfjs-layers' ε, for the categorical
+ * losses (whose `code` is softmax's; their labels are class ids, one per
+ * row, for the sparse one).
  */
 export function lossBackward(
   loss: HostLoss,
@@ -31,7 +42,13 @@ export function lossBackward(
   code: ActivationCode,
   biasGrad: Float64Array | undefined,
   grad: Float64Array,
+  epsilon = 1e-7,
 ): number {
+  if (loss === "categoricalCrossentropy" || loss === "sparseCategoricalCrossentropy") {
+    if (scratch.length < 2 * cols) scratch = new Float64Array(2 * cols);
+    const sparse = loss === "sparseCategoricalCrossentropy";
+    return categoricalBackward(pred, labels, n, cols, sparse, epsilon, biasGrad, grad, scratch);
+  }
   if (loss === "softmaxCrossEntropy") return softmaxCrossEntropy(pred, labels, n, cols, code, biasGrad, grad);
   // The others are means over all n × cols elements of an elementwise loss.
   const scale = 1 / (n * cols);

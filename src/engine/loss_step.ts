@@ -71,6 +71,8 @@ class LabelBatch<A extends HostArray | Float64Array> {
 class HostLossStep implements LossStep {
   #name: HostLoss;
   #labels: LabelBatch<Float64Array>;
+  /** tfjs-layers' ε for the categorical losses: the backend's, as tfjs-layers reads it. */
+  #epsilon: number = tf.backend().epsilon();
 
   constructor(name: HostLoss, labels: HostLabels, batchSize: number) {
     this.#name = name;
@@ -86,7 +88,7 @@ class HostLossStep implements LossStep {
   }
 
   backward: LossStep["backward"] = (pred, n, cols, code, biasGrad, grad) =>
-    lossBackward(this.#name, pred, this.#labels.values, n, cols, code, biasGrad, grad);
+    lossBackward(this.#name, pred, this.#labels.values, n, cols, code, biasGrad, grad, this.#epsilon);
 }
 
 class TfjsLossStep implements LossStep {

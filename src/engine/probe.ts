@@ -23,6 +23,22 @@ function shapeOf(t: tf.Tensor): string {
   return `[${t.shape.join(", ")}]`;
 }
 
+/**
+ * Why a loss's value is refused: not a tensor, or a tensor of some shape — on
+ * the probe's one row, `[1]` is most likely one value per row (a tfjs metric,
+ * or a loss written without its mean).
+ */
+function notScalar(where: string, value: unknown): string {
+  const start = `${where}: loss must return a scalar tf.Tensor, got`;
+  if (!(value instanceof tf.Tensor)) return `${start} ${describe(value)}`;
+  const shape = `a Tensor of shape ${shapeOf(value)} for 1 row`;
+  if (value.shape[0] === 1) {
+    return `${start} ${shape} — a per-row loss? take its mean (tf.mean) or use fitstream's ` +
+      `categoricalCrossentropy(predictions, labels)`;
+  }
+  return `${start} ${shape}: reduce it to one number (tf.mean or tf.sum)`;
+}
+
 const READS = ["data", "dataSync", "array", "arraySync", "buffer", "bufferSync", "bytes"] as const;
 
 /** Runs `f` while every read of a value of `variables` sets the returned flag. */
@@ -110,9 +126,7 @@ export function probeRun(
         { cause: error },
       );
     }
-    if (!(value instanceof tf.Tensor) || value.rank !== 0) {
-      throw new TypeError(`${where}: loss must return a scalar tf.Tensor, got ${describe(value)}`);
-    }
+    if (!(value instanceof tf.Tensor) || value.rank !== 0) throw new TypeError(notScalar(where, value));
     if (reaches) return { lossReadsModel: "the loss depends on the model's weights besides the predictions" };
     if (reads) return { lossReadsModel: "the loss reads the model's weights" };
     return {};

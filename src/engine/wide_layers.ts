@@ -81,7 +81,7 @@ export function wideForward(
     if (bias) { for (let j = 0; j < u; j++) out[o + j] = values[v + j] + bias[j]; }
     else for (let j = 0; j < u; j++) out[o + j] = values[v + j];
   }
-  activateInPlace(out, n * u, code);
+  activateInPlace(out, n, u, code);
   return true;
 }
 
