@@ -37,6 +37,7 @@ export { stepStream } from "./src/source/step_stream.ts";
 export { getLearningRate, setLearningRate } from "./src/engine/learning_rate.ts";
 export { iterBatches, type IterBatchesOptions } from "./src/source/iter_batches.ts";
 export { validationLoss, type ValidationLossOptions } from "./src/source/validation_loss.ts";
+export * from "./src/source/validation_metrics.ts";
 export { sigmoidCrossEntropy, softmaxCrossEntropy } from "./src/losses/cross_entropy.ts";
 export { categoricalCrossentropy, sparseCategoricalCrossentropy } from "./src/losses/categorical.ts";
 export { type BackendName, type BackendOptions, useBackend } from "./src/source/backend.ts";

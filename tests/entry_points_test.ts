@@ -49,6 +49,7 @@ const MOD_VALUES = [
   "untilAborted",
   "useBackend",
   "validationLoss",
+  "validationMetrics",
 ];
 
 test("mod.ts exports every value of core.ts, the same binding, and the values it always had", () => {

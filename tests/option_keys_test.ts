@@ -32,6 +32,7 @@ import {
   toSvg,
   useBackend,
   validationLoss,
+  validationMetrics,
 } from "../mod.ts";
 import { linearModel } from "./tf_helpers.ts";
 
@@ -52,6 +53,12 @@ const ROWS: Row[] = [
   ["explainEngine", (o) => explainEngine({ ...run(), ...o } as never), "stop_on_nan", "stopOnNaN"],
   ["stepStream", (o) => stepStream({ ...run(), ...o } as never), "clip_norm", "clipNorm"],
   ["validationLoss", (o) => validationLoss({ data: [x, y], loss: mse, ...o } as never), "batch_size", "batchSize"],
+  [
+    "validationMetrics",
+    (o) => validationMetrics({ data: [x, y], metrics: { mae: "mae" }, ...o } as never),
+    "metric",
+    "metrics",
+  ],
   ["iterBatches", (o) => iterBatches([x], o as never), "batchsize", "batchSize"],
   ["csvDataset", (o) => csvDataset("no-such.csv", o as never), "shuffle_buffer", "shuffleBuffer"],
   ["loadCsv", (o) => loadCsv(bytes(), o as never), "colums", "columns"],

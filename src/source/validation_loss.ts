@@ -63,12 +63,13 @@ function checkAgainstModel(
 }
 
 /**
- * A non-finite loss on a batch: if the batch holds NaN or Infinity, a
+ * A non-finite value on a batch: if the batch holds NaN or Infinity, a
  * `RangeError` naming it (a dataset's batches cannot be scanned up front);
- * otherwise the model itself gives non-finite values, and the loss stands.
+ * otherwise the model itself gives non-finite values, and the value stands.
+ * Internal (`validationMetrics` checks its batches with it too).
  */
-function checkBatchFinite(batch: tf.Tensor[], value: number, at: string): void {
-  if (!Number.isFinite(value)) checkFinite(`validationLoss: dataset element ${at}`, "batch", batch);
+export function checkBatchFinite(batch: tf.Tensor[], value: number, at: string, where = "validationLoss"): void {
+  if (!Number.isFinite(value)) checkFinite(`${where}: dataset element ${at}`, "batch", batch);
 }
 
 /**
