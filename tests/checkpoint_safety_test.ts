@@ -3,7 +3,17 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  truncateSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { checkpoint, collect, epochStream, jsonlSink, loadCheckpoint, pipe, plotSvg, take } from "../mod.ts";
 import { sealManifest } from "../src/checkpoint/manifest.ts";
@@ -312,7 +322,7 @@ test("while a run holds a folder, a second stream of the same process is refused
   });
 });
 
-test("a lock held by a live process or another machine is respected; a dead process's lock is taken over and its temporary folders removed", async () => {
+test("a lock held by a live process or another machine is respected; a dead process's lock, or one older than the machine's start, is taken over and its temporary folders removed", async () => {
   const { hostname } = await import("node:os");
   const { spawnSync } = await import("node:child_process");
   await withTempDir(async (dir) => {
@@ -336,6 +346,14 @@ test("a lock held by a live process or another machine is respected; a dead proc
     lock(dead);
     assert.deepEqual(await train(dir, 2), [1, 2]);
     assert.deepEqual(readdirSync(dir).sort(), ["step-000001", "step-000002"], "stale lock and orphan removed");
+    // An empty lock (what a power cut after its creation can leave) is respected while it may be being
+    // written, and taken over once it provably predates this machine's start.
+    rmSync(join(dir, "step-000001"), { recursive: true });
+    rmSync(join(dir, "step-000002"), { recursive: true });
+    writeFileSync(join(dir, "run.lock"), "");
+    await assert.rejects(train(dir, 1), /is in use by another run \(its run\.lock is being written or unreadable\)/);
+    utimesSync(join(dir, "run.lock"), 86_400, 86_400); // 2 January 1970
+    assert.deepEqual(await train(dir, 1), [1]);
     assert.equal(tf.memory().numTensors, tensors);
   });
 });

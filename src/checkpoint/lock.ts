@@ -5,17 +5,19 @@
  * stream ends. The lock names the run, the process and the machine, so the
  * run that is refused is told who holds the folder.
  *
- * A lock whose process is gone (a run killed with SIGKILL, a power cut) is
- * stale and taken over; only a process on this machine can be proven gone, so
- * a lock written elsewhere (a shared disk) is respected until removed by hand.
+ * A lock whose process is gone (a run killed with SIGKILL) is stale and
+ * taken over, and so is any lock written before this machine last started (a
+ * power cut can leave one empty: its data never reached the disk). Other
+ * processes can be proven gone only on this machine, so a lock written
+ * elsewhere (a shared disk) is respected until removed by hand.
  * While a run holds the claim nobody else saves in the folder, so whatever
  * temporary folders it finds there were left by runs that died mid-save.
  *
  * @module
  */
 import { randomUUID } from "node:crypto";
-import { link, readFile, rename, rm, writeFile } from "node:fs/promises";
-import { hostname } from "node:os";
+import { link, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { hostname, uptime } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 
@@ -37,10 +39,36 @@ export interface FolderClaim {
   release(): Promise<void>;
 }
 
-/** Lock path → token of the claims this process holds: its own pid does not prove a lock stale. */
-const held = new Map<string, string>();
+/**
+ * Tokens of the locks this process holds or is creating: a lock with this
+ * process's pid is live only if its token is here (else an earlier process
+ * had the same pid). A token joins before its lock is created, as another
+ * stream may read the new lock before the creating one resumes.
+ */
+const ours = new Set<string>();
 
 const codeOf = (error: unknown) => (error as { code?: string }).code;
+
+/** This machine's name, or a placeholder where it may not be read (Deno without `--allow-sys`). */
+function thisHost(): string {
+  try {
+    return hostname();
+  } catch {
+    return "(unknown host)";
+  }
+}
+
+/** When this machine started (ms since 1970), or `undefined` where that may not be read. */
+function bootTime(): number | undefined {
+  try {
+    return Date.now() - uptime() * 1000;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Clocks step (NTP): a lock must predate the boot by this much to count as written before it. */
+const BOOT_SLACK_MS = 60_000;
 
 /** The lock's text, or `undefined` when there is none (released meanwhile). */
 async function readLock(path: string): Promise<string | undefined> {
@@ -61,10 +89,17 @@ function parseLock(text: string): LockRecord | undefined {
   }
 }
 
-/** Whether the process that wrote `record` is provably gone. */
-function isStale(path: string, record: LockRecord): boolean {
-  if (record.host !== hostname()) return false; // another machine's processes cannot be checked from here
-  if (record.pid === process.pid) return held.get(path) !== record.token; // ours only if a live claim has it
+/** Whether the process that wrote the lock at `path` (whose text is `text`) is provably gone. */
+async function isStale(path: string, text: string): Promise<boolean> {
+  const booted = bootTime();
+  if (booted !== undefined) {
+    const written = await stat(path).then((s) => s.mtimeMs, () => undefined);
+    if (written !== undefined && written < booted - BOOT_SLACK_MS) return true; // no process outlives a reboot
+  }
+  const record = parseLock(text);
+  if (record === undefined) return false; // being written this instant, or damaged: a person must look
+  if (record.host !== thisHost()) return false; // another machine's processes cannot be checked from here
+  if (record.pid === process.pid) return !ours.has(record.token);
   try {
     process.kill(record.pid, 0); // signal 0: only asks whether the process exists
     return false;
@@ -102,7 +137,7 @@ function inUse(where: string, dir: string, path: string, text: string): Error {
   const record = parseLock(text);
   const holder = record === undefined
     ? `its ${LOCK_FILE} is being written or unreadable`
-    : record.pid === process.pid && record.host === hostname()
+    : record.pid === process.pid && record.host === thisHost()
     ? `run ${record.run_id}, another stream of this process, since ${record.since}`
     : `run ${record.run_id}, process ${record.pid} on ${record.host}, since ${record.since}`;
   return new Error(
@@ -123,16 +158,17 @@ export async function claimFolder(where: string, dir: string, runId: string): Pr
     run_id: runId,
     token,
     pid: process.pid,
-    host: hostname(),
+    host: thisHost(),
     since: new Date().toISOString(),
   };
   // A few rounds: each lost one means another run released, took over or created the lock meanwhile.
   for (let round = 0; round < 5; round++) {
+    ours.add(token);
     try {
       await writeFile(path, JSON.stringify(record) + "\n", { flag: "wx" });
-      held.set(path, token);
       return { release: () => release(path, token) };
     } catch (error) {
+      ours.delete(token);
       if (codeOf(error) !== "EEXIST") {
         throw new Error(`${where}: cannot claim "${dir}" (creating "${path}"): ${(error as Error).message}`, {
           cause: error,
@@ -141,8 +177,7 @@ export async function claimFolder(where: string, dir: string, runId: string): Pr
     }
     const text = await readLock(path);
     if (text === undefined) continue;
-    const existing = parseLock(text);
-    if (existing === undefined || !isStale(path, existing)) throw inUse(where, dir, path, text);
+    if (!(await isStale(path, text))) throw inUse(where, dir, path, text);
     await removeStale(dir, path, text);
   }
   throw new Error(
@@ -152,8 +187,7 @@ export async function claimFolder(where: string, dir: string, runId: string): Pr
 }
 
 async function release(path: string, token: string): Promise<void> {
-  if (held.get(path) !== token) return;
-  held.delete(path);
+  if (!ours.delete(token)) return;
   const text = await readLock(path).catch(() => undefined);
   if (text !== undefined && parseLock(text)?.token === token) await rm(path, { force: true });
 }
