@@ -4,7 +4,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
+import process from "node:process";
 import "./tf_helpers.ts";
+import { useBackend } from "../mod.ts";
 import { type Operand, SimdKernels, simdKernels } from "../src/kernels/simd/products.ts";
 import { KC } from "../src/kernels/simd/share.ts";
 import { HostOptimizer } from "../src/engine/host_optimizer.ts";
@@ -196,4 +198,41 @@ test("a program whose helper threads sit idle still ends on its own", async () =
   assert.equal(result.code, 0, result.stderr);
   const printed = JSON.parse(result.stdout.trim());
   assert.equal(printed.value, 256);
+});
+
+test("useBackend's threads and memoryMiB bound the kernels, and useBackend() gives every core and 1 GiB back", async () => {
+  const cores = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1;
+  try {
+    await useBackend(undefined, { threads: 1, memoryMiB: 64 });
+    assert.equal(simd.jobThreads, 1, "one thread: the helpers sit out");
+    const big = simd.float32((80 * 2 ** 20) / 4);
+    assert.equal(big, undefined, "80 MiB does not fit a 64 MiB limit");
+    const small = simd.float32(1024);
+    assert.ok(small, "a small array still does");
+    simd.free(small!);
+  } finally {
+    await useBackend();
+  }
+  await simd.start();
+  assert.equal(simd.jobThreads, Math.min(cores, 8), "every core again once the helpers are ready");
+  const big = simd.float32((80 * 2 ** 20) / 4);
+  assert.ok(big, "80 MiB fits the default 1 GiB");
+  simd.free(big!);
+});
+
+test("useBackend refuses thread and memory limits out of range, from options or the environment", async () => {
+  await assert.rejects(
+    useBackend(undefined, { threads: 0 }),
+    /useBackend: options.threads must be an integer from 1 to 8, got number 0/,
+  );
+  await assert.rejects(
+    useBackend(undefined, { memoryMiB: 4096 }),
+    /options.memoryMiB must be an integer from 16 to 1024/,
+  );
+  process.env.FITSTREAM_THREADS = "many";
+  try {
+    await assert.rejects(useBackend(), /FITSTREAM_THREADS must be an integer from 1 to 8, got the string "many"/);
+  } finally {
+    delete process.env.FITSTREAM_THREADS;
+  }
 });

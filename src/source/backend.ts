@@ -9,6 +9,7 @@ import { allowFitstreamKernels, registerKernels, useTfjsKernels } from "../kerne
 import { describe } from "../internal/describe.ts";
 import { checkKeys, keysOf } from "../internal/option_keys.ts";
 import { keepingErrorListeners } from "./error_listeners.ts";
+import { coreCount, MAX_HELPERS, MAX_MEMORY_MIB, setKernelLimits } from "../kernels/simd/products.ts";
 import { registerFileScheme } from "../checkpoint/file_scheme.ts";
 
 /** The backends fitstream sets up. */
@@ -25,20 +26,59 @@ export interface BackendOptions {
    * gradients, and embedding and depthwise layers cannot train).
    */
   kernels?: "fitstream" | "tfjs";
+  /**
+   * How many threads fitstream's SIMD kernels may use, this one included
+   * (1 to 8; default: one per core, or `FITSTREAM_THREADS`). Work too small to
+   * pay for waking a thread stays on this one whatever the limit.
+   */
+  threads?: number;
+  /**
+   * How much memory fitstream's SIMD kernels may take, in MiB (16 to 1024;
+   * default 1024, or `FITSTREAM_MEMORY_MIB`). A product or an epoch that
+   * needs more runs in plain JS instead (slower, the same results).
+   */
+  memoryMiB?: number;
 }
 
-const OPTION_KEYS = keysOf<BackendOptions>({ kernels: true });
+const OPTION_KEYS = keysOf<BackendOptions>({ kernels: true, threads: true, memoryMiB: true });
+const MAX_THREADS = MAX_HELPERS + 1, MIN_MEMORY_MIB = 16;
 
 const BACKENDS: readonly BackendName[] = ["wasm", "cpu"];
 
-function envBackend(): string | undefined {
+function envValue(name: string): string | undefined {
   try {
-    const value = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env
-      ?.FITSTREAM_BACKEND;
+    const value = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.[name];
     return value === "" ? undefined : value;
   } catch {
     return undefined; // no permission to read the environment
   }
+}
+
+const envBackend = () => envValue("FITSTREAM_BACKEND");
+
+/** `value` (from `source`) as an integer in [min, max], or a RangeError naming the source. */
+function integerIn(source: string, value: unknown, min: number, max: number): number {
+  const number = typeof value === "string" && /^\s*\d+\s*$/.test(value) ? Number(value) : value;
+  if (typeof number !== "number" || !Number.isInteger(number) || number < min || number > max) {
+    throw new RangeError(`${source} must be an integer from ${min} to ${max}, got ${describe(value)}`);
+  }
+  return number;
+}
+
+/** The kernels' bounds from the options, else from the environment, else the defaults (every core, 1 GiB). */
+function kernelLimits(options: BackendOptions): { threads: number; memoryMiB: number } {
+  const threads = options.threads ?? envValue("FITSTREAM_THREADS");
+  const memory = options.memoryMiB ?? envValue("FITSTREAM_MEMORY_MIB");
+  const where = (key: string, env: string) =>
+    options[key as keyof BackendOptions] !== undefined ? `useBackend: options.${key}` : env;
+  return {
+    threads: threads === undefined
+      ? Math.min(MAX_THREADS, coreCount())
+      : integerIn(where("threads", "FITSTREAM_THREADS"), threads, 1, MAX_THREADS),
+    memoryMiB: memory === undefined
+      ? MAX_MEMORY_MIB
+      : integerIn(where("memoryMiB", "FITSTREAM_MEMORY_MIB"), memory, MIN_MEMORY_MIB, MAX_MEMORY_MIB),
+  };
 }
 
 let wasmPathsSet = false;
@@ -85,6 +125,10 @@ async function activate(name: BackendName, kernels: "fitstream" | "tfjs"): Promi
  * error then showed their frame instead of its stack, with exit status 7);
  * useBackend removes them again, and leaves a program's own listeners alone.
  *
+ * `threads` and `memoryMiB` bound fitstream's SIMD kernels (by default they
+ * use every core and up to 1 GiB; `FITSTREAM_THREADS` and
+ * `FITSTREAM_MEMORY_MIB` say the same from the environment).
+ *
  * It also lets tfjs save and load models by `file://` URL, in the files
  * tfjs-node writes: `model.save("file://dir")` writes `dir/model.json` and
  * `dir/weights.bin`; `tf.loadLayersModel("file://dir/model.json")` reads them.
@@ -94,6 +138,14 @@ async function activate(name: BackendName, kernels: "fitstream" | "tfjs"): Promi
  * import { useBackend } from "@fitstream/fitstream";
  *
  * console.log(await useBackend("cpu")); // "cpu"
+ * ```
+ *
+ * @example Keep fitstream's kernels to one thread and 256 MiB
+ * ```ts
+ * import { useBackend } from "@fitstream/fitstream";
+ *
+ * console.log(await useBackend("wasm", { threads: 1, memoryMiB: 256 })); // "wasm"
+ * await useBackend(); // back to the defaults: every core, 1 GiB
  * ```
  *
  * @example Save a model to a folder and load it back
@@ -113,6 +165,7 @@ async function activate(name: BackendName, kernels: "fitstream" | "tfjs"): Promi
  */
 export async function useBackend(name?: BackendName, options: BackendOptions = {}): Promise<BackendName> {
   checkOptions(options);
+  setKernelLimits(kernelLimits(options));
   registerFileScheme(); // model.save("file://…") and tf.loadLayersModel("file://…"), as with tfjs-node
   const kernels = options.kernels ?? "fitstream";
   const fromEnv = envBackend();

@@ -95,6 +95,9 @@ export class SimdKernels {
   #f32: Float32Array;
   #helpers: Helper[] = [];
   #wanted: number;
+  /** At most this many helpers take part in a job, and the memory grows to at most this many pages (see limit). */
+  #cap: number;
+  #maxPages = MAX_PAGES;
   #job = 0;
   #canWait: boolean;
   #starting: Promise<void> | undefined;
@@ -113,6 +116,7 @@ export class SimdKernels {
     this.#scalars = new Float64Array(this.#memory.buffer, ADAM_SCALARS * 8, 8);
     this.#f32 = new Float32Array(this.#memory.buffer);
     this.#wanted = helpers;
+    this.#cap = helpers;
     this.#canWait = canWaitHere(this.#ctl);
     this.#ctl[WORD.state] = CLOSED;
   }
@@ -126,7 +130,7 @@ export class SimdKernels {
   start(): Promise<void> {
     return this.#starting ??= (async () => {
       const wanted = this.#wanted;
-      for (let i = 1; i <= wanted; i++) {
+      for (let i = this.#helpers.length + 1; i <= wanted; i++) {
         const start: HelperStart = { memory: this.#memory, module: this.#module, index: i };
         const helper = await startHelper(start);
         if (!helper) break;
@@ -137,6 +141,33 @@ export class SimdKernels {
         await new Promise((resolve) => setTimeout(resolve, 5));
       }
     })();
+  }
+
+  /**
+   * Bounds what the kernels take from here on: at most `helpers` helper
+   * threads in a job (more are started if fewer run), and at most `maxPages`
+   * pages of memory (64 KiB each; memory already taken is kept, and a job
+   * that needs more is left to the caller's JS).
+   */
+  limit(helpers: number, maxPages: number): void {
+    this.#cap = helpers;
+    this.#maxPages = Math.min(maxPages, MAX_PAGES);
+    if (helpers > this.#wanted) {
+      this.#wanted = helpers;
+      const started = this.#starting;
+      // Started again once the current start has ended, for the helpers still missing.
+      if (started) this.#starting = started.then(() => (this.#starting = undefined, this.start()));
+    }
+  }
+
+  /** The most threads a job takes part with now (this one and the helpers ready, within the limit). */
+  get jobThreads(): number {
+    return this.#parts(true);
+  }
+
+  /** Helpers a job of this size takes part with. */
+  #parts(shared: boolean): number {
+    return shared ? 1 + Math.min(this.helpers, this.#cap) : 1;
   }
 
   /** A float32 array in the shared memory (zeros), or `undefined` when the memory is full; give it back with {@link free}. */
@@ -195,7 +226,7 @@ export class SimdKernels {
   multiply(a: Operand, b: Operand, m: number, k: number, n: number): Product | undefined {
     if (!this.#starting && this.#wanted > 0) void this.start();
     const stride = Math.ceil(n / NR) * NR, rows = Math.ceil(m / MR) * MR;
-    const parts = m * k * n >= SHARED_MIN_MACS ? 1 + this.helpers : 1;
+    const parts = this.#parts(m * k * n >= SHARED_MIN_MACS);
     const aAt = align(this.#top), bAt = aAt + (this.#inPlace(a.values) ? 0 : align(m * k * 4));
     const cAt = bAt + (this.#inPlace(b.values) ? 0 : align(k * n * 4));
     const scratchAt = cAt + align(rows * stride * 4), scratchStride = align(scratchBytes(m, k));
@@ -272,7 +303,7 @@ export class SimdKernels {
     scalars[5] = s.r2;
     scalars[6] = s.eps;
     scalars[7] = s.nlr;
-    this.#run(w.length >= SHARED_MIN_WEIGHTS ? 1 + this.helpers : 1);
+    this.#run(this.#parts(w.length >= SHARED_MIN_WEIGHTS));
     return pairs * 2;
   }
 
@@ -324,7 +355,7 @@ export class SimdKernels {
     const have = this.#memory.buffer.byteLength;
     if (bytes <= have) return true;
     const pages = Math.ceil((bytes - have) / PAGE);
-    if (have / PAGE + pages > MAX_PAGES) return false;
+    if (have / PAGE + pages > this.#maxPages) return false;
     this.#memory.grow(pages);
     this.#f32 = new Float32Array(this.#memory.buffer);
     return true;
@@ -364,17 +395,34 @@ async function startHelper(start: HelperStart): Promise<Helper | undefined> {
 
 let shared: SimdKernels | undefined | null;
 
-/** How many helper threads to start: one per other core. */
-function helperCount(): number {
-  const cores = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1;
-  return Math.max(0, Math.min(MAX_HELPERS, cores - 1));
+/** The machine's cores, as the runtime reports them. */
+export function coreCount(): number {
+  return (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1;
+}
+
+/** What the kernels may take: helper threads (by default one per other core) and pages of memory. */
+const limits = { helpers: Math.max(0, Math.min(MAX_HELPERS, coreCount() - 1)), maxPages: MAX_PAGES };
+
+/** The most memory the kernels can be given, in MiB. */
+export const MAX_MEMORY_MIB: number = (MAX_PAGES * PAGE) / 2 ** 20;
+
+/**
+ * Bounds the kernels: `threads` in all (this one and `threads − 1` helpers,
+ * at most {@link MAX_HELPERS}) and `memoryMiB` of memory; what is left out
+ * keeps its value. Applies to the kernels made already too.
+ */
+export function setKernelLimits({ threads, memoryMiB }: { threads?: number; memoryMiB?: number }): void {
+  if (threads !== undefined) limits.helpers = Math.min(MAX_HELPERS, threads - 1);
+  if (memoryMiB !== undefined) limits.maxPages = Math.floor((memoryMiB * 2 ** 20) / PAGE);
+  if (shared) shared.limit(limits.helpers, limits.maxPages);
 }
 
 /** The process's SIMD kernels (made on first use; `undefined` where WebAssembly SIMD or shared memory is missing). */
 export function simdKernels(): SimdKernels | undefined {
   if (shared === undefined) {
     try {
-      shared = new SimdKernels(helperCount());
+      shared = new SimdKernels(limits.helpers);
+      shared.limit(limits.helpers, limits.maxPages);
     } catch {
       shared = null;
     }
