@@ -111,3 +111,19 @@ export async function within<T>(ms: number, what: string, promise: Promise<T>): 
     clearTimeout(timer);
   }
 }
+
+/**
+ * Polls `done()` every `every` ms until it holds; fails naming `what` once `ms` have passed (a bound
+ * against a hang, minutes by default, never a guess at how fast the machine is). It stops polling then.
+ */
+export async function waitFor(
+  what: string,
+  done: () => boolean | Promise<boolean>,
+  { ms = 120_000, every = 20 }: { ms?: number; every?: number } = {},
+): Promise<void> {
+  const until = performance.now() + ms;
+  while (!(await done())) {
+    if (performance.now() > until) throw new Error(`${what}: still waiting after ${ms} ms`);
+    await new Promise((resolve) => setTimeout(resolve, every));
+  }
+}

@@ -8,16 +8,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { checkpointModel, loadCheckpoint } from "../mod.ts";
 import { runScript, startScript } from "./spawn.ts";
-import { within } from "./helpers.ts";
+import { waitFor, within } from "./helpers.ts";
 import "./tf_helpers.ts";
 
-async function waitForLines(path: string, n: number, timeoutMs = 60_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    if (existsSync(path) && readFileSync(path, "utf8").split("\n").length - 1 >= n) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${path} did not reach ${n} lines`);
+/** Waits until the log at `path` has `n` lines (a bound of minutes: a busy machine starts the example slowly). */
+async function waitForLines(path: string, n: number): Promise<void> {
+  await waitFor(
+    `${path} to reach ${n} lines`,
+    () => existsSync(path) && readFileSync(path, "utf8").split("\n").length - 1 >= n,
+    { every: 50 },
+  );
 }
 
 /** The steps of the complete lines of a JSONL log; every complete line must parse. */
@@ -120,7 +120,10 @@ test("Ctrl-C while the data URL never answers ends the example at once with exit
       "--out",
       join(dir, "run.jsonl"),
     ]);
-    while (sockets.length < 2) await new Promise((r) => setTimeout(r, 20)); // both CSV requests are waiting
+    await waitFor("both CSV requests", () => sockets.length >= 2).catch((error) => {
+      child.kill("SIGKILL");
+      throw error;
+    });
     child.kill("SIGINT");
     const { code, stdout } = await within(60_000, "the example after Ctrl-C", child.done).catch((error) => {
       child.kill("SIGKILL");
