@@ -5,7 +5,7 @@ import { appendFileSync, existsSync, readdirSync, readFileSync, writeFileSync } 
 import { createConnection, createServer } from "node:net";
 import { join } from "node:path";
 import { httpSink, serveRuns } from "../mod.ts";
-import { within, withTempDir } from "./helpers.ts";
+import { waitFor, within, withTempDir } from "./helpers.ts";
 
 const line = (step: number, extra: Record<string, unknown> = {}) =>
   JSON.stringify({ step, train_loss: 1 / step, ...extra });
@@ -99,7 +99,8 @@ test("the collector stores posted runs; a wrong or missing token gets 401, a bad
 
 test("a run streamed in one long request is stored and shown while it is still being sent", async () => {
   await withTempDir(async (dir) => {
-    const server = await serveRuns({ collect: { dir, token: "t" }, pollMs: 20 });
+    // The upload idles while the test waits for its first lines: idleTimeout is above that wait's bound.
+    const server = await serveRuns({ collect: { dir, token: "t", idleTimeout: 120_000 }, pollMs: 20 });
     try {
       let push!: ReadableStreamDefaultController<Uint8Array>;
       const body = new ReadableStream<Uint8Array>({ start: (c) => void (push = c) });
@@ -111,11 +112,12 @@ test("a run streamed in one long request is stored and shown while it is still b
         duplex: "half",
       } as RequestInit);
       push.enqueue(encoder.encode(line(1) + "\n" + line(2) + "\n"));
-      const until = Date.now() + 10_000;
-      while ((await runsOf(server.url)).find((r: { name: string }) => r.name === "live")?.length !== 2) {
-        assert.ok(Date.now() < until, "the first lines appear before the request ends");
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      // The request cannot end before the third line is pushed below: the wait's bound only guards against a hang.
+      await waitFor(
+        "the first lines shown before the request ends",
+        async () => (await runsOf(server.url)).find((r: { name: string }) => r.name === "live")?.length === 2,
+        { ms: 60_000 },
+      );
       push.enqueue(encoder.encode(line(3) + "\n"));
       push.close();
       assert.deepEqual(await (await sending).json(), { written: 3 });
@@ -129,16 +131,11 @@ test("httpSink never waits on the collector: lines wait while it restarts and ar
   await withTempDir(async (dir) => {
     const port = await freePort();
     let server = await serveRuns({ collect: { dir, token: "t" }, port });
-    const sink = httpSink(server.url, { run: "resumed", token: "t" });
+    // closeTimeout: a bound on close(), not a race with the delivery this test asserts (default 10 s).
+    const sink = httpSink(server.url, { run: "resumed", token: "t", closeTimeout: 60_000 });
     const writer = sink.getWriter();
     for (let s = 1; s <= 50; s++) await writer.write({ step: s, train_loss: 1 / s });
-    await within(
-      60_000,
-      "first delivery",
-      (async () => {
-        while (sink.stats.delivered < 50) await new Promise((r) => setTimeout(r, 20));
-      })(),
-    );
+    await waitFor("first delivery", () => sink.stats.delivered === 50);
     await server.close();
     for (let s = 51; s <= 100; s++) await writer.write({ step: s, train_loss: 1 / s }); // the collector is away
     assert.ok(sink.stats.pending > 0, "held while the collector is away");
@@ -162,6 +159,7 @@ test("httpSink drops the oldest lines when its buffer is full, reports them, and
       run: "gappy",
       token: "t",
       maxBuffer: 3,
+      closeTimeout: 60_000,
       onDrop: (count) => void drops.push(count),
     });
     const writer = sink.getWriter();
