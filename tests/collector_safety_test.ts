@@ -14,6 +14,8 @@ import { RunSet } from "../src/dashboard/runs.ts";
 import { within, withTempDir } from "./helpers.ts";
 
 const BOUND = 60_000; // what "never" means here: CI machines have run 10-20x slower than a laptop
+// A sink whose test asserts that every line is delivered by close() gets closeTimeout: BOUND: the default
+// (10 s) would make the assertion a race between delivery and the clock on a busy machine.
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const stepsIn = (path: string) =>
   readFileSync(path, "utf8").split("\n").filter((l) => l !== "").map((l) => JSON.parse(l).step as number);
@@ -99,7 +101,13 @@ test("httpSink abandons a request that gets no answer within requestTimeout and 
   let calls = 0;
   const fake = await fakeCollector(() => (++calls === 1 ? "silent" : 200));
   try {
-    const sink = httpSink(fake.url, { run: "r", token: "t", requestTimeout: 300, flushInterval: 0 });
+    const sink = httpSink(fake.url, {
+      run: "r",
+      token: "t",
+      requestTimeout: 300,
+      flushInterval: 0,
+      closeTimeout: BOUND,
+    });
     const writer = sink.getWriter();
     for (let step = 1; step <= 3; step++) await writer.write({ step });
     await within(BOUND, "httpSink.close", writer.close());
@@ -153,7 +161,7 @@ test("a batch whose answer is lost after the collector stored it is sent again a
     const server = await serveRuns({ collect: { dir, token: "t" } });
     const proxy = await lossyProxy(() => server.url, (n, status) => status === 200 && n <= 2);
     try {
-      const sink = httpSink(proxy.url, { run: "once", token: "t", flushInterval: 0 });
+      const sink = httpSink(proxy.url, { run: "once", token: "t", flushInterval: 0, closeTimeout: BOUND });
       const writer = sink.getWriter();
       for (let step = 1; step <= 40; step++) await writer.write({ step });
       await within(BOUND, "httpSink.close", writer.close());
@@ -185,7 +193,7 @@ test("a collector restarted between storing a batch and answering it still store
       return true;
     });
     try {
-      const sink = httpSink(proxy.url, { run: "restarted", token: "t", flushInterval: 0 });
+      const sink = httpSink(proxy.url, { run: "restarted", token: "t", flushInterval: 0, closeTimeout: BOUND });
       const writer = sink.getWriter();
       for (let step = 1; step <= 30; step++) await writer.write({ step });
       await within(BOUND, "httpSink.close", writer.close());
@@ -376,7 +384,7 @@ test("a collector that dies in the middle of a write leaves no partial line once
     const restarted = death.then(async () => (second = await serveRuns({ collect: { dir, token: "t" } })));
     const proxy = await lossyProxy(() => second?.url ?? first.url, () => false);
     try {
-      const sink = httpSink(proxy.url, { run: "died", token: "t", requestTimeout: 1000 });
+      const sink = httpSink(proxy.url, { run: "died", token: "t", requestTimeout: 1000, closeTimeout: BOUND });
       const writer = sink.getWriter();
       for (let step = 1; step <= 30; step++) await writer.write({ step });
       await within(BOUND, "the first collector's death", restarted);
@@ -434,7 +442,7 @@ test("a failed write (a full disk) answers 500 and leaves no partial line: the n
 
       // httpSink sends again what got 500, and each line is stored once.
       fillDisk(3);
-      const sink = httpSink(server.url, { run: "sunk", token: "t", flushInterval: 0 });
+      const sink = httpSink(server.url, { run: "sunk", token: "t", flushInterval: 0, closeTimeout: BOUND });
       const writer = sink.getWriter();
       for (let step = 1; step <= 20; step++) await writer.write({ step });
       await within(BOUND, "httpSink.close", writer.close());
