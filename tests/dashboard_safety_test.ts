@@ -81,8 +81,10 @@ test("a page that connects and never reads does not hold the end of the run: the
     stalled.write(`GET /events HTTP/1.1\r\nHost: ${hostname}:${port}\r\n\r\n`);
     stalled.pause(); // reads nothing: the server's socket buffers fill
   });
+  // Its answer has begun, so the server holds it as a page, before the run starts (however slow the machine).
+  const answered = new Promise<void>((resolve) => stalled.once("readable", () => resolve()));
   try {
-    await new Promise((r) => setTimeout(r, 100));
+    await within(60_000, "the stalled page's answer", answered);
     const source = countingSource((step) => ({ step, loss: 1 / step, note: "x".repeat(4000) }));
     const rows = await collect(pipe(source.stream, take(3000), board));
     assert.equal(rows.length, 3000);
@@ -157,7 +159,9 @@ test("cli.ts serve stops on Ctrl-C although a page stopped reading", async () =>
       stalled!.write(`GET /events HTTP/1.1\r\nHost: ${hostname}:${port}\r\n\r\n`);
       stalled!.pause();
     });
-    await new Promise((r) => setTimeout(r, 300));
+    // Ctrl-C once the server is sending the page its history, however long a busy machine took to get there.
+    const answered = new Promise<void>((resolve) => stalled!.once("readable", () => resolve()));
+    await within(60_000, "the stalled page's answer", answered);
     child.kill("SIGINT");
     const { code, stderr } = await within(60_000, "cli.ts serve after Ctrl-C", child.done);
     assert.equal(code, 0, stderr);
