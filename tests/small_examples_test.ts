@@ -52,3 +52,20 @@ test("examples/sweep.ts: configurations train in parallel workers and every epoc
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("examples/classify.ts: a softmax classifier on the host engine stops early on val_acc, above 0.75", async () => {
+  const { code, stdout, stderr } = await run("examples/classify.ts", ["--epochs", "60"]);
+  assert.equal(code, 0, stderr);
+  assert.match(stdout, /^engine: host$/m);
+  const lines = stdout.split("\n").filter((l) => l.startsWith("step="));
+  lines.forEach((line, k) => {
+    const step = String(5 * k + 1).padStart(4, "0");
+    assert.match(line, new RegExp(`^step=${step} train_loss=\\d\\.\\d{4} val_acc=0\\.\\d{4} val_f1=0\\.\\d{4}$`));
+  });
+  const done = stdout.match(/done: (\d+) epochs \((early stop|epoch cap)\), best val_acc (0\.\d{4}) at epoch \d+/);
+  assert.ok(done, stdout);
+  assert.equal(lines.length, Math.ceil(Number(done[1]) / 5));
+  assert.ok(Number(done[3]) > 0.75, `best val_acc ${done[3]}`);
+  const confusion = JSON.parse(stdout.match(/confusion at the last epoch \(rows: true class\): (.+)$/m)![1]);
+  assert.deepEqual(confusion.map((row: number[]) => row.reduce((a, b) => a + b, 0)), [200, 200, 200]);
+});

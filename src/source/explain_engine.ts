@@ -87,7 +87,9 @@ export interface EngineExplanation {
  * Which engine `epochStream(options)` trains with, and why: the host engine
  * where it trains exactly what the tfjs path would (on the wasm or cpu
  * backend: a chain of Dense layers with linear, relu, sigmoid, tanh, elu,
- * selu, softplus or relu6 activations, frozen or not, L1/L2 regularizers,
+ * selu, softplus or relu6 activations — and softmax in the last layer under
+ * fitstream's `categoricalCrossentropy` or `sparseCategoricalCrossentropy` —
+ * frozen or not, L1/L2 regularizers,
  * Adam, SGD or Momentum — built-in and unpatched — and a loss that depends
  * on the model only through its predictions), or the tfjs path for
  * everything else. For the host engine it also says how the products are
