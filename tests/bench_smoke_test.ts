@@ -17,6 +17,7 @@ const expectedKeys: Record<string, string[]> = {
   collector_stress: ["lines_lost", "lines_doubled", "unparsable", "stalls_cut", "collector_peak_mb"],
   big_csv: ["memory_rows_per_s", "dataset_rows_per_s", "slowdown", "dataset_peak_rss_mb"],
   tfjs_path_models: ["rows", "batch", "results"],
+  classifier: ["rows", "rounds", "results"],
 };
 
 for (const [name, keys] of Object.entries(expectedKeys)) {
