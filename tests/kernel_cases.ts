@@ -1637,6 +1637,9 @@ export const SPECS: KernelSpec[] = [
       kase({ x: normal([3], seedOf("tile 3")) }, { reps: [4] }),
       kase({ x: normal([2, 1, 2, 1], seedOf("tile 4")) }, { reps: [1, 3, 1, 2] }),
       kase({ x: ints([2, 2], seedOf("tile int"), -9, 9) }, { reps: [3, 1] }),
+      // Batch normalization's gradient, and a tile that repeats nothing.
+      kase({ x: normal([1, 1, 1, 256], seedOf("tile bn")) }, { reps: [1, 1, 128, 1] }),
+      kase({ x: normal([2, 3], seedOf("tile none")) }, { reps: [1, 1] }),
     ],
   },
   {
