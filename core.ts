@@ -28,6 +28,20 @@ export { earlyStop, type EarlyStopOptions } from "./src/stages/early_stop.ts";
 export { printKeys, type PrintKeysOptions } from "./src/stages/print_keys.ts";
 export { terminateOnNaN, untilAborted } from "./src/stages/guards.ts";
 export { progress, type ProgressOptions, type ProgressOutput } from "./src/stages/progress.ts";
+export { timeLimit, type TimeLimitOptions, untilStep } from "./src/stages/limits.ts";
+export {
+  exponentialDecay,
+  type ExponentialDecayOptions,
+  oneCycle,
+  type OneCycleOptions,
+  piecewise,
+  type PiecewiseOptions,
+  type Schedule,
+  stepDecay,
+  type StepDecayOptions,
+  warmupCosine,
+  type WarmupCosineOptions,
+} from "./src/stages/schedules.ts";
 export { collect } from "./src/sinks/collect.ts";
 export { collectJsonl, type JsonlDestination, type JsonlOptions, jsonlSink } from "./src/sinks/jsonl.ts";
 export { type HttpSink, httpSink, type HttpSinkOptions, type HttpSinkStats } from "./src/sinks/http_sink.ts";

@@ -34,6 +34,9 @@ export {
   explainEngine,
 } from "./src/source/epoch_stream.ts";
 export { stepStream } from "./src/source/step_stream.ts";
+export { lrFinder, type LrFinderOptions, type LrFinderResult } from "./src/source/lr_finder.ts";
+export { lrSchedule } from "./src/stages/lr_schedule.ts";
+export { emaWeights, type EmaWeightsOptions, type EmaWeightsStage } from "./src/stages/ema_weights.ts";
 export { getLearningRate, setLearningRate } from "./src/engine/learning_rate.ts";
 export { iterBatches, type IterBatchesOptions } from "./src/source/iter_batches.ts";
 export { validationLoss, type ValidationLossOptions } from "./src/source/validation_loss.ts";

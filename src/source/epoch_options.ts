@@ -95,8 +95,8 @@ export interface EpochStreamOptions<M extends ModelLike, X extends object> {
   clipValue?: number;
 }
 
-/** Every key of {@link EpochStreamOptions}. */
-const OPTION_KEYS = keysOf<EpochStreamOptions<ModelLike, object>>({
+/** Every key of {@link EpochStreamOptions}. Internal. */
+export const EPOCH_STREAM_KEYS: readonly string[] = keysOf<EpochStreamOptions<ModelLike, object>>({
   data: true,
   model: true,
   optimizer: true,
@@ -115,8 +115,8 @@ const OPTION_KEYS = keysOf<EpochStreamOptions<ModelLike, object>>({
   clipValue: true,
 });
 
-/** Keys people bring from `model.fit` and other trainers, with what to do instead. */
-const HINTS: Record<string, string> = {
+/** Keys people bring from `model.fit` and other trainers, with what to do instead. Internal. */
+export const EPOCH_STREAM_HINTS: Record<string, string> = {
   epochs: "use take(n) to train n epochs (the stream itself never ends)",
   gradient_accumulation_steps: "use accumulate: k (k batches' mean gradient per optimizer step)",
   gradientAccumulationSteps: "use accumulate: k (k batches' mean gradient per optimizer step)",
@@ -150,7 +150,7 @@ export function checkEpochOptions<M extends ModelLike, X extends object>(
   if (typeof options !== "object" || options === null) {
     throw new TypeError(`${where}: options must be an object, got ${describe(options)}`);
   }
-  checkKeys(where, options, OPTION_KEYS, HINTS);
+  checkKeys(where, options, EPOCH_STREAM_KEYS, EPOCH_STREAM_HINTS);
   const {
     data,
     model,

@@ -56,7 +56,12 @@ export class RunCursor {
       this.#batch = saved.position?.batch ?? 0;
       this.#steps = saved.position?.steps ?? 0;
     }
-    noteUpcomingStep(plan.run.optimizer, () => this.#count + 1);
+    noteUpcomingStep(plan.run.optimizer, () => this.upcomingStep);
+  }
+
+  /** The `step` the next event will have. */
+  get upcomingStep(): number {
+    return this.#count + 1;
   }
 
   /** The `step` of the latest event: epochs or optimizer steps. */

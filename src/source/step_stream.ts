@@ -10,7 +10,7 @@ import { EventStream } from "../stream/event_stream.ts";
 import type { StepEvent } from "../types.ts";
 import type { ModelLike } from "../engine/model.ts";
 import { registerKernels } from "../kernels/register.ts";
-import { checkEpochOptions, type EpochStreamOptions } from "./epoch_options.ts";
+import { checkEpochOptions, type EpochStreamOptions, type Plan } from "./epoch_options.ts";
 import { RunCursor } from "./run_cursor.ts";
 import { TrainingPuller } from "./training_puller.ts";
 
@@ -57,7 +57,11 @@ import { TrainingPuller } from "./training_puller.ts";
 export function stepStream<M extends ModelLike, X extends object = Record<never, never>>(
   options: EpochStreamOptions<M, X>,
 ): EventStream<StepEvent<M, X>> {
-  const plan = checkEpochOptions(options, "stepStream");
+  return stepEvents<M, X>(checkEpochOptions(options, "stepStream"));
+}
+
+/** The stream of step events of a checked plan (`stepStream`, `lrFinder`). Internal. */
+export function stepEvents<M extends ModelLike, X extends object>(plan: Plan): EventStream<StepEvent<M, X>> {
   registerKernels(); // also when the wasm backend was set without useBackend
   const cursor = new RunCursor(plan, "step");
   const { extra, run: { model } } = plan;

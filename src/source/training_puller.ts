@@ -60,6 +60,10 @@ export class TrainingPuller<E> implements Puller<E> {
     return more(event as E);
   }
 
+  upcomingStep(): number {
+    return this.#cursor.upcomingStep;
+  }
+
   async cancel(): Promise<void> {
     this.#cancelled = true;
     await this.#running; // the event in flight finishes and frees its tensors

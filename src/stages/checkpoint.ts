@@ -19,7 +19,8 @@ import {
   stepFolder,
   stepFolders,
 } from "../checkpoint/store.ts";
-import { trainingStateOf } from "../stream/training_state.ts";
+import { type TrainingState, trainingStateOf } from "../stream/training_state.ts";
+import type { Tensor } from "../tf_types.ts";
 import type { Stage } from "../stream/stage.ts";
 import { stepStage } from "../stream/step_stage.ts";
 
@@ -37,8 +38,10 @@ export interface CheckpointOptions<K extends string> {
 
 /**
  * Saves the model (topology and weights), the optimizer's state, the step and
- * the shuffle state after selected epochs, so a run can resume exactly where
- * it stopped (`epochStream({ resumeFrom: dir })`). Each checkpoint is written
+ * the shuffle state after selected events, so a run can resume exactly where
+ * it stopped (`epochStream({ resumeFrom: dir })`; behind `stepStream`, inside
+ * an epoch too: `stepStream({ resumeFrom: dir })`), with the state of the
+ * stages before it that keep some (`emaWeights`'s average). Each checkpoint is written
  * to a temporary folder and renamed into place, so a crash never leaves a
  * half-written one; what an interrupted save left is removed at the next.
  * The stage passes events on unchanged, after the save. It needs events
@@ -99,8 +102,9 @@ export function checkpoint<const K extends string = never, E extends { [P in K]:
       refuseOtherRuns(dir, state.runId, state.step);
       await removeOrphans(dir); // the claim makes every temporary folder here a dead save's
     }
+    const saved = { ...state, extra: partsOf(state) };
     if (index % every === 0) {
-      await saveCheckpoint(join(dir, stepFolder(state.step)), state);
+      await saveCheckpoint(join(dir, stepFolder(state.step)), saved);
       const folders = stepFolders(dir);
       for (const old of folders.slice(0, Math.max(0, folders.length - keep))) {
         await removeCheckpoint(join(dir, old));
@@ -110,11 +114,28 @@ export function checkpoint<const K extends string = never, E extends { [P in K]:
       const value = numericValue("checkpoint", event, best.key);
       if (sign * value < bestValue) {
         bestValue = sign * value;
-        await saveCheckpoint(join(dir, "best"), state);
+        await saveCheckpoint(join(dir, "best"), saved);
       }
     }
     return event;
   }, { onEnd: () => claim?.release() });
+}
+
+/**
+ * The state stages keep for the run (`emaWeights`), each as of this event: a
+ * stage placed after `checkpoint` has not taken the event in yet, and its
+ * state would be saved a step behind the weights.
+ */
+function partsOf(state: TrainingState): [string, Tensor[]][] {
+  return state.parts.entries().map(([name, part]) => {
+    if (part.step !== state.step) {
+      throw new Error(
+        `checkpoint: the stage keeping "${name}" has taken in step ${part.step}, not this event's step ` +
+          `${state.step}: place checkpoint(...) after it in the pipeline, so it saves its state with the weights`,
+      );
+    }
+    return [name, part.tensors()];
+  });
 }
 
 /** Throws unless every checkpoint in `dir` is complete and belongs to run `runId` at a step before `step`. */

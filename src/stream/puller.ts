@@ -18,6 +18,11 @@ export interface Puller<T> {
   next(): Promise<PullResult<T>>;
   /** Stops the stream and releases what it holds; upstream is cancelled too. */
   cancel(reason?: unknown): Promise<void>;
+  /**
+   * The `step` the next value will have, when the source knows it without
+   * producing it (a training stream: its run's position); stages pass it on.
+   */
+  upcomingStep?(): number | undefined;
 }
 
 /** The shared "stream has ended" result. */

@@ -30,6 +30,8 @@ export interface StepEnd {
   how: "stopped" | "done" | "error" | "cancelled";
   /** The error, when `how` is `"error"`. */
   error?: unknown;
+  /** What downstream cancelled with, when `how` is `"cancelled"` (the error, when a later stage failed). */
+  reason?: unknown;
 }
 
 /** Options of {@link stage}. */
@@ -103,9 +105,13 @@ class StepPuller<In, Out> implements Puller<Out>, StepControl {
     }
   }
 
+  upcomingStep(): number | undefined {
+    return this.#input.upcomingStep?.();
+  }
+
   async cancel(reason?: unknown): Promise<void> {
     if (this.#ended) return;
-    await this.#end({ how: this.#stopRequested ? "stopped" : "cancelled" });
+    await this.#end(this.#stopRequested ? { how: "stopped" } : { how: "cancelled", reason });
     await this.#input.cancel(reason);
   }
 }
