@@ -40,15 +40,60 @@ def load(path):
     return x, y
 
 
-LARGE = {"wide256": 6000, "wide1024": 6000, "cnn": 2048, "dropout": 6000, "batchnorm": 6000}
+LARGE = {"wide256": 6000, "wide1024": 6000, "cnn": 2048, "dropout": 6000, "batchnorm": 6000, "mnist_cnn": 5120,
+         "embedding": 4096, "lstm": 2048}
+QUICK_ROWS = {"mnist_cnn": 1024, "embedding": 1024, "lstm": 512}
 
 
-def large_epochs(mode, batch, epochs, models):
+class Embedding(nn.Module):
+    """Keras's IMDB classifier: embedding 10,000×16, the mean over tokens, dense 16 relu, dense 1 sigmoid."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(10000, 16)
+        self.head = nn.Sequential(nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 1), nn.Sigmoid())
+
+    def forward(self, x):
+        return self.head(self.embed(x).mean(dim=1))
+
+
+class Lstm(nn.Module):
+    """LSTM(32) over 50 steps of 8 features, the last output, dense 1."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(8, 32, batch_first=True)
+        self.head = nn.Linear(32, 1)
+
+    def forward(self, x):
+        out, _ = self.lstm(x)
+        return self.head(out[:, -1])
+
+
+def large_epochs(mode, batch, epochs, models, quick=False):
     """Per-epoch ms of a larger workload: random data, one model per (mode, batch) trained on across rounds."""
     key = (batch, mode)
+    loss_fn = nn.CrossEntropyLoss()
+    if mode == "embedding":
+        loss_fn = nn.BCELoss()
+    elif mode == "lstm":
+        loss_fn = nn.MSELoss()
     if key not in models:
-        rows = LARGE[mode]
-        if mode == "cnn":
+        rows = QUICK_ROWS.get(mode, LARGE[mode]) if quick else LARGE[mode]
+        y = torch.randint(0, 10, (rows,))
+        if mode == "mnist_cnn":  # the tfjs tutorial's CNN; softmax + categorical cross-entropy = CrossEntropyLoss
+            model = nn.Sequential(nn.Conv2d(1, 8, 5), nn.ReLU(), nn.MaxPool2d(2, 2), nn.Conv2d(8, 16, 5), nn.ReLU(),
+                                  nn.MaxPool2d(2, 2), nn.Flatten(), nn.Linear(16 * 4 * 4, 10))
+            x = torch.rand(rows, 1, 28, 28)
+        elif mode == "embedding":
+            model = Embedding()
+            x = torch.randint(0, 10000, (rows, 256))
+            y = torch.randint(0, 2, (rows, 1)).float()
+        elif mode == "lstm":
+            model = Lstm()
+            x = torch.randn(rows, 50, 8)
+            y = torch.randn(rows, 1)
+        elif mode == "cnn":
             model = nn.Sequential(nn.Conv2d(1, 16, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(16, 32, 3), nn.ReLU(),
                                   nn.Flatten(), nn.Linear(32 * 11 * 11, 10))
             x = torch.randn(rows, 1, 28, 28)
@@ -65,12 +110,10 @@ def large_epochs(mode, batch, epochs, models):
             h = int(mode[4:])
             model = nn.Sequential(nn.Linear(784, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, 10))
             x = torch.randn(rows, 784)
-        y = torch.randint(0, 10, (rows,))
         models[key] = {"model": model, "opt": torch.optim.Adam(model.parameters(), lr=1e-3), "x": x, "y": y,
                        "gen": torch.Generator().manual_seed(1)}
     state = models[key]
     model, opt, x, y, gen = state["model"], state["opt"], state["x"], state["y"], state["gen"]
-    loss_fn = nn.CrossEntropyLoss()
     times = []
     for _ in range(epochs):
         start = time.perf_counter()
@@ -108,7 +151,7 @@ def main():
         batch, mode, epochs = line.split()
         batch, epochs = int(batch), int(epochs)
         if mode in LARGE:
-            print(json.dumps({"times": large_epochs(mode, batch, epochs, models)}), flush=True)
+            print(json.dumps({"times": large_epochs(mode, batch, epochs, models, "--quick" in sys.argv)}), flush=True)
             continue
         key = (batch, mode)
         if key not in models:  # one model per arm, trained on across rounds like the stream arms

@@ -44,6 +44,7 @@ import {
 import { housingModel, loadHousing, LOCAL_DIR, modelParamNorm } from "../examples/housing_data.ts";
 import { jsonLine, median, runtime, table, timedReads } from "./common.ts";
 import { loss as tfjsLoss, makeModel } from "./tfjs_models.ts";
+import { type IssueModel, issueWorkload } from "./issue_models.ts";
 
 const quick = process.argv.includes("--quick");
 const only = process.argv.find((a) => a.startsWith("--only="))?.slice(7).split(",");
@@ -90,10 +91,26 @@ function ourArm(batchSize: number, full: boolean) {
   return timedReads(events as ReadableStream<unknown>);
 }
 
-type Large = "wide256" | "wide1024" | "cnn" | "dropout" | "batchnorm";
+type Large = "wide256" | "wide1024" | "cnn" | "dropout" | "batchnorm" | IssueModel;
+const ISSUE_MODELS: readonly string[] = ["mnist_cnn", "embedding", "lstm"];
 
 /** A larger workload's arm: random data of its shape, one model trained on across rounds. */
 function largeArm(mode: Large, batchSize: number) {
+  if (ISSUE_MODELS.includes(mode)) {
+    const w = issueWorkload(mode as IssueModel, quick);
+    const options = {
+      data: [w.x, w.y],
+      model: w.model,
+      optimizer: tf.train.adam(1e-3),
+      loss: w.loss,
+      batchSize,
+      seed: 1,
+    };
+    return {
+      reads: timedReads(epochStream(options) as ReadableStream<unknown>),
+      engine: explainEngine(options).engine,
+    };
+  }
   const rows = mode === "cnn" ? 2048 : 6000;
   const model = mode === "dropout" || mode === "batchnorm" ? makeModel(mode) : mode === "cnn"
     ? tf.sequential({
@@ -135,7 +152,11 @@ function withoutBuildMachineTuning(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return rest;
 }
 
-const child = spawn(python, [new URL("./reference_pytorch.py", import.meta.url).pathname, LOCAL_DIR], {
+const child = spawn(python, [
+  new URL("./reference_pytorch.py", import.meta.url).pathname,
+  LOCAL_DIR,
+  ...(quick ? ["--quick"] : []),
+], {
   stdio: ["pipe", "pipe", "inherit"],
   env: { ...withoutBuildMachineTuning(process.env), OPENBLAS_NUM_THREADS: "1" },
 });
@@ -176,8 +197,25 @@ for (const [batch, full, rounds, perRound] of configs) {
 }
 // Interleaved rounds of one epoch each way: this machine's speed drifts by up to 2× over minutes.
 const large: [Large, number, number][] = quick
-  ? [["wide256", 128, 1], ["cnn", 64, 1], ["dropout", 128, 1], ["batchnorm", 128, 1]]
-  : [["wide256", 128, 7], ["wide1024", 128, 5], ["cnn", 64, 3], ["dropout", 128, 5], ["batchnorm", 128, 5]];
+  ? [
+    ["wide256", 128, 1],
+    ["cnn", 64, 1],
+    ["dropout", 128, 1],
+    ["batchnorm", 128, 1],
+    ["mnist_cnn", 512, 1],
+    ["embedding", 512, 1],
+    ["lstm", 64, 1],
+  ]
+  : [
+    ["wide256", 128, 7],
+    ["wide1024", 128, 5],
+    ["cnn", 64, 3],
+    ["dropout", 128, 5],
+    ["batchnorm", 128, 5],
+    ["mnist_cnn", 512, 5],
+    ["embedding", 512, 5],
+    ["lstm", 64, 5],
+  ];
 for (const [mode, batch, rounds] of large.filter(([mode]) => wanted(mode))) {
   const ours = largeArm(mode, batch), theirs = torchRun(batch, mode);
   await ours.reads(1); // warm-up (and the JIT)
@@ -204,6 +242,9 @@ const targets: [string, string, number | undefined, number][] = [
   ["wide1024", "wide MLP 1024", 128, 1.5],
   ["dropout", "dropout MLP (tfjs path)", 128, 2.0],
   ["batchnorm", "batch-norm MLP (tfjs path)", 128, 2.0],
+  ["mnist_cnn", "tfjs MNIST tutorial CNN (tfjs path)", 512, 2.0],
+  ["embedding", "IMDB embedding classifier (tfjs path)", 512, 2.0],
+  ["lstm", "LSTM(32) regressor (tfjs path)", 64, 2.0],
 ];
 for (const [arm, label, batch, target] of targets) {
   const r = results.find((r) => r.arm === arm && r.batch === batch);
