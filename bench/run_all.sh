@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$PATH"
-for script in overhead stages backends scale profile profile_wide tfjs_path_models classifier dashboard versus_pytorch faithfulness soak big_csv collector collector_stress; do
+for script in overhead step_stream stages backends scale profile profile_wide tfjs_path_models classifier dashboard versus_pytorch faithfulness soak big_csv collector collector_stress; do
   echo "### deno: bench/$script.ts"
   deno run -A "bench/$script.ts" "$@"
   echo "### bun: bench/$script.ts"

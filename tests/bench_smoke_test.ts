@@ -17,6 +17,7 @@ const expectedKeys: Record<string, string[]> = {
   collector_stress: ["lines_lost", "lines_doubled", "unparsable", "stalls_cut", "collector_peak_mb"],
   big_csv: ["memory_rows_per_s", "dataset_rows_per_s", "slowdown", "dataset_peak_rss_mb"],
   tfjs_path_models: ["rows", "batch", "results"],
+  step_stream: ["rows", "results"],
   classifier: ["rows", "rounds", "results"],
 };
 
@@ -34,6 +35,13 @@ for (const [name, keys] of Object.entries(expectedKeys)) {
     if (name === "soak") {
       assert.ok(last.kills >= 1, "at least one round was killed");
       assert.deepEqual([last.lines_lost, last.corrupt_checkpoints, last.wrong_resumes], [0, 0, 0]);
+    }
+    if (name === "step_stream") {
+      for (const batch of ["batch512", "batch32"]) {
+        for (const k of ["e_ms", "s_ms", "et_ms", "st_ms", "s/e", "st/et", "s/st"]) {
+          assert.equal(typeof last.results[batch][k], "number", `${batch}.${k}`);
+        }
+      }
     }
     if (name === "overhead") {
       for (const batch of ["batch512", "batch32"]) {
