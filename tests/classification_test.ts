@@ -417,6 +417,9 @@ test("validationMetrics refuses bad options when built and mismatched shapes at 
   assert.throws(build({ data: [x, ids], metrics: {} }), {
     message: "validationMetrics: metrics is empty: name at least one",
   });
+  assert.throws(build({ data: [x, ids], metrics: { step: "accuracy" } }), {
+    message: `validationMetrics: metrics key "step" would replace the event's own step: name it otherwise`,
+  });
   assert.throws(build({ data: [x], metrics: { a: "accuracy" } }), {
     message: /^validationMetrics: data must hold at least 2/,
   });

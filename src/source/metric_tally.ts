@@ -69,6 +69,7 @@ export function parseMetrics(where: string, metrics: unknown): ParsedMetric[] {
   const entries = Object.entries(metrics);
   if (entries.length === 0) throw new TypeError(`${where}: metrics is empty: name at least one`);
   return entries.map(([key, spec]): ParsedMetric => {
+    if (key === "") throw new TypeError(`${where}: metrics has an empty key: name each metric's key`);
     if (key === "model" || key === "step") {
       throw new TypeError(`${where}: metrics key "${key}" would replace the event's own ${key}: name it otherwise`);
     }
