@@ -133,3 +133,43 @@ test("accumulate, clipNorm and clipValue are checked when the stream is built", 
   model.dispose();
   tf.dispose([x, y]);
 });
+
+for (const engine of ENGINES) {
+  test(`no tensor leaks when a loss throws inside an accumulated, clipped step, or a step is cancelled (engine ${engine})`, async () => {
+    const before = tf.memory().numTensors;
+    const { x, y } = lineData(40, 0.3);
+    const model = mlp(1, 8, 2);
+    const optimizer = tf.train.adam(0.01);
+    let calls = 0, armed = false;
+    // A loss of its own (the host engine runs it through tfjs on the predictions) that fails on its 5th batch:
+    // the second batch of the third step.
+    const loss = (p: tf.Tensor, t: tf.Tensor) => {
+      if (armed && ++calls === 5) throw new Error("boom");
+      return mse(t, p);
+    };
+    const options = {
+      data: [x, y],
+      model,
+      optimizer,
+      loss,
+      batchSize: 8,
+      seed: 1,
+      engine,
+      accumulate: 2,
+      clipNorm: 0.5,
+    };
+    const failing = stepStream(options);
+    armed = true;
+    await assert.rejects(collect(pipe(failing, take(10))), /boom/);
+    armed = false;
+    const reader = stepStream(options).getReader();
+    await reader.read();
+    const pending = reader.read(); // a step of two batches starts…
+    await reader.cancel("stop"); // …and is cancelled while it runs
+    await pending.catch(() => {});
+    model.dispose();
+    optimizer.dispose();
+    tf.dispose([x, y]);
+    assert.equal(tf.memory().numTensors, before);
+  });
+}

@@ -5,6 +5,7 @@ import * as tf from "@tensorflow/tfjs";
 import {
   checkpoint,
   collect,
+  collectJsonl,
   earlyStop,
   ema,
   type EngineChoice,
@@ -191,6 +192,21 @@ for (const engine of ENGINES) {
     assert.equal(tf.memory().numTensors, before);
   });
 }
+
+test("a JSONL sink logs step events with their epoch", async () => {
+  const s = setup();
+  const chunks: string[] = [];
+  const decoder = new TextDecoder();
+  const dest = new WritableStream<Uint8Array>({ write: (c) => void chunks.push(decoder.decode(c)) });
+  await collectJsonl(pipe(stepStream(s.options), take(8)), dest);
+  const rows = chunks.join("").trimEnd().split("\n").map((l) => JSON.parse(l));
+  assert.deepEqual(rows.map((r) => [r.step, r.epoch]), [[1, 1], [2, 1], [3, 1], [4, 1], [5, 1], [6, 1], [7, 1], [
+    8,
+    2,
+  ]]);
+  assert.deepEqual(Object.keys(rows[0]).sort(), ["epoch", "step", "train_loss", "train_time_sec"]);
+  s.free();
+});
 
 test("stepStream refuses what epochStream refuses, naming itself", () => {
   const s = setup();
