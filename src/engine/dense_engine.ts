@@ -20,7 +20,7 @@ import { HostOptimizer } from "./host_optimizer.ts";
 import { type HostLabels, type LossStep, lossStep } from "./loss_step.ts";
 import type { EpochTrainer, Trained } from "./epoch_trainer.ts";
 import { type Feed, type RowsFeed, rowsFeed, takeRows, type TensorFeed } from "./feed.ts";
-import { clipArrays, type GradientRule } from "./gradient_rule.ts";
+import { clipArrays, type GradientRule, PLAIN_GRADIENTS } from "./gradient_rule.ts";
 import { isWide, wideBackward, wideForward, wideKernelGradient } from "./wide_layers.ts";
 import { simdKernels } from "../kernels/simd/products.ts";
 import type { HostArray } from "../data/tensors.ts";
@@ -53,8 +53,8 @@ export interface DenseEngineInput {
   labels: HostLabels | undefined;
   rows: number;
   batchSize: number;
-  /** Accumulation and clipping (see `gradient_rule.ts`). */
-  gradients: GradientRule;
+  /** Accumulation and clipping (see `gradient_rule.ts`; none when absent). */
+  gradients?: GradientRule;
 }
 
 /** `grad += d penalty / d w` for an L1L2 penalty, as tfjs differentiates it; returns the penalty. */
@@ -119,7 +119,7 @@ export class DenseEngine implements EpochTrainer {
     this.#labels = input.labels;
     this.#labelled = input.labels !== undefined;
     this.#rows = input.rows;
-    this.#gradients = input.gradients;
+    this.#gradients = input.gradients ?? PLAIN_GRADIENTS;
     this.#batchSize = 0;
     this.#acts = [];
     this.#grads = [];
