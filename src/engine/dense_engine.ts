@@ -7,8 +7,9 @@
  * layer, whose products are all float32 on the SIMD kernels
  * (`wide_layers.ts`) as tfjs computes them; parameters and optimizer state
  * are float32 between steps, as tfjs keeps them. Weights and optimizer
- * state are read from the model and the tfjs optimizer when the epoch
- * starts and written back when it ends, so everything outside the epoch
+ * state are read from the model and the tfjs optimizer when a call to
+ * `train` starts and written back when it ends — once an epoch for
+ * `epochStream`, once a step for `stepStream` — so everything outside it
  * (validation, checkpoints, stages) sees ordinary tfjs state.
  *
  * @module
