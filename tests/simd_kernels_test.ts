@@ -182,7 +182,8 @@ test("the epilogues and the float32 narrowing in the kernels are bit for bit the
 test("thousands of small shared products with pauses between them all finish, each the one-thread product", async () => {
   const child = startScript("tests/fixtures/simd_stress.ts", ["30000"]);
   try {
-    const result = await within(60_000, "the stress run to end", child.done);
+    // A bound against a deadlock only: the run took 10 s on a 2-core machine, 12-21 s beside two busy loops.
+    const result = await within(300_000, "the stress run to end", child.done);
     assert.equal(result.code, 0, result.stderr);
     const printed = JSON.parse(result.stdout.trim());
     assert.deepEqual(printed, { jobs: 30000, helpers: printed.helpers, mismatches: 0 });
@@ -194,7 +195,7 @@ test("thousands of small shared products with pauses between them all finish, ea
 });
 
 test("a program whose helper threads sit idle still ends on its own", async () => {
-  const result = await within(60_000, "the program to end", runScript("tests/fixtures/simd_exit.ts", []));
+  const result = await within(120_000, "the program to end", runScript("tests/fixtures/simd_exit.ts", []));
   assert.equal(result.code, 0, result.stderr);
   const printed = JSON.parse(result.stdout.trim());
   assert.equal(printed.value, 256);
