@@ -407,6 +407,15 @@ interface Conv2D {
   dilations: Pair;
 }
 
+/**
+ * Padding tfjs-backend-wasm 4.22's convolutions got wrong (a fitstream review found them): 'same' at a stride above 1
+ * with a filter one pixel wide or tall gave zeros, also through tfjs-layers' conv2d (FusedConv2D).
+ */
+const PADDING_TRAPS: Conv2D[] = [
+  { x: [2, 7, 8, 2], filter: [3, 1, 2, 3], strides: [1, 2], pad: "same", dilations: 1 },
+  { x: [1, 4, 4, 1], filter: [1, 2, 1, 1], strides: 2, pad: "same", dilations: 1 },
+];
+
 const CONV2D: Conv2D[] = [
   { x: [1, 5, 5, 1], filter: [3, 3, 1, 1], strides: 1, pad: "valid", dilations: 1 },
   { x: [2, 7, 6, 3], filter: [3, 3, 3, 4], strides: 1, pad: "same", dilations: 1 },
@@ -428,6 +437,7 @@ const CONV2D: Conv2D[] = [
   { x: [16, 28, 28, 1], filter: [5, 5, 1, 8], strides: 1, pad: "valid", dilations: 1 },
   { x: [8, 13, 11, 6], filter: [3, 3, 6, 16], strides: 2, pad: "same", dilations: 1 },
   { x: [16, 15, 14, 3], filter: [4, 3, 3, 16], strides: [2, 1], pad: 1, dilations: 1 },
+  ...PADDING_TRAPS,
 ];
 
 /** The geometries the convolution gradients take: the gradient ops refuse dilations > 1. */
@@ -473,6 +483,9 @@ const DEPTHWISE: Conv2D[] = [
   { x: [2, 8, 8, 16], filter: [3, 3, 16, 1], strides: 1, pad: "same", dilations: 1 },
   { x: [2, 9, 9, 3], filter: [3, 3, 3, 2], strides: 1, pad: "same", dilations: 2 },
   { x: [1, 10, 8, 2], filter: [2, 3, 2, 1], strides: 1, pad: "valid", dilations: [2, 1] },
+  // The padding traps for depthwise convolutions: 'same' at stride 2 with a 1-wide filter, numeric padding of a 1×2.
+  { x: [2, 7, 8, 2], filter: [3, 1, 2, 1], strides: 2, pad: "same", dilations: 1 },
+  { x: [1, 6, 5, 1], filter: [1, 2, 1, 1], strides: 1, pad: 1, dilations: 1 },
 ];
 
 const DEPTHWISE_GRAD = DEPTHWISE.filter((g) => g.dilations === 1);
@@ -906,8 +919,8 @@ function fusedMatMulCases(batchedOrTransposedWithBias: boolean): Case[] {
 
 function fusedConvCases(depthwise: boolean): Case[] {
   const geometries = depthwise
-    ? [DEPTHWISE[2], DEPTHWISE[3], DEPTHWISE[5], DEPTHWISE[6], DEPTHWISE[9]]
-    : [CONV2D[1], CONV2D[2], CONV2D[4], CONV2D[5], CONV2D[9]];
+    ? [DEPTHWISE[2], DEPTHWISE[3], DEPTHWISE[5], DEPTHWISE[6], DEPTHWISE[9], ...DEPTHWISE.slice(-2)]
+    : [CONV2D[1], CONV2D[2], CONV2D[4], CONV2D[5], CONV2D[9], ...PADDING_TRAPS];
   return geometries.flatMap((g) =>
     ACTIVATIONS.map((activation, i) => {
       const s = seedOf("fusedConv", depthwise, g, activation);

@@ -126,6 +126,12 @@ const CASES: Case[] = [
     ),
     tfjsCannotTrain: /dilation rates greater than 1 are not yet supported in gradients/,
   },
+  // tfjs-backend-wasm 4.22 gave zeros for 'same' at a stride above 1 with a filter one pixel wide (FusedConv2D).
+  one(
+    "conv2d with a 3×1 filter, strides [1, 2] and 'same' padding",
+    [7, 8, 2],
+    () => tf.layers.conv2d({ filters: 3, kernelSize: [3, 1], strides: [1, 2], padding: "same" }),
+  ),
   one("conv3d", volume, () => tf.layers.conv3d({ filters: 2, kernelSize: 2 })),
   one(
     "conv3d with strides 2 and 'same' padding",

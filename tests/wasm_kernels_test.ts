@@ -154,3 +154,28 @@ test("an embedding model trains with model.fit on the default backend after useB
   tf.dispose([x, y]);
   model.dispose();
 });
+
+test("fitstream's kernels give each output the dtype and values the cpu backend gives, for int32, bool and empty inputs", async () => {
+  if (backend !== "wasm") return; // only where the wasm backend loads
+  const run = () =>
+    tf.tidy(() => {
+      const results = [
+        tf.maxPool3d(tf.tensor5d([1, 5, 3, 2, 7, 4, 6, 8], [1, 2, 2, 2, 1], "int32"), 2, 2, "valid"),
+        tf.gather(
+          tf.tensor2d([[1, 0, 1], [0, 1, 1]], [2, 3], "bool"),
+          tf.tensor2d([[1, 0], [2, 1]], [2, 2], "int32"),
+          1,
+          1,
+        ),
+        tf.unsortedSegmentSum(tf.zeros([0, 3]), tf.tensor1d([], "int32"), 2),
+        tf.unsortedSegmentSum(tf.tensor2d([[1, 2], [3, 4]], [2, 2], "int32"), tf.tensor1d([1, 1], "int32"), 2),
+        tf.oneHot(tf.tensor1d([0, 2], "int32"), 3, 1, 0, "bool"),
+        tf.clipByValue(tf.tensor1d([0, 4, 7, -2, -9], "int32"), -1.5, 3.5),
+        tf.cast(tf.tensor1d([0.25, -0.5, 0, NaN]), "bool"),
+      ];
+      return results.map((t) => ({ dtype: t.dtype, shape: t.shape, values: Array.from(t.dataSync()) }));
+    });
+  const wasm = run();
+  const cpu = await on("cpu", run);
+  assert.deepEqual(wasm, cpu);
+});

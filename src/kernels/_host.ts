@@ -8,15 +8,15 @@
 import * as tf from "@tensorflow/tfjs";
 
 /**
- * What a host kernel calls on the wasm or the cpu backend: both read values
- * with `readSync`; the wasm backend makes outputs with `makeOutput(shape,
- * dtype, offset, values)`, the cpu backend with `makeTensorInfo(shape, dtype,
- * values)`.
+ * What a host kernel calls on the wasm or the cpu backend: `readSync` (the
+ * cpu backend's values; {@link valuesOf} reads the wasm heap in place), and
+ * to make an output the wasm backend's `makeOutput(shape, dtype, offset,
+ * values)` or the cpu backend's `makeTensorInfo(shape, dtype, values)`.
  */
 export interface HostBackend {
   readSync(dataId: object): ArrayLike<number>;
   makeTensorInfo?(shape: number[], dtype: tf.DataType, values: ArrayLike<number>): tf.TensorInfo;
-  makeOutput(...args: unknown[]): unknown;
+  makeOutput?(...args: unknown[]): unknown;
 }
 
 /** What tfjs passes a kernel function. */
@@ -32,8 +32,14 @@ interface WasmInternals {
   wasm?: { HEAPU8: Uint8Array };
 }
 
-/** The tfjs version whose wasm backend's private state {@link valuesOf} reads; any other is read through `readSync`. */
+/** The tfjs-backend-wasm version whose private state {@link valuesOf} reads; any other is read through `readSync`. */
 const KNOWN_VERSION = "4.22.0";
+let wasmVersion: string | undefined;
+
+/** Records the version of tfjs-backend-wasm that was loaded (see {@link valuesOf}). Internal. */
+export function setWasmVersion(version: string): void {
+  wasmVersion = version;
+}
 
 /**
  * The values of `t`, as the backend stores them. On the wasm backend, a view
@@ -43,7 +49,7 @@ const KNOWN_VERSION = "4.22.0";
  */
 export function valuesOf(backend: HostBackend, t: tf.TensorInfo): ArrayLike<number> {
   const internals = backend as unknown as WasmInternals;
-  const data = tf.version_core === KNOWN_VERSION ? internals.dataIdMap?.get(t.dataId) : undefined;
+  const data = wasmVersion === KNOWN_VERSION ? internals.dataIdMap?.get(t.dataId) : undefined;
   const heap = internals.wasm?.HEAPU8;
   if (data && heap && (data.dtype === "float32" || data.dtype === "int32")) {
     const size = tf.util.sizeFromShape(t.shape);
@@ -53,15 +59,25 @@ export function valuesOf(backend: HostBackend, t: tf.TensorInfo): ArrayLike<numb
   return backend.readSync(t.dataId);
 }
 
-/** An output of `shape` and `dtype` holding `values`, on either backend. */
+/** The typed array that stores `dtype` (the backends copy an output's bytes as they are). */
+const STORAGE: Partial<Record<tf.DataType, new (values: ArrayLike<number>) => ArrayLike<number>>> = {
+  float32: Float32Array,
+  int32: Int32Array,
+  bool: Uint8Array,
+};
+
+/** An output of `shape` and `dtype` holding `values` (converted to `dtype`'s storage), on either backend. */
 export function output(
   backend: HostBackend,
   shape: number[],
   dtype: tf.DataType,
-  values: Float32Array | Int32Array,
+  values: Float32Array | Int32Array | Uint8Array,
 ): tf.TensorInfo {
-  if (backend.makeTensorInfo) return backend.makeTensorInfo(shape, dtype, values);
-  return backend.makeOutput(shape, dtype, undefined, values) as tf.TensorInfo;
+  const Storage = STORAGE[dtype];
+  if (Storage === undefined) throw new TypeError(`fitstream: a host kernel cannot make a ${dtype} output`);
+  const stored = values instanceof Storage ? values : new Storage(values);
+  if (backend.makeTensorInfo) return backend.makeTensorInfo(shape, dtype, stored);
+  return backend.makeOutput!(shape, dtype, undefined, stored) as tf.TensorInfo;
 }
 
 /**

@@ -9,6 +9,13 @@
 import * as tf from "@tensorflow/tfjs";
 
 const originals = new Map<string, tf.KernelConfig>();
+/** fitstream's own kernel functions: {@link tfjsKernel} never calls one of them as tfjs's. */
+const ours = new WeakSet<tf.KernelFunc>();
+
+/** Marks `run` as one of fitstream's kernels. */
+export function markOurs(run: tf.KernelFunc): void {
+  ours.add(run);
+}
 
 /** Keeps tfjs's own `config` (the first one seen for its name and backend). */
 export function keepOriginal(config: tf.KernelConfig): void {
@@ -27,6 +34,8 @@ export function originalKernel(name: string, backend: string): tf.KernelConfig |
  */
 export function tfjsKernel(name: string, backend: string, args: unknown): tf.TensorInfo | tf.TensorInfo[] {
   const config = originalKernel(name, backend) ?? tf.getKernel(name, backend);
-  if (config === undefined) throw new Error(`fitstream: tfjs's own ${name} kernel for ${backend} was not kept`);
+  if (config === undefined || ours.has(config.kernelFunc)) {
+    throw new Error(`fitstream: tfjs's own ${name} kernel for ${backend} was not kept`);
+  }
   return config.kernelFunc(args as Parameters<tf.KernelFunc>[0]);
 }

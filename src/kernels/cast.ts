@@ -7,7 +7,7 @@
  * @module
  */
 import type * as tf from "@tensorflow/tfjs";
-import { type KernelArgs, valuesOf } from "./_host.ts";
+import { type KernelArgs, output, valuesOf } from "./_host.ts";
 import { tfjsKernel } from "./_originals.ts";
 
 /** x as `dtype`. */
@@ -19,5 +19,5 @@ export function cast(args: KernelArgs<{ x: tf.TensorInfo }, { dtype: tf.DataType
   const xs = valuesOf(backend, x);
   const out = new Uint8Array(xs.length);
   for (let i = 0; i < xs.length; i++) out[i] = xs[i] !== 0 ? 1 : 0;
-  return backend.makeOutput(x.shape, "bool", undefined, out) as tf.TensorInfo;
+  return output(backend, x.shape, "bool", out);
 }

@@ -35,9 +35,12 @@ export function gatherV2(args: GatherArgs): tf.TensorInfo {
   // x as [batch, outer, dim, slice]; indices as [batch, n]; out as [batch, outer, n, slice].
   const { batchSize, outerSize, dimSize, sliceSize } = info;
   const n = ids.length / batchSize;
+  const size = batchSize * outerSize * n * sliceSize;
   const out = x.dtype === "int32"
-    ? new Int32Array(batchSize * outerSize * n * sliceSize)
-    : new Float32Array(batchSize * outerSize * n * sliceSize);
+    ? new Int32Array(size)
+    : x.dtype === "bool"
+    ? new Uint8Array(size)
+    : new Float32Array(size);
   let to = 0;
   for (let b = 0; b < batchSize; b++) {
     for (let o = 0; o < outerSize; o++) {
@@ -62,7 +65,7 @@ export function oneHot(args: OneHotArgs): tf.TensorInfo {
   const ids = valuesOf(backend, indices), { depth, onValue, offValue } = attrs;
   const out = new Float32Array(ids.length * depth).fill(offValue);
   for (let i = 0; i < ids.length; i++) if (ids[i] >= 0 && ids[i] < depth) out[i * depth + ids[i]] = onValue;
-  return output(backend, [...indices.shape, depth], "float32", out);
+  return output(backend, [...indices.shape, depth], attrs.dtype, out);
 }
 
 type CumsumArgs = KernelArgs<{ x: tf.TensorInfo }, { axis: number; exclusive: boolean; reverse: boolean }>;

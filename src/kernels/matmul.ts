@@ -120,6 +120,7 @@ function planOf(a: tf.TensorInfo, b: tf.TensorInfo, { transposeA, transposeB }: 
   }
   if (!repeats(dimsA, outer) || !repeats(dimsB, outer)) return undefined;
   const batchA = sizeOf(dimsA), batchB = sizeOf(dimsB);
+  if (batchA === 0 || batchB === 0) return undefined; // an empty batch: tfjs's kernel says what it makes of it
   return { m, k, n, batch: Math.max(batchA, batchB), batchA, batchB, shape: [...outer, m, n] };
 }
 

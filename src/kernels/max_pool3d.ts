@@ -36,12 +36,15 @@ function poolInfo(shape: number[], attrs: Pool3DAttrs): tf.backend_util.Conv3DIn
 
 /**
  * Calls `visit(at, yAt)` for each output value `yAt` (in output order) with
- * the index of its window's maximum in `xs` (the last of equal maxima; -1
- * when the window holds only NaN).
+ * the index of its window's maximum in `xs` — the last of equal maxima with
+ * `lastTie` (the cpu backend's gradient), else the first (its forward pass,
+ * where only the sign of a zero can tell) — or -1 when no value beats
+ * -Infinity (NaN only).
  */
 function eachMaximum(
   info: tf.backend_util.Conv3DInfo,
   xs: ArrayLike<number>,
+  lastTie: boolean,
   visit: (at: number, yAt: number) => void,
 ) {
   const { batchSize, inDepth, inHeight, inWidth, inChannels: channels, outDepth, outHeight, outWidth } = info;
@@ -62,7 +65,7 @@ function eachMaximum(
               for (let xr = Math.max(0, r0); xr < rEnd; xr++) {
                 for (let xc = Math.max(0, c0); xc < cEnd; xc++) {
                   const i = (((b * inDepth + xz) * inHeight + xr) * inWidth + xc) * channels + d;
-                  if (xs[i] >= best) best = xs[i], at = i;
+                  if (lastTie ? xs[i] >= best : xs[i] > best) best = xs[i], at = i;
                 }
               }
             }
@@ -80,9 +83,9 @@ export function maxPool3D(
 ): tf.TensorInfo {
   const info = poolInfo(inputs.x.shape, attrs);
   const xs = valuesOf(backend, inputs.x);
-  const out = new Float32Array(tf.util.sizeFromShape(info.outShape));
-  eachMaximum(info, xs, (at, yAt) => out[yAt] = at < 0 ? -Infinity : xs[at]);
-  return output(backend, info.outShape, inputs.x.dtype, out);
+  const out = new Float32Array(tf.util.sizeFromShape(info.outShape)); // float32 whatever x holds, as on the cpu backend
+  eachMaximum(info, xs, false, (at, yAt) => out[yAt] = at < 0 ? -Infinity : xs[at]);
+  return output(backend, info.outShape, "float32", out);
 }
 
 /** d loss / d input of a 3-d max pool (NDHWC), from its input and its output's gradient `dy`. */
@@ -92,7 +95,7 @@ export function maxPool3DGradient(
   const info = poolInfo(inputs.input.shape, attrs);
   const xs = valuesOf(backend, inputs.input), grads = valuesOf(backend, inputs.dy);
   const sums = new Float64Array(xs.length);
-  eachMaximum(info, xs, (at, yAt) => {
+  eachMaximum(info, xs, true, (at, yAt) => {
     if (at >= 0) sums[at] += grads[yAt];
   });
   return float32Output(backend, inputs.input.shape, sums);

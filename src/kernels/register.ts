@@ -7,10 +7,10 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { keepOriginal, originalKernel } from "./_originals.ts";
+import { keepOriginal, markOurs, originalKernel } from "./_originals.ts";
 import { registerComparisonGradients } from "./comparison_gradients.ts";
 import { conv2dFilterGradient } from "./conv2d_filter_grad.ts";
-import { conv2d } from "./conv2d_forward.ts";
+import { conv2d, depthwiseConv2d, fusedConv2d, fusedDepthwiseConv2d } from "./conv2d_forward.ts";
 import { conv2dInputGradient } from "./conv2d_input_grad.ts";
 import { conv3dFilterGradient, conv3dInputGradient } from "./conv3d_grads.ts";
 import { depthwiseFilterGradient, depthwiseInputGradient } from "./depthwise_conv2d_grads.ts";
@@ -60,10 +60,33 @@ export const SUPPLIED_KERNELS: readonly SuppliedKernel[] = [
   },
   {
     name: "Conv2D",
-    needed: "tf.conv2d with dataFormat NCHW or numeric padding (tfjs-layers uses NHWC, 'same' or 'valid')",
-    replaces: { wasm: "refuses NCHW; numeric padding with an even filter side is wrong or corrupts the heap" },
-    fallback: "all of it: NCHW through two transposes, numeric padding by padding the input first",
+    needed: "conv1d, conv2d ('same' at a stride above 1), tf.conv2d with NCHW or numeric padding",
+    replaces: {
+      wasm: "zeros for 'same' at stride 2 with a 1-wide filter; numeric padding wrong or out of bounds; NCHW refused",
+    },
+    fallback: "'valid', and 'same' at stride 1; the rest by padding the input first",
     run: conv2d,
+  },
+  {
+    name: "FusedConv2D",
+    needed: "conv2d layers with a bias or activation (their forward pass)",
+    replaces: { wasm: "as Conv2D: zeros for 'same' at stride 2 with a 1-wide filter; numeric padding wrong" },
+    fallback: "'valid', and 'same' at stride 1; the rest by padding the input first",
+    run: fusedConv2d,
+  },
+  {
+    name: "DepthwiseConv2dNative",
+    needed: "depthwiseConv2d, separableConv2d",
+    replaces: { wasm: "as Conv2D: wrong for 'same' at stride 2 with a 1-wide filter, and for numeric padding" },
+    fallback: "'valid', and 'same' at stride 1; the rest by padding the input first",
+    run: depthwiseConv2d,
+  },
+  {
+    name: "FusedDepthwiseConv2D",
+    needed: "tf.fused.depthwiseConv2d",
+    replaces: { wasm: "as DepthwiseConv2dNative" },
+    fallback: "'valid', and 'same' at stride 1; the rest by padding the input first",
+    run: fusedDepthwiseConv2d,
   },
   {
     name: "Conv2DBackpropFilter",
@@ -249,13 +272,16 @@ function register(backend: Backend): void {
       keepOriginal(own);
       tf.unregisterKernel(kernel.name, backend);
     }
-    // tfjs runs the registered kernel's setupFunc when the backend is set: a kernel that falls back needs tfjs's own.
-    const setup = kernel.fallback && own ? { setupFunc: own.setupFunc, disposeFunc: own.disposeFunc } : {};
+    // tfjs runs the registered kernel's setupFunc when the backend is set: carried always, so a kernel that hands
+    // work back to tfjs's own finds it set up (its setup only binds tfjs's functions, never runs a kernel).
+    const kept = originalKernel(kernel.name, backend);
+    markOurs(kernel.run as tf.KernelFunc);
     tf.registerKernel({
       kernelName: kernel.name,
       backendName: backend,
       kernelFunc: kernel.run as tf.KernelFunc,
-      ...setup,
+      setupFunc: kept?.setupFunc,
+      disposeFunc: kept?.disposeFunc,
     });
   }
   registered.add(backend);

@@ -37,13 +37,23 @@ export function relu6(args: Unary): tf.TensorInfo {
   return mapped(args, (v) => Math.min(Math.max(0, v), 6));
 }
 
-/** x clipped to `[clipValueMin, clipValueMax]`, NaN kept. */
+/**
+ * x clipped to `[clipValueMin, clipValueMax]`, NaN kept; int32 too (tfjs's
+ * clipped int32 values wrong: -2 to [-1.5, 3.5] gave -1077936128, the bounds'
+ * float bits). The int32 result is rounded toward zero, as the cpu backend
+ * stores it.
+ */
 export function clipByValue(args: Unary<{ clipValueMin: number; clipValueMax: number }>): tf.TensorInfo {
-  if (!isFloat(args.inputs.x) || !hasNaN(valuesOf(args.backend, args.inputs.x))) {
+  const { x } = args.inputs;
+  const int = x.dtype === "int32";
+  if (!int && (!isFloat(x) || !hasNaN(valuesOf(args.backend, x)))) {
     return tfjsKernel("ClipByValue", "wasm", args) as tf.TensorInfo;
   }
   const { clipValueMin: min, clipValueMax: max } = args.attrs;
-  return mapped(args, (v) => v > max ? max : v < min ? min : v);
+  const xs = valuesOf(args.backend, x);
+  const out = new (int ? Int32Array : Float32Array)(xs.length);
+  for (let i = 0; i < xs.length; i++) out[i] = xs[i] > max ? max : xs[i] < min ? min : xs[i];
+  return output(args.backend, x.shape, x.dtype, out);
 }
 
 /** -1, 0 or 1 by the sign of x (0 for NaN), however small x is. */

@@ -9,7 +9,7 @@
  * @module
  */
 import type * as tf from "@tensorflow/tfjs";
-import { type KernelArgs, valuesOf } from "./_host.ts";
+import { type KernelArgs, output, valuesOf } from "./_host.ts";
 import { tfjsKernel } from "./_originals.ts";
 
 type TypedValues = Float32Array | Int32Array | Uint8Array;
@@ -39,5 +39,5 @@ export function tile(args: KernelArgs<{ x: tf.TensorInfo }, { reps: number[] }>)
   }
   // A copy even where every rep is 1: the output must not share the input's memory.
   if (values === source) values = source.slice();
-  return backend.makeOutput(shape, x.dtype, undefined, values) as tf.TensorInfo;
+  return output(backend, shape, x.dtype, values);
 }

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import type * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs";
 import { type KernelArgs, output, valuesOf } from "./_host.ts";
 
 type SegmentSumArgs = KernelArgs<{ x: tf.TensorInfo; segmentIds: tf.TensorInfo }, { numSegments: number }>;
@@ -19,8 +19,8 @@ export function unsortedSegmentSum({ inputs, backend, attrs }: SegmentSumArgs): 
   const { x, segmentIds } = inputs;
   const { numSegments } = attrs;
   const ids = valuesOf(backend, segmentIds), xs = valuesOf(backend, x);
-  const rows = ids.length, width = rows === 0 ? 0 : xs.length / rows;
   const inner = x.shape.slice(segmentIds.shape.length);
+  const rows = ids.length, width = tf.util.sizeFromShape(inner);
   const sums = new Float64Array(numSegments * width);
   // Non-finite values per column, in all rows and in each segment's own rows.
   let strays: Int32Array | undefined, ownStrays: Int32Array | undefined;
@@ -44,6 +44,6 @@ export function unsortedSegmentSum({ inputs, backend, attrs }: SegmentSumArgs): 
       for (let j = 0; j < width; j++) if (strays[j] > ownStrays[s * width + j]) sums[s * width + j] = NaN;
     }
   }
-  const values = x.dtype === "int32" ? new Int32Array(sums) : new Float32Array(sums);
-  return output(backend, [numSegments, ...inner], x.dtype, values);
+  // float32 whatever x holds: the cpu backend multiplies x by a float32 mask before it sums.
+  return output(backend, [numSegments, ...inner], "float32", new Float32Array(sums));
 }

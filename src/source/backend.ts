@@ -10,6 +10,7 @@ import { describe } from "../internal/describe.ts";
 import { checkKeys, keysOf } from "../internal/option_keys.ts";
 import { keepingErrorListeners } from "./error_listeners.ts";
 import { coreCount, MAX_HELPERS, MAX_MEMORY_MIB, setKernelLimits } from "../kernels/simd/products.ts";
+import { setWasmVersion } from "../kernels/_host.ts";
 import { registerFileScheme } from "../checkpoint/file_scheme.ts";
 
 /** The backends fitstream sets up. */
@@ -88,7 +89,8 @@ async function activate(name: BackendName, kernels: "fitstream" | "tfjs"): Promi
     // Loaded here, not at the top of the module: importing the wasm backend registers it as tfjs's
     // highest-priority backend before it is ready, and a plain tfjs script would then fail at its first
     // tf.tensor(...). Importing fitstream changes nothing in tfjs; useBackend() does.
-    const { setWasmPaths } = await import("@tensorflow/tfjs-backend-wasm");
+    const { setWasmPaths, version_wasm } = await import("@tensorflow/tfjs-backend-wasm");
+    setWasmVersion(version_wasm);
     // The .wasm binaries sit next to the package's entry point, on disk.
     const entry = new URL(import.meta.resolve("@tensorflow/tfjs-backend-wasm"));
     setWasmPaths(decodeURIComponent(new URL("./", entry).pathname));
