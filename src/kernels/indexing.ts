@@ -1,8 +1,10 @@
 /**
  * Indexing kernels where tfjs-backend-wasm 4.22 differs from the cpu backend
- * on inputs that plain tfjs ops pass (found by the conformance suite):
- * `GatherV2` with `batchDims` 1 reads the wrong batch from the third batch on
- * (`gather([[1,2],[3,4],[5,6]], [[1],[0],[1]], 1, 1)`: 5 for 6); `OneHot` with
+ * on inputs that plain tfjs ops pass (found by the conformance suite), or is
+ * slow: `GatherV2` with `batchDims` 1 reads the wrong batch from the third
+ * batch on (`gather([[1,2],[3,4],[5,6]], [[1],[0],[1]], 1, 1)`: 5 for 6), and
+ * took 65 ms to gather an IMDB classifier's 512 × 256 embeddings of 16 values
+ * (half its step; this loop: a few ms); `OneHot` with
  * a float32 output writes the on-value's int32 bits (1.4e-45 for 1); `Cumsum`
  * with a negative axis writes outside its output and corrupts the heap. Each
  * hands the inputs tfjs handles right to tfjs's own kernel.
@@ -15,10 +17,10 @@ import { tfjsKernel } from "./_originals.ts";
 
 type GatherArgs = KernelArgs<{ x: tf.TensorInfo; indices: tf.TensorInfo }, { axis: number; batchDims: number }>;
 
-/** Gathers slices of x along `axis` by `indices`, the first `batchDims` axes of both being batch axes. */
+/** Gathers slices of x along `axis` by `indices`, the first `batchDims` axes of both being batch axes (any dtype but strings). */
 export function gatherV2(args: GatherArgs): tf.TensorInfo {
   const { inputs: { x, indices }, backend, attrs } = args;
-  if (!attrs.batchDims) return tfjsKernel("GatherV2", "wasm", args) as tf.TensorInfo;
+  if (x.dtype === "string" || x.dtype === "complex64") return tfjsKernel("GatherV2", "wasm", args) as tf.TensorInfo;
   const axis = tf.util.parseAxisParam(attrs.axis, x.shape)[0];
   const ids = valuesOf(backend, indices), xs = valuesOf(backend, x);
   for (let i = 0; i < ids.length; i++) {

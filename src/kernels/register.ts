@@ -186,9 +186,11 @@ export const SUPPLIED_KERNELS: readonly SuppliedKernel[] = [
   },
   {
     name: "GatherV2",
-    needed: "tf.gather with batchDims (embedding does not set it)",
-    replaces: { wasm: "batchDims 1 reads the wrong batch from the third on" },
-    fallback: "batchDims 0",
+    needed: "embedding (its forward pass), tf.gather",
+    replaces: {
+      wasm: "batchDims 1 reads the wrong batch from the third on; slow (65 ms for an IMDB classifier's batch)",
+    },
+    fallback: "strings",
     run: gatherV2,
   },
   {
