@@ -7,6 +7,9 @@
  *
  * - lines lost: a gap in the steps of the log's complete lines, or a
  *   complete line that does not parse;
+ * - lines doubled: a line that repeats a step already logged;
+ * - peak memory: the largest resident memory a run reached (Linux's VmHWM,
+ *   read just before the kill);
  * - corrupt checkpoints: the newest checkpoint does not load (its checks
  *   include the checksums);
  * - wrong resumes: the next round does not say "resuming after epoch k" for
@@ -63,11 +66,27 @@ function readLog(): { steps: number[]; unparsable: number } {
   return { steps, unparsable };
 }
 
-/** Steps missing from 1..last, or repeated. */
-function gaps(steps: number[]): number {
-  let bad = 0;
-  steps.forEach((step, i) => (bad += step === i + 1 ? 0 : 1));
-  return bad;
+/** Steps of 1..last that are missing, and lines that repeat a step already logged. */
+function gaps(steps: number[]): { missing: number; doubled: number } {
+  const seen = new Set<number>();
+  let doubled = 0;
+  for (const step of steps) {
+    if (seen.has(step)) doubled++;
+    else seen.add(step);
+  }
+  const last = steps.length ? Math.max(...steps) : 0;
+  return { missing: last - seen.size, doubled };
+}
+
+/** A process's peak resident memory so far in MB (Linux's VmHWM), or undefined where /proc cannot tell. */
+function peakMb(pid: number | undefined): number | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const kb = /VmHWM:\s+(\d+) kB/.exec(status);
+    return kb ? Number(kb[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function start(resume: boolean) {
@@ -83,7 +102,8 @@ function start(resume: boolean) {
 }
 
 const began = Date.now();
-let linesLost = 0, corrupt = 0, wrongResumes = 0, rounds = 0, finishedAlone = 0;
+let linesLost = 0, linesDoubled = 0, corrupt = 0, wrongResumes = 0, rounds = 0, finishedAlone = 0;
+let peak: number | undefined;
 let expectedResume: number | undefined;
 try {
   for (let round = 0; round < kills && Date.now() - began < budgetMs; round++) {
@@ -100,6 +120,8 @@ try {
         : /resuming after epoch/.test(run.output()) && readLog().steps.length > expectedResume;
     while (!exitedAlone && !started() && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
     await new Promise((r) => setTimeout(r, random() * 300));
+    const mb = peakMb(run.child.pid);
+    if (mb !== undefined) peak = Math.max(peak ?? 0, mb);
     if (exitedAlone) finishedAlone++;
     else run.child.kill("SIGKILL");
     await run.exited;
@@ -113,8 +135,10 @@ try {
       }
     }
     const { steps, unparsable } = readLog();
-    const lost = unparsable + gaps(steps);
+    const { missing, doubled } = gaps(steps);
+    const lost = unparsable + missing;
     linesLost += lost;
+    linesDoubled += doubled;
     let saved: number | undefined;
     try {
       const checkpoint = await loadCheckpoint(ckpt);
@@ -134,7 +158,7 @@ try {
     expectedResume = saved;
     console.log(
       `round ${round + 1}: log ${steps.length} lines, checkpoint ${saved ?? "none"}, ` +
-        `${lost ? `${lost} lines lost` : "nothing lost"}`,
+        `${lost ? `${lost} lines lost` : "nothing lost"}${doubled ? `, ${doubled} lines doubled` : ""}`,
     );
   }
 } finally {
@@ -143,12 +167,15 @@ try {
 const seconds = (Date.now() - began) / 1000;
 console.log(
   `${rounds} rounds (${rounds - finishedAlone} killed) in ${seconds.toFixed(0)} s: ` +
-    `lines lost ${linesLost}, corrupt checkpoints ${corrupt}, wrong resumes ${wrongResumes}`,
+    `lines lost ${linesLost}, lines doubled ${linesDoubled}, corrupt checkpoints ${corrupt}, wrong resumes ${wrongResumes}, ` +
+    `peak memory of a run ${peak === undefined ? "n/a" : `${peak.toFixed(0)} MB`}`,
 );
 jsonLine("soak", {
   rounds,
   kills: rounds - finishedAlone,
   lines_lost: linesLost,
+  lines_doubled: linesDoubled,
+  peak_mb: peak ?? null,
   corrupt_checkpoints: corrupt,
   wrong_resumes: wrongResumes,
   seconds,
