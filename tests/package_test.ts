@@ -53,23 +53,76 @@ function succeeded(what: string, ran: Ran): void {
   assert.equal(ran.code, 0, `${what} failed:\n${ran.stdout}\n${ran.stderr}`);
 }
 
-/** The stranger's script: imports the three exports by name and trains a tiny model for two epochs. */
+/**
+ * The stranger's script: imports the three exports by name, trains a softmax classifier with
+ * categoricalCrossentropy (on the host engine) for two epochs, and tries two mistakes: a misspelt option key and NaN
+ * validation data, each refused when built.
+ */
 const SCRIPT = `import * as tf from "@tensorflow/tfjs";
-import { collect, epochStream, take, useBackend } from "@fitstream/fitstream";
+import {
+  categoricalCrossentropy,
+  collect,
+  earlyStop,
+  epochStream,
+  explainEngine,
+  take,
+  useBackend,
+  validationLoss,
+} from "@fitstream/fitstream";
 import { pipe } from "@fitstream/fitstream/core";
 import { main } from "@fitstream/fitstream/cli";
 
 const backend = await useBackend();
-const x = tf.randomUniform([32, 2], -1, 1, "float32", 1);
-const y = x.sum(1, true);
-const model = tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [2] })] });
-const loss = tf.losses.meanSquaredError;
-const events = epochStream({ data: [x, y], model, optimizer: tf.train.adam(0.1), loss, batchSize: 8, seed: 1 });
-const rows = await collect(pipe(events, take(2)));
-console.log(JSON.stringify({ backend, steps: rows.map((r) => r.step), cli: typeof main }));
+const x = tf.randomUniform([48, 2], -1, 1, "float32", 1);
+const y = tf.oneHot(tf.tensor1d(Array.from({ length: 48 }, (_, i) => i % 3), "int32"), 3).toFloat();
+const model = tf.sequential({
+  layers: [
+    tf.layers.dense({ units: 8, activation: "relu", inputShape: [2] }),
+    tf.layers.dense({ units: 3, activation: "softmax" }),
+  ],
+});
+const options = { data: [x, y], model, optimizer: tf.train.adam(0.1), loss: categoricalCrossentropy, batchSize: 8, seed: 1 };
+const engine = explainEngine(options).engine;
+const rows = await collect(pipe(epochStream(options), take(2)));
+const refused = (f: () => unknown): string => {
+  try {
+    f();
+    return "accepted";
+  } catch (error) {
+    return (error as Error).message;
+  }
+};
+// The misspelling a Python user would make (the compiler refuses it too, hence the cast).
+const misspelt = refused(() => earlyStop({ key: "val_loss", min_delta: 0.1 } as never));
+const nan = refused(() => validationLoss({ data: [tf.tensor2d([[NaN, 1]]), tf.tensor2d([[1, 0, 0]])], loss: categoricalCrossentropy }));
+console.log(JSON.stringify({
+  backend,
+  engine,
+  steps: rows.map((r) => r.step),
+  cli: typeof main,
+  misspelt: /did you mean "minDelta"/.test(misspelt),
+  nan: /validationLoss/.test(nan) && /NaN/.test(nan),
+}));
 `;
 
-const EXPECTED = JSON.stringify({ backend: "wasm", steps: [1, 2], cli: "function" }) + "\n";
+const EXPECTED = JSON.stringify({
+  backend: "wasm",
+  engine: "host",
+  steps: [1, 2],
+  cli: "function",
+  misspelt: true,
+  nan: true,
+}) + "\n";
+
+/** A script whose own error must reach stderr with its message and file, and exit status 1. */
+const THROWS = `import { useBackend } from "@fitstream/fitstream";
+
+await useBackend();
+function strangersMistake() {
+  throw new Error("the stranger's own mistake");
+}
+strangersMistake();
+`;
 
 // Registered under `deno test` only: the test itself runs the script on both runtimes, and its install takes most of a
 // minute, so the suite's second pass (under `bun test`) would only repeat it.
@@ -102,6 +155,7 @@ if (!underBun) {
         JSON.stringify({ name: "stranger", private: true, type: "module", allowScripts: { "core-js": false } }),
       );
       writeFileSync(join(project, "train.ts"), SCRIPT);
+      writeFileSync(join(project, "throws.ts"), THROWS);
       const tfjs = ["@tensorflow/tfjs@4.22.0", "@tensorflow/tfjs-backend-wasm@4.22.0"];
       const installed = await exec(
         "npm",
@@ -124,6 +178,17 @@ if (!underBun) {
       assert.equal(onDeno.stderr, "", "Deno printed to stderr");
       succeeded("deno run", onDeno);
       assert.equal(onDeno.stdout, EXPECTED);
+      // A user's uncaught error is the user's on both runtimes: message, file, status 1.
+      for (
+        const [name, ran] of [
+          ["bun", await exec(bin("bun"), ["throws.ts"], project)],
+          ["deno", await exec(bin("deno"), ["run", "-A", "throws.ts"], project)],
+        ] as const
+      ) {
+        assert.equal(ran.code, 1, `${name}: exit status\n${ran.stderr}`);
+        assert.match(ran.stderr, /the stranger's own mistake/, name);
+        assert.match(ran.stderr, /throws\.ts/, name);
+      }
       // The .d.ts files type the script: a wrong specifier in them would fail here.
       const checked = await exec(bin("deno"), ["check", "train.ts"], project);
       succeeded("deno check", checked);
