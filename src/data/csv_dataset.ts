@@ -7,8 +7,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { statSync } from "node:fs";
 import { describe } from "../internal/describe.ts";
-import { checkKeys } from "../internal/option_keys.ts";
-import { CSV_DATASET_KEYS } from "../internal/option_lists.ts";
+import { checkKeys, keysOf } from "../internal/option_keys.ts";
 import { requireInteger, requireKey, requireOptions } from "../internal/validate.ts";
 import { checkReadOptions, openReadable, type ReadOptions } from "./open_input.ts";
 import { csvRows } from "./csv_rows.ts";
@@ -193,3 +192,14 @@ async function* readPass(source: string | URL, options: PassOptions, random: Ran
     throw error;
   }
 }
+
+/** The keys of {@link CsvDatasetOptions}, checked by the compiler both ways. */
+const CSV_DATASET_KEYS: readonly string[] = keysOf<CsvDatasetOptions>({
+  label: true,
+  columns: true,
+  batchSize: true,
+  shuffleBuffer: true,
+  seed: true,
+  signal: true,
+  timeout: true,
+});

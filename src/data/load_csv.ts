@@ -5,8 +5,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { describe } from "../internal/describe.ts";
-import { checkKeys } from "../internal/option_keys.ts";
-import { LOAD_CSV_KEYS } from "../internal/option_lists.ts";
+import { checkKeys, keysOf } from "../internal/option_keys.ts";
 import { requireOptions } from "../internal/validate.ts";
 import { csvRows, listNames } from "./csv_rows.ts";
 import { checkReadOptions, openReadable, type ReadOptions } from "./open_input.ts";
@@ -131,3 +130,6 @@ function table(names: readonly string[], rows: number, data: Float32Array): CsvT
     },
   };
 }
+
+/** The keys of {@link LoadCsvOptions}, checked by the compiler both ways. */
+const LOAD_CSV_KEYS: readonly string[] = keysOf<LoadCsvOptions>({ columns: true, signal: true, timeout: true });

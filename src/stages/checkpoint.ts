@@ -6,8 +6,7 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { describe } from "../internal/describe.ts";
-import { checkKeys } from "../internal/option_keys.ts";
-import { CHECKPOINT_KEYS } from "../internal/option_lists.ts";
+import { checkKeys, keysOf } from "../internal/option_keys.ts";
 import { numericValue, requireInteger, requireKey, requireOptions } from "../internal/validate.ts";
 import { probeWritableFolder } from "../sinks/file.ts";
 import { claimFolder, type FolderClaim } from "../checkpoint/lock.ts";
@@ -167,3 +166,11 @@ function refuseOtherRuns(dir: string, runId: string, step: number): void {
     );
   }
 }
+
+/** The keys of {@link CheckpointOptions}, checked by the compiler both ways. */
+const CHECKPOINT_KEYS: readonly string[] = keysOf<CheckpointOptions<string>>({
+  dir: true,
+  every: true,
+  best: true,
+  keep: true,
+});
