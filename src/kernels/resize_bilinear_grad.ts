@@ -12,6 +12,7 @@
  */
 import type * as tf from "@tensorflow/tfjs";
 import { type KernelArgs, output, valuesOf } from "./_host.ts";
+import { resizeRatio } from "./resize_nearest_grad.ts";
 
 type Args = KernelArgs<
   { images: tf.TensorInfo; dy: tf.TensorInfo },
@@ -23,8 +24,7 @@ type Args = KernelArgs<
  * forward resize reads and the weight of the second (`lerp`).
  */
 function taps(inSize: number, outSize: number, alignCorners: boolean, halfPixel: boolean) {
-  const corners = alignCorners && outSize > 1;
-  const ratio = (corners ? inSize - 1 : inSize) / (corners ? outSize - 1 : outSize);
+  const ratio = resizeRatio(inSize, outSize, alignCorners);
   const low = new Int32Array(outSize), high = new Int32Array(outSize), lerp = new Float64Array(outSize);
   for (let o = 0; o < outSize; o++) {
     const frac = halfPixel ? ratio * (o + 0.5) - 0.5 : ratio * o;

@@ -19,13 +19,22 @@ type ResizeGradArgs = KernelArgs<
 >;
 
 /**
+ * The ratio by which a resize maps output positions to input positions along
+ * one axis (tfjs's rule: of the sizes, or of the sizes less one with
+ * `alignCorners`). Shared by both resize gradients.
+ */
+export function resizeRatio(inSize: number, outSize: number, alignCorners: boolean): number {
+  const corners = alignCorners && outSize > 1;
+  return (corners ? inSize - 1 : inSize) / (corners ? outSize - 1 : outSize);
+}
+
+/**
  * For each of `outSize` output positions along one axis, the input position
  * the forward resize copies from (tfjs's rule: scale by the ratio of the
  * effective sizes, then floor, or round with `alignCorners`).
  */
 export function nearestSources(inSize: number, outSize: number, alignCorners: boolean, halfPixel: boolean): Int32Array {
-  const corners = alignCorners && outSize > 1;
-  const ratio = (corners ? inSize - 1 : inSize) / (corners ? outSize - 1 : outSize);
+  const ratio = resizeRatio(inSize, outSize, alignCorners);
   const sources = new Int32Array(outSize);
   for (let o = 0; o < outSize; o++) {
     const frac = halfPixel ? ratio * (o + 0.5) : ratio * o;
