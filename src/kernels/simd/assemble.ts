@@ -1,10 +1,16 @@
 /**
  * Just enough of the WebAssembly binary format to build fitstream's product
- * kernels at run time: one imported shared memory, functions of i32
+ * kernels at run time: one imported shared memory, functions of i32 and f64
  * parameters, and the integer, float and SIMD instructions the kernels use.
  * Building the bytes here (rather than shipping a compiled `.wasm`) keeps the
  * kernels readable and reviewable in TypeScript, and lets one source make
  * the two variants (with and without the relaxed-SIMD fused multiply-add).
+ *
+ * Every byte of the format lives in one of the named tables below
+ * ({@link OPCODES}, {@link SIMD_OPCODES}, {@link TYPES}, {@link SECTIONS},
+ * {@link FORMAT}), spelled as the WebAssembly text format spells it; kernels
+ * write instructions through {@link op} and reach their parameters and locals
+ * by name through a {@link Func}.
  *
  * @module
  */
@@ -12,20 +18,124 @@
 /** Bytes of one instruction or a run of them. */
 export type Code = number[];
 
-/** An unsigned LEB128 integer. */
+/** One-byte opcodes (WebAssembly core spec, "Binary Format › Instructions"), by their text-format names. */
+export const OPCODES = {
+  block: 0x02,
+  loop: 0x03,
+  if: 0x04,
+  else: 0x05,
+  end: 0x0b,
+  br: 0x0c,
+  br_if: 0x0d,
+  select: 0x1b,
+  "local.get": 0x20,
+  "local.set": 0x21,
+  "local.tee": 0x22,
+  "f32.load": 0x2a,
+  "f64.load": 0x2b,
+  "f32.store": 0x38,
+  "f64.store": 0x39,
+  "i32.const": 0x41,
+  "f32.const": 0x43,
+  "f64.const": 0x44,
+  "i32.eqz": 0x45,
+  "i32.eq": 0x46,
+  "i32.ne": 0x47,
+  "i32.lt_u": 0x49,
+  "i32.gt_u": 0x4b,
+  "i32.le_u": 0x4d,
+  "i32.ge_u": 0x4f,
+  "f64.gt": 0x64,
+  "i32.add": 0x6a,
+  "i32.sub": 0x6b,
+  "i32.mul": 0x6c,
+  "i32.rem_u": 0x70,
+  "i32.and": 0x71,
+  "i32.shl": 0x74,
+  "f64.abs": 0x99,
+  "f64.sqrt": 0x9f,
+  "f64.add": 0xa0,
+  "f64.mul": 0xa2,
+  "f64.div": 0xa3,
+  "f32.demote_f64": 0xb6,
+  "f64.promote_f32": 0xbb,
+  /** The prefix of every SIMD instruction; the {@link SIMD_OPCODES} number follows it as unsigned LEB128. */
+  simd: 0xfd,
+} as const;
+
+/** SIMD opcodes (after the {@link OPCODES}.simd prefix; SIMD and relaxed-SIMD proposals), by text-format name. */
+export const SIMD_OPCODES = {
+  "v128.load": 0x00,
+  "v128.load32_splat": 0x09,
+  "v128.store": 0x0b,
+  "v128.const": 0x0c,
+  "i8x16.shuffle": 0x0d,
+  "f64x2.splat": 0x14,
+  "f64x2.gt": 0x4a,
+  "v128.and": 0x4e,
+  "v128.store64_lane": 0x5b,
+  "v128.load64_zero": 0x5d,
+  "f32x4.demote_f64x2_zero": 0x5e,
+  "f64x2.promote_low_f32x4": 0x5f,
+  "f32x4.add": 0xe4,
+  "f32x4.mul": 0xe6,
+  "f64x2.abs": 0xec,
+  "f64x2.sqrt": 0xef,
+  "f64x2.add": 0xf0,
+  "f64x2.mul": 0xf2,
+  "f64x2.div": 0xf3,
+  /** `a · b + c` (relaxed SIMD: fused where the machine has it). */
+  "f32x4.relaxed_madd": 0x105,
+} as const;
+
+/** Value types (and the empty block type), as the binary format writes them. */
+export const TYPES = { i32: 0x7f, i64: 0x7e, f32: 0x7d, f64: 0x7c, v128: 0x7b, empty: 0x40 } as const;
+
+/** Section ids. */
+export const SECTIONS = { type: 1, import: 2, function: 3, export: 7, code: 10 } as const;
+
+/** The other fixed bytes of a module. */
+export const FORMAT = {
+  /** `\0asm`. */
+  magic: [0x00, 0x61, 0x73, 0x6d],
+  version: [0x01, 0x00, 0x00, 0x00],
+  /** A function type's leading byte. */
+  func: 0x60,
+  /** Import and export kinds. */
+  funcKind: 0x00,
+  memoryKind: 0x02,
+  /** Memory limits with a maximum, shared. */
+  sharedLimits: 0x03,
+} as const;
+
+/** A value type of a parameter or local. */
+export type ValueType = typeof TYPES.i32 | typeof TYPES.f64 | typeof TYPES.v128 | typeof TYPES.f32 | typeof TYPES.i64;
+
+/** Value types, short. */
+export const I32 = TYPES.i32, F64 = TYPES.f64, V128 = TYPES.v128;
+
+const TYPE_NAMES = new Map<number, string>(Object.entries(TYPES).map(([k, v]) => [v, k]));
+
+/** An unsigned LEB128 integer (0 to 2³² − 1). */
 export function uleb(value: number): number[] {
+  if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
+    throw new RangeError(`uleb: value must be an integer in [0, 2^32), got ${value}`);
+  }
   const out: number[] = [];
   do {
     let byte = value & 0x7f;
-    value >>>= 7;
+    value = Math.floor(value / 128);
     if (value !== 0) byte |= 0x80;
     out.push(byte);
   } while (value !== 0);
   return out;
 }
 
-/** A signed LEB128 integer (32-bit). */
+/** A signed LEB128 integer (−2³¹ to 2³¹ − 1). */
 export function sleb(value: number): number[] {
+  if (!Number.isInteger(value) || value < -0x80000000 || value > 0x7fffffff) {
+    throw new RangeError(`sleb: value must be a 32-bit signed integer, got ${value}`);
+  }
   const out: number[] = [];
   for (;;) {
     const byte = value & 0x7f;
@@ -38,74 +148,92 @@ export function sleb(value: number): number[] {
   }
 }
 
-/** Value types. */
-export const I32 = 0x7f, F64 = 0x7c, V128 = 0x7b;
-
-const simd = (op: number, ...rest: number[]): Code => [0xfd, ...uleb(op), ...rest];
+const one = (name: keyof typeof OPCODES): Code => [OPCODES[name]];
+const simd = (name: keyof typeof SIMD_OPCODES, ...rest: number[]): Code => [
+  OPCODES.simd,
+  ...uleb(SIMD_OPCODES[name]),
+  ...rest,
+];
+/** A memory immediate: log2 of the alignment, then the offset. */
 const memarg = (align: number, offset: number) => [align, ...uleb(offset)];
+const lane = (index: number, lanes: number): number => {
+  if (!Number.isInteger(index) || index < 0 || index >= lanes) {
+    throw new RangeError(`lane: must be an integer in [0, ${lanes}), got ${index}`);
+  }
+  return index;
+};
 
-/** The instructions the kernels use, by their text-format names. */
+/** The instructions the kernels use (locals: see {@link Func}). */
 export const op = {
-  get: (i: number): Code => [0x20, ...uleb(i)],
-  set: (i: number): Code => [0x21, ...uleb(i)],
-  tee: (i: number): Code => [0x22, ...uleb(i)],
-  i32: (v: number): Code => [0x41, ...sleb(v)],
-  add: [0x6a] as Code,
-  sub: [0x6b] as Code,
-  mul: [0x6c] as Code,
-  shl: [0x74] as Code,
-  eq: [0x46] as Code,
-  ne: [0x47] as Code,
-  eqz: [0x45] as Code,
-  ltU: [0x49] as Code,
-  geU: [0x4f] as Code,
-  loop: [0x03, 0x40] as Code,
-  block: [0x02, 0x40] as Code,
-  if: [0x04, 0x40] as Code,
-  else: [0x05] as Code,
-  end: [0x0b] as Code,
-  br: (depth: number): Code => [0x0c, ...uleb(depth)],
-  brIf: (depth: number): Code => [0x0d, ...uleb(depth)],
-  f32Load: (offset = 0): Code => [0x2a, ...memarg(2, offset)],
-  f32Store: (offset = 0): Code => [0x38, ...memarg(2, offset)],
-  f32Zero: [0x43, 0, 0, 0, 0] as Code,
-  v128Load: (offset = 0): Code => simd(0x00, ...memarg(4, offset)),
-  v128Store: (offset = 0): Code => simd(0x0b, ...memarg(4, offset)),
-  load32Splat: (offset = 0): Code => simd(0x09, ...memarg(2, offset)),
-  v128Zero: simd(0x0c, ...new Array(16).fill(0)),
-  f32x4Add: simd(0xe4),
-  f32x4Mul: simd(0xe6),
+  i32: (v: number): Code => [OPCODES["i32.const"], ...sleb(v)],
+  add: one("i32.add"),
+  sub: one("i32.sub"),
+  mul: one("i32.mul"),
+  remU: one("i32.rem_u"),
+  and: one("i32.and"),
+  shl: one("i32.shl"),
+  eq: one("i32.eq"),
+  ne: one("i32.ne"),
+  eqz: one("i32.eqz"),
+  ltU: one("i32.lt_u"),
+  gtU: one("i32.gt_u"),
+  leU: one("i32.le_u"),
+  geU: one("i32.ge_u"),
+  loop: [OPCODES.loop, TYPES.empty] as Code,
+  block: [OPCODES.block, TYPES.empty] as Code,
+  if: [OPCODES.if, TYPES.empty] as Code,
+  else: one("else"),
+  end: one("end"),
+  br: (depth: number): Code => [OPCODES.br, ...uleb(depth)],
+  brIf: (depth: number): Code => [OPCODES.br_if, ...uleb(depth)],
+  select: one("select"),
+  f32Load: (offset = 0): Code => [OPCODES["f32.load"], ...memarg(2, offset)],
+  f32Store: (offset = 0): Code => [OPCODES["f32.store"], ...memarg(2, offset)],
+  f32Zero: [OPCODES["f32.const"], 0, 0, 0, 0] as Code,
+  v128Load: (offset = 0): Code => simd("v128.load", ...memarg(4, offset)),
+  v128Store: (offset = 0): Code => simd("v128.store", ...memarg(4, offset)),
+  load32Splat: (offset = 0): Code => simd("v128.load32_splat", ...memarg(2, offset)),
+  v128Zero: simd("v128.const", ...new Array(16).fill(0)),
+  /**
+   * Four-lane shuffle of the two vectors on the stack: result lane `i` is
+   * float lane `lanes[i]` of the pair (0–3 the first, 4–7 the second).
+   */
+  shuffle32: (lanes: number[]): Code => {
+    if (lanes.length !== 4) throw new RangeError(`shuffle32: lanes must be 4 lane numbers, got ${lanes.length}`);
+    return simd("i8x16.shuffle", ...lanes.flatMap((l) => [0, 1, 2, 3].map((b) => 4 * lane(l, 8) + b)));
+  },
+  f32x4Add: simd("f32x4.add"),
+  f32x4Mul: simd("f32x4.mul"),
   /** `a · b + c` (relaxed SIMD: fused where the machine has it). */
-  f32x4RelaxedMadd: simd(0x105),
-  f64Load: (offset = 0): Code => [0x2b, ...memarg(3, offset)],
-  f64Store: (offset = 0): Code => [0x39, ...memarg(3, offset)],
-  f64PromoteF32: [0xbb] as Code,
-  f32DemoteF64: [0xb6] as Code,
-  f64Add: [0xa0] as Code,
-  f64Mul: [0xa2] as Code,
-  f64Div: [0xa3] as Code,
-  f64Sqrt: [0x9f] as Code,
+  f32x4RelaxedMadd: simd("f32x4.relaxed_madd"),
+  f64Load: (offset = 0): Code => [OPCODES["f64.load"], ...memarg(3, offset)],
+  f64Store: (offset = 0): Code => [OPCODES["f64.store"], ...memarg(3, offset)],
+  f64PromoteF32: one("f64.promote_f32"),
+  f32DemoteF64: one("f32.demote_f64"),
+  f64Add: one("f64.add"),
+  f64Mul: one("f64.mul"),
+  f64Div: one("f64.div"),
+  f64Sqrt: one("f64.sqrt"),
   /** Two floats into the low lanes, zeros above. */
-  load64Zero: (offset = 0): Code => simd(0x5d, ...memarg(3, offset)),
-  /** Stores lane `lane` of the vector as 64 bits. */
-  store64Lane: (lane: number, offset = 0): Code => simd(0x5b, ...memarg(3, offset), lane),
+  load64Zero: (offset = 0): Code => simd("v128.load64_zero", ...memarg(3, offset)),
+  /** Stores lane `index` (0 or 1) of the vector as 64 bits. */
+  store64Lane: (index: number, offset = 0): Code => simd("v128.store64_lane", ...memarg(3, offset), lane(index, 2)),
   /** The two low float32 lanes as float64. */
-  promoteLow: simd(0x5f),
+  promoteLow: simd("f64x2.promote_low_f32x4"),
   /** float64 lanes to float32, in the low lanes. */
-  demoteZero: simd(0x5e),
-  f64x2Splat: simd(0x14),
-  f64x2Sqrt: simd(0xef),
-  f64x2Add: simd(0xf0),
-  f64x2Mul: simd(0xf2),
-  f64x2Div: simd(0xf3),
-  f64x2Abs: simd(0xec),
-  f64x2Gt: simd(0x4a),
-  v128And: simd(0x4e),
-  f64Abs: [0x99] as Code,
-  f64Gt: [0x64] as Code,
-  select: [0x1b] as Code,
+  demoteZero: simd("f32x4.demote_f64x2_zero"),
+  f64x2Splat: simd("f64x2.splat"),
+  f64x2Sqrt: simd("f64x2.sqrt"),
+  f64x2Add: simd("f64x2.add"),
+  f64x2Mul: simd("f64x2.mul"),
+  f64x2Div: simd("f64x2.div"),
+  f64x2Abs: simd("f64x2.abs"),
+  f64x2Gt: simd("f64x2.gt"),
+  v128And: simd("v128.and"),
+  f64Abs: one("f64.abs"),
+  f64Gt: one("f64.gt"),
   /** A float64 constant. */
-  f64: (v: number): Code => [0x44, ...new Uint8Array(new Float64Array([v]).buffer)],
+  f64: (v: number): Code => [OPCODES["f64.const"], ...new Uint8Array(new Float64Array([v]).buffer)],
 };
 
 /** `do { body } while (condition)` (an empty condition: the body leaves it on the stack). */
@@ -117,21 +245,122 @@ export const doWhile = (body: Code, condition: Code): Code => [
   ...op.end,
 ];
 
-/** `[0, 1, …, count − 1]`: a function's parameters and locals by index. */
-export const indices = (count: number): number[] => Array.from({ length: count }, (_, i) => i);
-
-/** `local += by` (i32). */
-export function increment(local: number, by: Code): Code {
-  return [...op.get(local), ...by, ...op.add, ...op.set(local)];
+/** A parameter or local of a {@link Func}: made by {@link Func.param} or {@link Func.local}, used by name. */
+export interface Local {
+  readonly name: string;
+  readonly type: ValueType;
+  readonly index: number;
+  readonly owner: Func;
 }
 
-/** A function: its parameters (a count of i32s, or their types), its extra locals (types), its body and its export name. */
+/** A function ready to assemble: its parameter and local types, its body and its export name. */
 export interface FunctionDef {
   name: string;
-  params: number | number[];
-  locals: number[];
+  params: ValueType[];
+  locals: ValueType[];
   body: Code;
 }
+
+/**
+ * One function being written: parameters, then locals, declared by name (in
+ * that order: their indices follow it), and the instructions that reach them.
+ * Using a local of another function, a name it does not have, or an i32-only
+ * helper on another type throws.
+ *
+ * ```ts
+ * const f = new Func("sum");
+ * const [n] = f.params("n");
+ * const total = f.local("total", I32);
+ * f.build([...f.get(n), ...f.set(total)]);
+ * ```
+ */
+export class Func {
+  readonly name: string;
+  #locals: Local[] = [];
+  #firstLocal = -1;
+
+  constructor(name: string) {
+    this.name = name;
+  }
+
+  /** A parameter (all of them before the first local). */
+  param(name: string, type: ValueType = I32): Local {
+    if (this.#firstLocal >= 0) throw new Error(`${this.name}: parameter "${name}" declared after the locals`);
+    return this.#declare(name, type);
+  }
+
+  /** i32 parameters, in order. */
+  params(...names: string[]): Local[] {
+    return names.map((n) => this.param(n, I32));
+  }
+
+  /** A local of type `type`. */
+  local(name: string, type: ValueType): Local {
+    if (this.#firstLocal < 0) this.#firstLocal = this.#locals.length;
+    return this.#declare(name, type);
+  }
+
+  /** Locals of one type, in order. */
+  locals(type: ValueType, ...names: string[]): Local[] {
+    return names.map((n) => this.local(n, type));
+  }
+
+  /** The parameter or local named `name`. */
+  named(name: string): Local {
+    const found = this.#locals.find((l) => l.name === name);
+    if (!found) {
+      throw new Error(`${this.name}: no local named "${name}" (it has ${this.#locals.map((l) => l.name).join(", ")})`);
+    }
+    return found;
+  }
+
+  /** `local.get`. */
+  get = (local: Local | string): Code => [OPCODES["local.get"], ...uleb(this.#own(local).index)];
+  /** `local.set`. */
+  set = (local: Local | string): Code => [OPCODES["local.set"], ...uleb(this.#own(local).index)];
+  /** `local.tee`. */
+  tee = (local: Local | string): Code => [OPCODES["local.tee"], ...uleb(this.#own(local).index)];
+
+  /** `local += by` (an i32 local; `by` leaves an i32). */
+  increment = (local: Local | string, by: Code): Code => {
+    const l = this.#own(local);
+    if (l.type !== I32) {
+      throw new TypeError(`${this.name}: increment needs an i32 local, "${l.name}" is ${typeName(l.type)}`);
+    }
+    return [...this.get(l), ...by, ...op.add, ...this.set(l)];
+  };
+
+  /** The function, with `body` (its closing `end` is added when assembled). */
+  build(body: Code): FunctionDef {
+    const first = this.#firstLocal < 0 ? this.#locals.length : this.#firstLocal;
+    return {
+      name: this.name,
+      params: this.#locals.slice(0, first).map((l) => l.type),
+      locals: this.#locals.slice(first).map((l) => l.type),
+      body,
+    };
+  }
+
+  #declare(name: string, type: ValueType): Local {
+    if (!TYPE_NAMES.has(type) || (type as number) === TYPES.empty) {
+      throw new TypeError(`${this.name}: local "${name}" must have a value type (I32, F64, V128…), got ${type}`);
+    }
+    if (this.#locals.some((l) => l.name === name)) throw new Error(`${this.name}: local "${name}" declared twice`);
+    const local: Local = { name, type, index: this.#locals.length, owner: this };
+    this.#locals.push(local);
+    return local;
+  }
+
+  #own(local: Local | string): Local {
+    if (typeof local === "string") return this.named(local);
+    if (local.owner !== this) {
+      throw new Error(`${this.name}: local "${local.name}" belongs to function ${local.owner.name}`);
+    }
+    return local;
+  }
+}
+
+const typeName = (type: number) => TYPE_NAMES.get(type) ?? String(type);
 
 const section = (id: number, content: number[]) => [id, ...uleb(content.length), ...content];
 const vector = (items: number[][]) => [...uleb(items.length), ...items.flat()];
@@ -140,39 +369,36 @@ const name = (s: string) => {
   return [...uleb(bytes.length), ...bytes];
 };
 
+/** A function body's local declarations: runs of one type, as (count, type) pairs. */
+export function localRuns(locals: ValueType[]): number[] {
+  const runs: number[][] = [];
+  for (const type of locals) {
+    const last = runs[runs.length - 1];
+    if (last && last[1] === type) last[0]++;
+    else runs.push([1, type]);
+  }
+  return vector(runs.map(([count, type]) => [...uleb(count), type]));
+}
+
 /**
  * A module that imports `env.memory` (shared, `maxPages` at most) and exports
  * `functions`; no function returns a value.
  */
 export function assemble(functions: FunctionDef[], maxPages: number): Uint8Array<ArrayBuffer> {
-  const types = functions.map((f) => {
-    const params = typeof f.params === "number" ? new Array(f.params).fill(I32) : f.params;
-    return [0x60, ...uleb(params.length), ...params, 0];
-  });
-  const imports = vector([[...name("env"), ...name("memory"), 0x02, 0x03, ...uleb(1), ...uleb(maxPages)]]);
+  const types = functions.map((f) => [FORMAT.func, ...vector(f.params.map((t) => [t])), ...vector([])]);
+  const memory = [FORMAT.memoryKind, FORMAT.sharedLimits, ...uleb(1), ...uleb(maxPages)];
+  const imports = vector([[...name("env"), ...name("memory"), ...memory]]);
   const bodies = functions.map((f) => {
-    const runs: number[][] = [];
-    for (const type of f.locals) {
-      const last = runs[runs.length - 1];
-      if (last && last[1] === type) last[0]++;
-      else runs.push([1, type]);
-    }
-    const body = [...vector(runs.map(([count, type]) => [...uleb(count), type])), ...f.body, 0x0b];
+    const body = [...localRuns(f.locals), ...f.body, OPCODES.end];
     return [...uleb(body.length), ...body];
   });
   return new Uint8Array([
-    0x00,
-    0x61,
-    0x73,
-    0x6d,
-    0x01,
-    0x00,
-    0x00,
-    0x00,
-    ...section(1, vector(types)),
-    ...section(2, imports),
-    ...section(3, vector(functions.map((_, i) => uleb(i)))),
-    ...section(7, vector(functions.map((f, i) => [...name(f.name), 0x00, ...uleb(i)]))),
-    ...section(10, vector(bodies)),
+    ...FORMAT.magic,
+    ...FORMAT.version,
+    ...section(SECTIONS.type, vector(types)),
+    ...section(SECTIONS.import, imports),
+    ...section(SECTIONS.function, vector(functions.map((_, i) => uleb(i)))),
+    ...section(SECTIONS.export, vector(functions.map((f, i) => [...name(f.name), FORMAT.funcKind, ...uleb(i)]))),
+    ...section(SECTIONS.code, vector(bodies)),
   ]);
 }

@@ -8,117 +8,125 @@
  *
  * @module
  */
-import { type Code, doWhile, F64, type FunctionDef, I32, increment, indices, op, V128 } from "./assemble.ts";
+import { type Code, doWhile, F64, Func, type FunctionDef, I32, type Local, op, V128 } from "./assemble.ts";
 
 /**
  * `widen(src, ldc, dst, rows, cols)`: `dst[r·cols + c] = src[r, c]` as
  * float64, for float32 rows `ldc` bytes apart (a product's padded rows).
  */
 export function widenFunction(): FunctionDef {
-  const [src, ldc, dst, rows, cols, c, at] = [0, 1, 2, 3, 4, 5, 6];
-  const { get, set, i32, add } = op;
-  return {
-    name: "widen",
-    params: 5,
-    locals: [I32, I32],
-    body: [
+  const f = new Func("widen");
+  const [src, ldc, dst, rows, cols] = f.params("src", "ldc", "dst", "rows", "cols");
+  const [c, at] = f.locals(I32, "c", "at");
+  const { get, set, tee, increment } = f;
+  const { i32, add } = op;
+  return f.build([
+    ...doWhile([
+      ...i32(0),
+      ...set(c),
+      ...get(src),
+      ...set(at),
       ...doWhile([
-        ...i32(0),
-        ...set(c),
-        ...get(src),
-        ...set(at),
-        ...doWhile([
-          ...get(dst),
-          ...get(at),
-          ...op.f32Load(),
-          ...op.f64PromoteF32,
-          ...op.f64Store(),
-          ...increment(dst, i32(8)),
-          ...increment(at, i32(4)),
-          ...get(c),
-          ...i32(1),
-          ...add,
-          ...op.tee(c),
-          ...get(cols),
-          ...op.ne,
-        ], []),
-        ...get(src),
-        ...get(ldc),
-        ...add,
-        ...set(src),
-        ...get(rows),
+        ...get(dst),
+        ...get(at),
+        ...op.f32Load(),
+        ...op.f64PromoteF32,
+        ...op.f64Store(),
+        ...increment(dst, i32(8)),
+        ...increment(at, i32(4)),
+        ...get(c),
         ...i32(1),
-        ...op.sub,
-        ...op.tee(rows),
+        ...add,
+        ...tee(c),
+        ...get(cols),
+        ...op.ne,
       ], []),
-    ],
-  };
+      ...get(src),
+      ...get(ldc),
+      ...add,
+      ...set(src),
+      ...get(rows),
+      ...i32(1),
+      ...op.sub,
+      ...tee(rows),
+    ], []),
+  ]);
+}
+
+/** The locals an epilogue's two-lane and one-lane steps work with. */
+interface EpilogueLocals {
+  /** The product value's read pointer. */
+  at: Local;
+  /** The per-row pointer (reset each row from its parameter). */
+  row: Local;
+  /** The value on two lanes (float64x2) and on one (float64). */
+  v: Local;
+  x: Local;
+  /** The splat constant. */
+  constant: Local;
 }
 
 /**
  * An elementwise epilogue over `rows` rows of `cols` float32 product values
- * (`ldc` bytes apart): `pair` on each two columns as float64x2, `single` on
- * an odd last one. Its extra locals are four i32s (the row's read pointer
- * `at`, a per-row pointer `[row, from]` reset from parameter `from` each
- * row, the column `c` and `pairs`), two vectors and a float64; `constant`
- * `[value, local]` is splat into a vector local first.
+ * (parameters `src`, `ldc` bytes apart, `rows`, `cols` of `f`): `lanes(true)`
+ * on each two columns as float64x2, `lanes(false)` on an odd last one. It
+ * declares the locals: the read pointer `at`, a per-row pointer named
+ * `rowName` reset from the parameter `from` each row, the column `c`,
+ * `pairs`, the vector `v`, the vector `constantName` (`value` splat) and the
+ * float64 `x`.
  */
 function epilogue(
-  name: string,
-  params: number,
-  locals: { rows: number; cols: number; pairs: number; c: number; constant: [number, number] },
-  [row, from]: [number, number],
-  [at, src, ldc]: [number, number, number],
-  pair: Code,
-  single: Code,
+  f: Func,
+  [rowName, from]: [string, Local],
+  [constantName, value]: [string, number],
+  lanes: (two: boolean, locals: EpilogueLocals) => Code,
 ): FunctionDef {
-  const { get, set, i32 } = op;
-  const { rows, cols, pairs, c, constant: [value, constant] } = locals;
-  const and = [0x71];
-  return {
-    name,
-    params,
-    locals: [I32, I32, I32, I32, V128, V128, F64],
-    body: [
-      ...op.f64(value),
-      ...op.f64x2Splat,
-      ...set(constant),
-      ...get(cols),
-      ...i32(-2),
-      ...and,
-      ...set(pairs),
+  const [src, ldc, rows, cols] = ["src", "ldc", "rows", "cols"].map((n) => f.named(n));
+  const [at, row, c, pairs] = f.locals(I32, "at", rowName, "c", "pairs");
+  const [v, constant] = f.locals(V128, "v", constantName);
+  const x = f.local("x", F64);
+  const { get, set, tee, increment } = f;
+  const { i32, and } = op;
+  const locals = { at, row, v, x, constant };
+  return f.build([
+    ...op.f64(value),
+    ...op.f64x2Splat,
+    ...set(constant),
+    ...get(cols),
+    ...i32(-2),
+    ...and,
+    ...set(pairs),
+    ...op.block,
+    ...get(rows),
+    ...op.eqz,
+    ...op.brIf(0),
+    ...doWhile([
+      ...get(src),
+      ...set(at),
+      ...get(from),
+      ...set(row),
+      ...i32(0),
+      ...set(c),
       ...op.block,
-      ...get(rows),
+      ...get(pairs),
       ...op.eqz,
       ...op.brIf(0),
-      ...doWhile([
-        ...get(src),
-        ...set(at),
-        ...get(from),
-        ...set(row),
-        ...i32(0),
-        ...set(c),
-        ...op.block,
-        ...get(pairs),
-        ...op.eqz,
-        ...op.brIf(0),
-        ...doWhile([...pair, ...increment(c, i32(2))], [...get(c), ...get(pairs), ...op.ne]),
-        ...op.end,
-        ...get(cols),
-        ...i32(1),
-        ...and,
-        ...op.if,
-        ...single,
-        ...op.end,
-        ...increment(src, get(ldc)),
-        ...get(rows),
-        ...i32(1),
-        ...op.sub,
-        ...op.tee(rows),
-      ], []),
+      ...doWhile([...lanes(true, locals), ...increment(c, i32(2))], [...get(c), ...get(pairs), ...op.ne]),
       ...op.end,
-    ],
-  };
+      ...get(cols),
+      ...i32(1),
+      ...and,
+      ...op.if,
+      ...lanes(false, locals),
+      ...op.end,
+      ...increment(src, get(ldc)),
+      ...get(rows),
+      ...i32(1),
+      ...op.sub,
+      ...tee(rows),
+    ], []),
+    ...op.end,
+  ]);
 }
 
 /** Loads the float32 product values at the address on the stack as float64: two lanes, or one. */
@@ -134,10 +142,12 @@ const productValues = (two: boolean): Code =>
  * at a time (the JS loops ran ~2 ns a value on V8).
  */
 export function biasFunction(): FunctionDef {
-  const [src, ldc, bias, dst, rows, cols, relu, at, b, c, pairs, v, half, x] = indices(14);
-  const { get, set, i32 } = op;
+  const f = new Func("bias");
+  const [, , bias, dst, , , relu] = f.params("src", "ldc", "bias", "dst", "rows", "cols", "relu");
+  const { get, set, increment } = f;
+  const { i32 } = op;
   // The same steps on two lanes (float64x2 in `v`) and on one (float64 in `x`).
-  const lanes = (two: boolean): Code => {
+  const lanes = (two: boolean, { at, row: b, v, x, constant: half }: EpilogueLocals): Code => {
     const [into, add] = two ? [v, op.f64x2Add] : [x, op.f64Add];
     return [
       ...get(at),
@@ -169,8 +179,7 @@ export function biasFunction(): FunctionDef {
       ...increment(dst, i32(two ? 16 : 8)),
     ];
   };
-  const pair = lanes(true), single = lanes(false);
-  return epilogue("bias", 7, { rows, cols, pairs, c, constant: [0.5, half] }, [b, bias], [at, src, ldc], pair, single);
+  return epilogue(f, ["b", bias], ["half", 0.5], lanes);
 }
 
 /**
@@ -181,10 +190,21 @@ export function biasFunction(): FunctionDef {
  * when `relu` ≠ 0, else none (linear: the JS loop multiplies by 1).
  */
 export function slopesFunction(): FunctionDef {
-  const [src, ldc, below, dst, rows, cols, relu, biasGrad, at, bg, c, pairs, v, one, x] = indices(15);
-  const { get, set, i32 } = op;
+  const f = new Func("slopes");
+  const [, , below, dst, , , relu, biasGrad] = f.params(
+    "src",
+    "ldc",
+    "below",
+    "dst",
+    "rows",
+    "cols",
+    "relu",
+    "biasGrad",
+  );
+  const { get, set, increment } = f;
+  const { i32 } = op;
   // The same steps on two lanes (float64x2 in `v`) and on one (float64 in `x`).
-  const lanes = (two: boolean): Code => {
+  const lanes = (two: boolean, { at, row: bg, v, x, constant: one }: EpilogueLocals): Code => {
     const into = two ? v : x, bytes = two ? 16 : 8;
     // relu's slope: 1 where the output below is > 0, else 0 (a mask of 1.0's bits; a select).
     const slope: Code = two
@@ -219,52 +239,40 @@ export function slopesFunction(): FunctionDef {
       ...increment(bg, i32(bytes)),
     ];
   };
-  const pair = lanes(true), single = lanes(false);
-  return epilogue(
-    "slopes",
-    8,
-    { rows, cols, pairs, c, constant: [1, one] },
-    [bg, biasGrad],
-    [at, src, ldc],
-    pair,
-    single,
-  );
+  return epilogue(f, ["bg", biasGrad], ["one", 1], lanes);
 }
 
 /** `narrow(src, dst, count)`: `count` float64 values at `src` as float32 at `dst` (rounded to nearest, as JS stores them). */
 export function narrowFunction(): FunctionDef {
-  const [src, dst, count] = [0, 1, 2];
-  const { get, i32 } = op;
-  return {
-    name: "narrow",
-    params: 3,
-    locals: [],
-    body: [
-      ...op.block,
-      ...op.loop,
-      ...get(count),
-      ...i32(2),
-      ...op.ltU,
-      ...op.brIf(1),
-      ...get(dst),
-      ...get(src),
-      ...op.v128Load(),
-      ...op.demoteZero,
-      ...op.store64Lane(0),
-      ...increment(src, i32(16)),
-      ...increment(dst, i32(8)),
-      ...increment(count, i32(-2)),
-      ...op.br(0),
-      ...op.end,
-      ...op.end,
-      ...get(count),
-      ...op.if,
-      ...get(dst),
-      ...get(src),
-      ...op.f64Load(),
-      ...op.f32DemoteF64,
-      ...op.f32Store(),
-      ...op.end,
-    ],
-  };
+  const f = new Func("narrow");
+  const [src, dst, count] = f.params("src", "dst", "count");
+  const { get, increment } = f;
+  const { i32 } = op;
+  return f.build([
+    ...op.block,
+    ...op.loop,
+    ...get(count),
+    ...i32(2),
+    ...op.ltU,
+    ...op.brIf(1),
+    ...get(dst),
+    ...get(src),
+    ...op.v128Load(),
+    ...op.demoteZero,
+    ...op.store64Lane(0),
+    ...increment(src, i32(16)),
+    ...increment(dst, i32(8)),
+    ...increment(count, i32(-2)),
+    ...op.br(0),
+    ...op.end,
+    ...op.end,
+    ...get(count),
+    ...op.if,
+    ...get(dst),
+    ...get(src),
+    ...op.f64Load(),
+    ...op.f32DemoteF64,
+    ...op.f32Store(),
+    ...op.end,
+  ]);
 }

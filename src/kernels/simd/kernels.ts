@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { assemble, type Code, doWhile, F64, type FunctionDef, I32, increment, op, V128 } from "./assemble.ts";
+import { assemble, type Code, doWhile, F64, Func, type FunctionDef, I32, type Local, op, V128 } from "./assemble.ts";
 import { biasFunction, narrowFunction, slopesFunction, widenFunction } from "./epilogues.ts";
 
 /** Rows of a packed panel of the left operand (A). */
@@ -26,35 +26,30 @@ export const NR = 8;
  * overlapping its neighbour when the width is not a multiple of `step`
  * (a panel of 6 floats moves as vectors at 0 and 2).
  */
-const overlapping = (w: number, last: Code, step: number, body: Code): Code => [
+const overlapping = (f: Func, w: Local, last: Code, step: number, body: Code): Code => [
   ...op.i32(0),
-  ...op.set(w),
+  ...f.set(w),
   ...op.block,
   ...op.loop,
   ...body,
-  ...op.get(w),
+  ...f.get(w),
   ...last,
   ...op.eq,
   ...op.brIf(1),
   ...last,
-  ...op.get(w),
+  ...f.get(w),
   ...op.i32(step),
   ...op.add,
-  ...op.tee(w),
-  ...op.get(w),
+  ...f.tee(w),
+  ...f.get(w),
   ...last,
-  ...[0x4b], // i32.gt_u
-  ...[0x1b], // select
-  ...op.set(w),
+  ...op.gtU,
+  ...op.select,
+  ...f.set(w),
   ...op.br(0),
   ...op.end,
   ...op.end,
 ];
-
-/** Four-lane shuffle of two vectors on the stack: result lane `i` is lane `lanes[i]` of the pair (0–3 first, 4–7 second). */
-const shuffle = (
-  lanes: number[],
-): Code => [0xfd, 0x0d, ...lanes.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3])];
 
 /**
  * `pack(src, outer, inner, count, depth, dst, width)`: for `count` lines of
@@ -66,10 +61,20 @@ const shuffle = (
  * time here); the rest float by float.
  */
 function packFunction(): FunctionDef {
-  const [src, outer, inner, count, depth, dst, width, base, k, w, addr, full] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
-  const [r0, r1, r2, r3, t0, t1, t2, t3] = [12, 13, 14, 15, 16, 17, 18, 19];
-  const { get, set, i32, add, mul } = op;
-  const leU = [0x4d], and = [0x71];
+  const f = new Func("pack");
+  const [src, outer, inner, count, depth, dst, width] = f.params(
+    "src",
+    "outer",
+    "inner",
+    "count",
+    "depth",
+    "dst",
+    "width",
+  );
+  const [base, k, w, addr, full] = f.locals(I32, "base", "k", "w", "addr", "full");
+  const [r0, r1, r2, r3, t0, t1, t2, t3] = f.locals(V128, "r0", "r1", "r2", "r3", "t0", "t1", "t2", "t3");
+  const { get, set, increment } = f;
+  const { i32, add, mul, leU, and } = op;
   // The address of value k of line base + w: src + (base + w)·outer + k·inner (inner given).
   const valueAddress = (innerStride: Code): Code => [
     ...get(src),
@@ -94,7 +99,7 @@ function packFunction(): FunctionDef {
     ...add,
     ...set(addr),
     ...doWhile([
-      ...overlapping(w, [...get(width), ...i32(4), ...mul, ...i32(16), ...op.sub], 16, [
+      ...overlapping(f, w, [...get(width), ...i32(4), ...mul, ...i32(16), ...op.sub], 16, [
         ...get(dst),
         ...get(w),
         ...add,
@@ -110,19 +115,19 @@ function packFunction(): FunctionDef {
     ], [...get(k), ...get(depth), ...op.ne]),
   ];
   // Line j of a block of four at addr + j·outer; t = pairs interleaved, then r = the columns.
-  const load = (j: number, into: number): Code => [
+  const load = (j: number, into: Local): Code => [
     ...get(addr),
     ...(j ? [...get(outer), ...i32(j), ...mul, ...add] : []),
     ...op.v128Load(),
     ...set(into),
   ];
-  const mix = (x: number, y: number, lanes: number[], into: number): Code => [
+  const mix = (x: Local, y: Local, lanes: number[], into: Local): Code => [
     ...get(x),
     ...get(y),
-    ...shuffle(lanes),
+    ...op.shuffle32(lanes),
     ...set(into),
   ];
-  const store = (j: number, from: number): Code => [
+  const store = (j: number, from: Local): Code => [
     ...get(dst),
     ...get(k),
     ...get(width),
@@ -140,7 +145,7 @@ function packFunction(): FunctionDef {
     ...i32(0),
     ...set(k),
     ...doWhile([
-      ...overlapping(w, [...get(width), ...i32(4), ...op.sub], 4, [
+      ...overlapping(f, w, [...get(width), ...i32(4), ...op.sub], 4, [
         ...valueAddress(i32(4)),
         ...set(addr),
         ...load(0, r0),
@@ -199,48 +204,43 @@ function packFunction(): FunctionDef {
       ...increment(k, i32(1)),
     ], [...get(k), ...get(depth), ...op.ne]),
   ];
-  return {
-    name: "pack",
-    params: 7,
-    locals: [0x7f, 0x7f, 0x7f, 0x7f, 0x7f, ...new Array(8).fill(V128)],
-    body: [
-      ...i32(0),
-      ...set(base),
-      ...doWhile([
-        ...get(base),
-        ...get(width),
-        ...add,
-        ...get(count),
-        ...leU,
-        ...set(full),
-        ...get(full),
-        ...get(outer),
-        ...i32(4),
-        ...op.eq,
-        ...and,
-        ...op.if,
-        ...vectors,
-        ...op.else,
-        ...get(full),
-        ...get(inner),
-        ...i32(4),
-        ...op.eq,
-        ...and,
-        ...get(depth),
-        ...i32(3),
-        ...and,
-        ...op.eqz,
-        ...and,
-        ...op.if,
-        ...transposes,
-        ...op.else,
-        ...floats,
-        ...op.end,
-        ...op.end,
-        ...increment(base, get(width)),
-      ], [...get(base), ...get(count), ...op.ltU]),
-    ],
-  };
+  return f.build([
+    ...i32(0),
+    ...set(base),
+    ...doWhile([
+      ...get(base),
+      ...get(width),
+      ...add,
+      ...get(count),
+      ...leU,
+      ...set(full),
+      ...get(full),
+      ...get(outer),
+      ...i32(4),
+      ...op.eq,
+      ...and,
+      ...op.if,
+      ...vectors,
+      ...op.else,
+      ...get(full),
+      ...get(inner),
+      ...i32(4),
+      ...op.eq,
+      ...and,
+      ...get(depth),
+      ...i32(3),
+      ...and,
+      ...op.eqz,
+      ...and,
+      ...op.if,
+      ...transposes,
+      ...op.else,
+      ...floats,
+      ...op.end,
+      ...op.end,
+      ...increment(base, get(width)),
+    ], [...get(base), ...get(count), ...op.ltU]),
+  ]);
 }
 
 /**
@@ -254,12 +254,16 @@ function packFunction(): FunctionDef {
  * single steps for the rest.
  */
 function panelsFunction(fused: boolean, unroll: number): FunctionDef {
-  const [pa, pb, c, ldc, depth, count, accumulate] = [0, 1, 2, 3, 4, 5, 6];
-  const [kb, stop, stopUnrolled, row] = [7, 8, 9, 10];
-  const acc = (r: number, h: number) => 11 + r * 2 + h;
-  const [b0, b1, a] = [11 + 2 * MR, 12 + 2 * MR, 13 + 2 * MR];
-  const { get, set, tee, i32, add, mul, end } = op;
-  const madd = (target: number, b: number): Code =>
+  const f = new Func("panels");
+  const [pa, pb, c, ldc, depth, count, accumulate] = f.params("pa", "pb", "c", "ldc", "depth", "count", "accumulate");
+  const [kb, stop, stopUnrolled, row] = f.locals(I32, "kb", "stop", "stopUnrolled", "row");
+  // The accumulators: row r of the tile, columns 4h to 4h + 3.
+  const accumulators = Array.from({ length: MR }, (_, r) => f.locals(V128, `acc${r}_0`, `acc${r}_1`));
+  const acc = (r: number, h: number) => accumulators[r][h];
+  const [b0, b1, a] = f.locals(V128, "b0", "b1", "a");
+  const { get, set, tee } = f;
+  const { i32, add, mul, end } = op;
+  const madd = (target: Local, b: Local): Code =>
     fused
       ? [...get(a), ...get(b), ...get(target), ...op.f32x4RelaxedMadd, ...set(target)]
       : [...get(a), ...get(b), ...op.f32x4Mul, ...get(target), ...op.f32x4Add, ...set(target)];
@@ -283,7 +287,7 @@ function panelsFunction(fused: boolean, unroll: number): FunctionDef {
     return code;
   };
   // while (kb != until) { steps }
-  const loopUntil = (until: number, count: number): Code => [
+  const loopUntil = (until: Local, count: number): Code => [
     ...op.block,
     ...get(kb),
     ...get(until),
@@ -305,56 +309,51 @@ function panelsFunction(fused: boolean, unroll: number): FunctionDef {
     storeC.push(...rowAddr, ...set(row));
     for (let h = 0; h < 2; h++) storeC.push(...get(row), ...get(acc(r, h)), ...op.v128Store(h * 16));
   }
-  return {
-    name: "panels",
-    params: 7,
-    locals: [I32, I32, I32, I32, ...new Array(2 * MR + 3).fill(V128)],
-    body: [
-      ...op.loop,
-      ...zero,
-      ...get(pb),
-      ...tee(kb),
-      ...get(depth),
-      ...i32(NR * 4),
-      ...mul,
-      ...add,
-      ...set(stop),
-      ...(unroll > 1
-        ? [
-          // stopUnrolled = pb + (depth - depth % unroll)·NR·4
-          ...get(pb),
-          ...get(depth),
-          ...get(depth),
-          ...i32(unroll),
-          ...[0x70], // i32.rem_u
-          ...op.sub,
-          ...i32(NR * 4),
-          ...mul,
-          ...add,
-          ...set(stopUnrolled),
-          ...loopUntil(stopUnrolled, unroll),
-        ]
-        : []),
-      ...loopUntil(stop, 1),
-      ...get(accumulate),
-      ...op.if,
-      ...addC,
-      ...end,
-      ...storeC,
-      ...get(c),
-      ...get(ldc),
-      ...i32(MR),
-      ...mul,
-      ...add,
-      ...set(c),
-      ...get(count),
-      ...i32(1),
-      ...op.sub,
-      ...tee(count),
-      ...op.brIf(0),
-      ...end,
-    ],
-  };
+  return f.build([
+    ...op.loop,
+    ...zero,
+    ...get(pb),
+    ...tee(kb),
+    ...get(depth),
+    ...i32(NR * 4),
+    ...mul,
+    ...add,
+    ...set(stop),
+    ...(unroll > 1
+      ? [
+        // stopUnrolled = pb + (depth - depth % unroll)·NR·4
+        ...get(pb),
+        ...get(depth),
+        ...get(depth),
+        ...i32(unroll),
+        ...op.remU,
+        ...op.sub,
+        ...i32(NR * 4),
+        ...mul,
+        ...add,
+        ...set(stopUnrolled),
+        ...loopUntil(stopUnrolled, unroll),
+      ]
+      : []),
+    ...loopUntil(stop, 1),
+    ...get(accumulate),
+    ...op.if,
+    ...addC,
+    ...end,
+    ...storeC,
+    ...get(c),
+    ...get(ldc),
+    ...i32(MR),
+    ...mul,
+    ...add,
+    ...set(c),
+    ...get(count),
+    ...i32(1),
+    ...op.sub,
+    ...tee(count),
+    ...op.brIf(0),
+    ...end,
+  ]);
 }
 
 /**
@@ -369,15 +368,34 @@ function panelsFunction(fused: boolean, unroll: number): FunctionDef {
  * bound the speed).
  */
 function adamFunction(): FunctionDef {
-  const [w, g, m, v, pairs, b1, ob1, b2, ob2, r1, r2, eps, nlr] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
-  const [gv, mv, vv, B1, OB1, B2, OB2, R1, R2, EPS, NLR] = [13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23];
-  const { get, set, tee, i32 } = op;
-  const splat = (from: number, to: number): Code => [...get(from), ...op.f64x2Splat, ...set(to)];
+  const f = new Func("adam");
+  const [w, g, m, v, pairs] = f.params("w", "g", "m", "v", "pairs");
+  const [b1, ob1, b2, ob2, r1, r2, eps, nlr] = ["b1", "ob1", "b2", "ob2", "r1", "r2", "eps", "nlr"].map((n) =>
+    f.param(n, F64)
+  );
+  // The gradients, moments and scalars as float64x2.
+  const [gv, mv, vv, B1, OB1, B2, OB2, R1, R2, EPS, NLR] = f.locals(
+    V128,
+    "gv",
+    "mv",
+    "vv",
+    "B1",
+    "OB1",
+    "B2",
+    "OB2",
+    "R1",
+    "R2",
+    "EPS",
+    "NLR",
+  );
+  const { get, set, tee, increment } = f;
+  const { i32 } = op;
+  const splat = (from: Local, to: Local): Code => [...get(from), ...op.f64x2Splat, ...set(to)];
   const f64x2 = (ops: Code[]): Code => ops.flat();
   // Loads two float32s at `addr` as float64 lanes.
-  const widen = (addr: number): Code => [...get(addr), ...op.load64Zero(), ...op.promoteLow];
+  const widen = (addr: Local): Code => [...get(addr), ...op.load64Zero(), ...op.promoteLow];
   // Rounds the vector on the stack to float32, stores it at `addr`, and leaves the rounded value (as float64) in `into`.
-  const roundStore = (addr: number, into: number): Code => [
+  const roundStore = (addr: Local, into: Local): Code => [
     ...op.demoteZero,
     ...set(into),
     ...get(addr),
@@ -387,72 +405,67 @@ function adamFunction(): FunctionDef {
     ...op.promoteLow,
     ...set(into),
   ];
-  return {
-    name: "adam",
-    params: [I32, I32, I32, I32, I32, F64, F64, F64, F64, F64, F64, F64, F64],
-    locals: new Array(11).fill(V128),
-    body: [
-      ...splat(b1, B1),
-      ...splat(ob1, OB1),
-      ...splat(b2, B2),
-      ...splat(ob2, OB2),
-      ...splat(r1, R1),
-      ...splat(r2, R2),
-      ...splat(eps, EPS),
-      ...splat(nlr, NLR),
-      ...doWhile([
-        ...get(g),
-        ...op.v128Load(),
-        ...set(gv),
-        // m·b1 + g·ob1
-        ...widen(m),
-        ...get(B1),
-        ...op.f64x2Mul,
-        ...get(gv),
-        ...get(OB1),
-        ...op.f64x2Mul,
-        ...op.f64x2Add,
-        ...roundStore(m, mv),
-        // v·b2 + g·g·ob2
-        ...widen(v),
-        ...get(B2),
-        ...op.f64x2Mul,
-        ...get(gv),
-        ...get(gv),
-        ...op.f64x2Mul,
-        ...get(OB2),
-        ...op.f64x2Mul,
-        ...op.f64x2Add,
-        ...roundStore(v, vv),
-        // w + (m · r1) / (sqrt(v · r2) + eps) · nlr
-        ...widen(w),
-        ...f64x2([
-          get(mv),
-          get(R1),
-          op.f64x2Mul,
-          get(vv),
-          get(R2),
-          op.f64x2Mul,
-          op.f64x2Sqrt,
-          get(EPS),
-          op.f64x2Add,
-          op.f64x2Div,
-          get(NLR),
-          op.f64x2Mul,
-          op.f64x2Add,
-        ]),
-        ...roundStore(w, mv),
-        ...increment(w, i32(8)),
-        ...increment(m, i32(8)),
-        ...increment(v, i32(8)),
-        ...increment(g, i32(16)),
-        ...get(pairs),
-        ...i32(1),
-        ...op.sub,
-        ...tee(pairs),
-      ], []),
-    ],
-  };
+  return f.build([
+    ...splat(b1, B1),
+    ...splat(ob1, OB1),
+    ...splat(b2, B2),
+    ...splat(ob2, OB2),
+    ...splat(r1, R1),
+    ...splat(r2, R2),
+    ...splat(eps, EPS),
+    ...splat(nlr, NLR),
+    ...doWhile([
+      ...get(g),
+      ...op.v128Load(),
+      ...set(gv),
+      // m·b1 + g·ob1
+      ...widen(m),
+      ...get(B1),
+      ...op.f64x2Mul,
+      ...get(gv),
+      ...get(OB1),
+      ...op.f64x2Mul,
+      ...op.f64x2Add,
+      ...roundStore(m, mv),
+      // v·b2 + g·g·ob2
+      ...widen(v),
+      ...get(B2),
+      ...op.f64x2Mul,
+      ...get(gv),
+      ...get(gv),
+      ...op.f64x2Mul,
+      ...get(OB2),
+      ...op.f64x2Mul,
+      ...op.f64x2Add,
+      ...roundStore(v, vv),
+      // w + (m · r1) / (sqrt(v · r2) + eps) · nlr
+      ...widen(w),
+      ...f64x2([
+        get(mv),
+        get(R1),
+        op.f64x2Mul,
+        get(vv),
+        get(R2),
+        op.f64x2Mul,
+        op.f64x2Sqrt,
+        get(EPS),
+        op.f64x2Add,
+        op.f64x2Div,
+        get(NLR),
+        op.f64x2Mul,
+        op.f64x2Add,
+      ]),
+      ...roundStore(w, mv),
+      ...increment(w, i32(8)),
+      ...increment(m, i32(8)),
+      ...increment(v, i32(8)),
+      ...increment(g, i32(16)),
+      ...get(pairs),
+      ...i32(1),
+      ...op.sub,
+      ...tee(pairs),
+    ], []),
+  ]);
 }
 
 /**
