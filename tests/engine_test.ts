@@ -14,6 +14,8 @@ import {
   validationLoss,
 } from "../mod.ts";
 import { weightsOf } from "./tf_helpers.ts";
+import { ACTIVATION_LIST, ACTIVATION_NAMES } from "../src/kernels/activations.ts";
+import { activateInPlace, DENSE_ACTIVATIONS, slopeAny, SOFTMAX } from "../src/engine/dense_kernels.ts";
 
 const mse = tf.losses.meanSquaredError;
 
@@ -44,7 +46,19 @@ function classes(y: tf.Tensor2D, kind: Labels): tf.Tensor {
   );
 }
 
-type Activation = "linear" | "relu" | "sigmoid" | "tanh" | "elu" | "selu" | "softplus" | "relu6";
+type Activation =
+  | "linear"
+  | "relu"
+  | "sigmoid"
+  | "tanh"
+  | "elu"
+  | "selu"
+  | "softplus"
+  | "relu6"
+  | "softsign"
+  | "swish"
+  | "mish"
+  | "gelu_new";
 type ModelSpec = { units: number; activation: Activation; useBias?: boolean }[];
 
 function buildModel(inputs: number, spec: ModelSpec, functional = false): tf.LayersModel {
@@ -69,6 +83,10 @@ const OPTIMIZERS: Record<string, () => tf.Optimizer> = {
   nesterov: () => tf.train.momentum(0.02, 0.9, true),
   adam: () => tf.train.adam(0.01),
   "adam (own betas)": () => tf.train.adam(0.02, 0.8, 0.99, 1e-5),
+  rmsprop: () => tf.train.rmsprop(0.01),
+  "rmsprop (momentum)": () => tf.train.rmsprop(0.005, 0.8, 0.5),
+  adagrad: () => tf.train.adagrad(0.05),
+  "adagrad (own starting accumulator)": () => tf.train.adagrad(0.05, 0.5),
 };
 
 interface Run {
@@ -139,6 +157,19 @@ const SPECS: Record<string, ModelSpec> = {
     { units: 1, activation: "linear" },
   ],
   "softplus → elu output": [{ units: 4, activation: "softplus" }, { units: 2, activation: "elu" }],
+  // The derivative of swish, mish and gelu_new reads the layer's input: the host engine keeps it.
+  "softsign → swish → mish (no bias) → gelu_new → linear": [
+    { units: 6, activation: "softsign" },
+    { units: 6, activation: "swish" },
+    { units: 5, activation: "mish", useBias: false },
+    { units: 4, activation: "gelu_new" },
+    { units: 1, activation: "linear" },
+  ],
+  "swish → gelu_new output (the loss's gradient through an input-derivative slope)": [
+    { units: 4, activation: "swish" },
+    { units: 2, activation: "gelu_new" },
+  ],
+  "mish → softsign output": [{ units: 4, activation: "mish" }, { units: 2, activation: "softsign" }],
 };
 
 for (const [name, spec] of Object.entries(SPECS)) {
@@ -264,14 +295,17 @@ test("explainEngine names what keeps a run off the host engine", () => {
   }
   const cases: [object, RegExp][] = [
     [{ engine: "tfjs" }, /engine: "tfjs" was asked for/],
-    [{ optimizer: tf.train.rmsprop(0.1) }, /the optimizer is RMSProp/],
+    [
+      { optimizer: tf.train.adamax(0.1) },
+      /the optimizer is Adamax \(host rules: SGD, Momentum, Adam, RMSProp, Adagrad\)/,
+    ],
     [{ model: (t: tf.Tensor) => t.matMul(kernel), variables: [kernel] }, /function, not a tf.LayersModel/],
     [{
       model: tf.sequential({ layers: [dense(), tf.layers.dropout({ rate: 0.5 }), tf.layers.dense({ units: 1 })] }),
     }, /is a Dropout, not a Dense layer/],
     [
-      { model: tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [5], activation: "softsign" })] }) },
-      /uses the softsign activation/,
+      { model: tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [5], activation: "hardSigmoid" })] }) },
+      /uses the hardSigmoid activation/,
     ],
     [{ data: [x, y, y], model: twoInputs }, /^the data is not one input tensor and one label tensor$/],
     [{ data: [x, y.cast("bool")] }, /the labels are bool, not float32 or int32/],
@@ -524,4 +558,17 @@ test("a wide model's epoch gives back the kernels' memory when it ends and when 
   for (const m of [model, other]) m.dispose();
   for (const o of [optimizer, otherOptimizer]) o.dispose();
   assert.equal(tf.memory().numTensors, tensors, "no tensor leaks");
+});
+
+test("the four activations folded into the JS products are their registry entries, value for value", () => {
+  const values = [-7, -1.5, -1e-300, -0, 0, 1e-300, 0.25, 1, 3, 6, 40, NaN, Infinity, -Infinity];
+  for (let code = 0; code < 4; code++) {
+    const entry = ACTIVATION_LIST[code];
+    const z = Float64Array.from(values);
+    activateInPlace(z, 1, values.length, code);
+    assert.deepEqual([...z], values.map(entry.forward), ACTIVATION_NAMES[code]);
+    assert.deepEqual(values.map((y) => slopeAny(code, y)), values.map(entry.slope), ACTIVATION_NAMES[code]);
+  }
+  assert.deepEqual(DENSE_ACTIVATIONS, ACTIVATION_NAMES);
+  assert.equal(ACTIVATION_NAMES[SOFTMAX], "softmax");
 });

@@ -136,7 +136,7 @@ function softmaxSetup(
 
 interface DenseSpec {
   units: number;
-  activation?: "relu" | "tanh" | "linear" | "sigmoid" | "softmax";
+  activation?: "relu" | "tanh" | "linear" | "sigmoid" | "softmax" | "softsign" | "swish" | "mish" | "gelu_new";
   kernelRegularizer?: () => ReturnType<typeof tf.regularizers.l2>;
   biasRegularizer?: () => ReturnType<typeof tf.regularizers.l2>;
   trainable?: boolean;
@@ -192,6 +192,38 @@ function patchGradients(optimizer: tf.Optimizer, map: (g: tf.Tensor) => tf.Tenso
     tf.dispose(mapped.map((m) => m.tensor));
   };
   return optimizer;
+}
+
+/**
+ * The activations added through the registry (src/kernels/activations.ts), each in a hidden layer and some at the
+ * output, against model.fit: rows of one table, not repeated logic.
+ */
+function activationCases(): FaithCase[] {
+  const rows: [DenseSpec["activation"], "hidden" | "output", () => tf.Optimizer][] = [
+    ["softsign", "hidden", () => tf.train.sgd(0.2)],
+    ["softsign", "output", () => tf.train.adam(0.02)],
+    ["swish", "hidden", () => tf.train.adam(0.02)],
+    ["swish", "output", () => tf.train.sgd(0.1)],
+    ["mish", "hidden", () => tf.train.momentum(0.05, 0.9)],
+    ["mish", "output", () => tf.train.adam(0.02)],
+    ["gelu_new", "hidden", () => tf.train.adam(0.02)],
+    ["gelu_new", "output", () => tf.train.momentum(0.05, 0.9, true)],
+  ];
+  return rows.map(([activation, where, makeOptimizer]) => ({
+    name: `${activation} in ${
+      where === "hidden" ? "a hidden layer" : "the output layer"
+    } (${makeOptimizer().getClassName()})`,
+    category: "activations",
+    epochs: 8,
+    engine: "host",
+    build() {
+      const [x, y] = regressionData(40, 4);
+      const model = where === "hidden"
+        ? denseModel(4, [{ units: 8, activation }, { units: 6, activation }, { units: 1 }])
+        : denseModel(4, [{ units: 8, activation: "tanh" }, { units: 1, activation }]);
+      return { model, optimizer: makeOptimizer(), loss: mse, x, y, batchSize: 8 };
+    },
+  }));
 }
 
 // The four schedule cases below are rows of the case table (same shape, different data), not repeated logic.
@@ -443,6 +475,33 @@ export const CASES: FaithCase[] = [
         kernel: "oneToTwo",
       }]);
       return { model, optimizer: tf.train.adam(5e-8), loss: mse, x, y, batchSize: 8 };
+    },
+  },
+  ...activationCases(),
+  ...[
+    ["RMSProp", () => tf.train.rmsprop(0.01)],
+    ["RMSProp with momentum, centered", () => tf.train.rmsprop(0.005, 0.8, 0.5, 1e-12, true)],
+    ["Adagrad", () => tf.train.adagrad(0.1)],
+    ["Adagrad from its own starting accumulator", () => tf.train.adagrad(0.1, 0.3)],
+  ].map(([name, makeOptimizer]): FaithCase => ({
+    name: `${name} on the host engine (tanh → linear)`,
+    category: "optimizer rules",
+    epochs: 8,
+    engine: "host",
+    build() {
+      const [x, y] = regressionData(40, 4);
+      return { model: mlp(), optimizer: (makeOptimizer as () => tf.Optimizer)(), loss: mse, x, y, batchSize: 8 };
+    },
+  })),
+  {
+    name: "a wide swish MLP on the SIMD kernels (16→512 swish→1, Adam: pre-activations kept in the kernels' memory)",
+    category: "SIMD kernels",
+    epochs: 4,
+    engine: "host",
+    build() {
+      const [x, y] = regressionData(256, 16);
+      const model = denseModel(16, [{ units: 512, activation: "swish" }, { units: 1 }]);
+      return { model, optimizer: tf.train.adam(0.003), loss: mse, x, y, batchSize: 64 };
     },
   },
   {
@@ -713,14 +772,14 @@ export const GRADIENT_CASES: GradientCase[] = [
     },
   },
   {
-    name: "accumulate 2 and clipNorm 0.2 on the tfjs path (RMSProp)",
+    name: "accumulate 2 and clipNorm 0.2 on the tfjs path (Adamax)",
     epochs: 6,
     gradients: { accumulate: 2, clipNorm: 0.2 },
     engine: "tfjs",
     l2: 0.01,
     build() {
       const [x, y] = regressionData(40, 4);
-      return { model: l2Model(0.01), optimizer: tf.train.rmsprop(0.02), loss: mse, x, y, batchSize: 8 };
+      return { model: l2Model(0.01), optimizer: tf.train.adamax(0.02), loss: mse, x, y, batchSize: 8 };
     },
   },
 ];

@@ -9,6 +9,7 @@ import "./tf_helpers.ts";
 import { useBackend } from "../mod.ts";
 import { type Operand, SimdKernels, simdKernels } from "../src/kernels/simd/products.ts";
 import { KC } from "../src/kernels/simd/share.ts";
+import { ACTIVATION_LIST, ACTIVATION_NAMES } from "../src/kernels/activations.ts";
 import { HostOptimizer } from "../src/engine/host_optimizer.ts";
 import { createRandom } from "../src/data/random.ts";
 import { runScript, startScript } from "./spawn.ts";
@@ -135,35 +136,43 @@ test("the epilogues and the float32 narrowing in the kernels are bit for bit the
     w.set(values(k * n, 4 + n));
     const bias = own(values(n, 5 + n)), below = own(values(m * n, 6 + n));
     special.forEach((v, i) => below[(i * 7) % below.length] = v);
-    for (const relu of [false, true]) {
+    // Every activation of the registry: those with SIMD code run in the kernels, bit for bit their JS entry.
+    ACTIVATION_LIST.forEach((entry, code) => {
+      const name = ACTIVATION_NAMES[code];
       for (const withBias of [false, true]) {
         // (A product's values live in the memory's scratch: allocate first.)
         const out = simd.float64(m * n)!, grad = withBias ? simd.float64(n)! : undefined;
         const product = simd.multiply({ values: x, transposed: false }, { values: w, transposed: false }, m, k, n)!;
+        if (!entry.simd) {
+          assert.equal(product.addBias(undefined, out, code), false, name);
+          assert.equal(product.scaleBySlope(below, out, code, grad), false, name);
+          for (const view of [out, grad]) if (view) simd.free(view);
+          continue;
+        }
         const { values: c, stride } = product;
         const js = new Float64Array(m * n), jsGrad = new Float64Array(n);
         for (let r = 0; r < m; r++) {
           for (let j = 0; j < n; j++) {
             const s = withBias ? c[r * stride + j] + bias[j] : c[r * stride + j];
-            js[r * n + j] = relu ? (s + Math.abs(s)) * 0.5 : s;
+            js[r * n + j] = entry.forward(s);
           }
         }
-        assert.ok(product.addBias(withBias ? bias : undefined, out, relu));
-        assert.deepEqual(Array.from(out), Array.from(js), `addBias ${m}×${n} relu ${relu} bias ${withBias}`);
+        assert.ok(product.addBias(withBias ? bias : undefined, out, code));
+        assert.deepEqual(Array.from(out), Array.from(js), `addBias ${m}×${n} ${name} bias ${withBias}`);
         for (let r = 0; r < m; r++) {
           for (let j = 0; j < n; j++) {
-            const g = js[r * n + j] = c[r * stride + j] * (relu ? +(below[r * n + j] > 0) : 1);
+            const g = js[r * n + j] = c[r * stride + j] * entry.slope(below[r * n + j]);
             jsGrad[j] += g;
           }
         }
-        assert.ok(product.scaleBySlope(below, out, relu, grad));
-        assert.deepEqual(Array.from(out), Array.from(js), `scaleBySlope ${m}×${n} relu ${relu}`);
-        if (grad) assert.deepEqual(Array.from(grad), Array.from(jsGrad), `bias gradient ${m}×${n} relu ${relu}`);
+        assert.ok(product.scaleBySlope(below, out, code, grad));
+        assert.deepEqual(Array.from(out), Array.from(js), `scaleBySlope ${m}×${n} ${name}`);
+        if (grad) assert.deepEqual(Array.from(grad), Array.from(jsGrad), `bias gradient ${m}×${n} ${name}`);
         // Arrays outside the kernels' memory are left to the caller's JS.
-        assert.equal(product.addBias(undefined, new Float64Array(m * n), relu), false);
+        assert.equal(product.addBias(undefined, new Float64Array(m * n), code), false);
         for (const view of [out, grad]) if (view) simd.free(view);
       }
-    }
+    });
     // Operands in float64 in the memory are narrowed there, rounded as a Float32Array stores them.
     const viaKernels = simd.multiply({ values: x, transposed: false }, { values: w, transposed: false }, m, k, n)!;
     const got = Array.from(viaKernels.values);

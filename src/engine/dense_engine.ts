@@ -15,7 +15,16 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { activationCode, denseBackward, denseForward, matmulColumns, transpose } from "./dense_kernels.ts";
+import {
+  activateInto,
+  activationCode,
+  denseBackward,
+  denseForward,
+  matmulColumns,
+  slopeAny,
+  slopeFromInput,
+  transpose,
+} from "./dense_kernels.ts";
 import type { DenseLayer, HostPlan, Penalty } from "./host_plan.ts";
 import { HostOptimizer } from "./host_optimizer.ts";
 import { type HostLabels, type LossStep, lossStep } from "./loss_step.ts";
@@ -302,6 +311,13 @@ export class DenseEngine implements EpochTrainer {
       penalise(l.biasPenalty, l.bias);
     }
     const codes = layers.map((l) => activationCode(l.activation));
+    // Pre-activations of the layers whose activation's derivative reads them (grown with the batch).
+    const pres: (Float64Array | undefined)[] = layers.map(() => undefined);
+    const preActivations = (l: number, size: number): Float64Array | undefined => {
+      if (!slopeFromInput(codes[l])) return undefined;
+      const pre = pres[l];
+      return pre && pre.length >= size ? pre : (pres[l] = float64(size));
+    };
     const outputs = layers[layers.length - 1].units, last = layers.length - 1;
     let total = 0;
     lap("exchange");
@@ -315,14 +331,31 @@ export class DenseEngine implements EpochTrainer {
         const { inputs: i, units } = layers[l];
         const bias = biases64[l];
         if (bias) bias.set(biases[l]!);
-        if (onKernels && wideForward(acts[l], n, i, kernels[l], units, bias, codes[l], acts[l + 1])) continue;
-        const kernelT = transposed[l] ??= new Float64Array(i * units);
-        transpose(kernel64(l), i, units, kernelT);
-        denseForward(acts[l], kernelT, n, i, units, bias, codes[l], acts[l + 1]);
+        // A layer whose activation's derivative reads its input keeps its pre-activations: a linear product
+        // into them, then the activation.
+        const pre = preActivations(l, n * units), code = pre ? 0 : codes[l], out = pre ?? acts[l + 1];
+        if (!(onKernels && wideForward(acts[l], n, i, kernels[l], units, bias, code, out))) {
+          const kernelT = transposed[l] ??= new Float64Array(i * units);
+          transpose(kernel64(l), i, units, kernelT);
+          denseForward(acts[l], kernelT, n, i, units, bias, code, out);
+        }
+        if (pre) activateInto(pre, acts[l + 1], n * units, codes[l]);
       }
       lap("forward");
       biasGrads[last]?.fill(0);
-      total += loss.backward(acts[last + 1], n, outputs, codes[last], biasGrads[last], grads[last + 1]);
+      const lastPre = pres[last];
+      if (lastPre) {
+        // The loss's gradient to the predictions (as for a linear output), then the slope from the input.
+        const grad = grads[last + 1], biasGrad = biasGrads[last];
+        total += loss.backward(acts[last + 1], n, outputs, 0, undefined, grad);
+        for (let r = 0; r < n; r++) {
+          for (let j = 0; j < outputs; j++) {
+            const k = r * outputs + j;
+            const g = grad[k] *= slopeAny(codes[last], lastPre[k]);
+            if (biasGrad) biasGrad[j] += g;
+          }
+        }
+      } else total += loss.backward(acts[last + 1], n, outputs, codes[last], biasGrads[last], grads[last + 1]);
       lap("loss");
       for (let l = last; l >= 0; l--) {
         const { inputs: i, units } = layers[l];
@@ -331,13 +364,15 @@ export class DenseEngine implements EpochTrainer {
         }
         if (l > 0) {
           biasGrads[l - 1]?.fill(0);
+          // The slope reads the layer below's output, or its pre-activations (see slopeFromInput).
+          const below = pres[l - 1] ?? acts[l];
           if (
             !(onKernels &&
-              wideBackward(grads[l + 1], kernels[l], n, units, i, acts[l], codes[l - 1], biasGrads[l - 1], grads[l]))
+              wideBackward(grads[l + 1], kernels[l], n, units, i, below, codes[l - 1], biasGrads[l - 1], grads[l]))
           ) {
             // A wide forward left this step's float64 kernel unset.
             const kernel = onKernels ? kernel64(l) : kernels64[l]!;
-            denseBackward(grads[l + 1], kernel, n, units, i, acts[l], codes[l - 1], biasGrads[l - 1], grads[l]);
+            denseBackward(grads[l + 1], kernel, n, units, i, below, codes[l - 1], biasGrads[l - 1], grads[l]);
           }
         }
       }

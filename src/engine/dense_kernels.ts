@@ -6,48 +6,44 @@
  *
  * @module
  */
+import { ACTIVATION_LIST, ACTIVATION_NAMES, type ActivationName } from "../kernels/activations.ts";
 
 /**
- * The activations the host engine knows, in the order of their codes. All
- * but the last are elementwise; softmax (code {@link SOFTMAX}) acts on each
- * row, and the host engine takes it only in the last layer under a loss
- * that differentiates through it (`categorical_kernels.ts`).
+ * The activations the host engine knows, in the order of their codes: the
+ * names of the registry (`src/kernels/activations.ts`), where each is one
+ * entry. All but softmax (code {@link SOFTMAX}) are elementwise; the host
+ * engine takes softmax only in the last layer under a loss that
+ * differentiates through it (`categorical_kernels.ts`).
  */
-export const DENSE_ACTIVATIONS = [
-  "linear",
-  "relu",
-  "sigmoid",
-  "tanh",
-  "elu",
-  "selu",
-  "softplus",
-  "relu6",
-  "softmax",
-] as const;
+export const DENSE_ACTIVATIONS: readonly ActivationName[] = ACTIVATION_NAMES;
 
 /** An activation the host engine knows. */
-export type DenseActivation = typeof DENSE_ACTIVATIONS[number];
+export type DenseActivation = ActivationName;
 
 /** An activation as a small integer: its index in {@link DENSE_ACTIVATIONS}. */
-export type ActivationCode = 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8;
+export type ActivationCode = number;
 
 /** The code of softmax, the one activation that is not elementwise. */
 export const SOFTMAX = 8 as const;
+if (ACTIVATION_NAMES[SOFTMAX] !== "softmax") throw new Error("dense_kernels: softmax must keep code 8");
 
 /** The code of an activation name. */
 export function activationCode(name: DenseActivation): ActivationCode {
-  return DENSE_ACTIVATIONS.indexOf(name) as ActivationCode;
+  return DENSE_ACTIVATIONS.indexOf(name);
 }
 
-const SELU_SCALE = 1.0507009873554804934193349852946;
-const SELU_SCALE_ALPHA = 1.0507009873554804934193349852946 * 1.6732632423543772848170429916717;
+/** Whether the derivative of activation `code` is taken from the layer's input (its pre-activation), not its output. */
+export function slopeFromInput(code: ActivationCode): boolean {
+  return ACTIVATION_LIST[code].from === "input";
+}
 
 /** The activations whose code is below 4: folded into the products' epilogues. */
 type FusedCode = 0 | 1 | 2 | 3;
 
 /**
- * A fused activation of a pre-activation `s` (relu without a branch; NaN
- * stays NaN). It must stay a small expression: V8 then inlines it into the
+ * A fused activation of a pre-activation `s`: the registry's first four
+ * entries (linear, relu, sigmoid, tanh), written out (tested equal to the
+ * entries). It must stay a small expression: V8 then inlines it into the
  * products and keeps their accumulators in registers (four more cases here
  * cost the tutorial's epoch 45% on Deno), so the other activations take
  * {@link activateRest} and {@link scaleBySlope}, a pass each.
@@ -62,25 +58,12 @@ function fusedSlope(code: FusedCode, y: number): number {
 }
 
 /**
- * Any elementwise activation's derivative, from its output `y` (for relu6,
- * an output of exactly 6 counts as saturated). Softmax has none (its
+ * Any elementwise activation's derivative, from its output `y` — or from
+ * its pre-activation where {@link slopeFromInput}. Softmax has none (its
  * Jacobian mixes a row): NaN, so a use by mistake shows in the weights.
  */
 export function slopeAny(code: ActivationCode, y: number): number {
-  switch (code) {
-    case 8:
-      return NaN;
-    case 4:
-      return y >= 0 ? 1 : y + 1;
-    case 5:
-      return y > 0 ? SELU_SCALE : y + SELU_SCALE_ALPHA;
-    case 6:
-      return -Math.expm1(-y);
-    case 7:
-      return +(y > 0 && y < 6);
-    default:
-      return fusedSlope(code, y);
-  }
+  return code < 4 ? fusedSlope(code as FusedCode, y) : ACTIVATION_LIST[code].slope(y);
 }
 
 /** Applies the activation `code` to the first n×cols values of `z` (row-major), in place (for products made elsewhere). */
@@ -89,6 +72,12 @@ export function activateInPlace(z: Float64Array, n: number, cols: number, code: 
   if (code >= 4) return activateRest(z, n * cols, code);
   const fused = code as FusedCode;
   for (let i = 0, size = n * cols; i < size; i++) z[i] = fire(fused, z[i]);
+}
+
+/** `out[i] = act(z[i])` for the first `size` values, for an elementwise activation (`z` is left as it is). */
+export function activateInto(z: Float64Array, out: Float64Array, size: number, code: ActivationCode): void {
+  const forward = ACTIVATION_LIST[code].forward;
+  for (let i = 0; i < size; i++) out[i] = forward(z[i]);
 }
 
 /**
@@ -106,18 +95,17 @@ export function softmaxRows(z: Float64Array, n: number, cols: number): void {
   }
 }
 
-/** Applies one of the unfused activations (codes 4 and up) to `z`, in place. */
+/**
+ * Applies one of the unfused activations (codes 4 and up) to `z`, in place,
+ * through its registry entry. Against the ternary chain it replaced (A/B in
+ * one process, 256×256 values): the same speed with one such activation in
+ * the process, on Deno and Bun (elu's backward pass 1.6× faster); with four
+ * different ones, Deno's forward ran 1.8× slower (the call goes megamorphic),
+ * Bun's the same.
+ */
 function activateRest(z: Float64Array, size: number, code: ActivationCode): void {
-  for (let i = 0; i < size; i++) {
-    const s = z[i];
-    z[i] = code === 4
-      ? (s >= 0 ? s : Math.expm1(s))
-      : code === 5
-      ? (s > 0 ? SELU_SCALE * s : SELU_SCALE_ALPHA * Math.expm1(s))
-      : code === 6
-      ? (s > 0 ? s + Math.log1p(Math.exp(-s)) : Math.log1p(Math.exp(s)))
-      : (s > 0 ? (s < 6 ? s : 6) : s * 0);
-  }
+  const forward = ACTIVATION_LIST[code].forward;
+  for (let i = 0; i < size; i++) z[i] = forward(z[i]);
 }
 
 /**
@@ -132,10 +120,11 @@ function scaleBySlope(
   code: ActivationCode,
   biasGrad: Float64Array | undefined,
 ): void {
+  const slope = ACTIVATION_LIST[code].slope;
   for (let r = 0; r < n; r++) {
     for (let j = 0; j < cols; j++) {
       const i = r * cols + j;
-      const g = grad[i] *= slopeAny(code, out[i]);
+      const g = grad[i] *= slope(out[i]);
       if (biasGrad) biasGrad[j] += g;
     }
   }
@@ -162,7 +151,7 @@ export function denseForward(
   activation: ActivationCode,
   out: Float64Array,
 ): void {
-  const code: FusedCode = activation < 4 ? activation as FusedCode : 0;
+  const code = (activation < 4 ? activation : 0) as FusedCode;
   let r = 0;
   for (; r + 1 < n; r += 2) {
     const a0 = r * k, a1 = a0 + k, o0 = r * m, o1 = o0 + m;

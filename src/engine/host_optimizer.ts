@@ -1,6 +1,8 @@
 /**
- * The update rules of `tf.train.sgd`, `tf.train.momentum` and `tf.train.adam`
- * on plain arrays. Parameters and state are float32 arrays, as tfjs keeps
+ * The update rules of `tf.train.sgd`, `tf.train.momentum`, `tf.train.adam`,
+ * `tf.train.rmsprop` and `tf.train.adagrad` on plain arrays, one entry each
+ * in {@link HOST_RULES}: adding a rule is one entry there plus its tests
+ * (`tests/engine_test.ts`'s optimizers, a faithfulness case). Parameters and state are float32 arrays, as tfjs keeps
  * them; each update is computed in float64 from the float32 hyperparameters
  * tfjs uses and rounded once as it is stored. tfjs rounds after every op
  * instead, which can move a result by an ulp, no more: long runs stay within
@@ -38,11 +40,27 @@ interface Internals {
   accumulations?: Slots;
   accumulatedFirstMoment?: Slots;
   accumulatedSecondMoment?: Slots;
+  decay?: number;
+  momentum?: number;
+  centered?: boolean;
+  accumulatedMeanSquares?: Slots;
+  accumulatedMoments?: Slots;
+  accumulatedMeanGrads?: Slots;
+  initialAccumulatorValue?: number;
+  accumulatedGrads?: Slots;
 }
 
-/** An update rule: its slot arrays (by field name and name suffix) and one step over one variable. */
+/** A slot array of a rule: its field, the suffix tfjs names its variables with, and the value a new slot starts at. */
+interface SlotSpec {
+  field: keyof Internals;
+  suffix: string;
+  /** The starting value of a slot tfjs has not made yet (0 when absent). */
+  init?: (o: Internals) => number;
+}
+
+/** An update rule: its slot arrays and one step over one variable. */
 interface Rule {
-  slots: readonly { field: keyof Internals; suffix: string }[];
+  slots: readonly SlotSpec[];
   /** Reads the hyperparameters tfjs will use for the next step. */
   read(o: Internals): void;
   /** Called once per step before the variables are updated. */
@@ -144,6 +162,66 @@ function adamRule(): Rule {
   };
 }
 
+function rmspropRule(o: Internals): Rule {
+  let lr = 0, decay = 0, od = 0, momentum = 0, eps = 0;
+  const centered = o.centered === true;
+  return {
+    slots: [
+      { field: "accumulatedMeanSquares", suffix: "rms" },
+      { field: "accumulatedMoments", suffix: "momentum" },
+      ...(centered ? [{ field: "accumulatedMeanGrads", suffix: "mg" } as const] : []),
+    ],
+    read(o) {
+      // As applyGradients builds its scalars: each JS number becomes a float32 tensor.
+      lr = f32(o.learningRate!);
+      decay = f32(o.decay!);
+      od = f32(1 - o.decay!);
+      momentum = f32(o.momentum!);
+      eps = f32(o.epsilon!);
+    },
+    begin() {},
+    apply(w, g, [ms, mom, mg]) {
+      // float64 within the step, float32 on every store, as the other rules.
+      for (let i = 0; i < w.length; i++) {
+        const gi = g[i];
+        ms[i] = ms[i] * decay + gi * gi * od;
+        if (centered) {
+          // As tfjs: ε is subtracted with the squared mean (√(ms − (mg² + ε))), so a weight whose gradient stays 0 gets
+          // NaN, in tfjs and here alike.
+          mg[i] = mg[i] * decay + gi * od;
+          mom[i] = mom[i] * momentum + (gi * lr) / Math.sqrt(ms[i] - (mg[i] * mg[i] + eps));
+        } else {
+          mom[i] = mom[i] * momentum + (gi * lr) / Math.sqrt(ms[i] + eps);
+        }
+        w[i] -= mom[i];
+      }
+    },
+    end() {},
+    write() {},
+  };
+}
+
+function adagradRule(): Rule {
+  let nlr = 0, eps = 0;
+  return {
+    slots: [{ field: "accumulatedGrads", suffix: "accumulator", init: (o) => f32(o.initialAccumulatorValue!) }],
+    read(o) {
+      nlr = f32(-o.learningRate!);
+      eps = f32(tf.backend().epsilon()); // tfjs adds the backend's epsilon, not a field
+    },
+    begin() {},
+    apply(w, g, [acc]) {
+      for (let i = 0; i < w.length; i++) {
+        const gi = g[i];
+        acc[i] += gi * gi;
+        w[i] += gi / Math.sqrt(acc[i] + eps) * nlr;
+      }
+    },
+    end() {},
+    write() {},
+  };
+}
+
 /** A class, as a key of {@link HOST_RULES}. */
 // deno-lint-ignore no-explicit-any
 export type Constructor = abstract new (...args: any[]) => object;
@@ -151,7 +229,8 @@ export type Constructor = abstract new (...args: any[]) => object;
 /** A host update rule and the tfjs fields it reads (checked before the host takes an optimizer). */
 export interface HostRule {
   fields: readonly (keyof Internals)[];
-  make: () => Rule;
+  /** The rule for one optimizer (its fixed settings, such as RMSProp's `centered`, read once). */
+  make: (o: Internals) => Rule;
 }
 
 /** The update rules, by exact tfjs class (the planner checks that an instance is untouched). */
@@ -171,7 +250,20 @@ export const HOST_RULES: ReadonlyMap<Constructor, HostRule> = new Map<Constructo
     ],
     make: adamRule,
   }],
+  [tf.RMSPropOptimizer, {
+    fields: ["learningRate", "decay", "momentum", "epsilon", "accumulatedMeanSquares", "accumulatedMoments"],
+    make: rmspropRule,
+  }],
+  [tf.AdagradOptimizer, {
+    fields: ["learningRate", "initialAccumulatorValue", "accumulatedGrads"],
+    make: adagradRule,
+  }],
 ]);
+
+/** The tfjs class names of the optimizers the host engine trains with (for explainEngine). */
+export const HOST_RULE_NAMES: readonly string[] = [...HOST_RULES.keys()].map((c) =>
+  (c as unknown as { className: string }).className
+);
 
 /**
  * One epoch's worth of an optimizer on the host: `load`, any number of
@@ -189,7 +281,7 @@ export class HostOptimizer {
     if (!rule) throw new Error(`no host update rule for ${optimizer.getClassName()}`);
     this.#optimizer = optimizer as unknown as Internals;
     this.#variables = variables;
-    this.#rule = rule.make();
+    this.#rule = rule.make(this.#optimizer);
   }
 
   /**
@@ -202,10 +294,11 @@ export class HostOptimizer {
     rule.read(o);
     this.#iterations = o.iterations_ ?? 0;
     this.#state = this.#variables.map((v, i) =>
-      rule.slots.map(({ field }) => {
+      rule.slots.map(({ field, init }) => {
         const slot = (o[field] as Slots)[i];
         const state = allocate(v.size);
         if (slot) state.set(slot.variable.dataSync() as Float32Array);
+        else if (init) state.fill(init(o));
         return state;
       })
     );

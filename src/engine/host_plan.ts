@@ -10,7 +10,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { DENSE_ACTIVATIONS, type DenseActivation } from "./dense_kernels.ts";
-import { type Constructor, HOST_RULES } from "./host_optimizer.ts";
+import { type Constructor, HOST_RULE_NAMES, HOST_RULES } from "./host_optimizer.ts";
 import { type HostLoss, SOFTMAX_LOSSES } from "./loss_kernels.ts";
 import type { PlannedLoss } from "./loss_step.ts";
 import { sigmoidCrossEntropy, softmaxCrossEntropy } from "../losses/cross_entropy.ts";
@@ -139,7 +139,7 @@ function optimizerReason(optimizer: tf.Optimizer): string | undefined {
     const own = [...HOST_RULES.keys()].some((c) => Object.prototype.isPrototypeOf.call(c.prototype, optimizer));
     return own
       ? `the optimizer is a subclass of ${name} (its update may differ)`
-      : `the optimizer is ${name} (host rules: SGD, Momentum, Adam)`;
+      : `the optimizer is ${name} (host rules: ${HOST_RULE_NAMES.join(", ")})`;
   }
   const touched = untouched(optimizer, cls);
   if (touched) return `the ${name} optimizer ${touched}`;

@@ -73,8 +73,9 @@ export function wideForward(
   const z = simdKernels()?.multiply({ values: x, transposed: false }, { values: kernel, transposed: false }, n, i, u);
   if (!z) return false;
   products++;
-  // Linear and relu in the kernels when the arrays live in their memory (dense_engine.ts puts them there).
-  if (code <= 1 && z.addBias(bias, out, code === 1)) return true;
+  // In the kernels for the activations with SIMD code, when the arrays live in their memory (dense_engine.ts puts
+  // them there).
+  if (z.addBias(bias, out, code)) return true;
   const { values, stride } = z;
   for (let r = 0; r < n; r++) {
     const o = r * u, v = r * stride;
@@ -125,7 +126,7 @@ export function wideBackward(
   const d = simdKernels()?.multiply({ values: dz, transposed: false }, { values: kernel, transposed: true }, n, u, i);
   if (!d) return false;
   products++;
-  if (code <= 1 && d.scaleBySlope(below, out, code === 1, biasGrad)) return true;
+  if (d.scaleBySlope(below, out, code, biasGrad)) return true;
   const { values, stride } = d;
   for (let r = 0; r < n; r++) {
     const o = r * i, v = r * stride;

@@ -87,10 +87,11 @@ export interface EngineExplanation {
  * Which engine `epochStream(options)` trains with, and why: the host engine
  * where it trains exactly what the tfjs path would (on the wasm or cpu
  * backend: a chain of Dense layers with linear, relu, sigmoid, tanh, elu,
- * selu, softplus or relu6 activations — and softmax in the last layer under
+ * selu, softplus, relu6, softsign, swish, mish or gelu_new activations (the
+ * registry of `src/kernels/activations.ts`) — and softmax in the last layer under
  * fitstream's `categoricalCrossentropy` or `sparseCategoricalCrossentropy` —
  * frozen or not, L1/L2 regularizers,
- * Adam, SGD or Momentum — built-in and unpatched — and a loss that depends
+ * Adam, SGD, Momentum, RMSProp or Adagrad — built-in and unpatched — and a loss that depends
  * on the model only through its predictions), or the tfjs path for
  * everything else. For the host engine it also says how the products are
  * computed: in float64 JS loops, or in float32 on fitstream's WebAssembly
@@ -116,8 +117,8 @@ export interface EngineExplanation {
  * const data = [tf.zeros([4, 8]), tf.zeros([4, 1])];
  * const options = { data, model, optimizer: tf.train.adam(1e-2), loss: tf.losses.meanSquaredError };
  * console.log(explainEngine(options).engine); // "host"
- * const other = explainEngine({ ...options, optimizer: tf.train.rmsprop(1e-2) });
- * console.log(other.reason); // "the optimizer is RMSProp (host rules: SGD, Momentum, Adam)"
+ * const other = explainEngine({ ...options, optimizer: tf.train.adamax(1e-2) });
+ * console.log(other.reason); // "the optimizer is Adamax (host rules: SGD, Momentum, Adam, RMSProp, Adagrad)"
  * ```
  */
 export function explainEngine<M extends ModelLike, X extends object>(

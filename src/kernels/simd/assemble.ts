@@ -269,9 +269,9 @@ export interface FunctionDef {
  * One function being written: parameters, then locals, declared by name (in
  * that order: their indices follow it), and the instructions that reach them.
  * Using a local of another function, a name it does not have, or an i32-only
- * helper on another type throws.
+ * helper on another type throws. For example (the tests run more):
  *
- * ```ts
+ * ```
  * const f = new Func("sum");
  * const [n] = f.params("n");
  * const total = f.local("total", I32);

@@ -1,7 +1,8 @@
 /**
  * The elementwise kernels around the products, in WebAssembly: a product's
- * epilogues (`widen` to float64; `bias` with relu forward; `slopes`, relu's
- * derivative with the bias gradient, backward) and `narrow`, float64
+ * epilogues (`widen` to float64; `bias` with the activation forward; `slopes`,
+ * the activation's derivative with the bias gradient, backward — for the
+ * activations of the registry, `../activations.ts`, that have SIMD code) and `narrow`, float64
  * operands to float32. Each does the host engine's JS loop's float64
  * operations in its order, two values at a time, so the results are bit for
  * bit the JS loops' (tested); V8 ran those loops at ~2 ns a value here.
@@ -9,6 +10,7 @@
  * @module
  */
 import { type Code, doWhile, F64, Func, type FunctionDef, I32, type Local, op, V128 } from "./assemble.ts";
+import { type Activation, ACTIVATION_LIST, type SimdLanes } from "../activations.ts";
 
 /**
  * `widen(src, ldc, dst, rows, cols)`: `dst[r·cols + c] = src[r, c]` as
@@ -62,8 +64,8 @@ interface EpilogueLocals {
   /** The value on two lanes (float64x2) and on one (float64). */
   v: Local;
   x: Local;
-  /** The splat constant. */
-  constant: Local;
+  /** `value` as a constant of the lanes: a vector local splat once before the loops (two lanes), or an f64 constant. */
+  constant(value: number, two: boolean): Code;
 }
 
 /**
@@ -72,26 +74,30 @@ interface EpilogueLocals {
  * on each two columns as float64x2, `lanes(false)` on an odd last one. It
  * declares the locals: the read pointer `at`, a per-row pointer named
  * `rowName` reset from the parameter `from` each row, the column `c`,
- * `pairs`, the vector `v`, the vector `constantName` (`value` splat) and the
- * float64 `x`.
+ * `pairs`, the vector `v`, the float64 `x`, and a vector for each constant
+ * the lanes ask for.
  */
 function epilogue(
   f: Func,
   [rowName, from]: [string, Local],
-  [constantName, value]: [string, number],
   lanes: (two: boolean, locals: EpilogueLocals) => Code,
 ): FunctionDef {
   const [src, ldc, rows, cols] = ["src", "ldc", "rows", "cols"].map((n) => f.named(n));
   const [at, row, c, pairs] = f.locals(I32, "at", rowName, "c", "pairs");
-  const [v, constant] = f.locals(V128, "v", constantName);
-  const x = f.local("x", F64);
+  const v = f.local("v", V128), x = f.local("x", F64);
   const { get, set, tee, increment } = f;
   const { i32, and } = op;
+  const constants = new Map<number, Local>();
+  const constant = (value: number, two: boolean): Code => {
+    if (!two) return op.f64(value);
+    let local = constants.get(value);
+    if (!local) constants.set(value, local = f.local(`splat ${value}`, V128));
+    return get(local);
+  };
   const locals = { at, row, v, x, constant };
+  const pair = lanes(true, locals), single = lanes(false, locals);
   return f.build([
-    ...op.f64(value),
-    ...op.f64x2Splat,
-    ...set(constant),
+    ...[...constants].flatMap(([value, local]) => [...op.f64(value), ...op.f64x2Splat, ...set(local)]),
     ...get(cols),
     ...i32(-2),
     ...and,
@@ -111,13 +117,13 @@ function epilogue(
       ...get(pairs),
       ...op.eqz,
       ...op.brIf(0),
-      ...doWhile([...lanes(true, locals), ...increment(c, i32(2))], [...get(c), ...get(pairs), ...op.ne]),
+      ...doWhile([...pair, ...increment(c, i32(2))], [...get(c), ...get(pairs), ...op.ne]),
       ...op.end,
       ...get(cols),
       ...i32(1),
       ...and,
       ...op.if,
-      ...lanes(false, locals),
+      ...single,
       ...op.end,
       ...increment(src, get(ldc)),
       ...get(rows),
@@ -129,26 +135,39 @@ function epilogue(
   ]);
 }
 
+/**
+ * `if (act == code) { code of each activation }` for every activation of the
+ * registry with SIMD epilogue code (`part`: its forward or its slope).
+ */
+function dispatch(f: Func, act: Local, part: (simd: NonNullable<Activation["simd"]>) => Code): Code {
+  return ACTIVATION_LIST.flatMap((entry, code) => {
+    const body = entry.simd ? part(entry.simd) : [];
+    return body.length ? [...f.get(act), ...op.i32(code), ...op.eq, ...op.if, ...body, ...op.end] : [];
+  });
+}
+
 /** Loads the float32 product values at the address on the stack as float64: two lanes, or one. */
 const productValues = (two: boolean): Code =>
   two ? [...op.load64Zero(), ...op.promoteLow] : [...op.f32Load(), ...op.f64PromoteF32];
 
 /**
- * `bias(src, ldc, bias, dst, rows, cols, relu)`: a wide layer's forward
+ * `bias(src, ldc, bias, dst, rows, cols, act)`: a wide layer's forward
  * epilogue, `dst[r·cols + c] = act(src[r, c] + bias[c])` (float32 product
  * rows `ldc` bytes apart, float64 bias — none when `bias` is 0 — and
- * output; relu when `relu` ≠ 0, else none): the host engine's JS epilogue
- * with the same float64 operations, `(s + |s|) · 0.5` for relu, two columns
- * at a time (the JS loops ran ~2 ns a value on V8).
+ * output; `act` an activation's code in the registry, `activations.ts`,
+ * whose SIMD code runs here — any other: none): the host engine's JS
+ * epilogue with the same float64 operations, two columns at a time (the JS
+ * loops ran ~2 ns a value on V8).
  */
 export function biasFunction(): FunctionDef {
   const f = new Func("bias");
-  const [, , bias, dst, , , relu] = f.params("src", "ldc", "bias", "dst", "rows", "cols", "relu");
+  const [, , bias, dst, , , act] = f.params("src", "ldc", "bias", "dst", "rows", "cols", "act");
   const { get, set, increment } = f;
   const { i32 } = op;
   // The same steps on two lanes (float64x2 in `v`) and on one (float64 in `x`).
-  const lanes = (two: boolean, { at, row: b, v, x, constant: half }: EpilogueLocals): Code => {
+  const lanes = (two: boolean, { at, row: b, v, x, constant }: EpilogueLocals): Code => {
     const [into, add] = two ? [v, op.f64x2Add] : [x, op.f64Add];
+    const simdLanes: SimdLanes = { two, get, set, value: into, below: into, constant: (c) => constant(c, two) };
     return [
       ...get(at),
       ...productValues(two),
@@ -161,16 +180,7 @@ export function biasFunction(): FunctionDef {
       ...add,
       ...set(into),
       ...op.end,
-      ...get(relu),
-      ...op.if,
-      ...get(into),
-      ...get(into),
-      ...(two ? op.f64x2Abs : op.f64Abs),
-      ...add,
-      ...(two ? get(half) : op.f64(0.5)),
-      ...(two ? op.f64x2Mul : op.f64Mul),
-      ...set(into),
-      ...op.end,
+      ...dispatch(f, act, (simd) => simd.forward(simdLanes)),
       ...get(dst),
       ...get(into),
       ...(two ? op.v128Store() : op.f64Store()),
@@ -179,48 +189,40 @@ export function biasFunction(): FunctionDef {
       ...increment(dst, i32(two ? 16 : 8)),
     ];
   };
-  return epilogue(f, ["b", bias], ["half", 0.5], lanes);
+  return epilogue(f, ["b", bias], lanes);
 }
 
 /**
- * `slopes(src, ldc, below, dst, rows, cols, relu, biasGrad)`: the epilogue of
+ * `slopes(src, ldc, below, dst, rows, cols, act, biasGrad)`: the epilogue of
  * a wide layer's gradient to the layer below, `g = src[r, c] · act'(below)`
  * stored at `dst[r·cols + c]` and added into `biasGrad[c]` (none when 0),
- * row after row as the JS epilogue adds them. The slope is relu's `+(y > 0)`
- * when `relu` ≠ 0, else none (linear: the JS loop multiplies by 1).
+ * row after row as the JS epilogue adds them. The slope is that of the
+ * activation whose registry code is `act`, from the output `below`, where it
+ * has SIMD code (else none: linear's, 1).
  */
 export function slopesFunction(): FunctionDef {
   const f = new Func("slopes");
-  const [, , below, dst, , , relu, biasGrad] = f.params(
+  const [, , below, dst, , , act, biasGrad] = f.params(
     "src",
     "ldc",
     "below",
     "dst",
     "rows",
     "cols",
-    "relu",
+    "act",
     "biasGrad",
   );
   const { get, set, increment } = f;
   const { i32 } = op;
   // The same steps on two lanes (float64x2 in `v`) and on one (float64 in `x`).
-  const lanes = (two: boolean, { at, row: bg, v, x, constant: one }: EpilogueLocals): Code => {
+  const lanes = (two: boolean, { at, row: bg, v, x, constant }: EpilogueLocals): Code => {
     const into = two ? v : x, bytes = two ? 16 : 8;
-    // relu's slope: 1 where the output below is > 0, else 0 (a mask of 1.0's bits; a select).
-    const slope: Code = two
-      ? [...get(below), ...op.v128Load(), ...op.v128Zero, ...op.f64x2Gt, ...get(one), ...op.v128And]
-      : [...op.f64(1), ...op.f64(0), ...get(below), ...op.f64Load(), ...op.f64(0), ...op.f64Gt, ...op.select];
+    const simdLanes: SimdLanes = { two, get, set, value: into, below, constant: (c) => constant(c, two) };
     return [
       ...get(at),
       ...productValues(two),
       ...set(into),
-      ...get(relu),
-      ...op.if,
-      ...get(into),
-      ...slope,
-      ...(two ? op.f64x2Mul : op.f64Mul),
-      ...set(into),
-      ...op.end,
+      ...dispatch(f, act, (simd) => simd.slope(simdLanes)),
       ...get(dst),
       ...get(into),
       ...(two ? op.v128Store() : op.f64Store()),
@@ -239,7 +241,7 @@ export function slopesFunction(): FunctionDef {
       ...increment(bg, i32(bytes)),
     ];
   };
-  return epilogue(f, ["bg", biasGrad], ["one", 1], lanes);
+  return epilogue(f, ["bg", biasGrad], lanes);
 }
 
 /** `narrow(src, dst, count)`: `count` float64 values at `src` as float32 at `dst` (rounded to nearest, as JS stores them). */

@@ -507,7 +507,7 @@ export interface Kernels {
     nlr: number,
   ): void;
   widen(src: number, ldc: number, dst: number, rows: number, cols: number): void;
-  bias(src: number, ldc: number, bias: number, dst: number, rows: number, cols: number, relu: number): void;
+  bias(src: number, ldc: number, bias: number, dst: number, rows: number, cols: number, act: number): void;
   slopes(
     src: number,
     ldc: number,
@@ -515,7 +515,7 @@ export interface Kernels {
     dst: number,
     rows: number,
     cols: number,
-    relu: number,
+    act: number,
     biasGrad: number,
   ): void;
   narrow(src: number, dst: number, count: number): void;

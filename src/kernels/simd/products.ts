@@ -27,6 +27,12 @@ import {
   WORD,
 } from "./share.ts";
 import type { HelperStart } from "./helper_worker.ts";
+import { ACTIVATION_LIST } from "../activations.ts";
+
+/** Whether the activation with this registry code runs in the kernels' epilogues. */
+export function hasSimdEpilogue(activation: number): boolean {
+  return ACTIVATION_LIST[activation]?.simd !== undefined;
+}
 
 /** At most this many helper threads. */
 export const MAX_HELPERS = 7;
@@ -55,14 +61,17 @@ export interface Product {
   widen(out: Float64Array): boolean;
   /**
    * `out[r, c] = act(C[r, c] + bias[c])` (row-major, float64; no bias when
-   * `undefined`; relu when `relu`, else none), in the kernels.
+   * `undefined`; `activation` a code of the registry, `../activations.ts`),
+   * in the kernels; `false` (nothing done) where the activation has no SIMD
+   * code or an array lives outside the kernels' memory.
    */
-  addBias(bias: Float64Array | undefined, out: Float64Array, relu: boolean): boolean;
+  addBias(bias: Float64Array | undefined, out: Float64Array, activation: number): boolean;
   /**
-   * `out[r, c] = C[r, c] · act'(below[r, c])` (relu's slope when `relu`, else
-   * 1), added into `biasGrad[c]` row after row when given, in the kernels.
+   * `out[r, c] = C[r, c] · act'(below[r, c])` (the slope from the output
+   * `below`), added into `biasGrad[c]` row after row when given, in the
+   * kernels; `false` as for {@link addBias}.
    */
-  scaleBySlope(below: Float64Array, out: Float64Array, relu: boolean, biasGrad: Float64Array | undefined): boolean;
+  scaleBySlope(below: Float64Array, out: Float64Array, activation: number, biasGrad: Float64Array | undefined): boolean;
 }
 
 /** Adam's scalars for one step, as host_optimizer.ts computes them. */
@@ -261,16 +270,16 @@ export class SimdKernels {
         kernels.widen(cAt, stride * 4, outAt, m, n);
         return true;
       },
-      addBias(bias: Float64Array | undefined, out: Float64Array, relu: boolean): boolean {
+      addBias(bias: Float64Array | undefined, out: Float64Array, activation: number): boolean {
         const biasAt = at(bias), outAt = at(out);
-        if (biasAt < 0 || outAt <= 0) return false;
-        kernels.bias(cAt, stride * 4, biasAt, outAt, m, n, relu ? 1 : 0);
+        if (!hasSimdEpilogue(activation) || biasAt < 0 || outAt <= 0) return false;
+        kernels.bias(cAt, stride * 4, biasAt, outAt, m, n, activation);
         return true;
       },
-      scaleBySlope(below: Float64Array, out: Float64Array, relu: boolean, biasGrad: Float64Array | undefined): boolean {
+      scaleBySlope(below: Float64Array, out: Float64Array, activation: number, biasGrad: Float64Array | undefined) {
         const belowAt = at(below), outAt = at(out), biasAt = at(biasGrad);
-        if (belowAt <= 0 || outAt <= 0 || biasAt < 0) return false;
-        kernels.slopes(cAt, stride * 4, belowAt, outAt, m, n, relu ? 1 : 0, biasAt);
+        if (!hasSimdEpilogue(activation) || belowAt <= 0 || outAt <= 0 || biasAt < 0) return false;
+        kernels.slopes(cAt, stride * 4, belowAt, outAt, m, n, activation, biasAt);
         return true;
       },
     };
