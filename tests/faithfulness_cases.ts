@@ -136,7 +136,7 @@ function softmaxSetup(
 
 interface DenseSpec {
   units: number;
-  activation?: "relu" | "tanh" | "linear" | "sigmoid" | "softmax" | "softsign" | "swish" | "mish" | "gelu_new";
+  activation?: "relu" | "tanh" | "linear" | "sigmoid" | "softmax" | "softsign" | "swish" | "mish" | "gelu" | "gelu_new";
   kernelRegularizer?: () => ReturnType<typeof tf.regularizers.l2>;
   biasRegularizer?: () => ReturnType<typeof tf.regularizers.l2>;
   trainable?: boolean;
@@ -206,6 +206,8 @@ function activationCases(): FaithCase[] {
     ["swish", "output", () => tf.train.sgd(0.1)],
     ["mish", "hidden", () => tf.train.momentum(0.05, 0.9)],
     ["mish", "output", () => tf.train.adam(0.02)],
+    ["gelu", "hidden", () => tf.train.adam(0.02)],
+    ["gelu", "output", () => tf.train.sgd(0.1)],
     ["gelu_new", "hidden", () => tf.train.adam(0.02)],
     ["gelu_new", "output", () => tf.train.momentum(0.05, 0.9, true)],
   ];

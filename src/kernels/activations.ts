@@ -58,6 +58,21 @@ const SELU_SCALE_ALPHA = 1.0507009873554804934193349852946 * 1.67326324235437728
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 
 const sigmoid = (s: number) => 1 / (1 + Math.exp(-s));
+/**
+ * The error function in float64: `2/√π · e^(−x²) · Σ 2ⁿ x^(2n+1) / (1·3·…·(2n+1))`
+ * (all terms positive: no cancellation), summed until a term no longer
+ * changes the sum; ±1 from |x| = 6 on (erfc(6) < 2.2e-17). JS has no erf.
+ */
+export function erf(x: number): number {
+  if (Number.isNaN(x)) return x;
+  const a = Math.abs(x);
+  if (a >= 6) return Math.sign(x);
+  let term = a, sum = a;
+  for (let n = 1; term > sum * 1e-17; n++) sum += term *= (2 * a * a) / (2 * n + 1);
+  const value = Math.min(1, (2 / Math.sqrt(Math.PI)) * Math.exp(-a * a) * sum);
+  return x < 0 ? -value : value;
+}
+
 /** log(1 + eˢ) without overflow. */
 const softplus = (s: number) => s > 0 ? s + Math.log1p(Math.exp(-s)) : Math.log1p(Math.exp(s));
 
@@ -134,6 +149,13 @@ export const ACTIVATIONS = {
       const t = Math.tanh(softplus(s));
       return t + s * (1 - t * t) * sigmoid(s);
     },
+    from: "input",
+  },
+  // tfjs: x · 0.5 · (1 + erf(x / √2)), its erf a polynomial within 1.5e-7 of the function (in float32, whose
+  // rounding is 6e-8), its derivative the function's: d/dx = Φ + x · e^(−x²/2) / √(2π).
+  gelu: {
+    forward: (s) => s * (0.5 * (1 + erf(s / Math.SQRT2))),
+    slope: (s) => 0.5 * (1 + erf(s / Math.SQRT2)) + s * Math.exp(-s * s / 2) / Math.sqrt(2 * Math.PI),
     from: "input",
   },
   // tfjs: 0.5 · x · (1 + tanh(√(2/π) · (x + 0.044715 · x³))).

@@ -87,7 +87,7 @@ export interface EngineExplanation {
  * Which engine `epochStream(options)` trains with, and why: the host engine
  * where it trains exactly what the tfjs path would (on the wasm or cpu
  * backend: a chain of Dense layers with linear, relu, sigmoid, tanh, elu,
- * selu, softplus, relu6, softsign, swish, mish or gelu_new activations (the
+ * selu, softplus, relu6, softsign, swish, mish, gelu or gelu_new activations (the
  * registry of `src/kernels/activations.ts`) — and softmax in the last layer under
  * fitstream's `categoricalCrossentropy` or `sparseCategoricalCrossentropy` —
  * frozen or not, L1/L2 regularizers,
