@@ -1,6 +1,7 @@
 /**
  * The update rules of `tf.train.sgd`, `tf.train.momentum`, `tf.train.adam`,
- * `tf.train.rmsprop` and `tf.train.adagrad` on plain arrays, one entry each
+ * `tf.train.rmsprop`, `tf.train.adagrad`, `tf.train.adadelta` and
+ * `tf.train.adamax` on plain arrays, one entry each
  * in {@link HOST_RULES}: adding a rule is one entry there plus its tests
  * (`tests/engine_test.ts`'s optimizers, a faithfulness case). Parameters and state are float32 arrays, as tfjs keeps
  * them; each update is computed in float64 from the float32 hyperparameters
@@ -48,6 +49,10 @@ interface Internals {
   accumulatedMeanGrads?: Slots;
   initialAccumulatorValue?: number;
   accumulatedGrads?: Slots;
+  rho?: number;
+  accumulatedUpdates?: Slots;
+  iteration?: tf.Variable;
+  accumulatedWeightedInfNorm?: Slots;
 }
 
 /** A slot array of a rule: its field, the suffix tfjs names its variables with, and the value a new slot starts at. */
@@ -222,6 +227,71 @@ function adagradRule(): Rule {
   };
 }
 
+function adadeltaRule(): Rule {
+  let nlr = 0, rho = 0, orho = 0, eps = 0;
+  return {
+    slots: [{ field: "accumulatedGrads", suffix: "accum_grad" }, { field: "accumulatedUpdates", suffix: "accum_var" }],
+    read(o) {
+      nlr = f32(-o.learningRate!);
+      rho = f32(o.rho!);
+      orho = f32(1 - o.rho!);
+      eps = f32(o.epsilon!);
+    },
+    begin() {},
+    apply(w, g, [grads, updates]) {
+      for (let i = 0; i < w.length; i++) {
+        const gi = g[i];
+        // As tfjs: the step's update divides by the accumulated gradient from before this step's.
+        const update = Math.sqrt(updates[i] + eps) / Math.sqrt(grads[i] + eps) * gi;
+        grads[i] = grads[i] * rho + gi * gi * orho;
+        updates[i] = updates[i] * rho + update * update * orho;
+        w[i] += update * nlr;
+      }
+    },
+    end() {},
+    write() {},
+  };
+}
+
+function adamaxRule(): Rule {
+  let b1 = 0, ob1 = 0, b2 = 0, eps = 0, nlr = 0, decay = 0, iteration = 0, acc1 = 0, factor = 0;
+  return {
+    slots: [{ field: "accumulatedFirstMoment", suffix: "m" }, { field: "accumulatedWeightedInfNorm", suffix: "v" }],
+    read(o) {
+      nlr = f32(-o.learningRate!);
+      b1 = f32(o.beta1!);
+      ob1 = f32(1 - o.beta1!);
+      b2 = f32(o.beta2!);
+      eps = f32(o.epsilon!);
+      decay = f32(o.decay!);
+      iteration = scalarOf(o.iteration!);
+      acc1 = scalarOf(o.accBeta1!);
+    },
+    begin() {
+      // tfjs's scalars, each op rounded to float32: (−lr / (iteration · decay + 1)) / (1 − accBeta1).
+      factor = f32(f32(nlr / f32(f32(iteration * decay) + 1)) / f32(1 - acc1));
+    },
+    apply(w, g, [m, u]) {
+      for (let i = 0; i < w.length; i++) {
+        const gi = g[i];
+        m[i] = m[i] * b1 + gi * ob1;
+        u[i] = Math.max(u[i] * b2, Math.abs(gi));
+        w[i] += factor * (m[i] / (u[i] + eps));
+      }
+    },
+    end() {
+      iteration = f32(iteration + 1);
+      acc1 = f32(acc1 * b1);
+    },
+    write(o) {
+      tf.tidy(() => {
+        o.iteration!.assign(tf.scalar(iteration));
+        o.accBeta1!.assign(tf.scalar(acc1));
+      });
+    },
+  };
+}
+
 /** A class, as a key of {@link HOST_RULES}. */
 // deno-lint-ignore no-explicit-any
 export type Constructor = abstract new (...args: any[]) => object;
@@ -257,6 +327,24 @@ export const HOST_RULES: ReadonlyMap<Constructor, HostRule> = new Map<Constructo
   [tf.AdagradOptimizer, {
     fields: ["learningRate", "initialAccumulatorValue", "accumulatedGrads"],
     make: adagradRule,
+  }],
+  [tf.AdadeltaOptimizer, {
+    fields: ["learningRate", "rho", "epsilon", "accumulatedGrads", "accumulatedUpdates"],
+    make: adadeltaRule,
+  }],
+  [tf.AdamaxOptimizer, {
+    fields: [
+      "learningRate",
+      "beta1",
+      "beta2",
+      "epsilon",
+      "decay",
+      "iteration",
+      "accBeta1",
+      "accumulatedFirstMoment",
+      "accumulatedWeightedInfNorm",
+    ],
+    make: adamaxRule,
   }],
 ]);
 

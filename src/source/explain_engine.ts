@@ -91,7 +91,7 @@ export interface EngineExplanation {
  * registry of `src/kernels/activations.ts`) — and softmax in the last layer under
  * fitstream's `categoricalCrossentropy` or `sparseCategoricalCrossentropy` —
  * frozen or not, L1/L2 regularizers,
- * Adam, SGD, Momentum, RMSProp or Adagrad — built-in and unpatched — and a loss that depends
+ * Adam, SGD, Momentum, RMSProp, Adagrad, Adadelta or Adamax — built-in and unpatched — and a loss that depends
  * on the model only through its predictions), or the tfjs path for
  * everything else. For the host engine it also says how the products are
  * computed: in float64 JS loops, or in float32 on fitstream's WebAssembly
@@ -117,8 +117,9 @@ export interface EngineExplanation {
  * const data = [tf.zeros([4, 8]), tf.zeros([4, 1])];
  * const options = { data, model, optimizer: tf.train.adam(1e-2), loss: tf.losses.meanSquaredError };
  * console.log(explainEngine(options).engine); // "host"
- * const other = explainEngine({ ...options, optimizer: tf.train.adamax(1e-2) });
- * console.log(other.reason); // "the optimizer is Adamax (host rules: SGD, Momentum, Adam, RMSProp, Adagrad)"
+ * const hard = tf.layers.dense({ units: 1, inputShape: [8], activation: "hardSigmoid", name: "out" });
+ * const other = explainEngine({ ...options, model: tf.sequential({ layers: [hard] }) });
+ * console.log(other.reason); // 'layer "out" uses the hardSigmoid activation'
  * ```
  */
 export function explainEngine<M extends ModelLike, X extends object>(
