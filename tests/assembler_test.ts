@@ -151,6 +151,20 @@ test("local declarations are runs of one type, counted", () => {
   assert.deepEqual(localRuns([I32, I32, V128, I32]), [3, 2, I32, 1, V128, 1, I32]);
 });
 
+test("the smallest module, one empty function, has the sections the specification lays out, byte for byte", () => {
+  const bytes = assemble([new Func("f").build([])], 1);
+  const env = [3, 101, 110, 118], memory = [6, 109, 101, 109, 111, 114, 121];
+  assert.deepEqual([...bytes], [
+    ...[0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0],
+    ...[1, 4, 1, 0x60, 0, 0], // type: one () → ()
+    ...[2, 16, 1, ...env, ...memory, 2, 3, 1, 1], // import: env.memory, shared, 1 to 1 pages
+    ...[3, 2, 1, 0], // function: type 0
+    ...[7, 5, 1, 1, 102, 0, 0], // export: "f", function 0
+    ...[10, 4, 1, 2, 0, 0x0b], // code: a body of 2 bytes, no locals, end
+  ]);
+  assert.ok(WebAssembly.validate(bytes));
+});
+
 /** A small module on its own shared memory: `sum`, `axpy`, `roots`, `pick`. */
 function tinyModule(): Uint8Array<ArrayBuffer> {
   const { i32, add } = op;
