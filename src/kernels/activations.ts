@@ -8,6 +8,12 @@
  * (`simd/epilogues.ts`). Adding an activation is one entry here plus its
  * faithfulness test against `model.fit` (`tests/faithfulness_cases.ts`).
  *
+ * Left out, of tfjs-layers 4.22's activations: `hardSigmoid` (tfjs passes
+ * the gradient where the clipped value lands exactly on 0 or 1, a boundary
+ * the host's float64 pre-activation cannot place where tfjs's float32 one
+ * lies) and `logSoftmax` (a row-wise one no loss here differentiates
+ * through).
+ *
  * Each forward and derivative is the float64 value of what tfjs computes in
  * float32 through its own ops and their gradients (the chain rule through
  * tfjs's op graph, written out), so the host engine stays within float32
