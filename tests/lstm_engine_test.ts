@@ -1,0 +1,254 @@
+/**
+ * The host engine's LSTM: its arithmetic against tfjs's own gradients on the
+ * cpu backend, and the benchmark model trained through the stream against
+ * `model.fit` on the cpu backend.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { type LstmActivation, LstmMath } from "../src/engine/layers/lstm_math.ts";
+import { useBackend } from "../mod.ts";
+import "./tf_helpers.ts"; // selects the backend
+
+/** `fn` on the cpu backend (the referee); the backend is restored afterwards. */
+async function onCpu<T>(fn: () => T | Promise<T>): Promise<T> {
+  const before = tf.getBackend();
+  await useBackend("cpu");
+  try {
+    return await fn();
+  } finally {
+    await tf.setBackend(before);
+  }
+}
+
+/** Seeded values in [-scale, scale). */
+function values(length: number, seed: number, scale: number): Float32Array {
+  let s = seed >>> 0;
+  const out = new Float32Array(length);
+  for (let i = 0; i < length; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = (s / 2 ** 32 * 2 - 1) * scale;
+  }
+  return out;
+}
+
+interface MathCase {
+  rows: number;
+  steps: number;
+  features: number;
+  units: number;
+  useBias: boolean;
+  activation: LstmActivation;
+  recurrentActivation: LstmActivation;
+  /** The weights' scale: large ones saturate the gates. */
+  scale: number;
+}
+
+interface Pass {
+  output: number[];
+  kernel: number[];
+  recurrent: number[];
+  bias: number[] | undefined;
+  input: number[];
+}
+
+/** The case's layer on the cpu backend: its output and the gradients of Σ output · dOut. */
+function tfjsPass(c: MathCase, x: Float32Array, w: Float32Array[], dOut: Float32Array): Promise<Pass> {
+  return onCpu(() => {
+    const layer = tf.layers.lstm({
+      units: c.units,
+      useBias: c.useBias,
+      activation: c.activation,
+      recurrentActivation: c.recurrentActivation,
+      recurrentInitializer: "glorotUniform", // the weights are set below; orthogonal is slow and warns
+      inputShape: [c.steps, c.features],
+    });
+    const xv = tf.variable(tf.tensor3d(x, [c.rows, c.steps, c.features]));
+    const weight = tf.tensor2d(dOut, [c.rows, c.units]);
+    try {
+      layer.apply(xv); // builds it
+      const start = layer.getWeights().map((t, i) => tf.tensor(w[i], t.shape));
+      layer.setWeights(start);
+      tf.dispose(start);
+      const out = layer.apply(xv) as tf.Tensor;
+      const output = Array.from(out.dataSync());
+      out.dispose();
+      const vars = [xv, ...layer.trainableWeights.map((v) => (v as unknown as { val: tf.Variable }).val)];
+      const { grads } = tf.variableGrads(() => tf.sum(tf.mul(layer.apply(xv) as tf.Tensor, weight)), vars);
+      const read = (v: tf.Variable) => Array.from(grads[v.name].dataSync());
+      const pass = {
+        output,
+        input: read(vars[0]),
+        kernel: read(vars[1]),
+        recurrent: read(vars[2]),
+        bias: c.useBias ? read(vars[3]) : undefined,
+      };
+      tf.dispose(Object.values(grads));
+      return pass;
+    } finally {
+      tf.dispose([xv, weight]);
+      layer.dispose();
+    }
+  });
+}
+
+/** The same pass on LstmMath. */
+function mathPass(c: MathCase, x: Float32Array, w: Float32Array[], dOut: Float32Array): Pass {
+  const math = new LstmMath(
+    { steps: c.steps, features: c.features, units: c.units, maxRows: c.rows + 3 },
+    { activation: c.activation, recurrentActivation: c.recurrentActivation },
+  );
+  const weights = { kernel: w[0], recurrent: w[1], bias: c.useBias ? w[2] : undefined };
+  const output = Array.from(math.forward(x, c.rows, weights).subarray(0, c.rows * c.units));
+  const grads = {
+    kernel: new Float64Array(w[0].length),
+    recurrent: new Float64Array(w[1].length),
+    bias: c.useBias ? new Float64Array(w[2].length) : undefined,
+    input: new Float64Array(x.length),
+  };
+  math.backward(dOut, weights, grads);
+  return {
+    output,
+    kernel: Array.from(grads.kernel),
+    recurrent: Array.from(grads.recurrent),
+    bias: grads.bias && Array.from(grads.bias),
+    input: Array.from(grads.input),
+  };
+}
+
+/** The largest gap between two arrays, relative to max(1, |reference|). */
+function gap(a: number[], b: number[]): number {
+  assert.equal(a.length, b.length);
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]) / Math.max(1, Math.abs(b[i])));
+  return worst;
+}
+
+/** float32 rounding over a few dozen ops a step and the steps of a sequence. */
+const MATH_TOLERANCE = 1e-5;
+
+const MATH_CASES: MathCase[] = [
+  {
+    rows: 4,
+    steps: 5,
+    features: 3,
+    units: 2,
+    useBias: true,
+    activation: "tanh",
+    recurrentActivation: "hardSigmoid",
+    scale: 0.5,
+  },
+  {
+    rows: 7,
+    steps: 12,
+    features: 8,
+    units: 6,
+    useBias: true,
+    activation: "tanh",
+    recurrentActivation: "hardSigmoid",
+    scale: 1.5,
+  },
+  {
+    rows: 3,
+    steps: 9,
+    features: 2,
+    units: 5,
+    useBias: false,
+    activation: "tanh",
+    recurrentActivation: "sigmoid",
+    scale: 1,
+  },
+  {
+    rows: 5,
+    steps: 2,
+    features: 4,
+    units: 3,
+    useBias: true,
+    activation: "relu",
+    recurrentActivation: "sigmoid",
+    scale: 0.7,
+  },
+  {
+    rows: 2,
+    steps: 6,
+    features: 3,
+    units: 4,
+    useBias: true,
+    activation: "linear",
+    recurrentActivation: "hardSigmoid",
+    scale: 0.4,
+  },
+  {
+    rows: 6,
+    steps: 8,
+    features: 5,
+    units: 3,
+    useBias: false,
+    activation: "sigmoid",
+    recurrentActivation: "tanh",
+    scale: 1,
+  },
+  {
+    rows: 4,
+    steps: 7,
+    features: 3,
+    units: 4,
+    useBias: true,
+    activation: "hardSigmoid",
+    recurrentActivation: "relu",
+    scale: 1,
+  },
+  {
+    rows: 8,
+    steps: 20,
+    features: 8,
+    units: 32,
+    useBias: true,
+    activation: "tanh",
+    recurrentActivation: "hardSigmoid",
+    scale: 0.3,
+  },
+];
+
+for (const c of MATH_CASES) {
+  const name = `${c.rows} rows × ${c.steps} steps × ${c.features} features, ${c.units} units, ` +
+    `${c.activation}/${c.recurrentActivation}${c.useBias ? "" : ", no bias"}`;
+  test(`the LSTM arithmetic gives tfjs's output and gradients: ${name}`, async () => {
+    const x = values(c.rows * c.steps * c.features, 1, 1);
+    const u4 = 4 * c.units;
+    const w = [values(c.features * u4, 2, c.scale), values(c.units * u4, 3, c.scale), values(u4, 4, c.scale)];
+    const dOut = values(c.rows * c.units, 5, 1);
+    const ref = await tfjsPass(c, x, w, dOut);
+    const got = mathPass(c, x, w, dOut);
+    for (const key of ["output", "kernel", "recurrent", "input"] as const) {
+      assert.ok(gap(got[key], ref[key]) <= MATH_TOLERANCE, `${key}: ${gap(got[key], ref[key])}`);
+    }
+    if (c.useBias) assert.ok(gap(got.bias!, ref.bias!) <= MATH_TOLERANCE, `bias: ${gap(got.bias!, ref.bias!)}`);
+    assert.ok(got.kernel.some((v) => v !== 0) && got.recurrent.some((v) => v !== 0), "gradients flow");
+  });
+}
+
+test("the LSTM's hardSigmoid gates pass their gradient at the clip's edges and not beyond, as tfjs's", async () => {
+  // Zero weights and a bias of ±2.5 put every gate exactly on an edge (0.5 ± 0.2·2.5 rounds to 1 or 0 in float32).
+  const c: MathCase = {
+    rows: 2,
+    steps: 3,
+    features: 2,
+    units: 2,
+    useBias: true,
+    activation: "tanh",
+    recurrentActivation: "hardSigmoid",
+    scale: 0,
+  };
+  const x = values(c.rows * c.steps * c.features, 1, 1);
+  const kernel = new Float32Array(c.features * 8), recurrent = new Float32Array(c.units * 8);
+  for (const b of [2.5, -2.5, 2.6, -2.6]) {
+    const bias = new Float32Array(8).fill(b);
+    bias[4] = bias[5] = 0.3; // the cell gate, so that something flows
+    const dOut = values(c.rows * c.units, 5, 1);
+    const ref = await tfjsPass(c, x, [kernel, recurrent, bias], dOut);
+    const got = mathPass(c, x, [kernel, recurrent, bias], dOut);
+    assert.ok(gap(got.bias!, ref.bias!) <= MATH_TOLERANCE, `bias ${b}: ${got.bias} vs ${ref.bias}`);
+    assert.ok(gap(got.kernel, ref.kernel) <= MATH_TOLERANCE, `kernel ${b}`);
+  }
+});
