@@ -6,7 +6,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { type LstmActivation, LstmMath } from "../src/engine/layers/lstm_math.ts";
+import { type LstmActivation, LstmMath, type LstmProducts } from "../src/engine/layers/lstm_math.ts";
+import { jsProducts, simdProducts } from "../src/engine/layers/lstm_products.ts";
 import { useBackend } from "../mod.ts";
 import "./tf_helpers.ts"; // selects the backend
 
@@ -93,10 +94,17 @@ function tfjsPass(c: MathCase, x: Float32Array, w: Float32Array[], dOut: Float32
 }
 
 /** The same pass on LstmMath. */
-function mathPass(c: MathCase, x: Float32Array, w: Float32Array[], dOut: Float32Array): Pass {
+function mathPass(
+  c: MathCase,
+  x: Float32Array,
+  w: Float32Array[],
+  dOut: Float32Array,
+  products: LstmProducts = jsProducts(),
+): Pass {
   const math = new LstmMath(
     { steps: c.steps, features: c.features, units: c.units, maxRows: c.rows + 3 },
     { activation: c.activation, recurrentActivation: c.recurrentActivation },
+    products,
   );
   const weights = { kernel: w[0], recurrent: w[1], bias: c.useBias ? w[2] : undefined };
   const output = Array.from(math.forward(x, c.rows, weights).subarray(0, c.rows * c.units));
@@ -106,7 +114,8 @@ function mathPass(c: MathCase, x: Float32Array, w: Float32Array[], dOut: Float32
     bias: c.useBias ? new Float64Array(w[2].length) : undefined,
     input: new Float64Array(x.length),
   };
-  math.backward(dOut, weights, grads);
+  math.backward(dOut, grads);
+  math.release();
   return {
     output,
     kernel: Array.from(grads.kernel),
@@ -219,12 +228,18 @@ for (const c of MATH_CASES) {
     const w = [values(c.features * u4, 2, c.scale), values(c.units * u4, 3, c.scale), values(u4, 4, c.scale)];
     const dOut = values(c.rows * c.units, 5, 1);
     const ref = await tfjsPass(c, x, w, dOut);
-    const got = mathPass(c, x, w, dOut);
-    for (const key of ["output", "kernel", "recurrent", "input"] as const) {
-      assert.ok(gap(got[key], ref[key]) <= MATH_TOLERANCE, `${key}: ${gap(got[key], ref[key])}`);
+    const simd = simdProducts();
+    for (const [arm, products] of [["js", jsProducts()], ["simd", simd]] as const) {
+      if (!products) continue;
+      const got = mathPass(c, x, w, dOut, products);
+      for (const key of ["output", "kernel", "recurrent", "input"] as const) {
+        assert.ok(gap(got[key], ref[key]) <= MATH_TOLERANCE, `${arm} ${key}: ${gap(got[key], ref[key])}`);
+      }
+      if (c.useBias) {
+        assert.ok(gap(got.bias!, ref.bias!) <= MATH_TOLERANCE, `${arm} bias: ${gap(got.bias!, ref.bias!)}`);
+      }
+      assert.ok(got.kernel.some((v) => v !== 0) && got.recurrent.some((v) => v !== 0), "gradients flow");
     }
-    if (c.useBias) assert.ok(gap(got.bias!, ref.bias!) <= MATH_TOLERANCE, `bias: ${gap(got.bias!, ref.bias!)}`);
-    assert.ok(got.kernel.some((v) => v !== 0) && got.recurrent.some((v) => v !== 0), "gradients flow");
   });
 }
 

@@ -8,7 +8,7 @@
  * `h' = o·act(c')`; the states start at zero; the layer's output is the last
  * `h` (returnSequences false). Values are float64 within a step, and the
  * products are float64 JS loops or float32 SIMD products (see
- * {@link LstmProducts}); tfjs computes every op in float32, so the two agree
+ * `lstm_products.ts`); tfjs computes every op in float32, so the two agree
  * to float32 rounding.
  *
  * Activations are the ones tfjs differentiates elementwise from what its
@@ -97,85 +97,30 @@ export interface LstmConfig {
   recurrentActivation: LstmActivation;
 }
 
-/**
- * The matrix products of the LSTM, all row-major: `out (m×n) = A · B` with A
- * of m×k and B of k×n, where A or B is read transposed when said. `add`
- * adds the product into `out` instead of writing it. Implementations: JS
- * float64 loops ({@link jsProducts}) and float32 SIMD kernels (elsewhere).
- */
-export interface LstmProducts {
-  /** `out = A · B` (or `+=` when `add`); A is m×k, B is k×n. */
-  ab(
-    a: ArrayLike<number>,
-    b: ArrayLike<number>,
-    m: number,
-    k: number,
-    n: number,
-    out: Float64Array,
-    add: boolean,
-  ): void;
-  /** `out = A · Bᵀ` (or `+=`); A is m×k, B is n×k. */
-  abt(
-    a: ArrayLike<number>,
-    b: ArrayLike<number>,
-    m: number,
-    k: number,
-    n: number,
-    out: Float64Array,
-    add: boolean,
-  ): void;
-  /** `out = Aᵀ · B` (or `+=`); A is k×m, B is k×n. */
-  atb(
-    a: ArrayLike<number>,
-    b: ArrayLike<number>,
-    m: number,
-    k: number,
-    n: number,
-    out: Float64Array,
-    add: boolean,
-  ): void;
+/** A product's values: row r starts at `r · stride`. */
+export interface ProductView {
+  values: ArrayLike<number>;
+  stride: number;
 }
 
 /**
- * float64 products in JS loops: `ab` and `atb` as rows of axpys (the inner
- * loop runs along a row of B and of `out`), `abt` as dot products of rows.
+ * Row-major matrix products `C (m×n) = A · B`, with A (m×k) or B (k×n) read
+ * transposed where the name says (`abt`: B given as n×k; `atb`: A given as
+ * k×m). With `out`, C is written there (m×n, dense) and the view is of
+ * `out`; without, the view is valid until the next product. Arrays from
+ * `float64`/`float32` are the ones products read fastest.
  */
-export const jsProducts: LstmProducts = {
-  ab(a, b, m, k, n, out, add) {
-    if (!add) out.fill(0, 0, m * n);
-    for (let r = 0; r < m; r++) {
-      const o = r * n, ar = r * k;
-      for (let p = 0; p < k; p++) {
-        const s = a[ar + p], bp = p * n;
-        if (s === 0) continue;
-        for (let j = 0; j < n; j++) out[o + j] += s * b[bp + j];
-      }
-    }
-  },
-  abt(a, b, m, k, n, out, add) {
-    for (let r = 0; r < m; r++) {
-      const ar = r * k, o = r * n;
-      for (let j = 0; j < n; j++) {
-        const bj = j * k;
-        let s = 0;
-        for (let p = 0; p < k; p++) s += a[ar + p] * b[bj + p];
-        out[o + j] = add ? out[o + j] + s : s;
-      }
-    }
-  },
-  atb(a, b, m, k, n, out, add) {
-    if (!add) out.fill(0, 0, m * n);
-    for (let p = 0; p < k; p++) {
-      const ap = p * m, bp = p * n;
-      for (let r = 0; r < m; r++) {
-        const s = a[ap + r];
-        if (s === 0) continue;
-        const o = r * n;
-        for (let j = 0; j < n; j++) out[o + j] += s * b[bp + j];
-      }
-    }
-  },
-};
+export interface LstmProducts {
+  ab(a: ArrayLike<number>, b: ArrayLike<number>, m: number, k: number, n: number, out?: Float64Array): ProductView;
+  abt(a: ArrayLike<number>, b: ArrayLike<number>, m: number, k: number, n: number, out?: Float64Array): ProductView;
+  atb(a: ArrayLike<number>, b: ArrayLike<number>, m: number, k: number, n: number, out?: Float64Array): ProductView;
+  /** A float64 array of zeros, for products to read. */
+  float64(length: number): Float64Array;
+  /** A float32 array of zeros, for products to read. */
+  float32(length: number): Float32Array;
+  /** Gives back arrays from `float64` and `float32`. */
+  free(arrays: ArrayBufferView[]): void;
+}
 
 /** The layer's weights, as tfjs keeps them (kernel F×4u, recurrent kernel u×4u, bias 4u or none). */
 export interface LstmWeights {
@@ -184,7 +129,7 @@ export interface LstmWeights {
   bias: ArrayLike<number> | undefined;
 }
 
-/** Where the backward pass adds its gradients (each `+=`; `dx` is written, not added, when given). */
+/** Where the backward pass adds its gradients (each `+=`; `input` is written, not added, when given). */
 export interface LstmGradients {
   kernel: Float64Array;
   recurrent: Float64Array;
@@ -197,36 +142,40 @@ export interface LstmGradients {
  * One LSTM layer's forward and backward passes over batches of up to
  * `maxRows` rows, with buffers made once. Row r of a batch's input is its
  * T×F values (tfjs's [batch, steps, features] layout); internal rows are
- * indexed `r·T + t`, so the input projection and the weight gradients are
- * each one product over all steps.
+ * indexed `r·T + t` ("cells"), so the input projection and the weight
+ * gradients are each one product over all steps, and only the recurrent
+ * products run step by step.
  */
 export class LstmMath {
   readonly shape: LstmShape;
   #act: Code;
   #rec: Code;
   #products: LstmProducts;
-  /** x·W for every (row, step): (n·T)×4u; the backward pass reuses it for d z. */
-  #zx: Float64Array;
-  /** What `keep` kept of the four gates at every (row, step): (n·T)×4u. */
+  /**
+   * Per cell, 4u values: x·W, then what `keep` kept of the four gates
+   * (forward); the backward pass overwrites a cell's gates with its d z once
+   * it has read them, and the weight gradients are products of all of d z.
+   */
   #gates: Float64Array;
-  /** c at every (row, step): (n·T)×u. */
+  /** c at every cell: (n·T)×u. */
   #cells: Float64Array;
-  /** What `keep` kept of act(c) at every (row, step): (n·T)×u. */
+  /** What `keep` kept of act(c) at every cell: (n·T)×u. */
   #actCells: Float64Array;
-  /** h before every (row, step) — zeros at step 0: (n·T)×u. */
+  /** h before every cell — zeros at step 0: (n·T)×u. */
   #hPrev: Float64Array;
-  /** The current step's h (n×u) and its recurrent product (n×4u). */
+  /** The current step's h (n×u). */
   #h: Float64Array;
-  #zh: Float64Array;
-  /** Backward: d h and d c flowing to the previous step (n×u each), and one step's d z (n×4u). */
-  #dh: Float64Array;
+  /** The weights in the arrays products read fastest, copied at each forward pass. */
+  #kernel: Float32Array;
+  #recurrent: Float32Array;
+  /** Backward: d c flowing to the previous step (n×u) and one step's d z (n×4u). */
   #dc: Float64Array;
   #dzStep: Float64Array;
   #rows = 0;
   /** The last forward pass's input (the kernel's gradient reads it). */
   #x: ArrayLike<number> = new Float64Array(0);
 
-  constructor(shape: LstmShape, config: LstmConfig, products: LstmProducts = jsProducts) {
+  constructor(shape: LstmShape, config: LstmConfig, products: LstmProducts) {
     const act = lstmActivationCode(config.activation), rec = lstmActivationCode(config.recurrentActivation);
     if (act < 0 || rec < 0) {
       throw new RangeError(
@@ -238,58 +187,61 @@ export class LstmMath {
     this.#act = act as Code;
     this.#rec = rec as Code;
     this.#products = products;
-    const { steps, units, maxRows } = shape;
+    const { steps, features, units, maxRows } = shape;
     const cells = maxRows * steps;
-    this.#zx = new Float64Array(cells * 4 * units);
-    this.#gates = new Float64Array(cells * 4 * units);
+    this.#gates = products.float64(cells * 4 * units);
     this.#cells = new Float64Array(cells * units);
     this.#actCells = new Float64Array(cells * units);
-    this.#hPrev = new Float64Array(cells * units);
-    this.#h = new Float64Array(maxRows * units);
-    this.#zh = new Float64Array(maxRows * 4 * units);
-    this.#dh = new Float64Array(maxRows * units);
+    this.#hPrev = products.float64(cells * units);
+    this.#h = products.float64(maxRows * units);
+    this.#kernel = products.float32(features * 4 * units);
+    this.#recurrent = products.float32(units * 4 * units);
     this.#dc = new Float64Array(maxRows * units);
-    this.#dzStep = new Float64Array(maxRows * 4 * units);
+    this.#dzStep = products.float64(maxRows * 4 * units);
   }
 
-  /** The last forward pass's output h (its first n×u values), valid until the next pass. */
-  get output(): Float64Array {
-    return this.#h;
+  /** Gives back the arrays the products' memory holds. */
+  release(): void {
+    this.#products.free([this.#gates, this.#hPrev, this.#h, this.#kernel, this.#recurrent, this.#dzStep]);
   }
 
   /**
    * The forward pass over `n` rows of `x` (n×T×F): returns the last step's
-   * h (n×u, the layer's output; see {@link output}) and keeps what
+   * h (n×u, the layer's output, valid until the next pass) and keeps what
    * {@link backward} needs.
    */
   forward(x: ArrayLike<number>, n: number, w: LstmWeights): Float64Array {
     const { steps: T, features: F, units: u } = this.shape;
-    const u4 = 4 * u, act = this.#act, rec = this.#rec, bias = w.bias;
-    const zx = this.#zx, gates = this.#gates, cells = this.#cells, actCells = this.#actCells, hPrev = this.#hPrev;
-    const h = this.#h, zh = this.#zh;
+    const u4 = 4 * u, act = this.#act, rec = this.#rec, bias = w.bias, products = this.#products;
+    const gates = this.#gates, cells = this.#cells, actCells = this.#actCells, hPrev = this.#hPrev, h = this.#h;
+    const kernel = this.#kernel, recurrent = this.#recurrent;
+    for (let i = 0; i < kernel.length; i++) kernel[i] = w.kernel[i];
+    for (let i = 0; i < recurrent.length; i++) recurrent[i] = w.recurrent[i];
     this.#rows = n;
     this.#x = x;
-    this.#products.ab(x, w.kernel, n * T, F, u4, zx, false);
+    products.ab(x, kernel, n * T, F, u4, gates);
     h.fill(0, 0, n * u);
     for (let t = 0; t < T; t++) {
-      if (t > 0) this.#products.ab(h, w.recurrent, n, u, u4, zh, false);
+      // tfjs: (x·W + h·U) + b, in that order; at step 0, h·U is a product of zeros.
+      const zh = t > 0 ? products.ab(h, recurrent, n, u, u4) : undefined;
       for (let r = 0; r < n; r++) {
-        const cell = r * T + t, g = cell * u4, z = r * u4, s = cell * u, hr = r * u;
+        const cell = r * T + t, g = cell * u4, s = cell * u, hr = r * u;
         for (let j = 0; j < u; j++) hPrev[s + j] = h[hr + j];
-        for (let j = 0; j < u4; j++) {
-          // tfjs: (x·W + h·U) + b, in that order.
-          let v = zx[g + j];
-          if (t > 0) v += zh[z + j];
-          if (bias) v += bias[j];
-          gates[g + j] = keep(j >= 2 * u && j < 3 * u ? act : rec, v);
+        if (zh) {
+          const { values, stride } = zh, z = r * stride;
+          for (let j = 0; j < u4; j++) gates[g + j] += values[z + j];
         }
+        if (bias) { for (let j = 0; j < u4; j++) gates[g + j] += bias[j]; }
         for (let j = 0; j < u; j++) {
-          const i = value(rec, gates[g + j]), f = value(rec, gates[g + u + j]);
-          const cc = value(act, gates[g + 2 * u + j]), o = value(rec, gates[g + 3 * u + j]);
-          const c = (t > 0 ? f * cells[s - u + j] : 0) + i * cc;
+          const ki = gates[g + j] = keep(rec, gates[g + j]);
+          const kf = gates[g + u + j] = keep(rec, gates[g + u + j]);
+          const kc = gates[g + 2 * u + j] = keep(act, gates[g + 2 * u + j]);
+          const ko = gates[g + 3 * u + j] = keep(rec, gates[g + 3 * u + j]);
+          const i = value(rec, ki), cc = value(act, kc);
+          const c = (t > 0 ? value(rec, kf) * cells[s - u + j] : 0) + i * cc;
           cells[s + j] = c;
-          const k = actCells[s + j] = keep(act, c);
-          h[hr + j] = o * value(act, k);
+          const ka = actCells[s + j] = keep(act, c);
+          h[hr + j] = value(rec, ko) * value(act, ka);
         }
       }
     }
@@ -301,45 +253,54 @@ export class LstmMath {
    * the last forward pass: adds the weight gradients into `grads` and writes
    * d loss / d input into `grads.input` when given.
    */
-  backward(dOut: ArrayLike<number>, w: LstmWeights, grads: LstmGradients): void {
+  backward(dOut: ArrayLike<number>, grads: LstmGradients): void {
     const { steps: T, features: F, units: u } = this.shape;
-    const n = this.#rows, u4 = 4 * u, act = this.#act, rec = this.#rec;
-    const dz = this.#zx, gates = this.#gates, cells = this.#cells, actCells = this.#actCells;
-    const dh = this.#dh, dc = this.#dc, dzStep = this.#dzStep;
-    for (let i = 0; i < n * u; i++) dh[i] = dOut[i];
+    const n = this.#rows, u4 = 4 * u, act = this.#act, rec = this.#rec, products = this.#products;
+    const gates = this.#gates, cells = this.#cells, actCells = this.#actCells, dc = this.#dc, dzStep = this.#dzStep;
+    let dh: ProductView = { values: dOut, stride: u };
     dc.fill(0, 0, n * u);
     for (let t = T - 1; t >= 0; t--) {
+      const { values: dhv, stride: dhs } = dh;
       for (let r = 0; r < n; r++) {
-        const cell = r * T + t, g = cell * u4, s = cell * u, hr = r * u, z = r * u4;
+        const cell = r * T + t, g = cell * u4, s = cell * u, hr = r * u, z = r * u4, d0 = r * dhs;
         for (let j = 0; j < u; j++) {
           const ki = gates[g + j], kf = gates[g + u + j], kc = gates[g + 2 * u + j], ko = gates[g + 3 * u + j];
-          const ka = actCells[s + j], d = dh[hr + j];
-          // h = o·act(c): d o = d h·act(c); d c += d h·o·act'(c).
+          const ka = actCells[s + j], d = dhv[d0 + j];
+          // h = o·act(c): d o = d h·act(c); d c += d h·o·act'(c); c = f·c₋₁ + i·act(z_c).
           const dC = dc[hr + j] + d * value(rec, ko) * slope(act, ka);
-          const i = value(rec, ki), cc = value(act, kc);
-          const di = dC * cc * slope(rec, ki);
+          const di = dC * value(act, kc) * slope(rec, ki);
           const df = t > 0 ? dC * cells[s - u + j] * slope(rec, kf) : 0;
-          const dcc = dC * i * slope(act, kc);
+          const dcc = dC * value(rec, ki) * slope(act, kc);
           const dO = d * value(act, ka) * slope(rec, ko);
           dc[hr + j] = dC * value(rec, kf);
-          dz[g + j] = dzStep[z + j] = di;
-          dz[g + u + j] = dzStep[z + u + j] = df;
-          dz[g + 2 * u + j] = dzStep[z + 2 * u + j] = dcc;
-          dz[g + 3 * u + j] = dzStep[z + 3 * u + j] = dO;
+          gates[g + j] = dzStep[z + j] = di;
+          gates[g + u + j] = dzStep[z + u + j] = df;
+          gates[g + 2 * u + j] = dzStep[z + 2 * u + j] = dcc;
+          gates[g + 3 * u + j] = dzStep[z + 3 * u + j] = dO;
         }
       }
-      // d h_{t−1} = d z_t · Uᵀ (nothing flows before step 0).
-      if (t > 0) this.#products.abt(dzStep, w.recurrent, n, u4, u, dh, false);
+      // d h₋₁ = d z · Uᵀ (nothing flows before step 0).
+      if (t > 0) dh = products.abt(dzStep, this.#recurrent, n, u4, u);
     }
-    this.#products.atb(this.#hPrev, dz, u, n * T, u4, grads.recurrent, true);
-    this.#products.atb(this.#x, dz, F, n * T, u4, grads.kernel, true);
+    const dz = gates, cellsN = n * T;
+    addInto(grads.recurrent, products.atb(this.#hPrev, dz, u, cellsN, u4), u, u4);
+    addInto(grads.kernel, products.atb(this.#x, dz, F, cellsN, u4), F, u4);
     if (grads.bias) {
       const db = grads.bias;
-      for (let c = 0; c < n * T; c++) {
+      for (let c = 0; c < cellsN; c++) {
         const g = c * u4;
         for (let j = 0; j < u4; j++) db[j] += dz[g + j];
       }
     }
-    if (grads.input) this.#products.abt(dz, w.kernel, n * T, u4, F, grads.input, false);
+    if (grads.input) products.abt(dz, this.#kernel, cellsN, u4, F, grads.input);
+  }
+}
+
+/** `out (rows×cols) += view`. */
+function addInto(out: Float64Array, view: ProductView, rows: number, cols: number): void {
+  const { values, stride } = view;
+  for (let r = 0; r < rows; r++) {
+    const o = r * cols, v = r * stride;
+    for (let j = 0; j < cols; j++) out[o + j] += values[v + j];
   }
 }
