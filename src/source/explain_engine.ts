@@ -10,6 +10,7 @@ import { isLayersModel } from "../engine/model.ts";
 import { decideEngine, trainedVariables, type TrainingRun } from "../engine/trainer.ts";
 import { probeRun } from "../engine/probe.ts";
 import { productArithmetic } from "../engine/wide_layers.ts";
+import { chainProducts } from "../engine/layer_plan.ts";
 import type { ModelLike } from "../engine/model.ts";
 import { checkEpochOptions, type EpochStreamOptions } from "./epoch_options.ts";
 
@@ -127,6 +128,8 @@ export function explainEngine<M extends ModelLike, X extends object>(
   if (run.dataset) return explainForDataset(run);
   const decision = decideEngine(run, trainedVariables(run.model, run.variables));
   if (decision.engine === "tfjs") return { engine: "tfjs", reason: decision.reason };
-  const arithmetic = productArithmetic(decision.plan.layers, Math.min(run.batchSize, run.rows));
+  const { plan } = decision;
+  const products = plan.engine === "dense" ? plan.layers : chainProducts(plan.layers);
+  const arithmetic = productArithmetic(products, Math.min(run.batchSize, run.rows));
   return { engine: "host", reason: `${decision.reason}; ${arithmetic}` };
 }

@@ -1,0 +1,266 @@
+/**
+ * The layer engine: trains a chain of layers of registered kinds
+ * (`layers/registry.ts`) — dropout, batch normalization, embeddings and the
+ * rest around Dense layers — for a pass, on plain arrays, as the Dense engine
+ * trains pure Dense chains (`dense_engine.ts`, kept apart: its figures are
+ * measured): weights and optimizer state are read from tfjs when `train`
+ * starts and written back when it ends, with the kinds' non-trainable state
+ * (moving averages); activations and gradients are float64 within a step,
+ * parameters float32 between steps. Each micro-batch: every kind's forward in
+ * model order, the loss (`loss_step.ts`), every kind's backward in reverse,
+ * the penalties; each step: clipping, then the optimizer.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { type ActivationCode, slopeAny } from "./dense_kernels.ts";
+import type { ChainPlan } from "./host_plan.ts";
+import type { ChainLayer } from "./layer_plan.ts";
+import { HostOptimizer } from "./host_optimizer.ts";
+import { type LossStep, lossStep } from "./loss_step.ts";
+import type { EpochTrainer, Trained } from "./epoch_trainer.ts";
+import { type Feed, type RowsFeed, rowsFeed, takeRows, type TensorFeed } from "./feed.ts";
+import { clipArrays, type GradientRule, PLAIN_GRADIENTS } from "./gradient_rule.ts";
+import type { DenseEngineInput } from "./dense_engine.ts";
+import type { KindPenalty } from "./layers/kind.ts";
+import type { HostArray } from "../data/tensors.ts";
+import { hostValues } from "../data/dataset.ts";
+
+/** `grad += d penalty / d w` for an L1L2 penalty, as tfjs differentiates it; returns the penalty. */
+function addPenalty(penalty: KindPenalty, w: Float32Array, grad: Float64Array | undefined): number {
+  const { l1, l2 } = penalty;
+  let abs = 0, squares = 0;
+  for (let i = 0; i < w.length; i++) {
+    const v = w[i];
+    abs += Math.abs(v);
+    squares += v * v;
+    // tfjs: |w|' is step(w, -1), so -1 at 0; (w²)' is 2w.
+    if (grad) grad[i] += l1 * (v > 0 ? 1 : -1) + l2 * 2 * v;
+  }
+  return l1 * abs + l2 * squares;
+}
+
+/** A layer's arrays for one pass: its weights' values and gradients, its scratch. */
+interface LayerArrays {
+  params: Float32Array[];
+  state: Float32Array[];
+  grads: (Float64Array | undefined)[];
+  scratch: Float64Array[];
+}
+
+/** Trains the layers of a {@link ChainPlan}. Internal. */
+export class LayerEngine implements EpochTrainer {
+  #layers: ChainLayer[];
+  #variables: tf.Variable[];
+  #optimizer: HostOptimizer;
+  #x: HostArray;
+  #labelled: boolean;
+  #rows: number;
+  #stepRows: number;
+  #batchSize = 0;
+  #plan: ChainPlan;
+  #labels: DenseEngineInput["labels"];
+  #gradients: GradientRule;
+  #lossStep: LossStep = undefined!;
+  #acts: Float64Array[] = []; // acts[0]: the input batch; acts[l + 1]: layer l's output
+  #grads: Float64Array[] = []; // grads[l + 1]: d loss / d acts[l + 1] (d pre-activation where a kind has one)
+  #scratch: Float64Array[][] = [];
+
+  constructor(plan: ChainPlan, input: Omit<DenseEngineInput, "x"> & { x: HostArray }) {
+    this.#plan = plan;
+    this.#layers = plan.layers;
+    this.#variables = input.variables;
+    this.#optimizer = new HostOptimizer(input.optimizer, input.variables);
+    this.#x = input.x;
+    this.#labels = input.labels;
+    this.#labelled = input.labels !== undefined;
+    this.#rows = input.rows;
+    this.#gradients = input.gradients ?? PLAIN_GRADIENTS;
+    this.#stepRows = input.batchSize;
+    this.#reserve(Math.min(input.batchSize, input.rows));
+  }
+
+  /** Sizes the batch buffers for `batchSize` rows (they only grow). */
+  #reserve(batchSize: number): void {
+    if (batchSize <= this.#batchSize) return;
+    this.#batchSize = batchSize;
+    const layers = this.#layers;
+    const widths = [layers[0].inputWidth, ...layers.map((l) => l.outputWidth)];
+    this.#acts = widths.map((w) => new Float64Array(batchSize * w));
+    // The first layer's input needs no gradient.
+    this.#grads = widths.map((w, i) => new Float64Array(i === 0 ? 0 : batchSize * w));
+    this.#scratch = layers.map((l) =>
+      (l.planned.scratch ?? []).map((s) => new Float64Array((s.perRow ?? 0) * batchSize + (s.fixed ?? 0)))
+    );
+    this.#lossStep = lossStep(this.#plan.loss, this.#labels, batchSize, widths[widths.length - 1]);
+  }
+
+  /** One epoch over the rows in `order` (or in place); returns the sample-weighted mean loss. */
+  async epoch(order: Int32Array | undefined): Promise<number> {
+    return (await this.train(rowsFeed(this.#rows, this.#stepRows, order), Infinity)).loss;
+  }
+
+  /** Up to `maxSteps` optimizer steps from `feed`, in one exchange with tfjs (see the module notes). */
+  async train(feed: Feed, maxSteps: number): Promise<Trained> {
+    // (Nothing to give back if a step fails: the arrays are plain, and tfjs is written only at the end.)
+    const session = this.#open();
+    const accumulate = this.#gradients.accumulate;
+    let rows = 0, steps = 0, added = 0;
+    while (steps < maxSteps) {
+      const n = feed.kind === "rows" ? this.#fillRows(feed) : await this.#fillBatch(feed);
+      if (n === 0) break;
+      session.add(n);
+      rows += n;
+      if (++added === accumulate || feed.done) {
+        session.apply();
+        steps++;
+        added = 0;
+      }
+    }
+    if (added > 0) {
+      session.apply();
+      steps++;
+    }
+    return { loss: session.end() / rows, rows, steps };
+  }
+
+  #fillRows(feed: RowsFeed): number {
+    const { start, size: n } = takeRows(feed);
+    const { order } = feed;
+    const x = this.#x, labelled = this.#labelled, width = this.#layers[0].inputWidth;
+    const input = this.#acts[0], loss = this.#lossStep;
+    for (let r = 0; r < n; r++) {
+      const row = order ? order[start + r] : start + r;
+      input.set(x.subarray(row * width, (row + 1) * width), r * width);
+      if (labelled) loss.gather(row, r);
+    }
+    return n;
+  }
+
+  async #fillBatch(feed: TensorFeed): Promise<number> {
+    const batch = await feed.next();
+    if (!batch) return 0;
+    const n = batch[0].shape[0];
+    try {
+      this.#reserve(n);
+      const width = this.#layers[0].inputWidth;
+      this.#acts[0].set(hostValues(batch[0]).subarray(0, n * width));
+      if (this.#labelled) {
+        this.#lossStep.setSource(hostValues(batch[1]) as HostArray);
+        for (let r = 0; r < n; r++) this.#lossStep.gather(r, r);
+      }
+    } finally {
+      tf.dispose(batch);
+    }
+    return n;
+  }
+
+  /** Reads weights, state and optimizer state out of tfjs; returns the step functions. */
+  #open(): { add(n: number): void; apply(): void; end(): number } {
+    const layers = this.#layers;
+    this.#optimizer.load();
+    const trainable = new Set(this.#variables);
+    const values = new Map<tf.Variable, Float32Array>();
+    const gradients = new Map<tf.Variable, Float64Array>();
+    const read = (v: tf.Variable) => {
+      let a = values.get(v);
+      if (!a) values.set(v, a = new Float32Array(v.dataSync() as Float32Array));
+      return a;
+    };
+    const gradient = (v: tf.Variable) => {
+      if (!trainable.has(v)) return undefined;
+      let g = gradients.get(v);
+      if (!g) gradients.set(v, g = new Float64Array(v.size));
+      return g;
+    };
+    const arrays: LayerArrays[] = layers.map((l, i) => ({
+      params: l.planned.params.map(read),
+      state: (l.planned.state ?? []).map(read),
+      grads: l.planned.params.map(gradient),
+      scratch: this.#scratch[i],
+    }));
+    const penalised: [KindPenalty, Float32Array, Float64Array | undefined][] = [];
+    layers.forEach((l, i) =>
+      l.planned.penalties?.forEach((p, k) => {
+        if (p) penalised.push([p, arrays[i].params[k], arrays[i].grads[k]]);
+      })
+    );
+    const params = this.#variables.map((v) => values.get(v)!);
+    const paramGrads = this.#variables.map((v) => gradients.get(v)!);
+    const allGrads = [...gradients.values()];
+    const codes = layers.map((l) => (l.planned.activation ?? 0) as ActivationCode);
+    const last = layers.length - 1, outputs = layers[last].outputWidth;
+    const rule = this.#gradients, clipping = rule.clipNorm !== undefined || rule.clipValue !== undefined;
+    const sums = rule.accumulate > 1 ? paramGrads.map((g) => new Float64Array(g.length)) : undefined;
+    let summedRows = 0, total = 0;
+    const add = (n: number) => {
+      const acts = this.#acts, grads = this.#grads, scratch = this.#scratch;
+      for (const g of allGrads) g.fill(0);
+      for (let l = 0; l <= last; l++) {
+        const a = arrays[l];
+        layers[l].planned.forward({
+          n,
+          training: true,
+          input: acts[l],
+          output: acts[l + 1],
+          params: a.params,
+          state: a.state,
+          scratch: scratch[l],
+        });
+      }
+      total += this.#lossStep.backward(acts[last + 1], n, outputs, codes[last], undefined, grads[last + 1]);
+      for (let l = last; l >= 0; l--) {
+        const a = arrays[l], width = layers[l].outputWidth;
+        if (l < last && codes[l] !== 0) {
+          // d loss / d pre-activation, from the output's gradient and the activation's slope at the output.
+          const g = grads[l + 1], y = acts[l + 1], code = codes[l];
+          for (let i = 0, size = n * width; i < size; i++) g[i] *= slopeAny(code, y[i]);
+        }
+        layers[l].planned.backward({
+          n,
+          training: true,
+          input: acts[l],
+          output: acts[l + 1],
+          params: a.params,
+          state: a.state,
+          scratch: scratch[l],
+          gradOutput: grads[l + 1],
+          gradInput: l > 0 ? grads[l] : undefined,
+          paramGrads: a.grads,
+        });
+      }
+      // As in model.fit: each penalty joins the batch's loss and its gradient, at the step's starting weights.
+      for (const [penalty, w, grad] of penalised) total += addPenalty(penalty, w, grad) * n;
+      if (sums) {
+        sums.forEach((sum, i) => {
+          const g = paramGrads[i];
+          for (let k = 0; k < g.length; k++) sum[k] += g[k] * n;
+        });
+        summedRows += n;
+      }
+    };
+    const apply = () => {
+      if (sums) {
+        sums.forEach((sum, i) => {
+          const g = paramGrads[i];
+          for (let k = 0; k < g.length; k++) g[k] = sum[k] / summedRows;
+          sum.fill(0);
+        });
+        summedRows = 0;
+      }
+      if (clipping) clipArrays(rule, paramGrads);
+      this.#optimizer.step(params, paramGrads);
+    };
+    const end = () => {
+      // Back into tfjs as fresh tensors (never in place: backends cache packed weights by tensor).
+      const states = layers.flatMap((l) => l.planned.state ?? []);
+      tf.tidy(() => {
+        this.#variables.forEach((v, i) => v.assign(tf.tensor(params[i], v.shape, "float32")));
+        for (const v of states) v.assign(tf.tensor(values.get(v)!, v.shape, "float32"));
+      });
+      this.#optimizer.save();
+      return total;
+    };
+    return { add, apply, end };
+  }
+}
