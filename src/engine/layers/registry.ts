@@ -11,6 +11,7 @@ import { batchNormalizationKind } from "./batch_normalization.ts";
 import { embeddingKind } from "./embedding.ts";
 import { globalAveragePooling1dKind } from "./global_average_pooling1d.ts";
 import { flattenKind } from "./flatten.ts";
+import { lstmKind } from "./lstm.ts";
 
 /** Every kind, keyed by the tfjs class name it mirrors. */
 export const LAYER_KINDS: ReadonlyMap<string, LayerKind> = new Map(
@@ -21,5 +22,6 @@ export const LAYER_KINDS: ReadonlyMap<string, LayerKind> = new Map(
     embeddingKind,
     globalAveragePooling1dKind,
     flattenKind,
+    lstmKind,
   ].map((kind) => [kind.className, kind]),
 );
