@@ -8,8 +8,8 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { type LstmActivation, LstmMath, type LstmProducts } from "../src/engine/layers/lstm_math.ts";
 import { jsProducts, simdProducts } from "../src/engine/layers/lstm_products.ts";
-import { useBackend } from "../mod.ts";
-import "./tf_helpers.ts"; // selects the backend
+import { collect, epochStream, explainEngine, pipe, stepStream, take, useBackend } from "../mod.ts";
+import { backend as defaultBackend } from "./tf_helpers.ts"; // selects the backend
 
 /** `fn` on the cpu backend (the referee); the backend is restored afterwards. */
 async function onCpu<T>(fn: () => T | Promise<T>): Promise<T> {
@@ -265,5 +265,182 @@ test("the LSTM's hardSigmoid gates pass their gradient at the clip's edges and n
     const got = mathPass(c, x, [kernel, recurrent, bias], dOut);
     assert.ok(gap(got.bias!, ref.bias!) <= MATH_TOLERANCE, `bias ${b}: ${got.bias} vs ${ref.bias}`);
     assert.ok(gap(got.kernel, ref.kernel) <= MATH_TOLERANCE, `kernel ${b}`);
+  }
+});
+
+/** The options of `tf.layers.lstm`. */
+type LstmArgs = Parameters<typeof tf.layers.lstm>[0];
+
+/** The benchmark model's shape (bench/issue_models.ts, "lstm"), on fewer rows. */
+const STEPS = 50, FEATURES = 8, UNITS = 32, ROWS = 128, BATCH = 64, EPOCHS = 3;
+/** float32 rounding over the 50 steps of a sequence and a few Adam steps (relative to max(1, |w|)). */
+const TOLERANCE = 2e-5;
+
+interface LstmSetup {
+  model: tf.Sequential;
+  x: tf.Tensor3D;
+  y: tf.Tensor2D;
+  optimizer: tf.Optimizer;
+  free(): void;
+}
+
+/** The benchmark model with seeded weights and data, on the current backend; `options` changes the LSTM. */
+function lstmSetup(options: Partial<LstmArgs> = {}): LstmSetup {
+  const model = tf.sequential({
+    layers: [
+      tf.layers.lstm({
+        units: UNITS,
+        inputShape: [STEPS, FEATURES],
+        recurrentInitializer: "glorotUniform",
+        ...options,
+      }),
+      tf.layers.dense({ units: 1 }),
+    ],
+  });
+  const start = model.getWeights().map((w, i) => tf.tensor(values(w.size, 11 + i, 0.3), w.shape));
+  model.setWeights(start);
+  tf.dispose(start);
+  const x = tf.tensor3d(values(ROWS * STEPS * FEATURES, 21, 1), [ROWS, STEPS, FEATURES]);
+  const y = tf.tensor2d(values(ROWS, 22, 1), [ROWS, 1]);
+  const optimizer = tf.train.adam(0.01);
+  return {
+    model,
+    x,
+    y,
+    optimizer,
+    free() {
+      tf.dispose([x, y]);
+      model.dispose();
+      optimizer.dispose();
+    },
+  };
+}
+
+const options = (s: LstmSetup) => ({
+  data: [s.x, s.y] as [tf.Tensor, tf.Tensor],
+  model: s.model,
+  optimizer: s.optimizer,
+  loss: tf.losses.meanSquaredError,
+  batchSize: BATCH,
+  shuffle: false,
+});
+
+interface Trace {
+  losses: number[];
+  weights: number[][];
+}
+
+/** `model.fit` on the cpu backend, one epoch a call, batches in order. */
+function fitTrace(): Promise<Trace> {
+  return onCpu(async () => {
+    const s = lstmSetup();
+    try {
+      s.model.compile({ optimizer: s.optimizer, loss: "meanSquaredError" });
+      const losses: number[] = [];
+      for (let e = 0; e < EPOCHS; e++) {
+        const history = await s.model.fit(s.x, s.y, { batchSize: BATCH, epochs: 1, shuffle: false, verbose: 0 });
+        losses.push(history.history.loss[0] as number);
+      }
+      return { losses, weights: s.model.getWeights().map((w) => Array.from(w.dataSync())) };
+    } finally {
+      s.free();
+    }
+  });
+}
+
+function traceGap(a: Trace, b: Trace): { loss: number; weights: number } {
+  return { loss: gap(a.losses, b.losses), weights: Math.max(...a.weights.map((w, i) => gap(w, b.weights[i]))) };
+}
+
+test("the benchmark LSTM trains on the host engine through epochStream as model.fit trains it on the cpu backend", async () => {
+  const before = tf.memory().numTensors;
+  const s = lstmSetup();
+  const explained = explainEngine(options(s));
+  assert.equal(explained.engine, "host", explained.reason);
+  const events = await collect(pipe(epochStream(options(s)), take(EPOCHS)));
+  const trace = {
+    losses: events.map((e) => e.train_loss),
+    weights: s.model.getWeights().map((w) => Array.from(w.dataSync())),
+  };
+  s.free();
+  assert.equal(tf.memory().numTensors, before, "no tensor leaks");
+  const fit = await fitTrace();
+  const { loss, weights } = traceGap(trace, fit);
+  assert.ok(loss <= TOLERANCE && weights <= TOLERANCE, `on ${defaultBackend}: loss gap ${loss}, weight gap ${weights}`);
+  assert.ok(fit.losses[EPOCHS - 1] < fit.losses[0], `it learns: ${fit.losses}`);
+});
+
+test("the benchmark LSTM trains through stepStream what epochStream trains, step by step on the host engine", async () => {
+  const before = tf.memory().numTensors;
+  const a = lstmSetup(), b = lstmSetup();
+  const steps = await collect(pipe(stepStream(options(a)), take(ROWS / BATCH * 2)));
+  const epochs = await collect(pipe(epochStream(options(b)), take(2)));
+  assert.equal(steps.length, ROWS / BATCH * 2);
+  const wa = a.model.getWeights().map((w) => Array.from(w.dataSync()));
+  const wb = b.model.getWeights().map((w) => Array.from(w.dataSync()));
+  assert.ok(Math.max(...wa.map((w, i) => gap(w, wb[i]))) <= 1e-6, "the same weights");
+  const mean = (steps[2].train_loss + steps[3].train_loss) / 2;
+  assert.ok(Math.abs(mean - epochs[1].train_loss) <= 1e-6, `${mean} vs ${epochs[1].train_loss}`);
+  a.free();
+  b.free();
+  assert.equal(tf.memory().numTensors, before, "no tensor leaks");
+});
+
+const DECLINED: [string, Partial<LstmArgs>, RegExp][] = [
+  ["dropout 0.2", { dropout: 0.2 }, /dropout 0.2/],
+  ["recurrentDropout 0.1", { recurrentDropout: 0.1 }, /recurrentDropout 0.1/],
+  ["goBackwards", { goBackwards: true }, /goes backwards/],
+  ["the elu activation", { activation: "elu" }, /activation elu/],
+  ["the softsign recurrentActivation", { recurrentActivation: "softsign" }, /recurrentActivation softsign/],
+  ["a kernel regularizer", { kernelRegularizer: tf.regularizers.l2({ l2: 0.01 }) }, /kernel regularizer/],
+  ["a bias regularizer", { biasRegularizer: tf.regularizers.l1({ l1: 0.01 }) }, /bias regularizer/],
+  ["a recurrent constraint", { recurrentConstraint: tf.constraints.maxNorm({ maxValue: 2 }) }, /recurrent constraint/],
+];
+
+for (const [name, change, reason] of DECLINED) {
+  test(`an LSTM with ${name} takes the tfjs path, and explainEngine says why`, () => {
+    const s = lstmSetup(change);
+    try {
+      const explained = explainEngine(options(s));
+      assert.equal(explained.engine, "tfjs");
+      assert.match(explained.reason, reason);
+    } finally {
+      s.free();
+    }
+  });
+}
+
+test("an LSTM that returns sequences takes the tfjs path, and explainEngine says why", () => {
+  const model = tf.sequential({
+    layers: [
+      tf.layers.lstm({ units: 4, inputShape: [5, 3], returnSequences: true }),
+      tf.layers.flatten(),
+      tf.layers.dense({ units: 1 }),
+    ],
+  });
+  const x = tf.zeros([8, 5, 3]), y = tf.zeros([8, 1]);
+  const optimizer = tf.train.sgd(0.1);
+  try {
+    const explained = explainEngine({ data: [x, y], model, optimizer, loss: tf.losses.meanSquaredError, batchSize: 8 });
+    assert.equal(explained.engine, "tfjs");
+    assert.match(explained.reason, /returns sequences/);
+  } finally {
+    tf.dispose([x, y]);
+    model.dispose();
+    optimizer.dispose();
+  }
+});
+
+test("an LSTM whose cell has a patched method takes the tfjs path, and explainEngine says why", () => {
+  const s = lstmSetup();
+  try {
+    const cell = (s.model.layers[0] as unknown as { cell: { call: (...args: unknown[]) => unknown } }).cell;
+    const call = cell.call;
+    cell.call = (...args) => call.apply(cell, args); // an own method on the instance
+    const explained = explainEngine(options(s));
+    assert.equal(explained.engine, "tfjs");
+    assert.match(explained.reason, /cell has its own call/);
+  } finally {
+    s.free();
   }
 });

@@ -78,7 +78,9 @@ function refusal(name: string, layer: LstmInternals, input: readonly number[]): 
       return `layer "${name}" has ${which} ${rate} (the host engine's LSTM drops nothing)`;
     }
   }
-  for (const [which, activation] of [["activation", cell.activation], ["recurrentActivation", cell.recurrentActivation]]) {
+  for (
+    const [which, activation] of [["activation", cell.activation], ["recurrentActivation", cell.recurrentActivation]]
+  ) {
     const id = (activation as { getClassName?: () => string })?.getClassName?.();
     if (!id || !(LSTM_ACTIVATIONS as readonly string[]).includes(id)) {
       return `layer "${name}" has the ${which} ${id ?? String(activation)} (the host engine's LSTM takes ` +
@@ -114,7 +116,9 @@ function plan({ layer, input }: PlanContext): PlannedLayer | string {
   }
   const same = (v: tf.Variable, shape: number[]) =>
     v.dtype === "float32" && v.shape.length === shape.length && v.shape.every((d, i) => d === shape[i]);
-  if (!same(kernel, [features, 4 * units]) || !same(recurrent, [units, 4 * units]) || (bias && !same(bias, [4 * units]))) {
+  if (
+    !same(kernel, [features, 4 * units]) || !same(recurrent, [units, 4 * units]) || (bias && !same(bias, [4 * units]))
+  ) {
     return `layer "${name}"'s weights are not float32 of the cell's shapes`;
   }
   const config = {
