@@ -224,21 +224,30 @@ export class LstmMath {
     for (let t = 0; t < T; t++) {
       // tfjs: (x·W + h·U) + b, in that order; at step 0, h·U is a product of zeros.
       const zh = t > 0 ? products.ab(h, recurrent, n, u, u4) : undefined;
+      const zv = zh?.values, stride = zh?.stride ?? 0;
       for (let r = 0; r < n; r++) {
-        const cell = r * T + t, g = cell * u4, s = cell * u, hr = r * u;
+        const cell = r * T + t, g = cell * u4, s = cell * u, hr = r * u, z = r * stride;
         for (let j = 0; j < u; j++) hPrev[s + j] = h[hr + j];
-        if (zh) {
-          const { values, stride } = zh, z = r * stride;
-          for (let j = 0; j < u4; j++) gates[g + j] += values[z + j];
-        }
-        if (bias) { for (let j = 0; j < u4; j++) gates[g + j] += bias[j]; }
+        // One pass a row: the four gates of unit j, the cell and h (three passes cost ~15% more of the forward).
         for (let j = 0; j < u; j++) {
-          const ki = gates[g + j] = keep(rec, gates[g + j]);
-          const kf = gates[g + u + j] = keep(rec, gates[g + u + j]);
-          const kc = gates[g + 2 * u + j] = keep(act, gates[g + 2 * u + j]);
-          const ko = gates[g + 3 * u + j] = keep(rec, gates[g + 3 * u + j]);
-          const i = value(rec, ki), cc = value(act, kc);
-          const c = (t > 0 ? value(rec, kf) * cells[s - u + j] : 0) + i * cc;
+          let zi = gates[g + j], zf = gates[g + u + j], zc = gates[g + 2 * u + j], zo = gates[g + 3 * u + j];
+          if (zv) {
+            zi += zv[z + j];
+            zf += zv[z + u + j];
+            zc += zv[z + 2 * u + j];
+            zo += zv[z + 3 * u + j];
+          }
+          if (bias) {
+            zi += bias[j];
+            zf += bias[u + j];
+            zc += bias[2 * u + j];
+            zo += bias[3 * u + j];
+          }
+          const ki = gates[g + j] = keep(rec, zi);
+          const kf = gates[g + u + j] = keep(rec, zf);
+          const kc = gates[g + 2 * u + j] = keep(act, zc);
+          const ko = gates[g + 3 * u + j] = keep(rec, zo);
+          const c = (t > 0 ? value(rec, kf) * cells[s - u + j] : 0) + value(rec, ki) * value(act, kc);
           cells[s + j] = c;
           const ka = actCells[s + j] = keep(act, c);
           h[hr + j] = value(rec, ko) * value(act, ka);
