@@ -15,7 +15,7 @@ import { benchArgs, jsonLine, median, table } from "./common.ts";
 
 const { backend, quick } = benchArgs();
 await useBackend(backend);
-const rounds = quick ? 1 : 5, epochs = quick ? 2 : 3;
+const rounds = quick ? 1 : 3, epochs = 3;
 const arms: EngineChoice[] = ["auto", "tfjs"];
 const times = new Map<EngineChoice, number[]>(arms.map((a) => [a, []]));
 let reason = "";

@@ -5,9 +5,10 @@
  * JS loops. It takes the layer as tfjs-layers builds it by default and with
  * the options that change only the arithmetic it mirrors (units, the
  * activations in `LSTM_ACTIVATIONS`, useBias, initializers, unitForgetBias,
- * unroll and implementation, which tfjs ignores); every other option steps
- * aside with a reason: dropout and recurrentDropout in (0, 1), returnSequences,
- * returnState, goBackwards, stateful, regularizers and constraints.
+ * unroll and implementation, which tfjs ignores, goBackwards, and
+ * returnSequences); every other option steps aside with a reason: dropout
+ * and recurrentDropout in (0, 1), returnState, stateful, regularizers and
+ * constraints.
  *
  * The tfjs path runs ~7,060 kernels a training step for the benchmark LSTM
  * (32 units over 50 steps of 8 features, batch 64); here a step is one input
@@ -67,11 +68,7 @@ function refusal(name: string, layer: LstmInternals, input: readonly number[]): 
   const cell = layer.cell;
   const changed = untouched(cell as unknown as object, registeredClass("LSTMCell"));
   if (changed) return `layer "${name}"'s cell ${changed}`;
-  if (layer.returnSequences) {
-    return `layer "${name}" returns sequences (the host engine's LSTM returns the last output only)`;
-  }
   if (layer.returnState) return `layer "${name}" returns its state`;
-  if (layer.goBackwards) return `layer "${name}" goes backwards`;
   if (layer.stateful) return `layer "${name}" is stateful`;
   for (const [which, rate] of [["dropout", cell.dropout], ["recurrentDropout", cell.recurrentDropout]] as const) {
     if (typeof rate !== "number" || (rate > 0 && rate < 1)) {
@@ -121,9 +118,12 @@ function plan({ layer, input }: PlanContext): PlannedLayer | string {
   ) {
     return `layer "${name}"'s weights are not float32 of the cell's shapes`;
   }
+  const sequences = internals.returnSequences === true;
   const config = {
     activation: cell.activation.getClassName() as LstmActivation,
     recurrentActivation: cell.recurrentActivation.getClassName() as LstmActivation,
+    goBackwards: internals.goBackwards === true,
+    returnSequences: sequences,
   };
   products ??= simdProducts() ?? jsProducts();
   const held: { math: LstmMath | undefined } = { math: undefined };
@@ -141,8 +141,9 @@ function plan({ layer, input }: PlanContext): PlannedLayer | string {
     return a;
   };
   const forward = ({ n, input: x, output, params }: ForwardArrays) => {
-    const h = math(n).forward(x, n, { kernel: params[0], recurrent: params[1], bias: params[2] });
-    output.set(h.subarray(0, n * units));
+    const weights = { kernel: params[0], recurrent: params[1], bias: params[2] };
+    if (sequences) math(n).forward(x, n, weights, output);
+    else output.set(math(n).forward(x, n, weights).subarray(0, n * units));
   };
   const backward = ({ gradOutput, gradInput, paramGrads }: BackwardArrays) => {
     const [dKernel, dRecurrent, dBias] = paramGrads;
@@ -154,7 +155,7 @@ function plan({ layer, input }: PlanContext): PlannedLayer | string {
     });
   };
   const planned: PlannedLayer = {
-    output: [units],
+    output: sequences ? [steps, units] : [units],
     params: bias ? [kernel, recurrent, bias] : [kernel, recurrent],
     forward,
     backward,

@@ -95,6 +95,14 @@ export interface LstmConfig {
   activation: LstmActivation;
   /** The gates' activation (tfjs's default: hardSigmoid). */
   recurrentActivation: LstmActivation;
+  /** Whether the layer reads its steps last to first (tfjs's goBackwards; default false). */
+  goBackwards?: boolean;
+  /**
+   * Whether the output is h after every step (n×T×u, in the order the steps
+   * run, as tfjs stacks them: reversed time under goBackwards) rather than
+   * after the last one (n×u). Default false.
+   */
+  returnSequences?: boolean;
 }
 
 /** A product's values: row r starts at `r · stride`. */
@@ -172,6 +180,8 @@ export class LstmMath {
   #dc: Float64Array;
   #dzStep: Float64Array;
   #rows = 0;
+  #backwards: boolean;
+  #sequences: boolean;
   /** The last forward pass's input (the kernel's gradient reads it). */
   #x: ArrayLike<number> = new Float64Array(0);
 
@@ -187,6 +197,8 @@ export class LstmMath {
     this.#act = act as Code;
     this.#rec = rec as Code;
     this.#products = products;
+    this.#backwards = config.goBackwards === true;
+    this.#sequences = config.returnSequences === true;
     const { steps, features, units, maxRows } = shape;
     const cells = maxRows * steps;
     this.#gates = products.float64(cells * 4 * units);
@@ -208,9 +220,10 @@ export class LstmMath {
   /**
    * The forward pass over `n` rows of `x` (n×T×F): returns the last step's
    * h (n×u, the layer's output, valid until the next pass) and keeps what
-   * {@link backward} needs.
+   * {@link backward} needs. With returnSequences, h after every step goes
+   * to `sequences` (n×T×u) too.
    */
-  forward(x: ArrayLike<number>, n: number, w: LstmWeights): Float64Array {
+  forward(x: ArrayLike<number>, n: number, w: LstmWeights, sequences?: Float64Array): Float64Array {
     const { steps: T, features: F, units: u } = this.shape;
     const u4 = 4 * u, act = this.#act, rec = this.#rec, bias = w.bias, products = this.#products;
     const gates = this.#gates, cells = this.#cells, actCells = this.#actCells, hPrev = this.#hPrev, h = this.#h;
@@ -221,12 +234,15 @@ export class LstmMath {
     this.#x = x;
     products.ab(x, kernel, n * T, F, u4, gates);
     h.fill(0, 0, n * u);
+    // Step t reads time τ (T − 1 − t going backwards); everything kept is at the cell of τ, next to its x.
+    const back = this.#backwards, prev = back ? u : -u;
     for (let t = 0; t < T; t++) {
+      const tau = back ? T - 1 - t : t;
       // tfjs: (x·W + h·U) + b, in that order; at step 0, h·U is a product of zeros.
       const zh = t > 0 ? products.ab(h, recurrent, n, u, u4) : undefined;
       const zv = zh?.values, stride = zh?.stride ?? 0;
       for (let r = 0; r < n; r++) {
-        const cell = r * T + t, g = cell * u4, s = cell * u, hr = r * u, z = r * stride;
+        const cell = r * T + tau, g = cell * u4, s = cell * u, hr = r * u, z = r * stride;
         for (let j = 0; j < u; j++) hPrev[s + j] = h[hr + j];
         // One pass a row: the four gates of unit j, the cell and h (three passes cost ~15% more of the forward).
         for (let j = 0; j < u; j++) {
@@ -247,10 +263,14 @@ export class LstmMath {
           const kf = gates[g + u + j] = keep(rec, zf);
           const kc = gates[g + 2 * u + j] = keep(act, zc);
           const ko = gates[g + 3 * u + j] = keep(rec, zo);
-          const c = (t > 0 ? value(rec, kf) * cells[s - u + j] : 0) + value(rec, ki) * value(act, kc);
+          const c = (t > 0 ? value(rec, kf) * cells[s + prev + j] : 0) + value(rec, ki) * value(act, kc);
           cells[s + j] = c;
           const ka = actCells[s + j] = keep(act, c);
           h[hr + j] = value(rec, ko) * value(act, ka);
+        }
+        if (sequences) {
+          const o = (r * T + t) * u;
+          for (let j = 0; j < u; j++) sequences[o + j] = h[hr + j];
         }
       }
     }
@@ -258,27 +278,33 @@ export class LstmMath {
   }
 
   /**
-   * Backpropagation through time from `dOut` = d loss / d output (n×u) of
-   * the last forward pass: adds the weight gradients into `grads` and writes
-   * d loss / d input into `grads.input` when given.
+   * Backpropagation through time from `dOut` = d loss / d output (n×u, or
+   * n×T×u with returnSequences) of the last forward pass: adds the weight
+   * gradients into `grads` and writes d loss / d input into `grads.input`
+   * when given.
    */
   backward(dOut: ArrayLike<number>, grads: LstmGradients): void {
     const { steps: T, features: F, units: u } = this.shape;
     const n = this.#rows, u4 = 4 * u, act = this.#act, rec = this.#rec, products = this.#products;
     const gates = this.#gates, cells = this.#cells, actCells = this.#actCells, dc = this.#dc, dzStep = this.#dzStep;
+    const seq = this.#sequences, back = this.#backwards, prev = back ? u : -u;
+    // With sequences, every step's output adds its own d h to what flows back from the next step.
     let dh: ProductView = { values: dOut, stride: u };
     dc.fill(0, 0, n * u);
     for (let t = T - 1; t >= 0; t--) {
       const { values: dhv, stride: dhs } = dh;
+      const tau = back ? T - 1 - t : t;
       for (let r = 0; r < n; r++) {
-        const cell = r * T + t, g = cell * u4, s = cell * u, hr = r * u, z = r * u4, d0 = r * dhs;
+        const cell = r * T + tau, g = cell * u4, s = cell * u, hr = r * u, z = r * u4, d0 = r * dhs;
+        const o = (r * T + t) * u;
         for (let j = 0; j < u; j++) {
           const ki = gates[g + j], kf = gates[g + u + j], kc = gates[g + 2 * u + j], ko = gates[g + 3 * u + j];
-          const ka = actCells[s + j], d = dhv[d0 + j];
+          const ka = actCells[s + j];
+          const d = seq ? (t < T - 1 ? dhv[d0 + j] : 0) + dOut[o + j] : dhv[d0 + j];
           // h = o·act(c): d o = d h·act(c); d c += d h·o·act'(c); c = f·c₋₁ + i·act(z_c).
           const dC = dc[hr + j] + d * value(rec, ko) * slope(act, ka);
           const di = dC * value(act, kc) * slope(rec, ki);
-          const df = t > 0 ? dC * cells[s - u + j] * slope(rec, kf) : 0;
+          const df = t > 0 ? dC * cells[s + prev + j] * slope(rec, kf) : 0;
           const dcc = dC * value(rec, ki) * slope(act, kc);
           const dO = d * value(act, ka) * slope(rec, ko);
           dc[hr + j] = dC * value(rec, kf);
