@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { type LstmActivation, LstmMath, type LstmProducts } from "../src/engine/layers/lstm_math.ts";
+import { type LstmActivation, LstmMath, type LstmProducts, tanh } from "../src/engine/layers/lstm_math.ts";
 import { jsProducts, simdProducts } from "../src/engine/layers/lstm_products.ts";
 import { collect, epochStream, explainEngine, pipe, stepStream, take, useBackend } from "../mod.ts";
 import { backend as defaultBackend } from "./tf_helpers.ts"; // selects the backend
@@ -306,6 +306,19 @@ test("the LSTM's hardSigmoid gates pass their gradient at the clip's edges and n
     const got = mathPass(c, x, [kernel, recurrent, bias], dOut);
     assert.ok(gap(got.bias!, ref.bias!) <= MATH_TOLERANCE, `bias ${b}: ${got.bias} vs ${ref.bias}`);
     assert.ok(gap(got.kernel, ref.kernel) <= MATH_TOLERANCE, `kernel ${b}`);
+  }
+});
+
+test("the LSTM's tanh rounds to float32 as Math.tanh (tfjs's cpu kernel) does, and keeps its special values", () => {
+  let worst = 0;
+  for (let i = -100_000; i <= 100_000; i++) {
+    const x = i * 2.1e-4 * (1 + 1e-7 * i);
+    assert.equal(Math.fround(tanh(x)), Math.fround(Math.tanh(x)), `at ${x}`);
+    worst = Math.max(worst, Math.abs(tanh(x) - Math.tanh(x)) / Math.max(Math.abs(Math.tanh(x)), 1e-300));
+  }
+  assert.ok(worst < 1e-13, `relative gap ${worst}`);
+  for (const x of [0, -0, 1e-300, 0.0625, -0.0625, 20, -20, 1e300, Infinity, -Infinity, NaN]) {
+    assert.ok(Object.is(tanh(x), Math.tanh(x)) || Math.abs(tanh(x) - Math.tanh(x)) < 1e-16, `at ${x}: ${tanh(x)}`);
   }
 });
 
