@@ -25,6 +25,8 @@ import type { DenseEngineInput } from "./dense_engine.ts";
 import type { KindPenalty } from "./layers/kind.ts";
 import type { HostArray } from "../data/tensors.ts";
 import { hostValues } from "../data/dataset.ts";
+import { isWide } from "./wide_layers.ts";
+import { simdKernels } from "../kernels/simd/products.ts";
 
 /** `grad += d penalty / d w` for an L1L2 penalty, as tfjs differentiates it; returns the penalty. */
 function addPenalty(penalty: KindPenalty, w: Float32Array, grad: Float64Array | undefined): number {
@@ -45,7 +47,14 @@ interface LayerArrays {
   params: Float32Array[];
   state: Float32Array[];
   grads: (Float64Array | undefined)[];
-  scratch: Float64Array[];
+}
+
+/** A pass in progress: `add(n)` trains on the batch buffers' first n rows, `apply()` steps, `end()` writes back. */
+interface Session {
+  add(n: number): void;
+  apply(): void;
+  end(): number;
+  release(): void;
 }
 
 /** Trains the layers of a {@link ChainPlan}. Internal. */
@@ -102,8 +111,15 @@ export class LayerEngine implements EpochTrainer {
 
   /** Up to `maxSteps` optimizer steps from `feed`, in one exchange with tfjs (see the module notes). */
   async train(feed: Feed, maxSteps: number): Promise<Trained> {
-    // (Nothing to give back if a step fails: the arrays are plain, and tfjs is written only at the end.)
-    const session = this.#open();
+    const session = this.#begin();
+    try {
+      return await this.#steps(session, feed, maxSteps);
+    } finally {
+      session.release();
+    }
+  }
+
+  async #steps(session: Session, feed: Feed, maxSteps: number): Promise<Trained> {
     const accumulate = this.#gradients.accumulate;
     let rows = 0, steps = 0, added = 0;
     while (steps < maxSteps) {
@@ -155,29 +171,67 @@ export class LayerEngine implements EpochTrainer {
     return n;
   }
 
+  /** {@link #open}, giving back what it took when it fails. */
+  #begin(): Session {
+    let release: (() => void) | undefined;
+    try {
+      return this.#open((r) => release = r);
+    } catch (error) {
+      release?.();
+      throw error;
+    }
+  }
+
   /** Reads weights, state and optimizer state out of tfjs; returns the step functions. */
-  #open(): { add(n: number): void; apply(): void; end(): number } {
+  #open(onRelease: (release: () => void) => void): Session {
     const layers = this.#layers;
-    this.#optimizer.load();
+    // With a wide Dense layer, as in the Dense engine: weights, gradients, optimizer state, activations and scratch
+    // live in the SIMD kernels' memory (when there is room), so the products read their operands where they are,
+    // the bias and relu epilogues run there, and Adam updates there. Given back when the pass ends or fails.
+    const rows = Math.min(this.#stepRows, this.#rows);
+    const anyWide = layers.some((l) => {
+      if (l.className !== "Dense") return false;
+      const out = l.planned.output, units = out[out.length - 1], inputs = l.input[l.input.length - 1];
+      return isWide(rows * (l.outputWidth / units), inputs, units);
+    });
+    const simd = anyWide ? simdKernels() : undefined, held: ArrayBufferView[] = [];
+    const hold = <T extends ArrayBufferView>(view: T | undefined): T | undefined => view && (held.push(view), view);
+    const float32 = (n: number) => hold(simd?.float32(n)) ?? new Float32Array(n);
+    const float64 = (n: number) => hold(simd?.float64(n)) ?? new Float64Array(n);
+    const inMemory = (arrays: Float64Array[]) => {
+      const views = arrays.map((a) => hold(simd?.float64(a.length)));
+      return views.every((v) => v !== undefined) ? views as Float64Array[] : arrays;
+    };
+    const plainActs = this.#acts, plainGrads = this.#grads, plainScratch = this.#scratch;
+    const acts = this.#acts = inMemory(plainActs), grads = this.#grads = inMemory(plainGrads);
+    const scratchViews = this.#scratch = plainScratch.map(inMemory);
+    const release = () => {
+      for (const view of held.splice(0)) simd!.free(view);
+      // (A dataset's larger batch may have replaced them with plain arrays meanwhile: those stay.)
+      if (this.#acts === acts) this.#acts = plainActs;
+      if (this.#grads === grads) this.#grads = plainGrads;
+      if (this.#scratch === scratchViews) this.#scratch = plainScratch;
+    };
+    onRelease(release);
+    this.#optimizer.load(float32);
     const trainable = new Set(this.#variables);
     const values = new Map<tf.Variable, Float32Array>();
     const gradients = new Map<tf.Variable, Float64Array>();
     const read = (v: tf.Variable) => {
       let a = values.get(v);
-      if (!a) values.set(v, a = new Float32Array(v.dataSync() as Float32Array));
+      if (!a) values.set(v, a = float32(v.size)), a.set(v.dataSync() as Float32Array);
       return a;
     };
     const gradient = (v: tf.Variable) => {
       if (!trainable.has(v)) return undefined;
       let g = gradients.get(v);
-      if (!g) gradients.set(v, g = new Float64Array(v.size));
+      if (!g) gradients.set(v, g = float64(v.size));
       return g;
     };
-    const arrays: LayerArrays[] = layers.map((l, i) => ({
+    const arrays: LayerArrays[] = layers.map((l) => ({
       params: l.planned.params.map(read),
       state: (l.planned.state ?? []).map(read),
       grads: l.planned.params.map(gradient),
-      scratch: this.#scratch[i],
     }));
     const penalised: [KindPenalty, Float32Array, Float64Array | undefined][] = [];
     layers.forEach((l, i) =>
@@ -254,13 +308,15 @@ export class LayerEngine implements EpochTrainer {
     const end = () => {
       // Back into tfjs as fresh tensors (never in place: backends cache packed weights by tensor).
       const states = layers.flatMap((l) => l.planned.state ?? []);
+      // Copies (slice): the arrays' memory is reused once the pass is over.
       tf.tidy(() => {
-        this.#variables.forEach((v, i) => v.assign(tf.tensor(params[i], v.shape, "float32")));
-        for (const v of states) v.assign(tf.tensor(values.get(v)!, v.shape, "float32"));
+        this.#variables.forEach((v, i) => v.assign(tf.tensor(params[i].slice(), v.shape, "float32")));
+        for (const v of states) v.assign(tf.tensor(values.get(v)!.slice(), v.shape, "float32"));
       });
       this.#optimizer.save();
+      release();
       return total;
     };
-    return { add, apply, end };
+    return { add, apply, end, release };
   }
 }

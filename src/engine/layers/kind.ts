@@ -177,4 +177,14 @@ export interface LayerKind {
    * `explainEngine` shows the reason). Must not change the layer.
    */
   plan(context: PlanContext): PlannedLayer | string;
+  /**
+   * Optional: this layer and the next one planned as ONE layer, when the
+   * rows between them are costly to make and keep (an embedding's [T, dim]
+   * rows averaged right away). Called only after both layers were checked
+   * and planned alone (so the next layer's refusals still apply); the
+   * planned layer takes `context.input` and gives the next layer's output,
+   * and lists the params, state and penalties of both. `undefined` plans
+   * them apart.
+   */
+  fuseNext?(context: PlanContext, next: PlanContext): PlannedLayer | undefined;
 }
