@@ -241,7 +241,9 @@ export class LayerEngine implements EpochTrainer {
     );
     const params = this.#variables.map((v) => values.get(v)!);
     const paramGrads = this.#variables.map((v) => gradients.get(v)!);
-    const allGrads = [...gradients.values()];
+    // The gradients the engine zeroes before each micro-batch: those of kinds that add into them.
+    const zeroed = layers.flatMap((l, i) => l.planned.writesGradients ? [] : arrays[i].grads)
+      .filter((g): g is Float64Array => g !== undefined);
     const codes = layers.map((l) => (l.planned.activation ?? 0) as ActivationCode);
     const last = layers.length - 1, outputs = layers[last].outputWidth;
     const rule = this.#gradients, clipping = rule.clipNorm !== undefined || rule.clipValue !== undefined;
@@ -249,7 +251,7 @@ export class LayerEngine implements EpochTrainer {
     let summedRows = 0, total = 0;
     const add = (n: number) => {
       const acts = this.#acts, grads = this.#grads, scratch = this.#scratch;
-      for (const g of allGrads) g.fill(0);
+      for (const g of zeroed) g.fill(0);
       for (let l = 0; l <= last; l++) {
         const a = arrays[l];
         layers[l].planned.forward({

@@ -31,8 +31,9 @@
  *   computes in float64 within a step, as the Dense engine does; the
  *   faithfulness suite bounds the gap to tfjs's float32).
  * - Parameter gradients are ACCUMULATED (`+=`) into float64 arrays the
- *   engine zeroes before each micro-batch; a parameter the optimizer does
- *   not update (a frozen layer) gets `undefined` instead of an array.
+ *   engine zeroes before each micro-batch (unless the kind sets
+ *   `writesGradients`); a parameter the optimizer does not update (a frozen
+ *   layer) gets `undefined` instead of an array.
  *
  * ## Training versus inference
  * The layer engine only trains: `forward` is always called in training mode
@@ -153,6 +154,13 @@ export interface PlannedLayer {
   state?: tf.Variable[];
   /** The kind's scratch buffers (see {@link ForwardArrays.scratch}). */
   scratch?: ScratchSize[];
+  /**
+   * Set when `backward` WRITES every one of its `paramGrads` (overwriting
+   * them) instead of adding into them: the engine then does not zero them
+   * before each micro-batch (a wide layer's gradient is megabytes). Leave
+   * it out to get zeroed arrays to add into.
+   */
+  writesGradients?: boolean;
   /**
    * The activation `forward` applies last, when the kind lets the engine
    * handle its slope: `backward` then receives d loss / d pre-activation.
