@@ -6,7 +6,16 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { collect, epochStream, explainEngine, pipe, stepStream, take, useBackend } from "../mod.ts";
+import {
+  categoricalCrossentropy,
+  collect,
+  epochStream,
+  explainEngine,
+  pipe,
+  stepStream,
+  take,
+  useBackend,
+} from "../mod.ts";
 import { backend } from "./tf_helpers.ts";
 
 /** The backend under test: wasm where it loads, else cpu. */
@@ -35,6 +44,8 @@ interface Case {
   batchSize: number;
   /** The kinds explainEngine lists, in order. */
   chain: string;
+  /** The loss the host engine computes itself (else tfjs differentiates the loss on the predictions). */
+  hostLoss?: string;
 }
 
 const L = tf.layers;
@@ -76,6 +87,22 @@ const CASES: Case[] = [
     optimizer: () => tf.train.adam(0.005),
     batchSize: 16,
     chain: "Dense, Dropout, Dense, Dropout, Dense",
+  },
+  {
+    name: "a dropout MLP with a softmax output under fitstream's categoricalCrossentropy (the loss on the host too)",
+    layers: () => [
+      L.dense({ units: 16, activation: "elu" }),
+      L.dropout({ rate: 0.4 }),
+      L.dense({ units: 3, activation: "softmax" }),
+    ],
+    input: [8],
+    outputs: 3,
+    classes: true,
+    loss: categoricalCrossentropy,
+    optimizer: () => tf.train.adam(0.01),
+    batchSize: 16,
+    chain: "Dense, Dropout, Dense",
+    hostLoss: "categoricalCrossentropy",
   },
   {
     name: "a dropout layer with its own seed (the same mask every step, as in tfjs) with SGD",
@@ -320,7 +347,11 @@ for (const c of CASES) {
     const host = await train(c, defaultBackend, "stream");
     const fit = await train(c, "cpu", "fit");
     assert.equal(host.engine?.engine, "host", String(host.engine?.reason));
-    assert.match(host.engine!.reason, new RegExp(`^a chain of \\d+ layers \\(${c.chain.replaceAll("+", "\\+")}\\)`));
+    assert.match(
+      host.engine!.reason,
+      new RegExp(`^a chain of \\d+ layers \\(${c.chain.replaceAll("+", "\\+")}\\) under `),
+    );
+    assert.ok(host.engine!.reason.includes(`under ${c.hostLoss ?? "a custom loss"}`), host.engine!.reason);
     assert.equal(host.leaked, 0, "no tensor left after the run");
     assert.ok(host.losses.every(Number.isFinite), `finite losses: ${host.losses}`);
     const lossGap = gap(host.losses, fit.losses);
