@@ -112,28 +112,59 @@ function fuseNext(context: PlanContext, next: PlanContext): PlannedLayer | undef
   const checked = check(context);
   if (typeof checked === "string" || checked.input.length !== 1) return undefined;
   const { table, penalty: tablePenalty, ids: steps, rows, dim } = checked;
-  const forward = ({ n, input: x, output, params, scratch }: ForwardArrays) => {
-    const values = params[0], picked = scratch[0];
+  // Four columns at a time in locals, the ids resolved once a row: the plain loops over k ran the IMDB
+  // classifier's forward and backward ~1.8× slower on Deno.
+  // Each id's offset into the table (id · dim), kept from forward to backward: int32, as float64 indices made V8
+  // convert every index.
+  let picked = new Int32Array(0);
+  const forward = ({ n, input: x, output, params }: ForwardArrays) => {
+    const values = params[0];
+    if (picked.length < n * steps) picked = new Int32Array(n * steps);
     for (let r = 0; r < n; r++) {
-      const o = r * dim;
-      for (let k = 0; k < dim; k++) output[o + k] = 0;
-      for (let t = 0; t < steps; t++) {
-        const i = r * steps + t;
-        const from = (picked[i] = idOf(x[i], rows)) * dim;
-        for (let k = 0; k < dim; k++) output[o + k] += values[from + k];
+      const o = r * dim, first = r * steps, end = first + steps;
+      for (let i = first; i < end; i++) picked[i] = idOf(x[i], rows) * dim;
+      let k = 0;
+      for (; k + 3 < dim; k += 4) {
+        let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        for (let i = first; i < end; i++) {
+          const at = picked[i] + k;
+          s0 += values[at];
+          s1 += values[at + 1];
+          s2 += values[at + 2];
+          s3 += values[at + 3];
+        }
+        output[o + k] = s0 / steps;
+        output[o + k + 1] = s1 / steps;
+        output[o + k + 2] = s2 / steps;
+        output[o + k + 3] = s3 / steps;
       }
-      for (let k = 0; k < dim; k++) output[o + k] /= steps;
+      for (; k < dim; k++) {
+        let sum = 0;
+        for (let i = first; i < end; i++) sum += values[picked[i] + k];
+        output[o + k] = sum / steps;
+      }
     }
   };
-  const backward = ({ n, scratch, gradOutput, paramGrads }: BackwardArrays) => {
-    const grad = paramGrads[0], picked = scratch[0];
+  const backward = ({ n, gradOutput, paramGrads }: BackwardArrays) => {
+    const grad = paramGrads[0];
     if (!grad) return;
     for (let r = 0; r < n; r++) {
-      const o = r * dim;
-      for (let k = 0; k < dim; k++) gradOutput[o + k] /= steps;
-      for (let t = 0; t < steps; t++) {
-        const to = picked[r * steps + t] * dim;
-        for (let k = 0; k < dim; k++) grad[to + k] += gradOutput[o + k];
+      const o = r * dim, first = r * steps, end = first + steps;
+      let k = 0;
+      for (; k + 3 < dim; k += 4) {
+        const g0 = gradOutput[o + k] / steps, g1 = gradOutput[o + k + 1] / steps;
+        const g2 = gradOutput[o + k + 2] / steps, g3 = gradOutput[o + k + 3] / steps;
+        for (let i = first; i < end; i++) {
+          const at = picked[i] + k;
+          grad[at] += g0;
+          grad[at + 1] += g1;
+          grad[at + 2] += g2;
+          grad[at + 3] += g3;
+        }
+      }
+      for (; k < dim; k++) {
+        const g = gradOutput[o + k] / steps;
+        for (let i = first; i < end; i++) grad[picked[i] + k] += g;
       }
     }
   };
@@ -141,7 +172,6 @@ function fuseNext(context: PlanContext, next: PlanContext): PlannedLayer | undef
     output: [dim],
     params: [table],
     penalties: [tablePenalty],
-    scratch: [{ perRow: steps }],
     forward,
     backward,
   };
