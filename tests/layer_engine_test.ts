@@ -493,3 +493,55 @@ test("explainEngine names the layer and the option the host engine does not mirr
     optimizer.dispose();
   }
 });
+
+test("accumulation, clipping and a frozen layer train a dropout and batch-norm chain as the tfjs path does", async () => {
+  const c: Case = {
+    ...CASES[0],
+    layers: () => [
+      L.dense({ units: 16, activation: "relu" }),
+      L.batchNormalization(),
+      L.dropout({ rate: 0.3 }),
+      L.dense({ units: 8, activation: "tanh" }),
+      L.dense({ units: 4 }),
+    ],
+  };
+  const before = tf.memory().numTensors;
+  const run = (engine: "auto" | "tfjs") =>
+    withSeededMathRandom(SEED, async () => {
+      const model = buildModel(c);
+      model.layers[3].trainable = false;
+      const [x, y] = makeData(c);
+      const optimizer = c.optimizer();
+      const options = {
+        data: [x, y],
+        model,
+        optimizer,
+        loss: c.loss,
+        batchSize: 8,
+        shuffle: false,
+        seed: 1,
+        accumulate: 2,
+        clipNorm: 0.5,
+        engine,
+      };
+      try {
+        const explained = explainEngine(options);
+        const events = await collect(pipe(epochStream(options), take(2)));
+        return {
+          engine: explained.engine,
+          losses: events.map((e) => e.train_loss),
+          weights: model.getWeights().map((w) => Array.from(w.dataSync())),
+        };
+      } finally {
+        tf.dispose([x, y]);
+        model.dispose();
+        optimizer.dispose();
+      }
+    });
+  const host = await run("auto"), tfjs = await run("tfjs");
+  assert.equal(host.engine, "host");
+  assert.ok(gap(host.losses, tfjs.losses) <= TOLERANCE, `${host.losses} vs ${tfjs.losses}`);
+  const gaps = host.weights.map((w, i) => gap(w, tfjs.weights[i]));
+  assert.ok(Math.max(...gaps) <= TOLERANCE, `weights differ by ${gaps.map((g) => g.toPrecision(2))}`);
+  assert.equal(tf.memory().numTensors, before, "no tensor leaks");
+});
