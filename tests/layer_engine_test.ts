@@ -545,3 +545,43 @@ test("accumulation, clipping and a frozen layer train a dropout and batch-norm c
   assert.ok(Math.max(...gaps) <= TOLERANCE, `weights differ by ${gaps.map((g) => g.toPrecision(2))}`);
   assert.equal(tf.memory().numTensors, before, "no tensor leaks");
 });
+
+test("a dataset of uneven batches trains an embedding and dropout chain on the host as on the tfjs path", async () => {
+  const c = CASES.find((k) => k.chain === "Embedding, Flatten, Dropout, Dense")!;
+  const before = tf.memory().numTensors;
+  const sizes = [8, 16, 5];
+  const run = (engine: "auto" | "tfjs") =>
+    withSeededMathRandom(SEED, async () => {
+      const model = buildModel(c);
+      const [x, y] = makeData(c);
+      const xs = x.arraySync() as number[][], ys = y.arraySync() as number[][];
+      tf.dispose([x, y]);
+      const dataset = tf.data.generator(function* () {
+        let at = 0;
+        for (const size of sizes) {
+          yield { xs: tf.tensor2d(xs.slice(at, at + size)), ys: tf.tensor2d(ys.slice(at, at + size)) };
+          at += size;
+        }
+      });
+      const optimizer = c.optimizer();
+      const options = { data: dataset, model, optimizer, loss: c.loss, engine };
+      try {
+        const explained = explainEngine(options);
+        const events = await collect(pipe(epochStream(options), take(2)));
+        return {
+          engine: explained.engine,
+          losses: events.map((e) => e.train_loss),
+          weights: model.getWeights().map((w) => Array.from(w.dataSync())),
+        };
+      } finally {
+        model.dispose();
+        optimizer.dispose();
+      }
+    });
+  const host = await run("auto"), tfjs = await run("tfjs");
+  assert.equal(host.engine, "host");
+  assert.ok(gap(host.losses, tfjs.losses) <= TOLERANCE, `${host.losses} vs ${tfjs.losses}`);
+  const gaps = host.weights.map((w, i) => gap(w, tfjs.weights[i]));
+  assert.ok(Math.max(...gaps) <= TOLERANCE, `weights differ by ${gaps.map((g) => g.toPrecision(2))}`);
+  assert.equal(tf.memory().numTensors, before, "no tensor leaks");
+});
