@@ -42,6 +42,9 @@ function addPenalty(penalty: KindPenalty, w: Float32Array, grad: Float64Array | 
   return l1 * abs + l2 * squares;
 }
 
+/** Weights of this many values or more take the SIMD kernels' memory (and Adam there), wide layer or not. */
+const LARGE_WEIGHT = 1 << 16;
+
 /**
  * `g[i] *= act'(y[i])`: d loss / d pre-activation from the output's gradient
  * and the activation's slope at the output. Relu on its own loop: through
@@ -210,11 +213,15 @@ export class LayerEngine implements EpochTrainer {
       const out = l.planned.output, units = out[out.length - 1], inputs = l.input[l.input.length - 1];
       return isWide(rows * (l.outputWidth / units), inputs, units);
     });
-    const simd = anyWide ? simdKernels() : undefined, held: ArrayBufferView[] = [];
+    // A large weight (an embedding table) alone takes the weights, gradients and optimizer state there too, for
+    // the SIMD Adam on every core; the batch's arrays stay plain then (JS loops run slower over the shared memory).
+    const large = layers.some((l) => l.planned.params.some((v) => v.size >= LARGE_WEIGHT));
+    const simd = anyWide || large ? simdKernels() : undefined, held: ArrayBufferView[] = [];
     const hold = <T extends ArrayBufferView>(view: T | undefined): T | undefined => view && (held.push(view), view);
     const float32 = (n: number) => hold(simd?.float32(n)) ?? new Float32Array(n);
     const float64 = (n: number) => hold(simd?.float64(n)) ?? new Float64Array(n);
     const inMemory = (arrays: Float64Array[]) => {
+      if (!anyWide) return arrays;
       const views = arrays.map((a) => hold(simd?.float64(a.length)));
       return views.every((v) => v !== undefined) ? views as Float64Array[] : arrays;
     };
