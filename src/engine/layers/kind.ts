@@ -35,6 +35,16 @@
  *   `writesGradients`); a parameter the optimizer does not update (a frozen
  *   layer) gets `undefined` instead of an array.
  *
+ * ## Memory
+ * Arrays may be views of the SIMD kernels' shared memory (in a model with a
+ * wide Dense layer, or a large weight): never keep one past the call that
+ * received it, and expect JS loops over them to run a little slower than
+ * over plain arrays. A planned layer may keep its own buffers in its
+ * closure (it lives for one pass): the fused embedding keeps int32 table
+ * offsets there, as float64 indices cost V8 a conversion per access.
+ * The dense products of `wide_layers.ts` (SIMD, float32) and
+ * `dense_kernels.ts` (float64 JS loops) are there for kinds to call.
+ *
  * ## Training versus inference
  * The layer engine only trains: `forward` is always called in training mode
  * (`training: true`), as `model.fit` calls layers. Validation and
