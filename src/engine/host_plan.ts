@@ -1,7 +1,9 @@
 /**
  * Whether the host engine can train a run exactly as the tfjs path would, and
  * if not, why. The rule is an allow-list: exact built-in tfjs classes (Dense
- * layers in a plain chain, SGD / Momentum / Adam, L1L2 regularizers) whose
+ * layers in a plain chain for the Dense engine; a chain of layers with a kind
+ * in `layers/registry.ts`, at least one not Dense, for the layer engine;
+ * SGD / Momentum / Adam, L1L2 regularizers) whose
  * methods nobody has patched, a loss whose only dependence on the model is
  * through the predictions, the wasm or cpu backend. Anything else — a case
  * nobody listed included — takes the tfjs path.

@@ -8,7 +8,7 @@
  */
 import type * as tf from "@tensorflow/tfjs";
 import { LAYER_KINDS } from "./layers/registry.ts";
-import type { PlannedLayer, RowShape } from "./layers/kind.ts";
+import type { PlanContext, PlannedLayer, RowShape } from "./layers/kind.ts";
 import { penaltyOf, registeredClass, untouched } from "./pristine.ts";
 
 /** One layer of a chain plan: the kind's plan and the row shapes around it. */
@@ -32,6 +32,7 @@ export function kindNames(): string {
 /** Plans `layers` for rows of shape `input`, or says why the layer engine cannot train them. */
 export function planChain(layers: tf.layers.Layer[], input: RowShape): ChainLayer[] | string {
   const out: ChainLayer[] = [];
+  const contexts: PlanContext[] = [];
   let shape = input;
   for (const [i, layer] of layers.entries()) {
     const className = layer.getClassName();
@@ -41,13 +42,15 @@ export function planChain(layers: tf.layers.Layer[], input: RowShape): ChainLaye
     if (changed) return `layer "${layer.name}" ${changed}`;
     const internals = layer as unknown as { activityRegularizer?: unknown; losses: unknown[] };
     if (internals.activityRegularizer != null) return `layer "${layer.name}" has an activity regularizer`;
-    const planned = kind.plan({
+    const context: PlanContext = {
       layer,
       config: layer.getConfig(),
       input: shape,
       last: i === layers.length - 1,
       penalty: (regularizer, which) => penaltyOf(layer.name, which, regularizer),
-    });
+    };
+    contexts.push(context);
+    const planned = kind.plan(context);
     if (typeof planned === "string") return planned;
     const penalties = (planned.penalties ?? []).filter((p) => p !== undefined).length;
     if (internals.losses.length !== penalties) {
@@ -62,6 +65,29 @@ export function planChain(layers: tf.layers.Layer[], input: RowShape): ChainLaye
       outputWidth: size(planned.output),
     });
     shape = planned.output;
+  }
+  return fuse(out, contexts);
+}
+
+/** Replaces each pair of layers whose first kind fuses it with the next by the fused layer. */
+function fuse(layers: ChainLayer[], contexts: PlanContext[]): ChainLayer[] {
+  const out: ChainLayer[] = [];
+  for (let i = 0; i < layers.length; i++) {
+    const layer = layers[i], next = layers[i + 1];
+    const fused = next && LAYER_KINDS.get(layer.className)!.fuseNext?.(contexts[i], contexts[i + 1]);
+    if (!fused) {
+      out.push(layer);
+      continue;
+    }
+    out.push({
+      name: `${layer.name}+${next.name}`,
+      className: `${layer.className}+${next.className}`,
+      planned: fused,
+      input: layer.input,
+      inputWidth: layer.inputWidth,
+      outputWidth: size(fused.output),
+    });
+    i++;
   }
   return out;
 }

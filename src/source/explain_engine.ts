@@ -90,7 +90,9 @@ export interface EngineExplanation {
  * backend: a chain of Dense layers with linear, relu, sigmoid, tanh, elu,
  * selu, softplus or relu6 activations — and softmax in the last layer under
  * fitstream's `categoricalCrossentropy` or `sparseCategoricalCrossentropy` —
- * frozen or not, L1/L2 regularizers,
+ * with, between them, Dropout (no noiseShape), BatchNormalization (last
+ * axis, center and scale on), Embedding (no maskZero), GlobalAveragePooling1D
+ * and Flatten layers — frozen or not, L1/L2 regularizers,
  * Adam, SGD or Momentum — built-in and unpatched — and a loss that depends
  * on the model only through its predictions), or the tfjs path for
  * everything else. For the host engine it also says how the products are

@@ -31,8 +31,19 @@
  *   computes in float64 within a step, as the Dense engine does; the
  *   faithfulness suite bounds the gap to tfjs's float32).
  * - Parameter gradients are ACCUMULATED (`+=`) into float64 arrays the
- *   engine zeroes before each micro-batch; a parameter the optimizer does
- *   not update (a frozen layer) gets `undefined` instead of an array.
+ *   engine zeroes before each micro-batch (unless the kind sets
+ *   `writesGradients`); a parameter the optimizer does not update (a frozen
+ *   layer) gets `undefined` instead of an array.
+ *
+ * ## Memory
+ * Arrays may be views of the SIMD kernels' shared memory (in a model with a
+ * wide Dense layer, or a large weight): never keep one past the call that
+ * received it, and expect JS loops over them to run a little slower than
+ * over plain arrays. A planned layer may keep its own buffers in its
+ * closure (it lives for one pass): the fused embedding keeps int32 table
+ * offsets there, as float64 indices cost V8 a conversion per access.
+ * The dense products of `wide_layers.ts` (SIMD, float32) and
+ * `dense_kernels.ts` (float64 JS loops) are there for kinds to call.
  *
  * ## Training versus inference
  * The layer engine only trains: `forward` is always called in training mode
@@ -154,6 +165,13 @@ export interface PlannedLayer {
   /** The kind's scratch buffers (see {@link ForwardArrays.scratch}). */
   scratch?: ScratchSize[];
   /**
+   * Set when `backward` WRITES every one of its `paramGrads` (overwriting
+   * them) instead of adding into them: the engine then does not zero them
+   * before each micro-batch (a wide layer's gradient is megabytes). Leave
+   * it out to get zeroed arrays to add into.
+   */
+  writesGradients?: boolean;
+  /**
    * The activation `forward` applies last, when the kind lets the engine
    * handle its slope: `backward` then receives d loss / d pre-activation.
    * In the last layer the loss folds it in (softmax is only allowed there,
@@ -177,4 +195,14 @@ export interface LayerKind {
    * `explainEngine` shows the reason). Must not change the layer.
    */
   plan(context: PlanContext): PlannedLayer | string;
+  /**
+   * Optional: this layer and the next one planned as ONE layer, when the
+   * rows between them are costly to make and keep (an embedding's [T, dim]
+   * rows averaged right away). Called only after both layers were checked
+   * and planned alone (so the next layer's refusals still apply); the
+   * planned layer takes `context.input` and gives the next layer's output,
+   * and lists the params, state and penalties of both. `undefined` plans
+   * them apart.
+   */
+  fuseNext?(context: PlanContext, next: PlanContext): PlannedLayer | undefined;
 }
