@@ -145,14 +145,14 @@ function plan({ layer, input }: PlanContext): PlannedLayer | string {
     if (sequences) math(n).forward(x, n, weights, output);
     else output.set(math(n).forward(x, n, weights).subarray(0, n * units));
   };
-  const backward = ({ gradOutput, gradInput, paramGrads }: BackwardArrays) => {
+  const backward = ({ input: x, gradOutput, gradInput, paramGrads }: BackwardArrays) => {
     const [dKernel, dRecurrent, dBias] = paramGrads;
     held.math!.backward(gradOutput, {
       kernel: dKernel ?? sink(features * 4 * units),
       recurrent: dRecurrent ?? sink(units * 4 * units),
       bias: bias ? dBias ?? sink(4 * units) : undefined,
       input: gradInput,
-    });
+    }, x);
   };
   const planned: PlannedLayer = {
     output: sequences ? [steps, units] : [units],

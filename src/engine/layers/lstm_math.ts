@@ -313,9 +313,10 @@ export class LstmMath {
    * Backpropagation through time from `dOut` = d loss / d output (n×u, or
    * n×T×u with returnSequences) of the last forward pass: adds the weight
    * gradients into `grads` and writes d loss / d input into `grads.input`
-   * when given.
+   * when given. `x` is the forward pass's input (by default the array it was
+   * given; a caller whose arrays may move passes it again).
    */
-  backward(dOut: ArrayLike<number>, grads: LstmGradients): void {
+  backward(dOut: ArrayLike<number>, grads: LstmGradients, x: ArrayLike<number> = this.#x): void {
     const { steps: T, features: F, units: u } = this.shape;
     const n = this.#rows, u4 = 4 * u, act = this.#act, rec = this.#rec, products = this.#products;
     const gates = this.#gates, cells = this.#cells, actCells = this.#actCells, dc = this.#dc, dzStep = this.#dzStep;
@@ -351,7 +352,7 @@ export class LstmMath {
     }
     const dz = gates, cellsN = n * T;
     addInto(grads.recurrent, products.atb(this.#hPrev, dz, u, cellsN, u4), u, u4);
-    addInto(grads.kernel, products.atb(this.#x, dz, F, cellsN, u4), F, u4);
+    addInto(grads.kernel, products.atb(x, dz, F, cellsN, u4), F, u4);
     if (grads.bias) {
       const db = grads.bias;
       for (let c = 0; c < cellsN; c++) {
