@@ -429,6 +429,8 @@ for (const [name, layers] of Object.entries(MODELS)) {
     const s = lstmSetup(layers);
     const explained = explainEngine(options(s));
     assert.equal(explained.engine, "host", explained.reason);
+    assert.match(explained.reason, /LSTM, Dense|LSTM, LSTM, Dense|LSTM, Flatten, Dense/);
+    assert.match(explained.reason, /the LSTM's products in float(32|64)/);
     const events = await collect(pipe(epochStream(options(s)), take(EPOCHS)));
     const trace = {
       losses: events.map((e) => e.train_loss),

@@ -11,6 +11,7 @@ import { decideEngine, trainedVariables, type TrainingRun } from "../engine/trai
 import { probeRun } from "../engine/probe.ts";
 import { productArithmetic } from "../engine/wide_layers.ts";
 import { chainProducts } from "../engine/layer_plan.ts";
+import { lstmArithmetic } from "../engine/layers/lstm_products.ts";
 import type { ModelLike } from "../engine/model.ts";
 import { checkEpochOptions, type EpochStreamOptions } from "./epoch_options.ts";
 
@@ -132,6 +133,9 @@ export function explainEngine<M extends ModelLike, X extends object>(
   if (decision.engine === "tfjs") return { engine: "tfjs", reason: decision.reason };
   const { plan } = decision;
   const products = plan.engine === "dense" ? plan.layers : chainProducts(plan.layers);
-  const arithmetic = productArithmetic(products, Math.min(run.batchSize, run.rows));
+  let arithmetic = productArithmetic(products, Math.min(run.batchSize, run.rows));
+  if (plan.engine === "layers" && plan.layers.some((l) => l.className === "LSTM")) {
+    arithmetic += `; ${lstmArithmetic()}`;
+  }
   return { engine: "host", reason: `${decision.reason}; ${arithmetic}` };
 }

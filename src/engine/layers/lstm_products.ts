@@ -118,3 +118,10 @@ export function simdProducts(): LstmProducts | undefined {
     },
   };
 }
+
+/** How the LSTM kind's products run in this runtime, for `explainEngine`. */
+export function lstmArithmetic(): string {
+  return simdKernels()
+    ? "the LSTM's products in float32 on fitstream's WebAssembly SIMD kernels"
+    : "the LSTM's products in float64 JS loops (this runtime lacks WebAssembly SIMD or shared memory)";
+}
