@@ -38,6 +38,7 @@ async function hostProfile(
   const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const plan = hostPlan({ model, loss: lossFn, optimizer, data: [x, y], lastLabel: true, variables });
   if (!plan.ok) throw new Error(`no host engine: ${plan.reason}`);
+  if (plan.engine !== "dense") throw new Error("not a Dense chain");
   const labels = { values: hy, rowShape: [1], dtype: "float32" as const };
   const engine = new DenseEngine(plan, { variables, optimizer, x: hx, labels, rows, batchSize });
   const random = createRandom(1);

@@ -34,6 +34,7 @@ for (const h of quick ? [256] : [256, 1024]) {
   const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const plan = hostPlan({ model, loss: softmaxCrossEntropy, optimizer, data: [x, y], lastLabel: true, variables });
   if (!plan.ok) throw new Error(`no host engine: ${plan.reason}`);
+  if (plan.engine !== "dense") throw new Error("not a Dense chain");
   const labels = { values: y.dataSync() as Float32Array, rowShape: [10], dtype: "float32" as const };
   const engine = new DenseEngine(plan, {
     variables,

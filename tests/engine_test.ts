@@ -332,8 +332,10 @@ test("explainEngine names what keeps a run off the host engine", () => {
     ],
     [{ model: (t: tf.Tensor) => t.matMul(kernel), variables: [kernel] }, /function, not a tf.LayersModel/],
     [{
-      model: tf.sequential({ layers: [dense(), tf.layers.dropout({ rate: 0.5 }), tf.layers.dense({ units: 1 })] }),
-    }, /is a Dropout, not a Dense layer/],
+      model: tf.sequential({
+        layers: [dense(), tf.layers.gaussianNoise({ stddev: 0.5 }), tf.layers.dense({ units: 1 })],
+      }),
+    }, /is a GaussianNoise, which the host engine does not train/],
     [
       { model: tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [5], activation: "hardSigmoid" })] }) },
       /uses the hardSigmoid activation/,

@@ -25,7 +25,7 @@ import {
   slopeFromInput,
   transpose,
 } from "./dense_kernels.ts";
-import type { DenseLayer, HostPlan, Penalty } from "./host_plan.ts";
+import type { DenseLayer, DensePlan, Penalty } from "./host_plan.ts";
 import { HostOptimizer } from "./host_optimizer.ts";
 import { type HostLabels, type LossStep, lossStep } from "./loss_step.ts";
 import type { EpochTrainer, Trained } from "./epoch_trainer.ts";
@@ -98,7 +98,7 @@ interface Session {
 type PenalisedWeight = [Penalty, Float32Array, Float64Array | undefined];
 
 /**
- * Trains the layers of a {@link HostPlan}, one epoch per `epoch()` call.
+ * Trains the layers of a {@link DensePlan}, one epoch per `epoch()` call.
  * Parameters and optimizer state stay float32 between steps (as in tfjs);
  * activations and gradients are float64 within a step (products too, but
  * in a model with a wide layer). Internal.
@@ -116,11 +116,11 @@ export class DenseEngine implements EpochTrainer {
   #grads: Float64Array[]; // grads[l + 1]: d loss / d acts[l + 1]
 
   #labels: HostLabels | undefined;
-  #plan: HostPlan & { ok: true };
+  #plan: DensePlan;
   #gradients: GradientRule;
 
   /** Buffers for batches of `batchSize` rows. */
-  constructor(plan: HostPlan & { ok: true }, input: DenseEngineInput) {
+  constructor(plan: DensePlan, input: DenseEngineInput) {
     this.#plan = plan;
     this.#layers = plan.layers;
     this.#variables = input.variables;

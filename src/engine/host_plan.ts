@@ -1,7 +1,9 @@
 /**
  * Whether the host engine can train a run exactly as the tfjs path would, and
  * if not, why. The rule is an allow-list: exact built-in tfjs classes (Dense
- * layers in a plain chain, SGD / Momentum / Adam, L1L2 regularizers) whose
+ * layers in a plain chain for the Dense engine; a chain of layers with a kind
+ * in `layers/registry.ts`, at least one not Dense, for the layer engine;
+ * SGD / Momentum / Adam, L1L2 regularizers) whose
  * methods nobody has patched, a loss whose only dependence on the model is
  * through the predictions, the wasm or cpu backend. Anything else — a case
  * nobody listed included — takes the tfjs path.
@@ -9,8 +11,11 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { DENSE_ACTIVATIONS, type DenseActivation } from "./dense_kernels.ts";
+import { DENSE_ACTIVATIONS, type DenseActivation, SOFTMAX } from "./dense_kernels.ts";
 import { type Constructor, HOST_RULE_NAMES, HOST_RULES } from "./host_optimizer.ts";
+import { type Penalty, penaltyOf, protect, registeredClass, untouched } from "./pristine.ts";
+import { LAYER_KINDS } from "./layers/registry.ts";
+import { type ChainLayer, planChain } from "./layer_plan.ts";
 import { type HostLoss, SOFTMAX_LOSSES } from "./loss_kernels.ts";
 import type { PlannedLoss } from "./loss_step.ts";
 import { sigmoidCrossEntropy, softmaxCrossEntropy } from "../losses/cross_entropy.ts";
@@ -38,11 +43,7 @@ function labelsFit(loss: HostLoss, y: tf.Tensor | undefined, outputs: number): b
   return y.rank === 2 && y.dtype === "float32" && y.shape[1] === outputs;
 }
 
-/** An L1L2 penalty on one weight, as float32 factors (tfjs multiplies by float32 scalars). */
-export interface Penalty {
-  l1: number;
-  l2: number;
-}
+export type { Penalty };
 
 /** One Dense layer of a plan: its variables, sizes, activation and penalties. */
 export interface DenseLayer {
@@ -56,8 +57,24 @@ export interface DenseLayer {
   biasPenalty: Penalty | undefined;
 }
 
+/** A plan for the Dense engine: a chain of Dense layers only. */
+export interface DensePlan {
+  ok: true;
+  engine: "dense";
+  layers: DenseLayer[];
+  loss: PlannedLoss;
+}
+
+/** A plan for the layer engine: a chain of layers of registered kinds, at least one not Dense. */
+export interface ChainPlan {
+  ok: true;
+  engine: "layers";
+  layers: ChainLayer[];
+  loss: PlannedLoss;
+}
+
 /** Why the host engine can or cannot train a run, and its layers and loss when it can. */
-export type HostPlan = { ok: true; layers: DenseLayer[]; loss: PlannedLoss } | { ok: false; reason: string };
+export type HostPlan = DensePlan | ChainPlan | { ok: false; reason: string };
 
 /** What the planner needs to know of a run. */
 export interface PlanInput {
@@ -73,62 +90,9 @@ export interface PlanInput {
   lossReadsModel?: string;
 }
 
-/** Classes registered with tfjs's serialization (Dense and L1L2 are not exported by name). */
-function registeredClass(name: string): Constructor | undefined {
-  const map = (tf.serialization.SerializationMap.getMap() as unknown as {
-    classNameMap: Record<string, [Constructor, unknown]>;
-  }).classNameMap;
-  return map[name]?.[0];
-}
-
-/** The own methods of each prototype of each allowed class, as tfjs shipped them (captured at load). */
-const PRISTINE = new Map<object, Map<string, unknown>>();
-
-/** The prototypes of `cls`, from its own up to (not including) `Object.prototype`. */
-function prototypesOf(cls: Constructor): object[] {
-  const out: object[] = [];
-  for (let proto = cls.prototype; proto && proto !== Object.prototype; proto = Object.getPrototypeOf(proto)) {
-    out.push(proto);
-  }
-  return out;
-}
-
-function ownMethods(proto: object): Map<string, unknown> {
-  const methods = new Map<string, unknown>();
-  for (const name of Object.getOwnPropertyNames(proto)) {
-    if (name === "constructor") continue;
-    const d = Object.getOwnPropertyDescriptor(proto, name)!;
-    methods.set(name, d.value ?? d.get);
-  }
-  return methods;
-}
-
 const DENSE = registeredClass("Dense");
-const L1L2 = registeredClass("L1L2");
-for (const cls of [DENSE, L1L2, tf.Sequential, tf.LayersModel, ...HOST_RULES.keys()]) {
-  if (cls) { for (const proto of prototypesOf(cls)) if (!PRISTINE.has(proto)) PRISTINE.set(proto, ownMethods(proto)); }
-}
-
-/**
- * `undefined` when `value` is an instance of exactly `cls` (not a subclass)
- * whose methods are the ones tfjs shipped (none set on the instance, none
- * replaced or added on its prototypes); otherwise what differs.
- */
-function untouched(value: object, cls: Constructor | undefined): string | undefined {
-  if (!cls || Object.getPrototypeOf(value) !== cls.prototype) return "is not a built-in tfjs class (a subclass?)";
-  const prototypes = prototypesOf(cls);
-  for (const name of Object.getOwnPropertyNames(value)) {
-    if (prototypes.some((p) => PRISTINE.get(p)!.has(name))) return `has its own ${name}()`;
-  }
-  for (const proto of prototypes) {
-    const shipped = PRISTINE.get(proto)!;
-    const now = ownMethods(proto);
-    for (const [name, method] of now) {
-      if (method !== shipped.get(name)) return `has a patched ${name}()`;
-    }
-  }
-  return undefined;
-}
+protect([DENSE, tf.Sequential, tf.LayersModel, ...HOST_RULES.keys()]);
+protect([...LAYER_KINDS.keys()].map(registeredClass));
 
 function optimizerReason(optimizer: tf.Optimizer): string | undefined {
   const name = optimizer.getClassName();
@@ -154,17 +118,6 @@ function optimizerReason(optimizer: tf.Optimizer): string | undefined {
   return undefined;
 }
 
-function penaltyOf(layer: string, which: string, regularizer: unknown): Penalty | string | undefined {
-  if (regularizer == null) return undefined;
-  const touched = untouched(regularizer as object, L1L2);
-  if (touched) return `layer "${layer}" has a ${which} regularizer that ${touched}`;
-  const { l1, l2 } = regularizer as { l1: unknown; l2: unknown };
-  if (typeof l1 !== "number" || typeof l2 !== "number" || !Number.isFinite(l1) || !Number.isFinite(l2)) {
-    return `layer "${layer}" has a ${which} regularizer without finite l1 and l2`;
-  }
-  return { l1: Math.fround(l1), l2: Math.fround(l2) };
-}
-
 interface DenseInternals {
   inboundNodes?: { inboundLayers?: unknown[] }[];
   kernelRegularizer?: unknown;
@@ -173,7 +126,8 @@ interface DenseInternals {
   losses: unknown[];
 }
 
-function denseLayers(model: unknown): DenseLayer[] | string {
+/** The model's layers as a single chain (the input layer left out), or why they are not one. */
+function chainOf(model: unknown): tf.layers.Layer[] | string {
   if (!(model instanceof tf.LayersModel)) return "the model is a function, not a tf.LayersModel";
   const modelClass = model instanceof tf.Sequential ? tf.Sequential : tf.LayersModel;
   const touched = untouched(model, modelClass);
@@ -182,16 +136,9 @@ function denseLayers(model: unknown): DenseLayer[] | string {
   const layers = model.layers.filter((l, i) => !(i === 0 && l.getClassName() === "InputLayer"));
   if (layers.length === 0) return "the model has no layers";
   if (new Set(layers).size !== layers.length) return "a layer is used more than once in the model";
-  const out: DenseLayer[] = [];
   let previous: unknown = model.layers[0] === layers[0] ? undefined : model.layers[0];
   for (const layer of layers) {
-    if (layer.getClassName() !== "Dense") {
-      return `layer "${layer.name}" is a ${layer.getClassName()}, not a Dense layer`;
-    }
-    const changed = untouched(layer, DENSE);
-    if (changed) return `layer "${layer.name}" ${changed}`;
-    const internals = layer as unknown as DenseInternals;
-    const nodes = internals.inboundNodes ?? [];
+    const nodes = (layer as unknown as DenseInternals).inboundNodes ?? [];
     if (
       model instanceof tf.Sequential ? nodes.length !== 1 : (
         nodes.length !== 1 || nodes[0].inboundLayers?.length !== 1 || nodes[0].inboundLayers[0] !== previous
@@ -200,6 +147,19 @@ function denseLayers(model: unknown): DenseLayer[] | string {
       return `layer "${layer.name}" is not part of a single chain`;
     }
     previous = layer;
+  }
+  return layers;
+}
+
+function denseLayers(layers: tf.layers.Layer[]): DenseLayer[] | string {
+  const out: DenseLayer[] = [];
+  for (const layer of layers) {
+    if (layer.getClassName() !== "Dense") {
+      return `layer "${layer.name}" is a ${layer.getClassName()}, not a Dense layer`;
+    }
+    const changed = untouched(layer, DENSE);
+    if (changed) return `layer "${layer.name}" ${changed}`;
+    const internals = layer as unknown as DenseInternals;
     const config = layer.getConfig();
     const activation = String(config.activation);
     if (!(DENSE_ACTIVATIONS as readonly string[]).includes(activation)) {
@@ -247,7 +207,7 @@ function denseLayers(model: unknown): DenseLayer[] | string {
  * would, and plans it when it does. Internal.
  */
 export function hostPlan(input: PlanInput): HostPlan {
-  const { model, loss, optimizer, data, lastLabel, variables } = input;
+  const { model, loss, optimizer, data, lastLabel } = input;
   const backend = tf.getBackend();
   if (backend !== "wasm" && backend !== "cpu") {
     return { ok: false, reason: `the ${backend} backend runs tfjs kernels on its own device` };
@@ -263,35 +223,75 @@ export function hostPlan(input: PlanInput): HostPlan {
   if (!(x instanceof tf.Tensor) || (lastLabel && !(y instanceof tf.Tensor))) {
     return { ok: false, reason: "the data is not tensors" };
   }
-  if (x.rank !== 2 || x.dtype !== "float32") return { ok: false, reason: "the input is not a 2-d float32 tensor" };
   if (y && y.dtype !== "float32" && y.dtype !== "int32") {
     return { ok: false, reason: `the labels are ${y.dtype}, not float32 or int32` };
   }
-  const layers = denseLayers(model);
+  const chain = chainOf(model);
+  if (typeof chain === "string") return { ok: false, reason: chain };
+  if (chain.every((l) => l.getClassName() === "Dense")) return densePlan(input, chain);
+  return layersPlan(input, chain);
+}
+
+/** The loss of a plan whose last layer has `outputs` values a row and whose output is softmax's when `softmax`. */
+function plannedLoss(
+  input: PlanInput,
+  outputs: number,
+  softmax: boolean,
+  lastName: string,
+): { loss: PlannedLoss } | { reason: string } {
+  const { loss, data: [, y] } = input;
+  const hostLoss = HOST_LOSSES.get(loss);
+  const fits = hostLoss !== undefined && labelsFit(hostLoss, y, outputs);
+  // Softmax mixes a row, so no elementwise slope carries a loss's gradient through it: the host engine takes it
+  // only where the loss differentiates through it itself (categorical_kernels.ts), and only in the last layer.
+  const softmaxLoss = hostLoss !== undefined && SOFTMAX_LOSSES.includes(hostLoss);
+  if (softmax && !(softmaxLoss && fits)) {
+    return {
+      reason: `the last layer "${lastName}" has a softmax activation, which the host engine trains only under ` +
+        `fitstream's categoricalCrossentropy (labels shaped like the output) or sparseCategoricalCrossentropy ` +
+        `(a class id per row)` + (softmaxLoss ? "; these labels are neither" : ""),
+    };
+  }
+  const custom = { loss: { kind: "tfjs", fn: loss as (p: tf.Tensor, y?: tf.Tensor) => tf.Tensor } } as const;
+  // A softmax loss without a softmax output: tfjs differentiates it through the batch's predictions (loss_step.ts).
+  if (softmaxLoss && !softmax) return custom;
+  if (hostLoss && fits) return { loss: { kind: "host", name: hostLoss } };
+  return custom;
+}
+
+function densePlan(input: PlanInput, chain: tf.layers.Layer[]): HostPlan {
+  const { data: [x], variables } = input;
+  if (x.rank !== 2 || x.dtype !== "float32") return { ok: false, reason: "the input is not a 2-d float32 tensor" };
+  const layers = denseLayers(chain);
   if (typeof layers === "string") return { ok: false, reason: layers };
   if (layers[0].inputs !== x.shape[1]) return { ok: false, reason: "the input's width does not match the model" };
   const weights = new Set(layers.flatMap((l) => l.bias ? [l.kernel, l.bias] : [l.kernel]));
   if (!variables.every((v) => weights.has(v))) {
     return { ok: false, reason: "the optimizer would update variables outside the model's layers" };
   }
-  const last = layers[layers.length - 1], outputs = last.units;
-  const hostLoss = HOST_LOSSES.get(loss);
-  const fits = hostLoss !== undefined && labelsFit(hostLoss, y, outputs);
-  // Softmax mixes a row, so no elementwise slope carries a loss's gradient through it: the host engine takes it
-  // only where the loss differentiates through it itself (categorical_kernels.ts), and only in the last layer.
-  const softmaxLoss = hostLoss !== undefined && SOFTMAX_LOSSES.includes(hostLoss);
-  if (last.activation === "softmax" && !(softmaxLoss && fits)) {
-    return {
-      ok: false,
-      reason: `the last layer "${last.name}" has a softmax activation, which the host engine trains only under ` +
-        `fitstream's categoricalCrossentropy (labels shaped like the output) or sparseCategoricalCrossentropy ` +
-        `(a class id per row)` + (softmaxLoss ? "; these labels are neither" : ""),
-    };
+  const last = layers[layers.length - 1];
+  const loss = plannedLoss(input, last.units, last.activation === "softmax", last.name);
+  return "reason" in loss ? { ok: false, reason: loss.reason } : { ok: true, engine: "dense", layers, loss: loss.loss };
+}
+
+function layersPlan(input: PlanInput, chain: tf.layers.Layer[]): HostPlan {
+  const { data: [x], variables } = input;
+  const ids = chain[0].getClassName() === "Embedding";
+  if (x.rank < 2 || !(x.dtype === "float32" || (ids && x.dtype === "int32"))) {
+    return { ok: false, reason: `the input is not a float32 tensor of rank 2 or more${ids ? " (or int32 ids)" : ""}` };
   }
-  if (softmaxLoss && last.activation !== "softmax") {
-    // tfjs differentiates it through the batch's predictions, whatever the last activation (loss_step.ts).
-    return { ok: true, layers, loss: { kind: "tfjs", fn: loss as (p: tf.Tensor, y?: tf.Tensor) => tf.Tensor } };
+  const layers = planChain(chain, x.shape.slice(1));
+  if (typeof layers === "string") return { ok: false, reason: layers };
+  const weights = new Set(layers.flatMap((l) => l.planned.params));
+  if (!variables.every((v) => weights.has(v))) {
+    return { ok: false, reason: "the optimizer would update variables outside the model's layers" };
   }
-  if (hostLoss && fits) return { ok: true, layers, loss: { kind: "host", name: hostLoss } };
-  return { ok: true, layers, loss: { kind: "tfjs", fn: loss as (p: tf.Tensor, y?: tf.Tensor) => tf.Tensor } };
+  const last = layers[layers.length - 1];
+  if (last.planned.output.length !== 1) {
+    return { ok: false, reason: `the model's output has rank ${last.planned.output.length + 1}, not 2` };
+  }
+  const loss = plannedLoss(input, last.outputWidth, last.planned.activation === SOFTMAX, last.name);
+  return "reason" in loss
+    ? { ok: false, reason: loss.reason }
+    : { ok: true, engine: "layers", layers, loss: loss.loss };
 }

@@ -15,6 +15,7 @@ import { type BatchDataset, openPass } from "../data/dataset.ts";
 import { probeRun } from "./probe.ts";
 import { isLayersModel, type LossFunction, type ModelLike } from "./model.ts";
 import { DenseEngine } from "./dense_engine.ts";
+import { LayerEngine } from "./layer_engine.ts";
 import { type HostPlan, hostPlan } from "./host_plan.ts";
 import { realignSlots } from "./optimizer_slots.ts";
 import type { EpochTrainer } from "./epoch_trainer.ts";
@@ -71,10 +72,12 @@ export function decideEngine(run: TrainingRun, variables: tf.Variable[]): Engine
   if (!plan.ok) return { engine: "tfjs", reason: plan.reason };
   const rule = run.gradients ? describeRule(run.gradients) : "";
   const lossName = plan.loss.kind === "host" ? plan.loss.name : "a custom loss (its gradient through tfjs per batch)";
+  const chain = plan.engine === "dense"
+    ? `a chain of ${plan.layers.length} Dense layer(s)`
+    : `a chain of ${plan.layers.length} layers (${plan.layers.map((l) => l.className).join(", ")})`;
   return {
     engine: "host",
-    reason: `a chain of ${plan.layers.length} Dense layer(s) under ${lossName} with ${run.optimizer.getClassName()}` +
-      (rule ? ` (${rule})` : ""),
+    reason: `${chain} under ${lossName} with ${run.optimizer.getClassName()}` + (rule ? ` (${rule})` : ""),
     plan,
   };
 }
@@ -152,18 +155,20 @@ export class EpochTraining {
     this.#variables = variables;
     const decision = decideEngine(run, variables);
     const gradients = run.gradients ?? PLAIN_GRADIENTS;
-    return decision.engine === "host"
-      ? new DenseEngine(decision.plan, {
-        variables,
-        optimizer: run.optimizer,
-        x: run.host!.values[0] as Float32Array,
-        labels: run.lastLabel
-          ? { values: run.host!.values[1], rowShape: run.host!.shapes[1], dtype: run.host!.dtypes[1] }
-          : undefined,
-        rows: run.rows,
-        batchSize: run.batchSize,
-        gradients,
-      })
-      : new TfjsTrainer({ ...run, variables, gradients });
+    if (decision.engine === "tfjs") return new TfjsTrainer({ ...run, variables, gradients });
+    const input = {
+      variables,
+      optimizer: run.optimizer,
+      labels: run.lastLabel
+        ? { values: run.host!.values[1], rowShape: run.host!.shapes[1], dtype: run.host!.dtypes[1] }
+        : undefined,
+      rows: run.rows,
+      batchSize: run.batchSize,
+      gradients,
+    };
+    const { plan } = decision;
+    return plan.engine === "dense"
+      ? new DenseEngine(plan, { ...input, x: run.host!.values[0] as Float32Array })
+      : new LayerEngine(plan, { ...input, x: run.host!.values[0] });
   }
 }

@@ -10,6 +10,8 @@ import { isLayersModel } from "../engine/model.ts";
 import { decideEngine, trainedVariables, type TrainingRun } from "../engine/trainer.ts";
 import { probeRun } from "../engine/probe.ts";
 import { productArithmetic } from "../engine/wide_layers.ts";
+import { chainProducts } from "../engine/layer_plan.ts";
+import { lstmArithmetic } from "../engine/layers/lstm_products.ts";
 import type { ModelLike } from "../engine/model.ts";
 import { checkEpochOptions, type EpochStreamOptions } from "./epoch_options.ts";
 
@@ -90,7 +92,9 @@ export interface EngineExplanation {
  * selu, softplus, relu6, softsign, swish, mish, gelu or gelu_new activations (the
  * registry of `src/kernels/activations.ts`) — and softmax in the last layer under
  * fitstream's `categoricalCrossentropy` or `sparseCategoricalCrossentropy` —
- * frozen or not, L1/L2 regularizers,
+ * with, between them, Dropout (no noiseShape), BatchNormalization (last
+ * axis, center and scale on), Embedding (no maskZero), GlobalAveragePooling1D
+ * and Flatten layers — frozen or not, L1/L2 regularizers,
  * Adam, SGD, Momentum, RMSProp, Adagrad, Adadelta or Adamax — built-in and unpatched — and a loss that depends
  * on the model only through its predictions), or the tfjs path for
  * everything else. For the host engine it also says how the products are
@@ -129,6 +133,11 @@ export function explainEngine<M extends ModelLike, X extends object>(
   if (run.dataset) return explainForDataset(run);
   const decision = decideEngine(run, trainedVariables(run.model, run.variables));
   if (decision.engine === "tfjs") return { engine: "tfjs", reason: decision.reason };
-  const arithmetic = productArithmetic(decision.plan.layers, Math.min(run.batchSize, run.rows));
+  const { plan } = decision;
+  const products = plan.engine === "dense" ? plan.layers : chainProducts(plan.layers);
+  let arithmetic = productArithmetic(products, Math.min(run.batchSize, run.rows));
+  if (plan.engine === "layers" && plan.layers.some((l) => l.className === "LSTM")) {
+    arithmetic += `; ${lstmArithmetic()}`;
+  }
   return { engine: "host", reason: `${decision.reason}; ${arithmetic}` };
 }

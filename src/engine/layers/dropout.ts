@@ -1,0 +1,60 @@
+/**
+ * The `Dropout` kind. In training tfjs multiplies its input by
+ * `floor(u + keep) / keep` (float32), `u` drawn by
+ * `tf.randomUniform(shape, 0, 1, "float32", seed)` — seeded from
+ * `Math.random` when the layer has no seed, so one draw of `Math.random` a
+ * layer a step. The kind makes the same call at the same point of the step
+ * (the engine runs the layers' forward in model order, as `model.fit` does)
+ * and reads the numbers, so both paths drop the same units.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { BackwardArrays, ForwardArrays, LayerKind, PlanContext, PlannedLayer } from "./kind.ts";
+
+function plan({ layer, config, input }: PlanContext): PlannedLayer | string {
+  const internals = layer as unknown as { rate: unknown; noiseShape: unknown; seed: unknown };
+  const rate = internals.rate;
+  if (typeof rate !== "number" || !(rate >= 0 && rate <= 1)) return `layer "${layer.name}" has no rate in [0, 1]`;
+  if (internals.noiseShape != null || config.noiseShape != null) {
+    return `layer "${layer.name}" has a noiseShape (the host engine drops single values only)`;
+  }
+  const seed = internals.seed;
+  if (seed != null && typeof seed !== "number") return `layer "${layer.name}" has a seed that is not a number`;
+  const width = input.reduce((a, b) => a * b, 1);
+  const shapeOf = (n: number) => [n, ...input];
+  // tfjs-layers drops nothing at rate 0 and 1 (the layer passes its input through): so does the kind.
+  const active = rate > 0 && rate < 1;
+  const keep = Math.fround(1 - rate);
+  const scale = Math.fround(1 / keep);
+  const forward = ({ n, training, input: x, output, scratch }: ForwardArrays) => {
+    const size = n * width;
+    if (!active || !training) {
+      for (let i = 0; i < size; i++) output[i] = x[i];
+      return;
+    }
+    const mask = scratch[0];
+    const u = tf.tidy(() => tf.randomUniform(shapeOf(n), 0, 1, "float32", seed as number | undefined));
+    const values = u.dataSync() as Float32Array;
+    u.dispose();
+    for (let i = 0; i < size; i++) {
+      // floor(u + keep) in float32: 1 or 0; then / keep in float32.
+      const m = Math.floor(Math.fround(values[i] + keep)) * scale;
+      mask[i] = m;
+      output[i] = x[i] * m;
+    }
+  };
+  const backward = ({ n, training, gradOutput, gradInput, scratch }: BackwardArrays) => {
+    if (!gradInput) return;
+    const size = n * width, mask = scratch[0];
+    if (!active || !training) {
+      for (let i = 0; i < size; i++) gradInput[i] = gradOutput[i];
+      return;
+    }
+    for (let i = 0; i < size; i++) gradInput[i] = gradOutput[i] * mask[i];
+  };
+  return { output: input, params: [], scratch: [{ perRow: width }], forward, backward };
+}
+
+/** Dropout layers. */
+export const dropoutKind: LayerKind = { className: "Dropout", plan };
