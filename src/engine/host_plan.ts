@@ -11,6 +11,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { DENSE_ACTIVATIONS, type DenseActivation } from "./dense_kernels.ts";
 import { type Constructor, HOST_RULES } from "./host_optimizer.ts";
+import { layerInternals, optimizerInternals, registeredClass, unknownTfjs } from "../internal/tfjs_private.ts";
 import { type HostLoss, SOFTMAX_LOSSES } from "./loss_kernels.ts";
 import type { PlannedLoss } from "./loss_step.ts";
 import { sigmoidCrossEntropy, softmaxCrossEntropy } from "../losses/cross_entropy.ts";
@@ -71,14 +72,6 @@ export interface PlanInput {
   variables: tf.Variable[];
   /** Set when a probe found that the loss depends on the model other than through the predictions. */
   lossReadsModel?: string;
-}
-
-/** Classes registered with tfjs's serialization (Dense and L1L2 are not exported by name). */
-function registeredClass(name: string): Constructor | undefined {
-  const map = (tf.serialization.SerializationMap.getMap() as unknown as {
-    classNameMap: Record<string, [Constructor, unknown]>;
-  }).classNameMap;
-  return map[name]?.[0];
 }
 
 /** The own methods of each prototype of each allowed class, as tfjs shipped them (captured at load). */
@@ -143,7 +136,8 @@ function optimizerReason(optimizer: tf.Optimizer): string | undefined {
   }
   const touched = untouched(optimizer, cls);
   if (touched) return `the ${name} optimizer ${touched}`;
-  const internals = optimizer as unknown as Record<string, unknown>;
+  const internals = optimizerInternals(optimizer);
+  if (!internals) return unknownTfjs();
   for (const field of rule.fields) {
     const value = internals[field];
     const ok = value instanceof tf.Tensor
@@ -165,14 +159,6 @@ function penaltyOf(layer: string, which: string, regularizer: unknown): Penalty 
   return { l1: Math.fround(l1), l2: Math.fround(l2) };
 }
 
-interface DenseInternals {
-  inboundNodes?: { inboundLayers?: unknown[] }[];
-  kernelRegularizer?: unknown;
-  biasRegularizer?: unknown;
-  activityRegularizer?: unknown;
-  losses: unknown[];
-}
-
 function denseLayers(model: unknown): DenseLayer[] | string {
   if (!(model instanceof tf.LayersModel)) return "the model is a function, not a tf.LayersModel";
   const modelClass = model instanceof tf.Sequential ? tf.Sequential : tf.LayersModel;
@@ -190,11 +176,12 @@ function denseLayers(model: unknown): DenseLayer[] | string {
     }
     const changed = untouched(layer, DENSE);
     if (changed) return `layer "${layer.name}" ${changed}`;
-    const internals = layer as unknown as DenseInternals;
-    const nodes = internals.inboundNodes ?? [];
+    const internals = layerInternals(layer);
+    if (!internals) return unknownTfjs()!;
+    const nodes = internals.inboundLayers;
     if (
       model instanceof tf.Sequential ? nodes.length !== 1 : (
-        nodes.length !== 1 || nodes[0].inboundLayers?.length !== 1 || nodes[0].inboundLayers[0] !== previous
+        nodes.length !== 1 || nodes[0].length !== 1 || nodes[0][0] !== previous
       )
     ) {
       return `layer "${layer.name}" is not part of a single chain`;
@@ -225,7 +212,7 @@ function denseLayers(model: unknown): DenseLayer[] | string {
     if (typeof kernelPenalty === "string") return kernelPenalty;
     const biasPenalty = bias ? penaltyOf(layer.name, "bias", internals.biasRegularizer) : undefined;
     if (typeof biasPenalty === "string") return biasPenalty;
-    if (internals.losses.length !== (kernelPenalty ? 1 : 0) + (biasPenalty ? 1 : 0)) {
+    if (layer.losses.length !== (kernelPenalty ? 1 : 0) + (biasPenalty ? 1 : 0)) {
       return `layer "${layer.name}" has losses besides its kernel and bias regularizers`;
     }
     out.push({

@@ -13,6 +13,7 @@ import { gradientsOf, trainStep } from "./train_step.ts";
 import type { EpochTrainer, Trained } from "./epoch_trainer.ts";
 import { cutRows, type Feed, type RowsFeed, takeRows } from "./feed.ts";
 import { clipTensors, type GradientRule, isPlain } from "./gradient_rule.ts";
+import { sequentialInner } from "../internal/tfjs_private.ts";
 
 /** What a tfjs-path epoch needs. Internal. */
 export interface TfjsTrainerInput {
@@ -33,14 +34,16 @@ export interface TfjsTrainerInput {
 
 /**
  * The regularization penalties of a layers model, computed as `model.fit`
- * computes them (a Sequential keeps them on its inner model). Internal.
+ * computes them (a Sequential keeps them on its inner model; on a tfjs whose
+ * internals fitstream does not know, each layer's own, in order: the same
+ * unless a layer sits in the Sequential twice). Internal.
  */
 export function penaltiesOf(model: ModelLike): tf.Scalar[] {
   if (!isLayersModel(model)) return [];
-  const inner = (model instanceof tf.Sequential ? (model as unknown as { model?: tf.LayersModel }).model : model) as
-    | { calculateLosses(): tf.Scalar[] }
-    | undefined;
-  return inner ? inner.calculateLosses() : [];
+  if (!(model instanceof tf.Sequential)) return model.calculateLosses();
+  const inner = sequentialInner(model);
+  if (inner) return inner.calculateLosses();
+  return tf.tidy(() => model.layers.flatMap((layer) => layer.calculateLosses()));
 }
 
 /**

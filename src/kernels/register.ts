@@ -25,6 +25,7 @@ import { resizeBilinearGradient } from "./resize_bilinear_grad.ts";
 import { tile } from "./tile.ts";
 import { clipByValue, maximum, minimum, pow, relu6, sign } from "./special_values.ts";
 import { unsortedSegmentSum } from "./unsorted_segment_sum.ts";
+import { knowsTfjs } from "../internal/tfjs_private.ts";
 
 /** One kernel fitstream supplies, where, and why. */
 export interface SuppliedKernel {
@@ -291,10 +292,11 @@ function register(backend: Backend): void {
 
 /**
  * Registers the table's kernels (once per backend; replacing tfjs's own),
- * unless {@link useTfjsKernels} opted out. Internal.
+ * unless {@link useTfjsKernels} opted out or the tfjs loaded is not the one
+ * they were written against (tfjs's own then run). Internal.
  */
 export function registerKernels(): void {
-  if (optedOut) return;
+  if (optedOut || !knowsTfjs()) return;
   registerComparisonGradients();
   if (!registered.has("cpu")) register("cpu");
   // Before tfjs-backend-wasm is imported its own kernels are not registered yet, and would replace ours.
