@@ -1,11 +1,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { collect, epochStream, explainEngine, pipe, take } from "../mod.ts";
+import { collect, epochStream, explainEngine, pipe, take, useBackend } from "../mod.ts";
 import {
   KNOWN_TFJS,
   knowsTfjs,
   layerInternals,
+  learningRateOf,
   optimizerInternals,
   optimizerSlots,
   optimizerVariables,
@@ -16,6 +17,7 @@ import {
   wasmMemory,
 } from "../src/internal/tfjs_private.ts";
 import { snapshotOptimizer } from "../src/engine/optimizer_state.ts";
+import { getLearningRate, setLearningRate } from "../src/engine/learning_rate.ts";
 import { backend, weightsOf } from "./tf_helpers.ts";
 
 const mse = tf.losses.meanSquaredError;
@@ -64,6 +66,7 @@ test("the accessors answer for the tfjs fitstream was written against (4.22.0)",
   assert.equal(internals.activityRegularizer ?? null, null);
   const adam = tf.train.adam(0.01);
   assert.equal(optimizerInternals(adam)!.learningRate, 0.01);
+  assert.equal(learningRateOf(adam), 0.01);
   const [x, y] = data();
   const vars = m.trainableWeights.map((w) => w.read() as tf.Variable);
   tf.dispose(adam.minimize(() => mse(y, m.apply(x) as tf.Tensor) as tf.Scalar, true, vars)!);
@@ -98,6 +101,16 @@ test("on a tfjs version fitstream does not know, every accessor answers unsuppor
     assert.equal(optimizerSlots(adam), undefined);
     assert.equal(optimizerVariables(adam), undefined);
     assert.equal(wasmMemory(tf.backend(), x.dataId), undefined);
+    // The rate through public tfjs: getConfig() to read it, SGD's setLearningRate to change it; Adam has none.
+    assert.equal(getLearningRate(adam), 0.01);
+    const sgd = tf.train.sgd(0.5);
+    setLearningRate(sgd, 0.25);
+    assert.equal(getLearningRate(sgd), 0.25);
+    sgd.dispose();
+    assert.throws(() => setLearningRate(adam, 0.5), {
+      name: "TypeError",
+      message: /^setLearningRate: cannot change the Adam optimizer's rate: tfjs 9\.9\.9 is not a version/,
+    });
     assert.throws(() => snapshotOptimizer(adam), {
       message: /^lrFinder: cannot copy the optimizer's state to put it back: tfjs 9\.9\.9 is not a version/,
     });
@@ -138,4 +151,19 @@ test("on an unknown tfjs the host engine steps aside with that reason, and train
   assert.deepEqual(unknown.losses, known.losses);
   assert.deepEqual(unknown.weights, known.weights);
   assert.equal(tf.memory().numTensors, before);
+});
+
+test("on an unknown tfjs useBackend registers none of fitstream's kernels: tfjs's own run", async () => {
+  const batchMatMul = () => tf.getKernel("BatchMatMul", backend)?.kernelFunc;
+  const ours = batchMatMul();
+  try {
+    await useBackend(backend as "wasm" | "cpu", { kernels: "tfjs" });
+    const own = batchMatMul();
+    assert.notEqual(own, ours, "tfjs's own BatchMatMul is back");
+    await asIfTfjs("9.9.9", () => useBackend(backend as "wasm" | "cpu"));
+    assert.equal(batchMatMul(), own, "and stays");
+  } finally {
+    await useBackend();
+  }
+  assert.equal(batchMatMul(), ours);
 });

@@ -190,6 +190,38 @@ export function optimizerVariables(optimizer: tf.Optimizer): [string, tf.Variabl
   return Object.entries(optimizer).filter(([, v]) => v instanceof tf.Variable) as [string, tf.Variable][];
 }
 
+/**
+ * The optimizer's learning rate: the `learningRate` field every tfjs 4.22
+ * optimizer reads at each step (SGD and Momentum: at `setLearningRate`); on
+ * an unknown tfjs, what its public `getConfig()` says.
+ */
+export function learningRateOf(optimizer: tf.Optimizer): unknown {
+  if (knowsTfjs()) return (optimizer as unknown as { learningRate?: unknown }).learningRate;
+  try {
+    return optimizer.getConfig().learningRate;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Sets the optimizer's learning rate for its next step: through its public
+ * `setLearningRate` where it has one (tfjs's SGD and Momentum, which cache
+ * `-lr` in a tensor), else on tfjs 4.22 by writing the field the others
+ * read at every step. `false` when neither applies (another optimizer on an
+ * unknown tfjs).
+ */
+export function setLearningRateOf(optimizer: tf.Optimizer, lr: number): boolean {
+  const o = optimizer as unknown as { learningRate?: unknown; setLearningRate?: unknown };
+  if (typeof o.setLearningRate === "function") {
+    o.setLearningRate(lr);
+    return true;
+  }
+  if (!knowsTfjs()) return false;
+  o.learningRate = lr;
+  return true;
+}
+
 // ---------------------------------------------------------------- backends
 
 /** The tfjs-backend-wasm version loaded, once `useBackend` has imported it. */
