@@ -44,9 +44,12 @@ function loadedVersion(): string {
   return core === layers ? core : `${core} (tfjs-layers ${layers})`;
 }
 
+/** Whether tfjs itself is the known version (read once: a kernel asks on every call). */
+const tfjsIsKnown = loadedVersion() === KNOWN_TFJS;
+
 /** Whether the loaded tfjs is the one this module knows. */
 export function knowsTfjs(): boolean {
-  return loadedVersion() === KNOWN_TFJS;
+  return reportedVersion === undefined ? tfjsIsKnown : reportedVersion === KNOWN_TFJS;
 }
 
 /**
