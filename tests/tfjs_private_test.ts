@@ -5,11 +5,12 @@ import { collect, epochStream, explainEngine, pipe, take, useBackend } from "../
 import {
   KNOWN_TFJS,
   knowsTfjs,
-  layerInternals,
+  layerFields,
   learningRateOf,
   optimizerInternals,
   optimizerSlots,
   optimizerVariables,
+  readsWasmMemory,
   registeredClass,
   reportTfjsVersionForTests,
   sequentialInner,
@@ -21,6 +22,13 @@ import { getLearningRate, setLearningRate } from "../src/engine/learning_rate.ts
 import { backend, weightsOf } from "./tf_helpers.ts";
 
 const mse = tf.losses.meanSquaredError;
+
+/** The private fields of a Dense layer the test reads. */
+interface DenseFields {
+  inboundNodes?: unknown[];
+  kernelRegularizer?: unknown;
+  activityRegularizer?: unknown;
+}
 
 /** Runs `f` while the module believes tfjs `version` is loaded. */
 async function asIfTfjs<T>(version: string, f: () => T | Promise<T>): Promise<T> {
@@ -60,8 +68,8 @@ test("the accessors answer for the tfjs fitstream was written against (4.22.0)",
   const m = model(0.01);
   const dense = m.layers[0];
   assert.equal(registeredClass("Dense"), dense.constructor);
-  const internals = layerInternals(dense)!;
-  assert.equal(internals.inboundLayers.length, 1);
+  const internals = layerFields<DenseFields>(dense)!;
+  assert.equal(internals.inboundNodes!.length, 1);
   assert.ok(internals.kernelRegularizer instanceof tf.serialization.Serializable);
   assert.equal(internals.activityRegularizer ?? null, null);
   const adam = tf.train.adam(0.01);
@@ -76,6 +84,7 @@ test("the accessors answer for the tfjs fitstream was written against (4.22.0)",
   assert.equal(slots.get("accumulatedFirstMoment")!.length, vars.length);
   assert.equal(slots.get("accumulatedSecondMoment")!.length, vars.length);
   assert.deepEqual(optimizerVariables(adam)!.map(([k]) => k).sort(), ["accBeta1", "accBeta2"]);
+  assert.equal(readsWasmMemory(tf.backend()), backend === "wasm");
   if (backend === "wasm") {
     const memory = wasmMemory(tf.backend(), x.dataId)!;
     assert.equal(memory.dtype, "float32");
@@ -95,9 +104,10 @@ test("on a tfjs version fitstream does not know, every accessor answers unsuppor
     assert.equal(knowsTfjs(), false);
     assert.match(unknownTfjs()!, /^tfjs 9\.9\.9 is not a version fitstream's host engine knows/);
     assert.equal(registeredClass("Dense"), undefined);
-    assert.equal(layerInternals(m.layers[0]), undefined);
+    assert.equal(layerFields<DenseFields>(m.layers[0]), undefined);
     assert.equal(sequentialInner(m), undefined);
     assert.equal(optimizerInternals(adam), undefined);
+    assert.equal(readsWasmMemory(tf.backend()), false);
     assert.equal(optimizerSlots(adam), undefined);
     assert.equal(optimizerVariables(adam), undefined);
     assert.equal(wasmMemory(tf.backend(), x.dataId), undefined);

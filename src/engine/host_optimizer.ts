@@ -17,12 +17,29 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { type AdamScalars, simdKernels } from "../kernels/simd/products.ts";
-import { type OptimizerInternals, optimizerInternals, type Slots } from "../internal/tfjs_private.ts";
+import { optimizerInternals } from "../internal/tfjs_private.ts";
 
 const f32 = Math.fround;
 
-/** What the host knows of a tfjs optimizer's internals (read through `tfjs_private.ts`). */
-type Internals = OptimizerInternals;
+/** One optimizer's slot arrays (tfjs's `{ originalName, variable }[]`, indexed like the variables). */
+type Slots = ({ originalName: string; variable: tf.Variable } | undefined)[];
+
+/** What the host knows of a tfjs optimizer's internals. */
+interface Internals {
+  iterations_?: number;
+  c?: tf.Scalar;
+  m?: tf.Scalar;
+  useNesterov?: boolean;
+  learningRate?: number;
+  beta1?: number;
+  beta2?: number;
+  epsilon?: number;
+  accBeta1?: tf.Variable;
+  accBeta2?: tf.Variable;
+  accumulations?: Slots;
+  accumulatedFirstMoment?: Slots;
+  accumulatedSecondMoment?: Slots;
+}
 
 /** An update rule: its slot arrays (by field name and name suffix) and one step over one variable. */
 interface Rule {
@@ -171,7 +188,7 @@ export class HostOptimizer {
   constructor(optimizer: tf.Optimizer, variables: tf.Variable[]) {
     const rule = HOST_RULES.get(optimizer.constructor as Constructor);
     if (!rule) throw new Error(`no host update rule for ${optimizer.getClassName()}`);
-    const internals = optimizerInternals(optimizer);
+    const internals = optimizerInternals<Internals>(optimizer); // tfjs's private state: see tfjs_private.ts
     if (!internals) throw new Error(`no host update rule for ${optimizer.getClassName()} on this tfjs version`);
     this.#optimizer = internals;
     this.#variables = variables;

@@ -11,7 +11,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { DENSE_ACTIVATIONS, type DenseActivation } from "./dense_kernels.ts";
 import { type Constructor, HOST_RULES } from "./host_optimizer.ts";
-import { layerInternals, optimizerInternals, registeredClass, unknownTfjs } from "../internal/tfjs_private.ts";
+import { layerFields, optimizerInternals, registeredClass, unknownTfjs } from "../internal/tfjs_private.ts";
 import { type HostLoss, SOFTMAX_LOSSES } from "./loss_kernels.ts";
 import type { PlannedLoss } from "./loss_step.ts";
 import { sigmoidCrossEntropy, softmaxCrossEntropy } from "../losses/cross_entropy.ts";
@@ -136,7 +136,7 @@ function optimizerReason(optimizer: tf.Optimizer): string | undefined {
   }
   const touched = untouched(optimizer, cls);
   if (touched) return `the ${name} optimizer ${touched}`;
-  const internals = optimizerInternals(optimizer);
+  const internals = optimizerInternals<Record<string, unknown>>(optimizer);
   if (!internals) return unknownTfjs();
   for (const field of rule.fields) {
     const value = internals[field];
@@ -159,6 +159,14 @@ function penaltyOf(layer: string, which: string, regularizer: unknown): Penalty 
   return { l1: Math.fround(l1), l2: Math.fround(l2) };
 }
 
+interface DenseInternals {
+  inboundNodes?: { inboundLayers?: unknown[] }[];
+  kernelRegularizer?: unknown;
+  biasRegularizer?: unknown;
+  activityRegularizer?: unknown;
+  losses: unknown[];
+}
+
 function denseLayers(model: unknown): DenseLayer[] | string {
   if (!(model instanceof tf.LayersModel)) return "the model is a function, not a tf.LayersModel";
   const modelClass = model instanceof tf.Sequential ? tf.Sequential : tf.LayersModel;
@@ -176,12 +184,12 @@ function denseLayers(model: unknown): DenseLayer[] | string {
     }
     const changed = untouched(layer, DENSE);
     if (changed) return `layer "${layer.name}" ${changed}`;
-    const internals = layerInternals(layer);
+    const internals = layerFields<DenseInternals>(layer);
     if (!internals) return unknownTfjs()!;
-    const nodes = internals.inboundLayers;
+    const nodes = internals.inboundNodes ?? [];
     if (
       model instanceof tf.Sequential ? nodes.length !== 1 : (
-        nodes.length !== 1 || nodes[0].length !== 1 || nodes[0][0] !== previous
+        nodes.length !== 1 || nodes[0].inboundLayers?.length !== 1 || nodes[0].inboundLayers[0] !== previous
       )
     ) {
       return `layer "${layer.name}" is not part of a single chain`;
@@ -212,7 +220,7 @@ function denseLayers(model: unknown): DenseLayer[] | string {
     if (typeof kernelPenalty === "string") return kernelPenalty;
     const biasPenalty = bias ? penaltyOf(layer.name, "bias", internals.biasRegularizer) : undefined;
     if (typeof biasPenalty === "string") return biasPenalty;
-    if (layer.losses.length !== (kernelPenalty ? 1 : 0) + (biasPenalty ? 1 : 0)) {
+    if (internals.losses.length !== (kernelPenalty ? 1 : 0) + (biasPenalty ? 1 : 0)) {
       return `layer "${layer.name}" has losses besides its kernel and bias regularizers`;
     }
     out.push({

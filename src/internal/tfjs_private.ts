@@ -106,30 +106,14 @@ export function registeredClass(name: string): Constructor | undefined {
   return map?.[name]?.[0];
 }
 
-/** What the planner reads of a layer beyond its public API. */
-export interface LayerInternals {
-  /** Per node (each call of the layer), the layers feeding it. */
-  inboundLayers: unknown[][];
-  kernelRegularizer?: unknown;
-  biasRegularizer?: unknown;
-  activityRegularizer?: unknown;
-}
-
-/** A layer's nodes and regularizers, or `undefined` on an unknown tfjs. */
-export function layerInternals(layer: tf.layers.Layer): LayerInternals | undefined {
-  if (!knowsTfjs()) return undefined;
-  const internals = layer as unknown as {
-    inboundNodes?: { inboundLayers?: unknown[] }[];
-    kernelRegularizer?: unknown;
-    biasRegularizer?: unknown;
-    activityRegularizer?: unknown;
-  };
-  return {
-    inboundLayers: (internals.inboundNodes ?? []).map((node) => node.inboundLayers ?? []),
-    kernelRegularizer: internals.kernelRegularizer,
-    biasRegularizer: internals.biasRegularizer,
-    activityRegularizer: internals.activityRegularizer,
-  };
+/**
+ * A layer's private fields, as the caller's type `T` names them (tfjs 4.22's
+ * `inboundNodes`, `kernelRegularizer`, a dropout's `rate` and `seed`, …), or
+ * `undefined` on an unknown tfjs. Every field is optional in `T`: tfjs sets
+ * some only when a layer is built or configured so.
+ */
+export function layerFields<T extends object>(layer: tf.layers.Layer): T | undefined {
+  return knowsTfjs() ? layer as unknown as T : undefined;
 }
 
 // ---------------------------------------------------------------- tfjs-core: optimizers
@@ -160,9 +144,13 @@ export interface OptimizerInternals {
   accumulatedSecondMoment?: Slots;
 }
 
-/** The optimizer's private fields, typed, or `undefined` on an unknown tfjs. */
-export function optimizerInternals(optimizer: tf.Optimizer): OptimizerInternals | undefined {
-  return knowsTfjs() ? optimizer as unknown as OptimizerInternals : undefined;
+/**
+ * The optimizer's private fields, as the caller's type `T` names them (by
+ * default the ones above; a rule for another optimizer names its own), or
+ * `undefined` on an unknown tfjs.
+ */
+export function optimizerInternals<T extends object = OptimizerInternals>(optimizer: tf.Optimizer): T | undefined {
+  return knowsTfjs() ? optimizer as unknown as T : undefined;
 }
 
 function isSlot(value: unknown): value is Slot {
@@ -242,19 +230,32 @@ export interface WasmMemory {
   dtype: string;
 }
 
+/** The wasm backend's private state that {@link wasmMemory} reads. */
+interface WasmInternals {
+  dataIdMap?: { get(dataId: object): { memoryOffset: number; dtype: string } | undefined };
+  wasm?: { HEAPU8: Uint8Array };
+}
+
+/**
+ * Whether {@link wasmMemory} can read `backend`'s memory: the wasm backend of
+ * the known tfjs and tfjs-backend-wasm.
+ */
+export function readsWasmMemory(backend: object): boolean {
+  if (wasmVersion !== KNOWN_TFJS || !knowsTfjs()) return false;
+  const internals = backend as WasmInternals;
+  return internals.dataIdMap !== undefined && internals.wasm?.HEAPU8 !== undefined;
+}
+
 /**
  * Where the wasm backend keeps `dataId`'s values, or `undefined` on another
  * backend, an unknown tfjs or tfjs-backend-wasm, or data it does not hold.
  */
 export function wasmMemory(backend: object, dataId: object): WasmMemory | undefined {
-  if (wasmVersion !== KNOWN_TFJS || !knowsTfjs()) return undefined;
-  const internals = backend as {
-    dataIdMap?: { get(dataId: object): { memoryOffset: number; dtype: string } | undefined };
-    wasm?: { HEAPU8: Uint8Array };
-  };
-  const data = internals.dataIdMap?.get(dataId);
-  const heap = internals.wasm?.HEAPU8;
-  return data && heap ? { heap, offset: data.memoryOffset, dtype: data.dtype } : undefined;
+  if (!readsWasmMemory(backend)) return undefined;
+  const internals = backend as WasmInternals;
+  const data = internals.dataIdMap!.get(dataId);
+  const heap = internals.wasm!.HEAPU8;
+  return data ? { heap, offset: data.memoryOffset, dtype: data.dtype } : undefined;
 }
 
 /**
