@@ -11,11 +11,11 @@
 import * as tf from "@tensorflow/tfjs";
 import { DENSE_ACTIVATIONS, type DenseActivation } from "./dense_kernels.ts";
 import { type Constructor, HOST_RULES } from "./host_optimizer.ts";
-import { layerFields, optimizerInternals, registeredClass, unknownTfjs } from "../internal/tfjs_private.ts";
 import { type HostLoss, SOFTMAX_LOSSES } from "./loss_kernels.ts";
 import type { PlannedLoss } from "./loss_step.ts";
 import { sigmoidCrossEntropy, softmaxCrossEntropy } from "../losses/cross_entropy.ts";
 import { categoricalCrossentropy, sparseCategoricalCrossentropy } from "../losses/categorical.ts";
+import { layerFields, optimizerInternals, registeredClass, unknownTfjs } from "../internal/tfjs_private.ts";
 
 const HOST_LOSSES = new Map<unknown, HostLoss>([
   [tf.losses.meanSquaredError, "meanSquaredError"],

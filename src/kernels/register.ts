@@ -7,6 +7,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { knowsTfjs } from "../internal/tfjs_private.ts";
 import { keepOriginal, markOurs, originalKernel } from "./_originals.ts";
 import { registerComparisonGradients } from "./comparison_gradients.ts";
 import { conv2dFilterGradient } from "./conv2d_filter_grad.ts";
@@ -25,7 +26,6 @@ import { resizeBilinearGradient } from "./resize_bilinear_grad.ts";
 import { tile } from "./tile.ts";
 import { clipByValue, maximum, minimum, pow, relu6, sign } from "./special_values.ts";
 import { unsortedSegmentSum } from "./unsorted_segment_sum.ts";
-import { knowsTfjs } from "../internal/tfjs_private.ts";
 
 /** One kernel fitstream supplies, where, and why. */
 export interface SuppliedKernel {
