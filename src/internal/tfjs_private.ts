@@ -1,7 +1,7 @@
 /**
  * Every read (and write) of tfjs's private state, in one place: the gradient
  * tape, tfjs-layers' class map and a layer's inbound nodes and regularizers,
- * a Sequential's inner model, an optimizer's fields and slots, the wasm
+ * a Sequential's inner model, an optimizer's fields, slots and learning rate, the wasm
  * backend's memory, the cpu backend's first-use flag.
  *
  * This state has no contract: tfjs may rename or reshape any of it in any
