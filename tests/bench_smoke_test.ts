@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { runScript } from "./spawn.ts";
 
 const expectedKeys: Record<string, string[]> = {
-  overhead: ["results"],
+  overhead: ["results", "ranges", "cpu"],
   stages: ["library_events_per_s", "generator_events_per_s", "cost_ratio"],
   backends: ["ms_per_epoch", "cpu_over_wasm"],
   scale: ["peak_gflops", "results"],

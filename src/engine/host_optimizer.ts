@@ -20,6 +20,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { type AdamScalars, simdKernels } from "../kernels/simd/products.ts";
+import { optimizerInternals } from "../internal/tfjs_private.ts";
 
 const f32 = Math.fround;
 
@@ -367,7 +368,9 @@ export class HostOptimizer {
   constructor(optimizer: tf.Optimizer, variables: tf.Variable[]) {
     const rule = HOST_RULES.get(optimizer.constructor as Constructor);
     if (!rule) throw new Error(`no host update rule for ${optimizer.getClassName()}`);
-    this.#optimizer = optimizer as unknown as Internals;
+    const internals = optimizerInternals<Internals>(optimizer); // tfjs's private state: see tfjs_private.ts
+    if (!internals) throw new Error(`no host update rule for ${optimizer.getClassName()} on this tfjs version`);
+    this.#optimizer = internals;
     this.#variables = variables;
     this.#rule = rule.make(this.#optimizer);
   }

@@ -13,13 +13,14 @@
 import * as tf from "@tensorflow/tfjs";
 import { DENSE_ACTIVATIONS, type DenseActivation, SOFTMAX } from "./dense_kernels.ts";
 import { type Constructor, HOST_RULE_NAMES, HOST_RULES } from "./host_optimizer.ts";
-import { type Penalty, penaltyOf, protect, registeredClass, untouched } from "./pristine.ts";
+import { type Penalty, penaltyOf, protect, untouched } from "./pristine.ts";
 import { LAYER_KINDS } from "./layers/registry.ts";
 import { type ChainLayer, planChain } from "./layer_plan.ts";
 import { type HostLoss, SOFTMAX_LOSSES } from "./loss_kernels.ts";
 import type { PlannedLoss } from "./loss_step.ts";
 import { sigmoidCrossEntropy, softmaxCrossEntropy } from "../losses/cross_entropy.ts";
 import { categoricalCrossentropy, sparseCategoricalCrossentropy } from "../losses/categorical.ts";
+import { layerFields, optimizerInternals, registeredClass, unknownTfjs } from "../internal/tfjs_private.ts";
 
 const HOST_LOSSES = new Map<unknown, HostLoss>([
   [tf.losses.meanSquaredError, "meanSquaredError"],
@@ -107,7 +108,8 @@ function optimizerReason(optimizer: tf.Optimizer): string | undefined {
   }
   const touched = untouched(optimizer, cls);
   if (touched) return `the ${name} optimizer ${touched}`;
-  const internals = optimizer as unknown as Record<string, unknown>;
+  const internals = optimizerInternals<Record<string, unknown>>(optimizer);
+  if (!internals) return unknownTfjs();
   for (const field of rule.fields) {
     const value = internals[field];
     const ok = value instanceof tf.Tensor
@@ -138,7 +140,9 @@ function chainOf(model: unknown): tf.layers.Layer[] | string {
   if (new Set(layers).size !== layers.length) return "a layer is used more than once in the model";
   let previous: unknown = model.layers[0] === layers[0] ? undefined : model.layers[0];
   for (const layer of layers) {
-    const nodes = (layer as unknown as DenseInternals).inboundNodes ?? [];
+    const internals = layerFields<DenseInternals>(layer);
+    if (!internals) return unknownTfjs()!;
+    const nodes = internals.inboundNodes ?? [];
     if (
       model instanceof tf.Sequential ? nodes.length !== 1 : (
         nodes.length !== 1 || nodes[0].inboundLayers?.length !== 1 || nodes[0].inboundLayers[0] !== previous

@@ -13,22 +13,18 @@
 import * as tf from "@tensorflow/tfjs";
 import { describe } from "../internal/describe.ts";
 import type { Optimizer } from "../tf_types.ts";
+import { learningRateOf, setLearningRateOf, unknownTfjs } from "../internal/tfjs_private.ts";
 
-interface WithRate {
-  learningRate?: unknown;
-  setLearningRate?: unknown;
-}
-
-/** The optimizer as something with a numeric `learningRate`, or a `TypeError` naming `where`. Internal. */
-export function rateHolder(where: string, optimizer: unknown): WithRate & { learningRate: number } {
+/** The optimizer and its numeric learning rate, or a `TypeError` naming `where`. Internal. */
+export function rateHolder(where: string, optimizer: unknown): { optimizer: tf.Optimizer; learningRate: number } {
   if (!(optimizer instanceof tf.Optimizer)) {
     throw new TypeError(`${where}: optimizer must be a tf.train optimizer, got ${describe(optimizer)}`);
   }
-  const holder = optimizer as unknown as WithRate;
-  if (typeof holder.learningRate !== "number") {
-    throw new TypeError(`${where}: optimizer must have a numeric learningRate, got ${describe(holder.learningRate)}`);
+  const learningRate = learningRateOf(optimizer);
+  if (typeof learningRate !== "number") {
+    throw new TypeError(`${where}: optimizer must have a numeric learningRate, got ${describe(learningRate)}`);
   }
-  return holder as WithRate & { learningRate: number };
+  return { optimizer, learningRate };
 }
 
 /**
@@ -52,8 +48,12 @@ export function setLearningRate(optimizer: Optimizer, lr: number): void {
   if (typeof lr !== "number" || !Number.isFinite(lr) || lr < 0) {
     throw new RangeError(`setLearningRate: lr must be a finite number >= 0, got ${describe(lr)}`);
   }
-  if (typeof holder.setLearningRate === "function") holder.setLearningRate(lr);
-  else holder.learningRate = lr;
+  if (!setLearningRateOf(holder.optimizer, lr)) {
+    throw new TypeError(
+      `setLearningRate: cannot change the ${holder.optimizer.getClassName()} optimizer's rate: ${unknownTfjs()} ` +
+        `(only an optimizer with a setLearningRate method, such as tf.train.sgd, can be changed there)`,
+    );
+  }
 }
 
 /**

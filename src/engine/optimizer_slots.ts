@@ -8,24 +8,8 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
-
-interface Slot {
-  originalName: string;
-  variable: tf.Variable;
-}
-
-function isSlot(value: unknown): value is Slot {
-  return typeof value === "object" && value !== null && typeof (value as Slot).originalName === "string" &&
-    (value as Slot).variable instanceof tf.Variable;
-}
-
-/** The optimizer's own arrays of per-variable slots (holes allowed: tfjs fills them lazily). */
-function slotArrays(optimizer: tf.Optimizer): [string, (Slot | undefined)[]][] {
-  return Object.entries(optimizer).filter(([, value]) =>
-    Array.isArray(value) && value.length > 0 && value.every((s) => s === undefined || isSlot(s))
-  ) as [string, (Slot | undefined)[]][];
-}
+import type * as tf from "@tensorflow/tfjs";
+import { optimizerSlots, setOptimizerSlots, type Slot } from "../internal/tfjs_private.ts";
 
 /** Slots of variables that left the list, kept for when they come back. */
 const parked = new WeakMap<tf.Optimizer, Map<tf.Variable, Map<string, Slot>>>();
@@ -34,10 +18,11 @@ const parked = new WeakMap<tf.Optimizer, Map<tf.Variable, Map<string, Slot>>>();
  * Reorders `optimizer`'s slots, indexed by `previous` until now, to follow
  * `next`: a variable keeps its own state, a variable new to the list gets
  * an empty slot (tfjs creates it at the next step) or the state it had when
- * it left. Internal.
+ * it left. On a tfjs whose optimizer internals fitstream does not know, the
+ * slots stay where they are, as `model.fit` leaves them. Internal.
  */
 export function realignSlots(optimizer: tf.Optimizer, previous: tf.Variable[], next: tf.Variable[]): void {
-  const arrays = slotArrays(optimizer);
+  const arrays = (optimizerSlots(optimizer) ?? []).filter(([, slots]) => slots.length > 0);
   if (arrays.length === 0) return;
   let stash = parked.get(optimizer);
   if (!stash) parked.set(optimizer, stash = new Map());
@@ -55,6 +40,6 @@ export function realignSlots(optimizer: tf.Optimizer, previous: tf.Variable[], n
     }
     for (const v of next) stash.get(v)?.delete(field);
     while (reordered.length > 0 && reordered[reordered.length - 1] === undefined) reordered.pop();
-    (optimizer as unknown as Record<string, unknown>)[field] = reordered;
+    setOptimizerSlots(optimizer, field, reordered);
   }
 }

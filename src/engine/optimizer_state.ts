@@ -10,22 +10,13 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { getLearningRate, setLearningRate } from "./learning_rate.ts";
-
-interface Slot {
-  originalName: string;
-  variable: tf.Variable;
-}
-
-const isSlot = (value: unknown): value is Slot =>
-  typeof value === "object" && value !== null && typeof (value as Slot).originalName === "string" &&
-  (value as Slot).variable instanceof tf.Variable;
-
-/** The optimizer's arrays of slots, by field (empty arrays included: a fresh optimizer's). */
-function slotFields(o: Record<string, unknown>): [string, (Slot | undefined)[]][] {
-  return Object.entries(o).filter(([, value]) =>
-    Array.isArray(value) && value.every((s) => s === undefined || s === null || isSlot(s))
-  ) as [string, (Slot | undefined)[]][];
-}
+import {
+  optimizerInternals,
+  optimizerSlots,
+  optimizerVariables,
+  setOptimizerSlots,
+  unknownTfjs,
+} from "../internal/tfjs_private.ts";
 
 /** A saved optimizer state. Internal. */
 export interface OptimizerSnapshot {
@@ -35,18 +26,24 @@ export interface OptimizerSnapshot {
   dispose(): void;
 }
 
-/** Copies `optimizer`'s state. Internal. */
-export function snapshotOptimizer(optimizer: tf.Optimizer): OptimizerSnapshot {
-  const o = optimizer as unknown as Record<string, unknown>;
+/**
+ * Copies `optimizer`'s state, or throws (naming `where`) on a tfjs whose
+ * optimizer internals fitstream does not know. Internal.
+ */
+export function snapshotOptimizer(optimizer: tf.Optimizer, where = "lrFinder"): OptimizerSnapshot {
+  const o = optimizerInternals(optimizer), variables = optimizerVariables(optimizer);
+  const fields = optimizerSlots(optimizer);
+  if (!o || !variables || !fields) {
+    throw new Error(`${where}: cannot copy the optimizer's state to put it back: ${unknownTfjs()}`);
+  }
   const iterations = o.iterations_;
   const lr = getLearningRate(optimizer);
-  const scalars = Object.entries(o).filter(([, v]) => v instanceof tf.Variable)
-    .map(([key, v]) => [key, (v as tf.Variable).clone()] as const);
-  const slots = new Map(slotFields(o).map(([key, list]) => [key, list.map((s) => s && s.variable.clone())]));
+  const scalars = variables.map(([, v]) => [v, v.clone()] as const);
+  const slots = new Map(fields.map(([key, list]) => [key, list.map((s) => s && s.variable.clone())]));
   return {
     restore() {
-      for (const [key, copy] of scalars) (o[key] as tf.Variable).assign(copy);
-      for (const [key, list] of slotFields(o)) {
+      for (const [variable, copy] of scalars) variable.assign(copy);
+      for (const [key, list] of optimizerSlots(optimizer) ?? []) {
         const saved = slots.get(key) ?? [];
         const kept = list.map((slot, i) => {
           if (!slot) return undefined;
@@ -58,7 +55,7 @@ export function snapshotOptimizer(optimizer: tf.Optimizer): OptimizerSnapshot {
           return undefined;
         });
         while (kept.length > 0 && kept[kept.length - 1] === undefined) kept.pop();
-        o[key] = kept;
+        setOptimizerSlots(optimizer, key, kept);
       }
       o.iterations_ = iterations;
       setLearningRate(optimizer, lr);

@@ -9,14 +9,9 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { Constructor } from "./host_optimizer.ts";
+import { registeredClass } from "../internal/tfjs_private.ts";
 
-/** Classes registered with tfjs's serialization (Dense and L1L2 are not exported by name). */
-export function registeredClass(name: string): Constructor | undefined {
-  const map = (tf.serialization.SerializationMap.getMap() as unknown as {
-    classNameMap: Record<string, [Constructor, unknown]>;
-  }).classNameMap;
-  return map[name]?.[0];
-}
+export { registeredClass };
 
 /** The own methods of each prototype of each allowed class, as tfjs shipped them (captured at load). */
 const PRISTINE = new Map<object, Map<string, unknown>>();

@@ -4,11 +4,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-
-interface TapeState {
-  gradientDepth: number;
-  activeTape?: { saved?: tf.Tensor[] }[];
-}
+import { freeTapeAfterThrow } from "../internal/tfjs_private.ts";
 
 /**
  * Runs `f`, which computes gradients. If it throws, tfjs has already kept the
@@ -20,11 +16,7 @@ export function freeingTapeOnThrow<T>(f: () => T): T {
   try {
     return f();
   } catch (error) {
-    const state = (tf.engine() as unknown as { state: TapeState }).state;
-    if (state.gradientDepth === 0 && state.activeTape) {
-      for (const node of state.activeTape) tf.dispose(node.saved ?? []);
-      state.activeTape = [];
-    }
+    freeTapeAfterThrow();
     throw error;
   }
 }

@@ -22,6 +22,7 @@ import type { EpochTrainer } from "./epoch_trainer.ts";
 import { TfjsTrainer } from "./tfjs_trainer.ts";
 import { type Feed, rowsFeed, tensorFeed } from "./feed.ts";
 import { describeRule, type GradientRule, PLAIN_GRADIENTS } from "./gradient_rule.ts";
+import { unknownTfjs } from "../internal/tfjs_private.ts";
 
 /** The `engine` option of `epochStream`. */
 export type EngineChoice = "auto" | "tfjs";
@@ -68,6 +69,8 @@ export function trainedVariables(model: ModelLike, variables: tf.Variable[] | un
 export function decideEngine(run: TrainingRun, variables: tf.Variable[]): EngineDecision {
   if (run.engine === "tfjs") return { engine: "tfjs", reason: 'engine: "tfjs" was asked for' };
   if (!run.host) return { engine: "tfjs", reason: "the data holds tensors the host cannot copy" };
+  const unknown = unknownTfjs();
+  if (unknown) return { engine: "tfjs", reason: unknown };
   const plan = hostPlan({ ...run, variables });
   if (!plan.ok) return { engine: "tfjs", reason: plan.reason };
   const rule = run.gradients ? describeRule(run.gradients) : "";

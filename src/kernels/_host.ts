@@ -6,6 +6,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { wasmMemory } from "../internal/tfjs_private.ts";
 
 /**
  * What a host kernel calls on the wasm or the cpu backend: `readSync` (the
@@ -26,35 +27,19 @@ export interface KernelArgs<I, A> {
   attrs: A;
 }
 
-/** What the wasm backend keeps of a tensor, and its heap (tfjs-backend-wasm 4.22's private state). */
-interface WasmInternals {
-  dataIdMap?: { get(dataId: object): { memoryOffset: number; dtype: string } | undefined };
-  wasm?: { HEAPU8: Uint8Array };
-}
-
-/** The tfjs-backend-wasm version whose private state {@link valuesOf} reads; any other is read through `readSync`. */
-const KNOWN_VERSION = "4.22.0";
-let wasmVersion: string | undefined;
-
-/** Records the version of tfjs-backend-wasm that was loaded (see {@link valuesOf}). Internal. */
-export function setWasmVersion(version: string): void {
-  wasmVersion = version;
-}
-
 /**
  * The values of `t`, as the backend stores them. On the wasm backend, a view
  * of its heap, not a copy (`readSync` copied 9.4 MB of the MNIST CNN's
  * activations per call): valid until the heap grows, so a kernel reads its
- * inputs through it before it makes its output.
+ * inputs through it before it makes its output. (Its memory is tfjs's private
+ * state: on an unknown tfjs-backend-wasm, a copy through `readSync`.)
  */
 export function valuesOf(backend: HostBackend, t: tf.TensorInfo): ArrayLike<number> {
-  const internals = backend as unknown as WasmInternals;
-  const data = wasmVersion === KNOWN_VERSION ? internals.dataIdMap?.get(t.dataId) : undefined;
-  const heap = internals.wasm?.HEAPU8;
-  if (data && heap && (data.dtype === "float32" || data.dtype === "int32")) {
+  const data = wasmMemory(backend, t.dataId);
+  if (data && (data.dtype === "float32" || data.dtype === "int32")) {
     const size = tf.util.sizeFromShape(t.shape);
     const Kind = data.dtype === "float32" ? Float32Array : Int32Array;
-    return new Kind(heap.buffer as ArrayBuffer, heap.byteOffset + data.memoryOffset, size);
+    return new Kind(data.heap.buffer as ArrayBuffer, data.heap.byteOffset + data.offset, size);
   }
   return backend.readSync(t.dataId);
 }

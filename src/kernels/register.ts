@@ -7,6 +7,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { knowsTfjs } from "../internal/tfjs_private.ts";
 import { keepOriginal, markOurs, originalKernel } from "./_originals.ts";
 import { registerComparisonGradients } from "./comparison_gradients.ts";
 import { conv2dFilterGradient } from "./conv2d_filter_grad.ts";
@@ -291,10 +292,11 @@ function register(backend: Backend): void {
 
 /**
  * Registers the table's kernels (once per backend; replacing tfjs's own),
- * unless {@link useTfjsKernels} opted out. Internal.
+ * unless {@link useTfjsKernels} opted out or the tfjs loaded is not the one
+ * they were written against (tfjs's own then run). Internal.
  */
 export function registerKernels(): void {
-  if (optedOut) return;
+  if (optedOut || !knowsTfjs()) return;
   registerComparisonGradients();
   if (!registered.has("cpu")) register("cpu");
   // Before tfjs-backend-wasm is imported its own kernels are not registered yet, and would replace ours.

@@ -10,7 +10,7 @@ import { describe } from "../internal/describe.ts";
 import { checkKeys, keysOf } from "../internal/option_keys.ts";
 import { keepingErrorListeners } from "./error_listeners.ts";
 import { coreCount, MAX_HELPERS, MAX_MEMORY_MIB, setKernelLimits } from "../kernels/simd/products.ts";
-import { setWasmVersion } from "../kernels/_host.ts";
+import { noteWasmVersion, quietCpuBackend } from "../internal/tfjs_private.ts";
 import { registerFileScheme } from "../checkpoint/file_scheme.ts";
 
 /** The backends fitstream sets up. */
@@ -90,7 +90,7 @@ async function activate(name: BackendName, kernels: "fitstream" | "tfjs"): Promi
     // highest-priority backend before it is ready, and a plain tfjs script would then fail at its first
     // tf.tensor(...). Importing fitstream changes nothing in tfjs; useBackend() does.
     const { setWasmPaths, version_wasm } = await import("@tensorflow/tfjs-backend-wasm");
-    setWasmVersion(version_wasm);
+    noteWasmVersion(version_wasm);
     // The .wasm binaries sit next to the package's entry point, on disk.
     const entry = new URL(import.meta.resolve("@tensorflow/tfjs-backend-wasm"));
     setWasmPaths(decodeURIComponent(new URL("./", entry).pathname));
@@ -106,7 +106,7 @@ async function activate(name: BackendName, kernels: "fitstream" | "tfjs"): Promi
     await tf.ready();
   });
   // The cpu backend greets Node-like runtimes with advice that does not apply to Deno or Bun.
-  if (name === "cpu") (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
+  if (name === "cpu") quietCpuBackend(tf.backend());
 }
 
 /**
