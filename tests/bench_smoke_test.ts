@@ -19,6 +19,7 @@ const expectedKeys: Record<string, string[]> = {
   tfjs_path_models: ["rows", "batch", "results"],
   step_stream: ["rows", "results"],
   classifier: ["rows", "rounds", "results"],
+  layer_engine: ["rows", "results"],
 };
 
 for (const [name, keys] of Object.entries(expectedKeys)) {

@@ -120,7 +120,7 @@ function optimizerReason(optimizer: tf.Optimizer): string | undefined {
   return undefined;
 }
 
-interface DenseInternals {
+interface LayerInternals {
   inboundNodes?: { inboundLayers?: unknown[] }[];
   kernelRegularizer?: unknown;
   biasRegularizer?: unknown;
@@ -140,7 +140,7 @@ function chainOf(model: unknown): tf.layers.Layer[] | string {
   if (new Set(layers).size !== layers.length) return "a layer is used more than once in the model";
   let previous: unknown = model.layers[0] === layers[0] ? undefined : model.layers[0];
   for (const layer of layers) {
-    const internals = layerFields<DenseInternals>(layer);
+    const internals = layerFields<LayerInternals>(layer);
     if (!internals) return unknownTfjs()!;
     const nodes = internals.inboundNodes ?? [];
     if (
@@ -163,7 +163,8 @@ function denseLayers(layers: tf.layers.Layer[]): DenseLayer[] | string {
     }
     const changed = untouched(layer, DENSE);
     if (changed) return `layer "${layer.name}" ${changed}`;
-    const internals = layer as unknown as DenseInternals;
+    const internals = layerFields<LayerInternals>(layer);
+    if (!internals) return unknownTfjs()!;
     const config = layer.getConfig();
     const activation = String(config.activation);
     if (!(DENSE_ACTIVATIONS as readonly string[]).includes(activation)) {

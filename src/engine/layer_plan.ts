@@ -10,6 +10,7 @@ import type * as tf from "@tensorflow/tfjs";
 import { LAYER_KINDS } from "./layers/registry.ts";
 import type { PlanContext, PlannedLayer, RowShape } from "./layers/kind.ts";
 import { penaltyOf, registeredClass, untouched } from "./pristine.ts";
+import { layerFields, unknownTfjs } from "../internal/tfjs_private.ts";
 
 /** One layer of a chain plan: the kind's plan and the row shapes around it. */
 export interface ChainLayer {
@@ -40,7 +41,8 @@ export function planChain(layers: tf.layers.Layer[], input: RowShape): ChainLaye
     if (!kind) return `layer "${layer.name}" is a ${className}, which the host engine does not train (${kindNames()})`;
     const changed = untouched(layer, registeredClass(className));
     if (changed) return `layer "${layer.name}" ${changed}`;
-    const internals = layer as unknown as { activityRegularizer?: unknown; losses: unknown[] };
+    const internals = layerFields<{ activityRegularizer?: unknown; losses: unknown[] }>(layer);
+    if (!internals) return unknownTfjs()!;
     if (internals.activityRegularizer != null) return `layer "${layer.name}" has an activity regularizer`;
     const context: PlanContext = {
       layer,

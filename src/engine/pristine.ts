@@ -7,7 +7,6 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
 import type { Constructor } from "./host_optimizer.ts";
 import { registeredClass } from "../internal/tfjs_private.ts";
 

@@ -11,6 +11,7 @@
  */
 import type * as tf from "@tensorflow/tfjs";
 import type { BackwardArrays, ForwardArrays, LayerKind, PlanContext, PlannedLayer } from "./kind.ts";
+import { layerFields, unknownTfjs } from "../../internal/tfjs_private.ts";
 
 interface Internals {
   axis: unknown;
@@ -30,7 +31,8 @@ interface Internals {
 
 function plan({ layer, input, penalty }: PlanContext): PlannedLayer | string {
   const name = layer.name;
-  const o = layer as unknown as Internals;
+  const o = layerFields<Internals>(layer);
+  if (!o) return unknownTfjs()!;
   const rank = input.length + 1;
   if (o.axis !== -1 && o.axis !== rank - 1) {
     return `layer "${name}" normalizes axis ${String(o.axis)} (the host engine normalizes the last axis only)`;

@@ -20,6 +20,7 @@ import {
 } from "../dense_kernels.ts";
 import { isWide, wideBackward, wideForward, wideKernelGradient } from "../wide_layers.ts";
 import type { BackwardArrays, ForwardArrays, LayerKind, PlanContext, PlannedLayer } from "./kind.ts";
+import { layerFields, unknownTfjs } from "../../internal/tfjs_private.ts";
 
 interface DenseInternals {
   kernelRegularizer?: unknown;
@@ -53,7 +54,8 @@ function plan({ layer, config, input, last, penalty }: PlanContext): PlannedLaye
   }
   const [inputs, units] = kernel.shape;
   if (input.length === 0 || input[input.length - 1] !== inputs) return `layer "${name}" does not chain`;
-  const internals = layer as unknown as DenseInternals;
+  const internals = layerFields<DenseInternals>(layer);
+  if (!internals) return unknownTfjs()!;
   const kernelPenalty = penalty(internals.kernelRegularizer, "kernel");
   if (typeof kernelPenalty === "string") return kernelPenalty;
   const biasPenalty = bias ? penalty(internals.biasRegularizer, "bias") : undefined;

@@ -10,10 +10,12 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { layerFields, unknownTfjs } from "../../internal/tfjs_private.ts";
 import type { BackwardArrays, ForwardArrays, LayerKind, PlanContext, PlannedLayer } from "./kind.ts";
 
 function plan({ layer, config, input }: PlanContext): PlannedLayer | string {
-  const internals = layer as unknown as { rate: unknown; noiseShape: unknown; seed: unknown };
+  const internals = layerFields<{ rate: unknown; noiseShape: unknown; seed: unknown }>(layer);
+  if (!internals) return unknownTfjs()!;
   const rate = internals.rate;
   if (typeof rate !== "number" || !(rate >= 0 && rate <= 1)) return `layer "${layer.name}" has no rate in [0, 1]`;
   if (internals.noiseShape != null || config.noiseShape != null) {

@@ -19,6 +19,7 @@ import type {
   PlannedLayer,
   RowShape,
 } from "./kind.ts";
+import { layerFields, unknownTfjs } from "../../internal/tfjs_private.ts";
 
 interface Internals {
   inputDim: unknown;
@@ -47,7 +48,8 @@ interface Checked {
 /** The embedding's table and sizes, or why the kind cannot mirror the layer. */
 function check({ layer, input, penalty }: PlanContext): Checked | string {
   const name = layer.name;
-  const o = layer as unknown as Internals;
+  const o = layerFields<Internals>(layer);
+  if (!o) return unknownTfjs()!;
   if (o.maskZero) return `layer "${name}" has maskZero (the host engine does not carry masks)`;
   if (o.embeddingsConstraint != null) return `layer "${name}" has an embeddings constraint`;
   const table = o.embeddings?.read() as tf.Variable | undefined;

@@ -22,6 +22,7 @@ import type { BackwardArrays, ForwardArrays, LayerKind, PlanContext, PlannedLaye
 import { LSTM_ACTIVATIONS, type LstmActivation, LstmMath, type LstmProducts } from "./lstm_math.ts";
 import { jsProducts, simdProducts } from "./lstm_products.ts";
 import { protect, registeredClass, untouched } from "../pristine.ts";
+import { layerFields, unknownTfjs } from "../../internal/tfjs_private.ts";
 
 /** What the kind reads of tfjs-layers' LSTM and LSTMCell (4.22). */
 interface LstmInternals {
@@ -98,7 +99,8 @@ function refusal(name: string, layer: LstmInternals, input: readonly number[]): 
 
 function plan({ layer, input }: PlanContext): PlannedLayer | string {
   const name = layer.name;
-  const internals = layer as unknown as LstmInternals;
+  const internals = layerFields<LstmInternals>(layer);
+  if (!internals) return unknownTfjs()!;
   const reason = refusal(name, internals, input);
   if (reason) return reason;
   const cell = internals.cell;
