@@ -357,6 +357,11 @@ const MODELS: Record<string, () => tf.layers.Layer[]> = {
     tf.layers.lstm({ units: 6, recurrentInitializer: "glorotUniform" }),
     tf.layers.dense({ units: 1 }),
   ],
+  "a frozen LSTM under a dense layer": () => {
+    const lstm = benchmarkLstm({ units: 6 }, SHORT);
+    lstm.trainable = false;
+    return [lstm, tf.layers.dense({ units: 1 })];
+  },
   "an LSTM's sequences flattened into a dense layer": () => [
     benchmarkLstm({ units: 4, returnSequences: true, useBias: false }, SHORT),
     tf.layers.flatten(),
