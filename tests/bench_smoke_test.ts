@@ -19,6 +19,8 @@ const expectedKeys: Record<string, string[]> = {
   tfjs_path_models: ["rows", "batch", "results"],
   step_stream: ["rows", "results"],
   classifier: ["rows", "rounds", "results"],
+  lstm_engine: ["rows", "default_ms", "tfjs_ms", "ratio"],
+  lstm_products: ["results"],
 };
 
 for (const [name, keys] of Object.entries(expectedKeys)) {
