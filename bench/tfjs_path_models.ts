@@ -2,7 +2,7 @@
  * Models that train on the tfjs path (not Dense chains), on the wasm
  * backend, with fitstream's kernels against tfjs-backend-wasm's own
  * (`useBackend("wasm", { kernels: "tfjs" })`): per-epoch ms of `epochStream`
- * with its defaults, in interleaved rounds (one epoch each way per round,
+ * with `engine: "tfjs"`, in interleaved rounds (one epoch each way per round,
  * the arms' order alternating), medians, and the ratio.
  *
  * - `dropout`: Keras's MNIST MLP, 784→512 relu→dropout 0.2→512 relu→dropout
@@ -82,7 +82,17 @@ const summary: (string | number)[][] = [["model", "fitstream ms", "tfjs kernels 
 const results: Record<string, unknown>[] = [];
 for (const name of MODELS.filter((m) => !only || only.includes(m))) {
   const arms = (["fitstream", "tfjs"] as const).map((kernels) => {
-    const options = { data: [x, y], model: makeModel(name), optimizer: tf.train.adam(1e-3), loss, batchSize, seed: 1 };
+    // On the tfjs path, which this compares (by default these models now take the layer engine:
+    // bench/layer_engine.ts).
+    const options = {
+      data: [x, y],
+      model: makeModel(name),
+      optimizer: tf.train.adam(1e-3),
+      loss,
+      batchSize,
+      seed: 1,
+      engine: "tfjs" as const,
+    };
     return {
       kernels,
       reads: timedReads(epochStream(options) as ReadableStream<unknown>),

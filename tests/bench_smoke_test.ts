@@ -19,6 +19,7 @@ const expectedKeys: Record<string, string[]> = {
   tfjs_path_models: ["rows", "batch", "results"],
   step_stream: ["rows", "results"],
   classifier: ["rows", "rounds", "results"],
+  layer_engine: ["rows", "results"],
   lstm_engine: ["rows", "default_ms", "tfjs_ms", "ratio"],
   lstm_products: ["results"],
 };

@@ -118,7 +118,7 @@ function optimizerReason(optimizer: tf.Optimizer): string | undefined {
   return undefined;
 }
 
-interface DenseInternals {
+interface LayerInternals {
   inboundNodes?: { inboundLayers?: unknown[] }[];
   kernelRegularizer?: unknown;
   biasRegularizer?: unknown;
@@ -138,7 +138,7 @@ function chainOf(model: unknown): tf.layers.Layer[] | string {
   if (new Set(layers).size !== layers.length) return "a layer is used more than once in the model";
   let previous: unknown = model.layers[0] === layers[0] ? undefined : model.layers[0];
   for (const layer of layers) {
-    const nodes = (layer as unknown as DenseInternals).inboundNodes ?? [];
+    const nodes = (layer as unknown as LayerInternals).inboundNodes ?? [];
     if (
       model instanceof tf.Sequential ? nodes.length !== 1 : (
         nodes.length !== 1 || nodes[0].inboundLayers?.length !== 1 || nodes[0].inboundLayers[0] !== previous
@@ -159,7 +159,7 @@ function denseLayers(layers: tf.layers.Layer[]): DenseLayer[] | string {
     }
     const changed = untouched(layer, DENSE);
     if (changed) return `layer "${layer.name}" ${changed}`;
-    const internals = layer as unknown as DenseInternals;
+    const internals = layer as unknown as LayerInternals;
     const config = layer.getConfig();
     const activation = String(config.activation);
     if (!(DENSE_ACTIVATIONS as readonly string[]).includes(activation)) {

@@ -58,7 +58,7 @@ function scaleBySlope(g: Float64Array, y: Float64Array, size: number, code: Acti
   for (let i = 0; i < size; i++) g[i] *= slopeAny(code, y[i]);
 }
 
-/** A layer's arrays for one pass: its weights' values and gradients, its scratch. */
+/** A layer's arrays for one pass: its weights' and state's values, its weights' gradients. */
 interface LayerArrays {
   params: Float32Array[];
   state: Float32Array[];
