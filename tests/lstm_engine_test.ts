@@ -357,6 +357,7 @@ const MODELS: Record<string, () => tf.layers.Layer[]> = {
     tf.layers.lstm({ units: 6, recurrentInitializer: "glorotUniform" }),
     tf.layers.dense({ units: 1 }),
   ],
+  "an LSTM over sequences of one step": () => [benchmarkLstm({ units: 5 }, 1), tf.layers.dense({ units: 1 })],
   "a frozen LSTM under a dense layer": () => {
     const lstm = benchmarkLstm({ units: 6 }, SHORT);
     lstm.trainable = false;
