@@ -257,6 +257,29 @@ const MATH_CASES: MathCase[] = [
     goBackwards: true,
     returnSequences: true,
   },
+  // 70 rows of 32 units: the per-step products are shared with the kernels' helper threads where there are any.
+  {
+    rows: 70,
+    steps: 6,
+    features: 3,
+    units: 32,
+    useBias: true,
+    activation: "tanh",
+    recurrentActivation: "hardSigmoid",
+    scale: 0.5,
+    goBackwards: true,
+    returnSequences: true,
+  },
+  {
+    rows: 70,
+    steps: 5,
+    features: 4,
+    units: 32,
+    useBias: true,
+    activation: "tanh",
+    recurrentActivation: "sigmoid",
+    scale: 0.5,
+  },
 ];
 
 for (const c of MATH_CASES) {
