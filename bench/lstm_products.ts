@@ -10,7 +10,7 @@
 import { LstmMath, type LstmProducts, type ProductView } from "../src/engine/layers/lstm_math.ts";
 import { jsProducts, simdProducts } from "../src/engine/layers/lstm_products.ts";
 import { simdKernels } from "../src/kernels/simd/products.ts";
-import { benchArgs, median } from "./common.ts";
+import { benchArgs, jsonLine, median } from "./common.ts";
 
 const { quick } = benchArgs();
 const T = 50, F = 8, u = 32, n = 64, batches = 32;
@@ -59,6 +59,9 @@ for (let round = 0; round < (quick ? 2 : 7); round++) {
     math.release();
   }
 }
+const summary: Record<string, { epoch_ms: number; products_ms: number }> = {};
 for (const [name, r] of results) {
   console.log(`${name}: ${median(r.epoch).toFixed(0)} ms an epoch (${median(r.products).toFixed(0)} in products)`);
+  summary[name] = { epoch_ms: median(r.epoch), products_ms: median(r.products) };
 }
+jsonLine("lstm_products", { results: summary });

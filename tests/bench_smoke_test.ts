@@ -20,6 +20,8 @@ const expectedKeys: Record<string, string[]> = {
   step_stream: ["rows", "results"],
   classifier: ["rows", "rounds", "results"],
   layer_engine: ["rows", "results"],
+  lstm_engine: ["rows", "default_ms", "tfjs_ms", "ratio"],
+  lstm_products: ["results"],
 };
 
 for (const [name, keys] of Object.entries(expectedKeys)) {

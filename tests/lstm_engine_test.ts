@@ -257,6 +257,29 @@ const MATH_CASES: MathCase[] = [
     goBackwards: true,
     returnSequences: true,
   },
+  // 70 rows of 32 units: the per-step products are shared with the kernels' helper threads where there are any.
+  {
+    rows: 70,
+    steps: 6,
+    features: 3,
+    units: 32,
+    useBias: true,
+    activation: "tanh",
+    recurrentActivation: "hardSigmoid",
+    scale: 0.5,
+    goBackwards: true,
+    returnSequences: true,
+  },
+  {
+    rows: 70,
+    steps: 5,
+    features: 4,
+    units: 32,
+    useBias: true,
+    activation: "tanh",
+    recurrentActivation: "sigmoid",
+    scale: 0.5,
+  },
 ];
 
 for (const c of MATH_CASES) {
@@ -357,6 +380,12 @@ const MODELS: Record<string, () => tf.layers.Layer[]> = {
     tf.layers.lstm({ units: 6, recurrentInitializer: "glorotUniform" }),
     tf.layers.dense({ units: 1 }),
   ],
+  "an LSTM over sequences of one step": () => [benchmarkLstm({ units: 5 }, 1), tf.layers.dense({ units: 1 })],
+  "a frozen LSTM under a dense layer": () => {
+    const lstm = benchmarkLstm({ units: 6 }, SHORT);
+    lstm.trainable = false;
+    return [lstm, tf.layers.dense({ units: 1 })];
+  },
   "an LSTM's sequences flattened into a dense layer": () => [
     benchmarkLstm({ units: 4, returnSequences: true, useBias: false }, SHORT),
     tf.layers.flatten(),

@@ -120,11 +120,12 @@ function plan({ layer, input }: PlanContext): PlannedLayer | string {
   ) {
     return `layer "${name}"'s weights are not float32 of the cell's shapes`;
   }
-  const sequences = internals.returnSequences === true;
+  // Truthiness, as tfjs-layers' RNN tests both options.
+  const sequences = Boolean(internals.returnSequences);
   const config = {
     activation: cell.activation.getClassName() as LstmActivation,
     recurrentActivation: cell.recurrentActivation.getClassName() as LstmActivation,
-    goBackwards: internals.goBackwards === true,
+    goBackwards: Boolean(internals.goBackwards),
     returnSequences: sequences,
   };
   products ??= simdProducts() ?? jsProducts();

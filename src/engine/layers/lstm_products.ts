@@ -6,8 +6,9 @@
  *
  * Why the kernels: an epoch of the benchmark LSTM (32 units, 50 steps × 8
  * features, batch 64, 2,048 rows) makes about 1.5 G multiply-adds; the JS
- * loops made them in ~1.4–2.1 s on this machine, the kernels in ~0.3–0.6 s
- * (bench/lstm_products.ts, one process, alternating).
+ * loops spent ~1,360 ms an epoch in them, the kernels ~280 (whole epochs of
+ * the arithmetic: ~1,590 and ~560 ms; bench/lstm_products.ts on Deno, arms
+ * alternating, on a loaded 2-core machine).
  *
  * @module
  */
