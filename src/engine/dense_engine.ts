@@ -188,6 +188,14 @@ export class DenseEngine implements EpochTrainer {
         steps++;
       }
       return { loss: session.end() / rows, rows, steps };
+    } catch (error) {
+      // As model.fit and the tfjs path: the finished steps stay (parameters and the optimizer's state change only
+      // in apply(), so they hold the last finished step's values; an unfinished step's gradients are dropped).
+      // A failure to write back gives way to the pass's own error.
+      try {
+        session.end();
+      } catch { /* the original error is the one to report */ }
+      throw error;
     } finally {
       session.release();
     }
@@ -404,7 +412,11 @@ export class DenseEngine implements EpochTrainer {
       this.#optimizer.step(params, paramGrads);
       lap("optimizer");
     };
+    let ended = false;
     const end = () => {
+      // Once: after an error, train() calls it unless the pass's own end() was what failed.
+      if (ended) return total;
+      ended = true;
       // Back into tfjs: fresh tensors (never in place: backends cache packed weights by tensor).
       // Copies (slice): the arrays' memory is reused once the epoch is over.
       tf.tidy(() => {

@@ -73,6 +73,24 @@ interface Session {
   release(): void;
 }
 
+/**
+ * After an error partway through a pass: writes back what the finished steps
+ * produced, as `model.fit` and the tfjs path keep them. Parameters and the
+ * optimizer's state change only in a step's `apply`, which nothing in it can
+ * fail, so they hold the last finished step's values; a failed micro-batch's
+ * (or an unfinished step's) gradients are dropped, as the tfjs path drops
+ * them. The moving statistics keep the forward passes that ran, as tfjs-layers
+ * updates them within the forward pass. A failure to write back gives way to
+ * the original error.
+ */
+function keepSteps(session: Session): void {
+  try {
+    session.end();
+  } catch {
+    // The pass's own error is the one to report (a variable disposed meanwhile, say, fails both).
+  }
+}
+
 /** Trains the layers of a {@link ChainPlan}. Internal. */
 export class LayerEngine implements EpochTrainer {
   #layers: ChainLayer[];
@@ -130,6 +148,9 @@ export class LayerEngine implements EpochTrainer {
     const session = this.#begin();
     try {
       return await this.#steps(session, feed, maxSteps);
+    } catch (error) {
+      keepSteps(session);
+      throw error;
     } finally {
       session.release();
     }
@@ -326,7 +347,11 @@ export class LayerEngine implements EpochTrainer {
       if (clipping) clipArrays(rule, paramGrads);
       this.#optimizer.step(params, paramGrads);
     };
+    let ended = false;
     const end = () => {
+      // Once: after an error, train() calls it unless the pass's own end() was what failed.
+      if (ended) return total;
+      ended = true;
       // Back into tfjs as fresh tensors (never in place: backends cache packed weights by tensor).
       const states = layers.flatMap((l) => l.planned.state ?? []);
       // Copies (slice): the arrays' memory is reused once the pass is over.
