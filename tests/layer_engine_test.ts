@@ -499,6 +499,36 @@ test("explainEngine names the layer and the option the host engine does not mirr
   }
 });
 
+test("an Embedding below a Dense layer takes the tfjs path, whose reason names it; first in the chain, the host", () => {
+  // Below another layer its ids would be that layer's outputs: tfjs has no gradient through them (model.fit throws),
+  // and the host would train the Dense layer below on a zero gradient.
+  const explain = (layers: tf.layers.Layer[]) => {
+    const model = tf.sequential({ layers });
+    const x = tf.fill([8, 3], 2), y = tf.zeros([8, 1]), optimizer = tf.train.sgd(0.1);
+    try {
+      return explainEngine({ data: [x, y], model, optimizer, loss: tf.losses.meanSquaredError });
+    } finally {
+      tf.dispose([x, y]);
+      model.dispose();
+      optimizer.dispose();
+    }
+  };
+  const below = explain([
+    L.dense({ units: 4, inputShape: [3], activation: "relu" }),
+    L.embedding({ inputDim: 10, outputDim: 2, name: "lookup" }),
+    L.flatten(),
+    L.dense({ units: 1 }),
+  ]);
+  assert.equal(below.engine, "tfjs", below.reason);
+  assert.match(below.reason, /layer "lookup" is an Embedding below another layer/);
+  const first = explain([
+    L.embedding({ inputDim: 10, outputDim: 2, inputShape: [3] }),
+    L.flatten(),
+    L.dense({ units: 1 }),
+  ]);
+  assert.equal(first.engine, "host", first.reason);
+});
+
 test("accumulation, clipping and a frozen layer train a dropout and batch-norm chain as the tfjs path does", async () => {
   const c: Case = {
     ...CASES[0],

@@ -48,6 +48,7 @@ export function planChain(layers: tf.layers.Layer[], input: RowShape): ChainLaye
       layer,
       config: layer.getConfig(),
       input: shape,
+      first: i === 0,
       last: i === layers.length - 1,
       penalty: (regularizer, which) => penaltyOf(layer.name, which, regularizer),
     };

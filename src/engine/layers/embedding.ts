@@ -46,8 +46,11 @@ interface Checked {
 }
 
 /** The embedding's table and sizes, or why the kind cannot mirror the layer. */
-function check({ layer, input, penalty }: PlanContext): Checked | string {
+function check({ layer, input, penalty, first }: PlanContext): Checked | string {
   const name = layer.name;
+  // Its ids must be the data's: below another layer they are that layer's outputs, which tfjs cannot differentiate
+  // through (model.fit throws), while the host would train the layers below on a zero gradient.
+  if (!first) return `layer "${name}" is an Embedding below another layer (the host engine takes one only first)`;
   const o = layerFields<Internals>(layer);
   if (!o) return unknownTfjs()!;
   if (o.maskZero) return `layer "${name}" has maskZero (the host engine does not carry masks)`;

@@ -82,6 +82,8 @@ export interface PlanContext {
   config: Record<string, unknown>;
   /** The shape of one input row (the previous layer's output row, or the data's row for the first layer). */
   input: RowShape;
+  /** Whether this is the model's first layer (its input is the data's rows). */
+  first: boolean;
   /** Whether this is the model's last layer (its output is the prediction the loss reads). */
   last: boolean;
   /**
