@@ -357,3 +357,84 @@ for (const engine of ["auto", "tfjs"] as const) {
     optimizer.dispose();
   });
 }
+
+test("epochStream refuses tensors whose rows differ from the model's declared input shape, as model.fit does", () => {
+  const cases: [string, () => tf.layers.Layer[], number[], string][] = [
+    [
+      "an LSTM over 4 steps declared with 6",
+      () => [tf.layers.lstm({ units: 2, inputShape: [6, 3] }), tf.layers.dense({ units: 1 })],
+      [8, 4, 3],
+      "epochStream: data[0] must have rows shaped [6, 3] as the model's input, got [4, 3]: " +
+      "reshape the data, or build the model with this input shape",
+    ],
+    [
+      "an embedding of 12 ids fed 10",
+      () => [
+        tf.layers.embedding({ inputDim: 20, outputDim: 2, inputShape: [12] }),
+        tf.layers.globalAveragePooling1d(),
+        tf.layers.dense({ units: 1 }),
+      ],
+      [8, 10],
+      "epochStream: data[0] must have rows shaped [12] as the model's input, got [10]: " +
+      "reshape the data, or build the model with this input shape",
+    ],
+    [
+      "a Dense layer of 4 inputs fed rows of [2, 2]",
+      () => [tf.layers.dense({ units: 1, inputShape: [4] })],
+      [8, 2, 2],
+      "epochStream: data[0] must have rows shaped [4] as the model's input, got [2, 2]: " +
+      "give the data 2 dimensions (rows first), or build the model with this input shape",
+    ],
+  ];
+  for (const [what, layers, shape, message] of cases) {
+    for (const engine of ["auto", "tfjs"] as const) {
+      const model = tf.sequential({ layers: layers() });
+      const x = tf.zeros(shape), y = tf.zeros([8, 1]), optimizer = tf.train.sgd(0.1);
+      const before = tf.memory().numTensors;
+      assert.throws(() => epochStream({ data: [x, y], model, optimizer, loss: mse, engine }), {
+        name: "RangeError",
+        message,
+      }, `${what} (${engine})`);
+      assert.equal(tf.memory().numTensors, before);
+      tf.dispose([x, y]);
+      model.dispose();
+      optimizer.dispose();
+    }
+  }
+});
+
+test("epochStream refuses a dataset whose batches' rows differ from the model's declared input shape", async () => {
+  const model = tf.sequential({
+    layers: [tf.layers.lstm({ units: 2, inputShape: [6, 3] }), tf.layers.dense({ units: 1 })],
+  });
+  const optimizer = tf.train.sgd(0.1);
+  const data = tf.data.generator(function* () {
+    for (let b = 0; b < 2; b++) yield { xs: tf.zeros([4, 4, 3]), ys: tf.zeros([4, 1]) };
+  });
+  const before = tf.memory().numTensors;
+  await assert.rejects(collect(pipe(epochStream({ data, model, optimizer, loss: mse }), take(1))), {
+    name: "RangeError",
+    message: /^epochStream: the dataset's xs must have rows shaped \[6, 3\] as the model's input, got \[4, 3\]/,
+  });
+  assert.equal(tf.memory().numTensors, before);
+  model.dispose();
+  optimizer.dispose();
+});
+
+for (const engine of ["auto", "tfjs"] as const) {
+  test(`epochStream (${engine}) trains rows of any size along a dimension the model's input leaves free`, async () => {
+    const model = tf.sequential({
+      layers: [
+        tf.layers.lstm({ units: 2, inputShape: [null, 3] as unknown as number[] }),
+        tf.layers.dense({ units: 1 }),
+      ],
+    });
+    const x = tf.randomUniform([8, 4, 3], -1, 1, "float32", 5), y = tf.zeros([8, 1]), optimizer = tf.train.sgd(0.1);
+    const events = await collect(pipe(epochStream({ data: [x, y], model, optimizer, loss: mse, engine }), take(1)));
+    assert.equal(events.length, 1);
+    assert.ok(Number.isFinite(events[0].train_loss));
+    tf.dispose([x, y]);
+    model.dispose();
+    optimizer.dispose();
+  });
+}

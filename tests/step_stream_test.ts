@@ -227,3 +227,28 @@ test("progress({ unit: 'step' }) shows the step and its epoch", async () => {
   assert.match(lines[1], /^done: 9\/9 steps in /);
   s.free();
 });
+
+test("stepStream refuses data whose rows differ from the model's declared input shape; a free dimension takes any", async () => {
+  const lstm = (steps: number | null) =>
+    tf.sequential({
+      layers: [
+        tf.layers.lstm({ units: 2, inputShape: [steps, 3] as unknown as number[] }),
+        tf.layers.dense({ units: 1 }),
+      ],
+    });
+  const x = tf.zeros([8, 4, 3]), y = tf.zeros([8, 1]), optimizer = tf.train.sgd(0.1);
+  const declared = lstm(6), free = lstm(null);
+  assert.throws(() => stepStream({ data: [x, y], model: declared, optimizer, loss: mse, batchSize: 4 }), {
+    name: "RangeError",
+    message: "stepStream: data[0] must have rows shaped [6, 3] as the model's input, got [4, 3]: " +
+      "reshape the data, or build the model with this input shape",
+  });
+  const steps = await collect(
+    pipe(stepStream({ data: [x, y], model: free, optimizer, loss: mse, batchSize: 4 }), take(3)),
+  );
+  assert.equal(steps.length, 3);
+  tf.dispose([x, y]);
+  declared.dispose();
+  free.dispose();
+  optimizer.dispose();
+});

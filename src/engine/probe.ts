@@ -65,6 +65,38 @@ function watchingReads<T>(variables: tf.Variable[], f: () => T): [T, boolean] {
 }
 
 /**
+ * Checks each input tensor's rows against the layers model's declared input
+ * shape, dimension by dimension where it is known (`null` takes any size), as
+ * `model.fit` refuses data of another shape: a layer can run on rows it was
+ * not declared for (an LSTM over 4 steps declared with 6), and the host
+ * engine plans from the declared shape. A model with no inputs yet (nothing
+ * declared) and a function model are not checked. `name(i)` names input `i`.
+ */
+function checkInputShapes(
+  where: string,
+  model: ModelLike,
+  data: tf.Tensor[],
+  inputs: number,
+  name: (i: number) => string,
+): void {
+  if (!isLayersModel(model)) return;
+  const declared = model.inputs ?? [];
+  if (declared.length !== inputs) return; // a count mismatch fails the forward pass with tfjs's own error
+  declared.forEach((input, i) => {
+    const want = input.shape.slice(1), got = data[i].shape.slice(1);
+    if (want.length === got.length && want.every((d, k) => d == null || d === got[k])) return;
+    const shown = `[${want.map((d) => d ?? "any").join(", ")}]`;
+    const hint = want.length === got.length
+      ? "reshape the data, or build the model with this input shape"
+      : `give the data ${want.length + 1} dimensions (rows first), or build the model with this input shape`;
+    throw new RangeError(
+      `${where}: ${name(i)} must have rows shaped ${shown} as the model's input, got [${got.join(", ")}]` +
+        `: ${hint}`,
+    );
+  });
+}
+
+/**
  * Runs the model and the loss on one row, in inference mode, to catch shape
  * mistakes before anything trains; for a layers model, also finds whether
  * the loss reaches the model's weights other than through the predictions.
@@ -76,7 +108,9 @@ export function probeRun(
   loss: LossFunction,
   data: tf.Tensor[],
   inputs: number,
+  name: (i: number) => string = (i) => `data[${i}]`,
 ): ProbeResult {
+  checkInputShapes(where, model, data, inputs, name);
   return tf.tidy(() => {
     const row = data.map((t) => sliceRows(t, 0, 1));
     let pred: tf.Tensor;

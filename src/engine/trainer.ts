@@ -132,7 +132,8 @@ export class EpochTraining {
     const inputs = run.lastLabel ? first.length - 1 : first.length;
     try {
       if (!this.#probed) {
-        run.lossReadsModel = probeRun(this.#where, run.model, run.loss, first, inputs).lossReadsModel;
+        const name = (i: number) => inputs === 1 ? "the dataset's xs" : `the dataset's xs[${i}]`;
+        run.lossReadsModel = probeRun(this.#where, run.model, run.loss, first, inputs, name).lossReadsModel;
         this.#probed = true;
       }
       const host = hostCopy(first);
