@@ -351,8 +351,8 @@ test("explainEngine names what keeps a run off the host engine", () => {
   }
   // An invalid run is refused as epochStream refuses it.
   assert.throws(() => explainEngine({ ...base, data: [tf.zeros([4, 3]), y] }), {
-    name: "TypeError",
-    message: /^explainEngine: the model failed on the input tensors/,
+    name: "RangeError",
+    message: /^explainEngine: data\[0\] must have rows shaped \[5\] as the model's input, got \[3\]/,
   });
   const frozen = tf.sequential({ layers: [dense()] });
   frozen.layers[0].trainable = false;

@@ -306,8 +306,8 @@ test("bad inputs fail at construction, before anything trains", () => {
       message: /loss failed on model output \[1, 1\] and labels \[1, 3\]/,
     }],
     [{ data: [tf.zeros([10, 2]), y] }, {
-      name: "TypeError",
-      message: /epochStream: the model failed on the input tensors/,
+      name: "RangeError",
+      message: /epochStream: data\[0\] must have rows shaped \[1\] as the model's input, got \[2\]/,
     }],
     [{ data: [x.where(tf.range(0, 10).reshape([10, 1]).notEqual(6), tf.scalar(NaN)), y] }, {
       name: "RangeError",

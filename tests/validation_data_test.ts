@@ -33,8 +33,8 @@ test("validationLoss checks the data against the model at the first event, namin
   const model = linearModel(); // 1 input, 1 output
   const wide = validationLoss({ data: [tf.zeros([5, 2]), tf.zeros([5, 1])], loss: mse });
   await assert.rejects(wide({ model }), (e: Error) => {
-    assert.equal(e.name, "TypeError");
-    assert.match(e.message, /^validationLoss: the model failed on the input tensors: /);
+    assert.equal(e.name, "RangeError");
+    assert.match(e.message, /^validationLoss: data\[0\] must have rows shaped \[1\] as the model's input, got \[2\]/);
     return true;
   });
   const labels = validationLoss({ data: [tf.zeros([5, 1]), tf.zeros([5, 2])], loss: mse });
@@ -62,7 +62,10 @@ test("in a pipeline, validation data that does not fit the model fails the first
     augment(validationLoss({ data: [tf.zeros([3, 4]), tf.zeros([3, 1])], loss: mse })),
     take(3),
   );
-  await assert.rejects(collect(events), { name: "TypeError", message: /^validationLoss: the model failed on/ });
+  await assert.rejects(collect(events), {
+    name: "RangeError",
+    message: /^validationLoss: data\[0\] must have rows shaped \[1\] as the model's input, got \[4\]/,
+  });
   model.dispose();
 });
 
@@ -84,7 +87,10 @@ test("validationLoss on a dataset: the first batch is checked against the model;
     }),
     loss: mse,
   });
-  await assert.rejects(wide({ model }), { name: "TypeError", message: /^validationLoss: the model failed on/ });
+  await assert.rejects(wide({ model }), {
+    name: "RangeError",
+    message: /^validationLoss: the dataset's xs must have rows shaped \[1\] as the model's input, got \[3\]/,
+  });
   const fine = validationLoss({ data: batches([3, 4]), loss: mse });
   assert.equal(typeof (await fine({ model })).val_loss, "number");
   model.dispose();

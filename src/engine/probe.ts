@@ -64,6 +64,11 @@ function watchingReads<T>(variables: tf.Variable[], f: () => T): [T, boolean] {
   }
 }
 
+/** Names input `i` of a dataset's batches (of `inputs` inputs) in errors. Internal. */
+export function datasetInputName(inputs: number): (i: number) => string {
+  return (i) => inputs === 1 ? "the dataset's xs" : `the dataset's xs[${i}]`;
+}
+
 /**
  * Checks each input tensor's rows against the layers model's declared input
  * shape, dimension by dimension where it is known (`null` takes any size), as

@@ -12,7 +12,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { hostCopy, type HostData } from "../data/tensors.ts";
 import { type BatchDataset, openPass } from "../data/dataset.ts";
-import { probeRun } from "./probe.ts";
+import { datasetInputName, probeRun } from "./probe.ts";
 import { isLayersModel, type LossFunction, type ModelLike } from "./model.ts";
 import { DenseEngine } from "./dense_engine.ts";
 import { LayerEngine } from "./layer_engine.ts";
@@ -132,7 +132,7 @@ export class EpochTraining {
     const inputs = run.lastLabel ? first.length - 1 : first.length;
     try {
       if (!this.#probed) {
-        const name = (i: number) => inputs === 1 ? "the dataset's xs" : `the dataset's xs[${i}]`;
+        const name = datasetInputName(inputs);
         run.lossReadsModel = probeRun(this.#where, run.model, run.loss, first, inputs, name).lossReadsModel;
         this.#probed = true;
       }

@@ -15,7 +15,7 @@ import { requireKey } from "../internal/validate.ts";
 import { requireLoss } from "../losses/require_loss.ts";
 import { checkFinite, checkTensors, sliceRows } from "../data/tensors.ts";
 import { checkModel, forward, type LossFunction, type ModelLike } from "../engine/model.ts";
-import { probeRun } from "../engine/probe.ts";
+import { datasetInputName, probeRun } from "../engine/probe.ts";
 import { checkBatchOptions } from "./iter_batches.ts";
 import type { Tensor } from "../tf_types.ts";
 import { type BatchDataset, isDataset, openPass } from "../data/dataset.ts";
@@ -54,11 +54,12 @@ function checkAgainstModel(
   loss: LossFunction,
   data: tf.Tensor[],
   inputs: number,
+  name?: (i: number) => string,
 ): asserts model is ModelLike {
   if (model === undefined) throw new TypeError("validationLoss: the event has no model");
   checkModel("validationLoss", model);
   if (probed.has(model)) return;
-  probeRun("validationLoss", model, loss, data, inputs);
+  probeRun("validationLoss", model, loss, data, inputs, name);
   probed.add(model);
 }
 
@@ -165,7 +166,7 @@ function datasetLoss<K extends string>(
     const add = async (batch: tf.Tensor[]) => {
       try {
         const inputs = lastLabel ? batch.length - 1 : batch.length;
-        if (++index === 1) checkAgainstModel(probed, model, loss, batch, inputs);
+        if (++index === 1) checkAgainstModel(probed, model, loss, batch, inputs, datasetInputName(inputs));
         const value = tf.tidy(() => {
           const pred = forward(model, batch.slice(0, inputs), false);
           return lastLabel ? loss(pred, batch[inputs]) : (loss as (p: tf.Tensor) => tf.Tensor)(pred);
