@@ -363,9 +363,12 @@ const CASES: Case[] = [
   },
   one("rescaling", [6], () => dense(), () => tf.layers.rescaling({ scale: 0.5, offset: 0.1 }), () => dense(3)),
   {
+    // Rows as wide as numTokens: tfjs-layers 4.22's CategoryEncoding.computeOutputShape overwrites its input's
+    // shape with the output's, so the model declares rows of numTokens ids, and model.fit (as epochStream) refuses
+    // rows of any other width.
     ...one(
       "categoryEncoding",
-      [4],
+      [6],
       () => tf.layers.categoryEncoding({ numTokens: 6, outputMode: "multiHot" }),
       () => dense(3),
     ),
