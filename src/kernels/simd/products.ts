@@ -204,6 +204,13 @@ export class SimdKernels {
     if (i >= 0) this.#blocks.splice(i, 1);
   }
 
+  /** Bytes of the shared memory held by arrays from {@link float32} and {@link float64} not yet given back. */
+  get bytesInUse(): number {
+    let bytes = 0;
+    for (const b of this.#blocks) bytes += b.end - b.at;
+    return bytes;
+  }
+
   /** Whether `view` lives in the shared memory. */
   owns(view: ArrayBufferView): boolean {
     return this.#owned.has(view);
