@@ -498,6 +498,21 @@ test("the benchmark LSTM trains through stepStream what epochStream trains, step
 /** Bytes of the SIMD kernels' memory in use (0 where the runtime lacks them). */
 const kernelBytes = () => simdKernels()?.bytesInUse ?? 0;
 
+test("explainEngine describes an LSTM model's products layer by layer: the LSTM's, then the Dense layers'", () => {
+  const s = lstmSetup();
+  try {
+    const { engine, reason } = explainEngine(options(s));
+    assert.equal(engine, "host");
+    assert.match(
+      reason,
+      /; the LSTM's products in float(32|64) [^;]*; the Dense layers' products in float64 JS loops \(no Dense layer has 262,144 multiply-adds a step\)$/,
+    );
+    assert.doesNotMatch(reason, /no layer has/);
+  } finally {
+    s.free();
+  }
+});
+
 test("the LSTM gives the kernels' memory back after every epoch, so what it holds does not grow with epochs", async () => {
   const s = lstmSetup();
   try {
