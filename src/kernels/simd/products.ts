@@ -42,7 +42,8 @@ export const MAX_HELPERS = 7;
  * Raised from 2^18: the benchmark LSTM's per-step products (64 rows × 32 units × 128 gate columns = 2^18, 150 of
  * them each way a step) ran each epoch 1.97× as long on Deno and 1.75× on Bun shared with one helper as on this
  * thread alone (epochs of 1,024 rows alternating threads 2 and 1 in one process, medians of 14; a loaded 2-core
- * machine): a job that small is over before a helper wakes.
+ * machine): a job that small is over before a helper wakes. (With this, two threads still ran its epoch 1.32× as
+ * long as one on Deno, through the shared once-a-step products of 3.3M multiply-adds: for an idle machine to settle.)
  */
 export const SHARED_MIN_MACS = 1 << 19;
 
