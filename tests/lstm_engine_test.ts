@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { type LstmActivation, LstmMath, type LstmProducts, tanh } from "../src/engine/layers/lstm_math.ts";
 import { jsProducts, simdProducts } from "../src/engine/layers/lstm_products.ts";
+import { simdKernels } from "../src/kernels/simd/products.ts";
 import { collect, epochStream, explainEngine, pipe, stepStream, take, useBackend } from "../mod.ts";
 import { backend as defaultBackend } from "./tf_helpers.ts"; // selects the backend
 
@@ -492,6 +493,66 @@ test("the benchmark LSTM trains through stepStream what epochStream trains, step
   a.free();
   b.free();
   assert.equal(tf.memory().numTensors, before, "no tensor leaks");
+});
+
+/** Bytes of the SIMD kernels' memory in use (0 where the runtime lacks them). */
+const kernelBytes = () => simdKernels()?.bytesInUse ?? 0;
+
+test("explainEngine describes an LSTM model's products layer by layer: the LSTM's, then the Dense layers'", () => {
+  const s = lstmSetup();
+  try {
+    const { engine, reason } = explainEngine(options(s));
+    assert.equal(engine, "host");
+    assert.match(
+      reason,
+      /; the LSTM's products in float(32|64) [^;]*; the Dense layers' products in float64 JS loops \(no Dense layer has 262,144 multiply-adds a step\)$/,
+    );
+    assert.doesNotMatch(reason, /no layer has/);
+  } finally {
+    s.free();
+  }
+});
+
+test("the LSTM gives the kernels' memory back after every epoch, so what it holds does not grow with epochs", async () => {
+  const s = lstmSetup();
+  try {
+    const before = kernelBytes();
+    const held: number[] = [];
+    for await (const _ of pipe(epochStream(options(s)), take(6))) held.push(kernelBytes());
+    assert.deepEqual(held, held.map(() => before), `bytes in use after each epoch: ${held} (before: ${before})`);
+    assert.equal(kernelBytes(), before);
+  } finally {
+    s.free();
+  }
+});
+
+test("the LSTM gives the kernels' memory back when a step stream is cancelled mid-epoch", async () => {
+  const s = lstmSetup();
+  try {
+    const before = kernelBytes();
+    assert.equal((await collect(pipe(stepStream(options(s)), take(2)))).length, 2);
+    assert.equal(kernelBytes(), before);
+  } finally {
+    s.free();
+  }
+});
+
+test("the LSTM gives the kernels' memory back when its data fails mid-pass", async () => {
+  const s = lstmSetup();
+  try {
+    const xs = s.x.arraySync(), ys = s.y.arraySync();
+    const dataset = tf.data.generator(function* () {
+      yield { xs: tf.tensor3d(xs.slice(0, BATCH)), ys: tf.tensor2d(ys.slice(0, BATCH)) };
+      throw new Error("the source broke");
+    });
+    const failing = { ...options(s), batchSize: undefined, shuffle: undefined, data: dataset };
+    assert.equal(explainEngine(failing).engine, "host");
+    const before = kernelBytes();
+    await assert.rejects(collect(pipe(epochStream(failing), take(2))), /the source broke/);
+    assert.equal(kernelBytes(), before);
+  } finally {
+    s.free();
+  }
 });
 
 const DECLINED: [string, Partial<LstmArgs>, RegExp][] = [

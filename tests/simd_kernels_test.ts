@@ -203,6 +203,17 @@ test("thousands of small shared products with pauses between them all finish, ea
   }
 });
 
+test("the benchmark LSTM's per-step products (64 × 32 × 128) run on this thread alone; twice that size is shared", async () => {
+  const cores = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1;
+  await simd.start();
+  const operand = (length: number): Operand => ({ values: new Float32Array(length).fill(0.5), transposed: false });
+  simd.multiply(operand(64 * 32), operand(32 * 128), 64, 32, 128);
+  assert.equal(simd.lastJobThreads, 1, "2^18 multiply-adds: one thread");
+  simd.multiply(operand(64 * 64), operand(64 * 128), 64, 64, 128);
+  assert.equal(simd.lastJobThreads, simd.jobThreads, "2^19 multiply-adds: every thread there is");
+  if (cores > 1) assert.ok(simd.lastJobThreads > 1, "helpers took part");
+});
+
 test("a program whose helper threads sit idle still ends on its own", async () => {
   const result = await within(120_000, "the program to end", runScript("tests/fixtures/simd_exit.ts", []));
   assert.equal(result.code, 0, result.stderr);

@@ -250,6 +250,8 @@ export class LayerEngine implements EpochTrainer {
     const acts = this.#acts = inMemory(plainActs), grads = this.#grads = inMemory(plainGrads);
     const scratchViews = this.#scratch = plainScratch.map(inMemory);
     const release = () => {
+      // Each kind's own memory for the pass (an LSTM's buffers in the kernels' memory), then the engine's.
+      for (const l of layers) l.planned.release?.();
       for (const view of held.splice(0)) simd!.free(view);
       // (A dataset's larger batch may have replaced them with plain arrays meanwhile: those stay.)
       if (this.#acts === acts) this.#acts = plainActs;

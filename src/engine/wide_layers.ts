@@ -39,17 +39,20 @@ export function isWide(rows: number, inputs: number, units: number): boolean {
 /**
  * How a host epoch of these layers at `rows` rows a step computes its
  * products, for `explainEngine`: on the SIMD kernels in float32 when a
- * layer is wide and the runtime has them, else in float64 JS loops.
+ * layer is wide and the runtime has them, else in float64 JS loops. With
+ * `dense`, the sentence names the Dense layers (for a chain whose other
+ * layers compute their products otherwise, as an LSTM's do).
  */
-export function productArithmetic(layers: { inputs: number; units: number }[], rows: number): string {
+export function productArithmetic(layers: { inputs: number; units: number }[], rows: number, dense = false): string {
   const threshold = WIDE_MIN_MACS.toLocaleString("en-US");
+  const subject = dense ? "the Dense layers' products" : "products", layer = dense ? "Dense layer" : "layer";
   if (!layers.some((l) => isWide(rows, l.inputs, l.units))) {
-    return `products in float64 JS loops (no layer has ${threshold} multiply-adds a step)`;
+    return `${subject} in float64 JS loops (no ${layer} has ${threshold} multiply-adds a step)`;
   }
   return simdKernels()
-    ? `products in float32 on fitstream's WebAssembly SIMD kernels, on every core (a layer has ${threshold} ` +
+    ? `${subject} in float32 on fitstream's WebAssembly SIMD kernels, on every core (a ${layer} has ${threshold} ` +
       `multiply-adds a step or more)`
-    : "products in float64 JS loops (this runtime lacks WebAssembly SIMD or shared memory)";
+    : `${subject} in float64 JS loops (this runtime lacks WebAssembly SIMD or shared memory)`;
 }
 
 let products = 0;

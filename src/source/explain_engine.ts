@@ -134,10 +134,14 @@ export function explainEngine<M extends ModelLike, X extends object>(
   const decision = decideEngine(run, trainedVariables(run.model, run.variables));
   if (decision.engine === "tfjs") return { engine: "tfjs", reason: decision.reason };
   const { plan } = decision;
-  const products = plan.engine === "dense" ? plan.layers : chainProducts(plan.layers);
-  let arithmetic = productArithmetic(products, Math.min(run.batchSize, run.rows));
+  const rows = Math.min(run.batchSize, run.rows);
   if (plan.engine === "layers" && plan.layers.some((l) => l.className === "LSTM")) {
-    arithmetic += `; ${lstmArithmetic()}`;
+    // The LSTM's products first, then the Dense layers' (if any), each named: the Dense sentence alone ("no layer
+    // has 262,144 multiply-adds a step") read as if it covered the LSTM's products too.
+    const dense = chainProducts(plan.layers);
+    const parts = [lstmArithmetic(), ...(dense.length ? [productArithmetic(dense, rows, true)] : [])];
+    return { engine: "host", reason: `${decision.reason}; ${parts.join("; ")}` };
   }
-  return { engine: "host", reason: `${decision.reason}; ${arithmetic}` };
+  const products = plan.engine === "dense" ? plan.layers : chainProducts(plan.layers);
+  return { engine: "host", reason: `${decision.reason}; ${productArithmetic(products, rows)}` };
 }

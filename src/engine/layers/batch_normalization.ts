@@ -7,6 +7,28 @@
  * both γ and β (its training branch reads both), so a layer without center
  * or scale takes the tfjs path (which fails there as `model.fit` does).
  *
+ * Unlike the other kinds, it rounds to float32 where tfjs's cpu backend
+ * does, op by op, forward and backward: a channel whose mean is large
+ * against its spread (features of 1000 + 0.01·cos) loses most of its bits in
+ * `x − μ`, and float64 moments drew the weights 1.15e-4 away from
+ * `model.fit`'s in two epochs (the suite allows 2e-5). Mirrored, the kind's
+ * output and gradients equal tfjs's bit for bit given the same float32 input
+ * and output gradient (tests/layer_engine_test.ts). What stays: where a
+ * channel's variance is 0 or nearly (a batch of one row, equal rows) and ε
+ * is tiny, tfjs's gradient to the input is float32 rounding noise scaled by
+ * 1/√(σ² + ε) (up to ~2^-23 · |γ · dy| / √ε a value: 3.8e-3 · |γ · dy| at
+ * ε = 1e-9), and the float64 layers above this one hand it an output
+ * gradient that may differ from tfjs's in its last bit, so that noise
+ * differs: a final batch of one row at ε = 1e-9 left the Dense layer below
+ * 9.8e-5 from `model.fit` (bounded in the same test file). At the default
+ * ε = 1e-3 the same noise is 1,000 times smaller.
+ *
+ * Cost, measured on the batch-norm MLP of bench/tfjs_models.ts (784→256
+ * relu, BN, 256 relu, BN, 10; batch 128; 4,096 rows; the float64 version
+ * and this one alternating in one process): the layer's forward pass took
+ * 75 → 118 µs and its backward pass 70 → 185 µs on Deno; the epoch ran
+ * ~3–10% longer on Deno and 3–6% on Bun (a loaded 2-core machine).
+ *
  * @module
  */
 import type * as tf from "@tensorflow/tfjs";
@@ -60,76 +82,108 @@ function plan({ layer, input, penalty }: PlanContext): PlannedLayer | string {
   const per = input.slice(0, -1).reduce((a, b) => a * b, 1);
   const c = channels;
   const decay = Math.fround(1 - momentum);
-  const eps = Math.fround(epsilon);
-  // scratch: x̂ (per row), then 1/√(σ² + ε) per channel, then two per-channel sums for the backward pass.
+  // tfjs's batchNorm kernel adds epsilon as the JS number it is given; its gradient adds it as a float32 scalar.
+  const eps32 = Math.fround(epsilon);
+  // scratch: x − μ in float32 (per row), then 1/√(σ² + ε) per channel, then four per-channel sums.
   const forward = ({ n, training, input: x, output, params, state, scratch }: ForwardArrays) => {
     const [g, b] = params, [mm, mv] = state;
     const rows = n * per;
-    const [xhat, inv, sum] = scratch;
+    const [dev, rsqrt, sums] = scratch;
+    const fround = Math.fround;
     if (!training) {
-      for (let j = 0; j < c; j++) inv[j] = 1 / Math.sqrt(mv[j] + eps);
+      // The kernel's formula, in float64 from float32 operands, rounded once.
+      for (let j = 0; j < c; j++) sums[j] = Math.sqrt(mv[j] + epsilon);
       for (let r = 0; r < rows; r++) {
         const o = r * c;
-        for (let j = 0; j < c; j++) output[o + j] = (x[o + j] - mm[j]) * inv[j] * g[j] + b[j];
+        for (let j = 0; j < c; j++) output[o + j] = fround(b[j] + (fround(x[o + j]) - mm[j]) * g[j] / sums[j]);
       }
       return;
     }
-    sum.fill(0, 0, c);
-    for (let r = 0; r < rows; r++) {
-      const o = r * c;
-      for (let j = 0; j < c; j++) sum[j] += x[o + j];
+    // tf.moments as the cpu backend computes it: mean = Σ float32(x / N), each sum in a JS number rounded to
+    // float32 once; then (x − mean), its square and its share / N each rounded to float32, summed the same way.
+    const mean = sums, variance = sums.subarray(c, 2 * c), root = sums.subarray(2 * c, 3 * c);
+    mean.fill(0, 0, c);
+    variance.fill(0);
+    // v / N is v · (1/N) exactly when N is a power of two (batches of 32, 64, 128…): a multiplication instead of a
+    // division per value (the divisions were most of the forward pass's extra cost).
+    const share = (rows & (rows - 1)) === 0 ? 1 / rows : 0;
+    if (share) {
+      for (let r = 0; r < rows; r++) {
+        const o = r * c;
+        for (let j = 0; j < c; j++) mean[j] += fround(fround(x[o + j]) * share);
+      }
+    } else {
+      for (let r = 0; r < rows; r++) {
+        const o = r * c;
+        for (let j = 0; j < c; j++) mean[j] += fround(fround(x[o + j]) / rows);
+      }
     }
-    for (let j = 0; j < c; j++) sum[j] /= rows; // the mean
-    inv.fill(0, 0, c);
+    for (let j = 0; j < c; j++) mean[j] = fround(mean[j]);
     for (let r = 0; r < rows; r++) {
       const o = r * c;
       for (let j = 0; j < c; j++) {
-        const d = x[o + j] - sum[j];
-        inv[j] += d * d;
+        const d = dev[o + j] = fround(fround(x[o + j]) - mean[j]);
+        variance[j] += fround(share ? fround(d * d) * share : fround(d * d) / rows);
       }
     }
     for (let j = 0; j < c; j++) {
-      const variance = inv[j] / rows;
+      const v = variance[j] = fround(variance[j]);
       // The moving averages, in float32 as tfjs-layers updates them from the float32 moments.
-      const mean32 = Math.fround(sum[j]), variance32 = Math.fround(variance);
-      mm[j] = Math.fround(mm[j] - Math.fround(Math.fround(mm[j] - mean32) * decay));
-      mv[j] = Math.fround(mv[j] - Math.fround(Math.fround(mv[j] - variance32) * decay));
-      inv[j] = 1 / Math.sqrt(variance + eps);
+      mm[j] = fround(mm[j] - fround(fround(mm[j] - mean[j]) * decay));
+      mv[j] = fround(mv[j] - fround(fround(mv[j] - v) * decay));
+      root[j] = Math.sqrt(v + epsilon);
+      // What the gradient reads: rsqrt(variance + float32 epsilon), in float32.
+      rsqrt[j] = fround(1 / Math.sqrt(fround(v + eps32)));
     }
+    // The batchNorm kernel: offset + (x − mean) · scale / √(variance + ε) in float64 from float32 operands.
     for (let r = 0; r < rows; r++) {
       const o = r * c;
-      for (let j = 0; j < c; j++) {
-        const h = xhat[o + j] = (x[o + j] - sum[j]) * inv[j];
-        output[o + j] = h * g[j] + b[j];
-      }
+      for (let j = 0; j < c; j++) output[o + j] = fround(b[j] + (fround(x[o + j]) - mean[j]) * g[j] / root[j]);
     }
   };
   const backward = ({ n, params, scratch, gradOutput: dy, gradInput, paramGrads }: BackwardArrays) => {
     const g = params[0], [gammaGrad, betaGrad] = paramGrads;
     const rows = n * per;
-    const [xhat, inv, sumDy, sumDyX] = scratch;
-    sumDy.fill(0, 0, c);
-    sumDyX.fill(0, 0, c);
+    const [dev, rsqrt, sums] = scratch;
+    const fround = Math.fround;
+    // tfjs's gradients op by op in float32: its batchNorm gradient (to x, mean, variance, γ and β), then
+    // through tf.moments (the variance's mean, the square, the subtraction, the mean) back to x.
+    const sumDy = sums, sumDyX = sums.subarray(c, 2 * c), dMean = sums.subarray(2 * c, 3 * c);
+    const dVariance = sums.subarray(3 * c, 4 * c), cube = sums.subarray(4 * c, 5 * c);
+    sums.fill(0, 0, 4 * c);
+    // −½ · rsqrt³, rounded as tfjs multiplies it out.
+    for (let j = 0; j < c; j++) cube[j] = -0.5 * fround(fround(rsqrt[j] * rsqrt[j]) * rsqrt[j]);
     for (let r = 0; r < rows; r++) {
       const o = r * c;
       for (let j = 0; j < c; j++) {
-        const d = dy[o + j];
+        const d = fround(dy[o + j]), k = rsqrt[j], dyg = fround(d * g[j]), e = dev[o + j];
         sumDy[j] += d;
-        sumDyX[j] += d * xhat[o + j];
+        sumDyX[j] += fround(d * fround(e * k));
+        dMean[j] += fround(k * dyg);
+        dVariance[j] += fround(fround(cube[j] * e) * dyg);
       }
     }
-    if (gammaGrad) { for (let j = 0; j < c; j++) gammaGrad[j] += sumDyX[j]; }
-    if (betaGrad) { for (let j = 0; j < c; j++) betaGrad[j] += sumDy[j]; }
+    if (gammaGrad) { for (let j = 0; j < c; j++) gammaGrad[j] += fround(sumDyX[j]); }
+    if (betaGrad) { for (let j = 0; j < c; j++) betaGrad[j] += fround(sumDy[j]); }
     if (!gradInput) return;
-    // d x = γ/√(σ² + ε) · (dy - mean(dy) - x̂ · mean(dy · x̂)), the moments' own gradients included.
-    for (let j = 0; j < c; j++) {
-      sumDy[j] /= rows;
-      sumDyX[j] /= rows;
+    // d loss / d (x − mean) through the variance: float32(dVariance / N) · 2 (x − mean); its sum goes to the mean.
+    const perDev = dVariance, toMean = sumDy;
+    toMean.fill(0, 0, c);
+    for (let j = 0; j < c; j++) perDev[j] = fround(fround(dVariance[j]) / rows);
+    // (The subtraction's gradient to x is kept in gradInput until the last loop adds the rest.)
+    for (let r = 0; r < rows; r++) {
+      const o = r * c;
+      for (let j = 0; j < c; j++) toMean[j] += gradInput[o + j] = fround(perDev[j] * 2 * dev[o + j]);
     }
+    // The mean's gradient (the batchNorm's, then the subtraction's added), shared out by the mean's gradient.
+    const perRow = dMean;
+    for (let j = 0; j < c; j++) perRow[j] = fround(fround(-fround(dMean[j]) - fround(toMean[j])) / rows);
+    // x's gradients added in tfjs's order: the batchNorm's, the subtraction's, the mean's.
     for (let r = 0; r < rows; r++) {
       const o = r * c;
       for (let j = 0; j < c; j++) {
-        gradInput[o + j] = g[j] * inv[j] * (dy[o + j] - sumDy[j] - xhat[o + j] * sumDyX[j]);
+        const direct = fround(fround(fround(dy[o + j]) * rsqrt[j]) * g[j]);
+        gradInput[o + j] = fround(fround(direct + gradInput[o + j]) + perRow[j]);
       }
     }
   };
@@ -138,7 +192,7 @@ function plan({ layer, input, penalty }: PlanContext): PlannedLayer | string {
     params: [gamma, beta],
     penalties: [gammaPenalty, betaPenalty],
     state: [movingMean, movingVariance],
-    scratch: [{ perRow: per * c }, { fixed: c }, { fixed: c }, { fixed: c }],
+    scratch: [{ perRow: per * c }, { fixed: c }, { fixed: 5 * c }],
     forward,
     backward,
   };

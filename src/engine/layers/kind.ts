@@ -21,6 +21,12 @@
  * 3. **Write-back** (end of `train()`): the engine writes the `params` (after
  *    the optimizer) and the `state` (as `forward` left it) back into their
  *    tfjs variables, as fresh tensors.
+ * 4. **End of the pass**: the engine calls {@link PlannedLayer.release} when
+ *    each `train()` ends, fails or is cancelled (always, once a pass has
+ *    begun). A kind that took memory the garbage collector does not give
+ *    back (the SIMD kernels' shared memory) gives it back there; a planned
+ *    layer may be trained again by a later pass, so it takes it again on
+ *    its next `forward`.
  *
  * ## Numbers
  * - `params` and `state` values are `Float32Array`s holding what tfjs holds
@@ -40,8 +46,13 @@
  * wide Dense layer, or a large weight): never keep one past the call that
  * received it, and expect JS loops over them to run a little slower than
  * over plain arrays. A planned layer may keep its own buffers in its
- * closure (it lives for one pass): the fused embedding keeps int32 table
- * offsets there, as float64 indices cost V8 a conversion per access.
+ * closure: the fused embedding keeps int32 table offsets there, as float64
+ * indices cost V8 a conversion per access. Buffers in the kernels' memory
+ * (the LSTM's) must be given back in {@link PlannedLayer.release}, never
+ * left to a FinalizationRegistry: that memory never shrinks and is capped
+ * (1 GiB by default), and a stream re-plans every epoch, so buffers left to
+ * the collector piled up by a plan's worth each epoch (4 MiB an epoch for a
+ * 32-unit LSTM over 50 steps) until products no longer fitted.
  * The dense products of `wide_layers.ts` (SIMD, float32) and
  * `dense_kernels.ts` (float64 JS loops) are there for kinds to call.
  *
@@ -185,6 +196,13 @@ export interface PlannedLayer {
   forward(arrays: ForwardArrays): void;
   /** Computes the gradients (see {@link BackwardArrays}). */
   backward(arrays: BackwardArrays): void;
+  /**
+   * Optional: gives back what `forward` took for the pass (memory in the
+   * SIMD kernels). Called by the engine when each pass ends, fails or is
+   * cancelled, after the last `backward`; may be called with nothing held,
+   * and more than once. A later `forward` may take it again.
+   */
+  release?(): void;
 }
 
 /** One tfjs layer class the host engine mirrors. */

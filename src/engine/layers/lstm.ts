@@ -57,13 +57,6 @@ protect([registeredClass("LSTMCell"), ...LSTM_ACTIVATIONS.map((a) => registeredC
 /** The products every LSTM of this process uses: the SIMD kernels', else the JS loops. */
 let products: LstmProducts | undefined;
 
-/**
- * Gives the kernels' memory back when a plan's LSTM buffers are collected
- * (the kind interface has no end of life, and a plan lives as long as its
- * stream).
- */
-const released = new FinalizationRegistry<{ math: LstmMath | undefined }>((held) => held.math?.release());
-
 /** A reason the cell cannot be mirrored, or `undefined`. */
 function refusal(name: string, layer: LstmInternals, input: readonly number[]): string | undefined {
   const cell = layer.cell;
@@ -130,7 +123,10 @@ function plan({ layer, input }: PlanContext): PlannedLayer | string {
   };
   products ??= simdProducts() ?? jsProducts();
   const held: { math: LstmMath | undefined } = { math: undefined };
-  /** The arithmetic, with buffers for `n` rows (remade larger when a batch has more). */
+  /**
+   * The arithmetic, with buffers for `n` rows (remade larger when a batch has more). Its buffers live in the
+   * kernels' memory and are given back by `release` when the pass ends (taken again by the next pass's forward).
+   */
   const math = (n: number): LstmMath => {
     if (held.math && held.math.shape.maxRows >= n) return held.math;
     held.math?.release();
@@ -162,8 +158,11 @@ function plan({ layer, input }: PlanContext): PlannedLayer | string {
     params: bias ? [kernel, recurrent, bias] : [kernel, recurrent],
     forward,
     backward,
+    release() {
+      held.math?.release();
+      held.math = undefined;
+    },
   };
-  released.register(planned, held);
   return planned;
 }
 

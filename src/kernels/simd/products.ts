@@ -37,8 +37,15 @@ export function hasSimdEpilogue(activation: number): boolean {
 /** At most this many helper threads. */
 export const MAX_HELPERS = 7;
 
-/** Products from this many multiply-adds are shared with the helpers; below, waking them costs more than it saves. */
-export const SHARED_MIN_MACS = 1 << 18;
+/**
+ * Products from this many multiply-adds are shared with the helpers; below, waking them costs more than it saves.
+ * Raised from 2^18: the benchmark LSTM's per-step products (64 rows × 32 units × 128 gate columns = 2^18, 150 of
+ * them each way a step) ran each epoch 1.97× as long on Deno and 1.75× on Bun shared with one helper as on this
+ * thread alone (epochs of 1,024 rows alternating threads 2 and 1 in one process, medians of 14; a loaded 2-core
+ * machine): a job that small is over before a helper wakes. (With this, two threads still ran its epoch 1.32× as
+ * long as one on Deno, through the shared once-a-step products of 3.3M multiply-adds: for an idle machine to settle.)
+ */
+export const SHARED_MIN_MACS = 1 << 19;
 
 /** Adam updates of this many weights are shared with the helpers. */
 export const SHARED_MIN_WEIGHTS = 1 << 14;
@@ -174,6 +181,11 @@ export class SimdKernels {
     return this.#parts(true);
   }
 
+  /** The threads the last job (product or Adam update) ran on. Internal, for tests. */
+  get lastJobThreads(): number {
+    return this.#ctl[WORD.parts];
+  }
+
   /** Helpers a job of this size takes part with. */
   #parts(shared: boolean): number {
     return shared ? 1 + Math.min(this.helpers, this.#cap) : 1;
@@ -202,6 +214,13 @@ export class SimdKernels {
     if (!this.#owned.delete(view)) return;
     const i = this.#blocks.findIndex((b) => b.at === view.byteOffset);
     if (i >= 0) this.#blocks.splice(i, 1);
+  }
+
+  /** Bytes of the shared memory held by arrays from {@link float32} and {@link float64} not yet given back. */
+  get bytesInUse(): number {
+    let bytes = 0;
+    for (const b of this.#blocks) bytes += b.end - b.at;
+    return bytes;
   }
 
   /** Whether `view` lives in the shared memory. */
