@@ -381,6 +381,7 @@ async function batchNormStep(shape: number[], epsilon: number, x: Float32Array, 
       layer,
       config: layer.getConfig(),
       input: shape,
+      first: true,
       last: true,
       penalty: () => undefined,
     }) as PlannedLayer;
