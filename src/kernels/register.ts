@@ -15,7 +15,7 @@ import { conv2dInputGradient } from "./conv2d_input_grad.ts";
 import { conv3dFilterGradient, conv3dInputGradient } from "./conv3d_grads.ts";
 import { depthwiseFilterGradient, depthwiseInputGradient } from "./depthwise_conv2d_grads.ts";
 import { batchMatMul, fusedMatMul } from "./matmul.ts";
-import { maxPoolGradient } from "./max_pool_grad.ts";
+import { maxPoolGradient, tightMaxPoolGrad } from "./max_pool_grad.ts";
 import { maxPool3D, maxPool3DGradient } from "./max_pool3d.ts";
 import { resizeNearestGradient } from "./resize_nearest_grad.ts";
 import { cast } from "./cast.ts";
@@ -25,6 +25,15 @@ import { resizeBilinearGradient } from "./resize_bilinear_grad.ts";
 import { tile } from "./tile.ts";
 import { clipByValue, maximum, minimum, pow, relu6, sign } from "./special_values.ts";
 import { unsortedSegmentSum } from "./unsorted_segment_sum.ts";
+import { filterTaps } from "./conv2d_filter_taps.ts";
+import { directConvolutions } from "./conv2d_direct.ts";
+
+/** Switches for the CNN kernels made fast in issue 28's round, off only to measure against what came before (bench/profile_cnn.ts). */
+export const cnnKernelSwitches: Record<string, { on: boolean }> = {
+  filterTaps,
+  tightMaxPoolGrad,
+  directConvolutions,
+};
 
 /** One kernel fitstream supplies, where, and why. */
 export interface SuppliedKernel {

@@ -66,6 +66,7 @@ export const op = {
   end: [0x0b] as Code,
   br: (depth: number): Code => [0x0c, ...uleb(depth)],
   brIf: (depth: number): Code => [0x0d, ...uleb(depth)],
+  i32Load: (offset = 0): Code => [0x28, ...memarg(2, offset)],
   f32Load: (offset = 0): Code => [0x2a, ...memarg(2, offset)],
   f32Store: (offset = 0): Code => [0x38, ...memarg(2, offset)],
   f32Zero: [0x43, 0, 0, 0, 0] as Code,

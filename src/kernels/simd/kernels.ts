@@ -14,6 +14,8 @@
  */
 import { assemble, type Code, doWhile, F64, type FunctionDef, I32, increment, op, V128 } from "./assemble.ts";
 import { biasFunction, narrowFunction, slopesFunction, widenFunction } from "./epilogues.ts";
+import { tapsFunction } from "./filter_taps.ts";
+import { convolveFunction } from "./convolve.ts";
 
 /** Rows of a packed panel of the left operand (A). */
 export const MR = 6;
@@ -469,6 +471,8 @@ export function kernelModule(fused: boolean, maxPages: number, unroll = 1): Uint
       biasFunction(),
       slopesFunction(),
       narrowFunction(),
+      tapsFunction(fused),
+      convolveFunction(fused),
     ],
     maxPages,
   );
@@ -506,4 +510,26 @@ export interface Kernels {
     biasGrad: number,
   ): void;
   narrow(src: number, dst: number, count: number): void;
+  taps(
+    x: number,
+    dy: number,
+    count: number,
+    cols: number,
+    colStep: number,
+    rowStep: number,
+    stride: number,
+    offsets: number,
+    taps: number,
+    acc: number,
+  ): void;
+  convolve(
+    x: number,
+    positions: number,
+    count: number,
+    offsets: number,
+    taps: number,
+    w: number,
+    out: number,
+    stride: number,
+  ): void;
 }
