@@ -238,6 +238,10 @@ const POOL2D: Pool2D[] = [
   { x: [4, 3, 3, 5], filterSize: 3, strides: 1, pad: "valid" },
   { x: [2, 8, 8, 16], filterSize: 2, strides: 2, pad: "valid" },
   { x: [2, 6, 5, 8], filterSize: 3, strides: 1, pad: "same" },
+  // Big enough for MaxPoolGrad's SIMD kernel (2^14 inputs, channels a multiple of 4, windows that do not overlap
+  // inside the input), shared across threads: the MNIST CNN's first pool, and windows with gaps between them.
+  { x: [18, 24, 24, 8], filterSize: 2, strides: 2, pad: "valid" },
+  { x: [24, 13, 15, 4], filterSize: 2, strides: [3, 2], pad: "valid" },
 ];
 
 /** x values for pooling: random, few levels (ties in every window), all negative (padding must not count as 0). */
@@ -769,9 +773,22 @@ function seedOf(...parts: unknown[]): string {
   return JSON.stringify(parts);
 }
 
+/** `x` with every 7th value NaN and every 11th −∞ (neither may take a window's gradient while a number is there). */
+function withSpecials(x: Input): Input {
+  const values = Float32Array.from(x.values);
+  for (let i = 0; i < values.length; i++) {
+    if (i % 7 === 3) values[i] = NaN;
+    else if (i % 11 === 5) values[i] = -Infinity;
+  }
+  return { ...x, values };
+}
+
 function poolCases(maxGrad: boolean): Case[] {
   return POOL2D.flatMap((g) =>
-    poolValues(g.x, seedOf("pool", g)).map(([x, note]) => {
+    [
+      ...poolValues(g.x, seedOf("pool", g)),
+      ...(maxGrad ? [[withSpecials(normal(g.x, seedOf("pool", g))), "NaN and -Infinity"] as [Input, string]] : []),
+    ].map(([x, note]) => {
       const info = pool2dInfo(g);
       if (!maxGrad) return kase({ x }, pool2dAttrs(g), note);
       const dy = normal(info.outShape, seedOf("pool dy", g));

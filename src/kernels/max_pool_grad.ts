@@ -13,8 +13,13 @@
 import * as tf from "@tensorflow/tfjs";
 import { type KernelArgs, output, valuesOf, writeOutput } from "./_host.ts";
 
-/** Whether windows that do not overlap take the tight loop; off only to measure against the old one (bench/profile_cnn.ts). */
+import { simdKernels } from "./simd/products.ts";
+
+/** Whether windows that do not overlap take the fast paths; off only to measure against the old loop (bench/profile_cnn.ts). */
 export const tightMaxPoolGrad = { on: true };
+
+/** Inputs from which the SIMD kernel pays for copying in and out. */
+const SIMD_MIN_INPUTS = 1 << 14;
 
 type MaxPoolGradArgs = KernelArgs<
   { dy: tf.TensorInfo; input: tf.TensorInfo; output: tf.TensorInfo },
@@ -46,7 +51,17 @@ export function maxPoolGradient({ inputs, backend, attrs }: MaxPoolGradArgs): tf
     // channel at a time, its window scanned in row, column order with a strict `>`, the maximum in locals: the loop
     // below (per-window arrays of maxima and places) took 19 ms on Deno and 56 on Bun for the MNIST CNN's two pools
     // at batch 512; this one ~3 and ~5.
+    // Windows inside the input, four channels at a time, large: the SIMD kernel (simd/max_pool_grad.ts), the same
+    // values.
+    const inside = top === 0 && left === 0 && (outHeight - 1) * sh + fh <= inHeight &&
+      (outWidth - 1) * sw + fw <= inWidth;
+    const simd = inside && channels % 4 === 0 && tf.util.sizeFromShape(input.shape) >= SIMD_MIN_INPUTS
+      ? simdKernels()
+      : undefined;
     return writeOutput(backend, input.shape, [input, dy], (out, xs, grads) => {
+      const job = { samples: batchSize, inHeight, inWidth, channels, outHeight, outWidth, fh, fw, sh, sw };
+      const done = simd?.poolGrad({ ...job, x: xs as Float32Array, dy: grads as Float32Array });
+      if (done) return void out.set(done);
       out.fill(0);
       const rowStride = inWidth * channels;
       let dyAt = 0;

@@ -102,9 +102,17 @@ export const op = {
   f64x2Abs: simd(0xec),
   f64x2Gt: simd(0x4a),
   v128And: simd(0x4e),
+  /** Lanes of the first vector where the third's bits are set, of the second elsewhere. */
+  v128Bitselect: simd(0x52),
+  i32x4Splat: simd(0x11),
+  i32x4Eq: simd(0x37),
+  f32x4Splat: simd(0x13),
+  f32x4Gt: simd(0x44),
   f64Abs: [0x99] as Code,
   f64Gt: [0x64] as Code,
   select: [0x1b] as Code,
+  /** A float32 constant. */
+  f32: (v: number): Code => [0x43, ...new Uint8Array(new Float32Array([v]).buffer)],
   /** A float64 constant. */
   f64: (v: number): Code => [0x44, ...new Uint8Array(new Float64Array([v]).buffer)],
 };

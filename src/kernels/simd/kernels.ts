@@ -16,6 +16,7 @@ import { assemble, type Code, doWhile, F64, type FunctionDef, I32, increment, op
 import { biasFunction, narrowFunction, slopesFunction, widenFunction } from "./epilogues.ts";
 import { tapsFunction } from "./filter_taps.ts";
 import { convolveFunction } from "./convolve.ts";
+import { poolGradFunction } from "./max_pool_grad.ts";
 
 /** Rows of a packed panel of the left operand (A). */
 export const MR = 6;
@@ -473,6 +474,7 @@ export function kernelModule(fused: boolean, maxPages: number, unroll = 1): Uint
       narrowFunction(),
       tapsFunction(fused),
       convolveFunction(fused),
+      poolGradFunction(),
     ],
     maxPages,
   );
@@ -531,5 +533,18 @@ export interface Kernels {
     w: number,
     out: number,
     stride: number,
+  ): void;
+  poolGrad(
+    x: number,
+    dy: number,
+    out: number,
+    windows: number,
+    cols: number,
+    fh: number,
+    fw: number,
+    groups: number,
+    colStep: number,
+    rowStep: number,
+    inRow: number,
   ): void;
 }

@@ -25,6 +25,8 @@ import {
   FILTER,
   FILTER_WORD,
   isServerRuntime,
+  POOL_GRAD,
+  POOL_WORD,
   PRODUCT,
   runShare,
   scratchBytes,
@@ -109,6 +111,27 @@ export interface ConvolveJob {
   weights: Float32Array;
   stride: number;
   fill(x: Float32Array): void;
+}
+
+/**
+ * A max-pool gradient's job (see max_pool_grad.ts), sizes in floats: `x`
+ * and `dy` (NHWC, `channels` a multiple of 4) of `samples` samples, windows
+ * `fh` × `fw` that do not overlap, `outHeight` × `outWidth` of them at
+ * strides `sh`, `sw`, from the input's first pixel.
+ */
+export interface PoolGradJob {
+  x: Float32Array;
+  dy: Float32Array;
+  samples: number;
+  inHeight: number;
+  inWidth: number;
+  channels: number;
+  outHeight: number;
+  outWidth: number;
+  fh: number;
+  fw: number;
+  sh: number;
+  sw: number;
 }
 
 /** Adam's scalars for one step, as host_optimizer.ts computes them. */
@@ -393,6 +416,46 @@ export class SimdKernels {
     ctl[w.samples] = samples;
     this.#run(this.#parts(samples > 1));
     return f32.subarray(outAt / 4, outAt / 4 + samples * outSample);
+  }
+
+  /**
+   * Runs a max-pool gradient's job: the input gradient (laid out as `x`),
+   * valid until the next job or allocation; inputs in no window get zeros.
+   * `undefined` when it does not fit the memory.
+   */
+  poolGrad(job: PoolGradJob): Float32Array | undefined {
+    if (!this.#starting && this.#wanted > 0) void this.start();
+    const { samples, inHeight, inWidth, channels, outHeight, outWidth } = job;
+    const xSample = inHeight * inWidth * channels, dySample = outHeight * outWidth * channels;
+    const xAt = align(this.#top),
+      dyAt = xAt + align(samples * xSample * 4),
+      outAt = dyAt + align(samples * dySample * 4);
+    if (!this.#reserve(outAt + samples * xSample * 4)) return undefined;
+    const f32 = this.#f32;
+    f32.set(job.x.subarray(0, samples * xSample), xAt / 4);
+    f32.set(job.dy.subarray(0, samples * dySample), dyAt / 4);
+    const out = f32.subarray(outAt / 4, outAt / 4 + samples * xSample);
+    if (outHeight * job.sh !== inHeight || outWidth * job.sw !== inWidth || job.fh !== job.sh || job.fw !== job.sw) {
+      out.fill(0); // inputs outside every window
+    }
+    const ctl = this.#ctl, w = POOL_WORD;
+    ctl[WORD.kind] = POOL_GRAD;
+    ctl[w.x] = xAt;
+    ctl[w.xSample] = xSample * 4;
+    ctl[w.dy] = dyAt;
+    ctl[w.dySample] = dySample * 4;
+    ctl[w.out] = outAt;
+    ctl[w.windows] = outHeight * outWidth;
+    ctl[w.cols] = outWidth;
+    ctl[w.fh] = job.fh;
+    ctl[w.fw] = job.fw;
+    ctl[w.groups] = channels / 4;
+    ctl[w.colStep] = job.sw * channels * 4;
+    ctl[w.rowStep] = job.sh * inWidth * channels * 4;
+    ctl[w.inRow] = inWidth * channels * 4;
+    ctl[w.samples] = samples;
+    this.#run(this.#parts(samples > 16));
+    return out;
   }
 
   /**

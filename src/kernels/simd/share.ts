@@ -101,8 +101,31 @@ export const CONVOLVE_WORD = {
   samples: 14,
 } as const;
 
+/**
+ * Words of a max-pool gradient job ({@link POOL_GRAD}): `samples` samples,
+ * sample `b`'s input at `x + b·xSample`, its output gradient at
+ * `dy + b·dySample` and its input gradient at `out + b·xSample` (bytes), the
+ * rest `poolGrad`'s arguments (see max_pool_grad.ts).
+ */
+export const POOL_WORD = {
+  x: 4,
+  xSample: 5,
+  dy: 6,
+  dySample: 7,
+  out: 8,
+  windows: 9,
+  cols: 10,
+  fh: 11,
+  fw: 12,
+  groups: 13,
+  colStep: 14,
+  rowStep: 15,
+  inRow: 16,
+  samples: 17,
+} as const;
+
 /** Job kinds. */
-export const PRODUCT = 0, ADAM = 1, FILTER = 2, CONVOLVE = 3;
+export const PRODUCT = 0, ADAM = 1, FILTER = 2, CONVOLVE = 3, POOL_GRAD = 4;
 
 /**
  * The state word's flag for a closed job. The training thread writes a job
@@ -146,6 +169,7 @@ export function runShare(kernels: Kernels, ctl: Int32Array, t: number): void {
   if (ctl[WORD.kind] === ADAM) return adamShare(kernels, ctl);
   if (ctl[WORD.kind] === FILTER) return filterShare(kernels, ctl);
   if (ctl[WORD.kind] === CONVOLVE) return convolveShare(kernels, ctl);
+  if (ctl[WORD.kind] === POOL_GRAD) return poolGradShare(kernels, ctl);
   const m = ctl[WORD.m], n = ctl[WORD.n], k = ctl[WORD.k], parts = ctl[WORD.parts];
   const a = ctl[WORD.a], aOuter = ctl[WORD.aOuter], aInner = ctl[WORD.aInner];
   const b = ctl[WORD.b], bOuter = ctl[WORD.bOuter], bInner = ctl[WORD.bInner];
@@ -229,6 +253,28 @@ function convolveShare(kernels: Kernels, ctl: Int32Array): void {
       ctl[w.out] + b * ctl[w.outSample],
       ctl[w.stride],
     );
+  }
+}
+
+/** Sixteen samples at a time (a sample of the MNIST CNN's first pool is a few microseconds' work). */
+function poolGradShare(kernels: Kernels, ctl: Int32Array): void {
+  const w = POOL_WORD, samples = ctl[w.samples], xSample = ctl[w.xSample], dySample = ctl[w.dySample];
+  for (let b0; (b0 = Atomics.add(ctl, WORD.next, 16)) < samples;) {
+    for (let b = b0, end = Math.min(b0 + 16, samples); b < end; b++) {
+      kernels.poolGrad(
+        ctl[w.x] + b * xSample,
+        ctl[w.dy] + b * dySample,
+        ctl[w.out] + b * xSample,
+        ctl[w.windows],
+        ctl[w.cols],
+        ctl[w.fh],
+        ctl[w.fw],
+        ctl[w.groups],
+        ctl[w.colStep],
+        ctl[w.rowStep],
+        ctl[w.inRow],
+      );
+    }
   }
 }
 
