@@ -17,21 +17,23 @@ import { type Code, doWhile, type FunctionDef, I32, increment, op, V128 } from "
 export const POSITION_BLOCK = 6;
 
 /**
- * `convolve(x, positions, count, offsets, taps, w, out, stride)`: for each of
- * `count` output positions (a multiple of {@link POSITION_BLOCK}; position
- * `p`'s input at `x + positions[p]`) and each output channel, `Σ over taps t
- * of x[position + offsets[t]] · w[t, channel]` into row `p` of `out`
- * (`stride` bytes a row: the output channels padded to a multiple of 8).
- * `positions` and `offsets` are byte offsets (i32); `w` is packed in groups
- * of 8 channels, `[group][tap][8]`. Each sum adds its terms in tap order, in
- * float32, from zero.
+ * `convolve(x, positions, count, offsets, taps, w, out, stride, ranges)`:
+ * for each of `count` output positions (a multiple of
+ * {@link POSITION_BLOCK}; position `p`'s input at `x + positions[p]`) and
+ * each output channel, `Σ over taps t of x[position + offsets[t]] · w[t,
+ * channel]` into row `p` of `out` (`stride` bytes a row: the output channels
+ * padded to a multiple of 8), over the taps from `ranges[2·block]` to
+ * `ranges[2·block + 1]` only (`taps` in all; the caller leaves out taps that
+ * read only zeros). `positions` and `offsets` are byte offsets (i32); `w` is
+ * packed in groups of 8 channels, `[group][tap][8]`. Each sum adds its terms
+ * in tap order, in float32, from zero.
  */
 export function convolveFunction(fused: boolean): FunctionDef {
-  const [x, positions, count, offsets, taps, w, out, stride] = [0, 1, 2, 3, 4, 5, 6, 7];
-  const [g, wg, pb, pw, po, end, o, row] = [8, 9, 10, 11, 12, 13, 14, 15];
-  const base = (k: number) => 16 + k;
-  const acc = (k: number, h: number) => 16 + POSITION_BLOCK + k * 2 + h;
-  const [w0, w1, s] = [16 + 3 * POSITION_BLOCK, 17 + 3 * POSITION_BLOCK, 18 + 3 * POSITION_BLOCK];
+  const [x, positions, count, offsets, taps, w, out, stride, ranges] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const [g, wg, pb, pw, po, end, o, row, range] = [9, 10, 11, 12, 13, 14, 15, 16, 17];
+  const base = (k: number) => 18 + k;
+  const acc = (k: number, h: number) => 18 + POSITION_BLOCK + k * 2 + h;
+  const [w0, w1, s] = [18 + 3 * POSITION_BLOCK, 19 + 3 * POSITION_BLOCK, 20 + 3 * POSITION_BLOCK];
   const { get, set, i32, add, mul } = op;
   const madd = (target: number, v: number): Code =>
     fused
@@ -43,7 +45,10 @@ export function convolveFunction(fused: boolean): FunctionDef {
     head.push(...get(x), ...add, ...set(base(k)), ...op.v128Zero, ...set(acc(k, 0)), ...op.v128Zero);
     head.push(...set(acc(k, 1)));
   }
-  head.push(...get(wg), ...set(pw), ...get(offsets), ...set(po));
+  // This block's taps (`range` points at its pair): pw and po start at the first, `end` after the last.
+  head.push(...get(wg), ...get(range), ...op.i32Load(), ...i32(32), ...mul, ...add, ...set(pw));
+  head.push(...get(offsets), ...get(range), ...op.i32Load(), ...i32(4), ...mul, ...add, ...set(po));
+  head.push(...get(offsets), ...get(range), ...op.i32Load(4), ...i32(4), ...mul, ...add, ...set(end));
   const tap: Code = [
     ...get(po),
     ...op.i32Load(),
@@ -70,15 +75,9 @@ export function convolveFunction(fused: boolean): FunctionDef {
   }
   return {
     name: "convolve",
-    params: 8,
-    locals: [...new Array(8 + POSITION_BLOCK).fill(I32), ...new Array(2 * POSITION_BLOCK + 3).fill(V128)],
+    params: 9,
+    locals: [...new Array(9 + POSITION_BLOCK).fill(I32), ...new Array(2 * POSITION_BLOCK + 3).fill(V128)],
     body: [
-      ...get(offsets),
-      ...get(taps),
-      ...i32(4),
-      ...mul,
-      ...add,
-      ...set(end),
       ...i32(0),
       ...set(g),
       ...doWhile([
@@ -91,11 +90,14 @@ export function convolveFunction(fused: boolean): FunctionDef {
         ...set(wg),
         ...i32(0),
         ...set(pb),
+        ...get(ranges),
+        ...set(range),
         ...doWhile([
           ...head,
           ...doWhile(tap, []),
           ...tail,
           ...increment(pb, i32(POSITION_BLOCK)),
+          ...increment(range, i32(8)),
         ], [...get(pb), ...get(count), ...op.ne]),
         ...increment(g, i32(32)),
       ], [...get(g), ...get(stride), ...op.ne]),

@@ -533,6 +533,7 @@ export interface Kernels {
     w: number,
     out: number,
     stride: number,
+    ranges: number,
   ): void;
   poolGrad(
     x: number,

@@ -100,7 +100,8 @@ export interface TapsJob {
  * of `xSample` (padded) input, which `fill` writes into the view it is given
  * (its old contents are garbage); `positions` holds each output position's
  * offset in a sample's input (their count a multiple of `POSITION_BLOCK`),
- * `offsets` each tap's from there; `weights` are packed `[group of 8
+ * `offsets` each tap's from there; `ranges` the first and past the last tap
+ * each block of positions sums; `weights` are packed `[group of 8
  * channels][tap][8]`, `stride` channels (a multiple of 8) an output row.
  */
 export interface ConvolveJob {
@@ -108,6 +109,7 @@ export interface ConvolveJob {
   xSample: number;
   positions: Int32Array;
   offsets: Int32Array;
+  ranges: Int32Array;
   weights: Float32Array;
   stride: number;
   fill(x: Float32Array): void;
@@ -390,16 +392,17 @@ export class SimdKernels {
    */
   convolve(job: ConvolveJob): Float32Array | undefined {
     if (!this.#starting && this.#wanted > 0) void this.start();
-    const { samples, xSample, positions, offsets, weights, stride } = job;
+    const { samples, xSample, positions, offsets, ranges, weights, stride } = job;
     const outSample = positions.length * stride;
     const xAt = align(this.#top), positionsAt = xAt + align(samples * xSample * 4);
-    const offsetsAt = positionsAt + align(positions.length * 4), wAt = offsetsAt + align(offsets.length * 4);
-    const outAt = wAt + align(weights.length * 4);
+    const offsetsAt = positionsAt + align(positions.length * 4), rangesAt = offsetsAt + align(offsets.length * 4);
+    const wAt = rangesAt + align(ranges.length * 4), outAt = wAt + align(weights.length * 4);
     if (!this.#reserve(outAt + samples * outSample * 4)) return undefined;
     const f32 = this.#f32;
     job.fill(f32.subarray(xAt / 4, xAt / 4 + samples * xSample));
     new Int32Array(this.#memory.buffer, positionsAt, positions.length).set(positions.map((p) => p * 4));
     new Int32Array(this.#memory.buffer, offsetsAt, offsets.length).set(offsets.map((o) => o * 4));
+    new Int32Array(this.#memory.buffer, rangesAt, ranges.length).set(ranges);
     f32.set(weights, wAt / 4);
     const ctl = this.#ctl, w = CONVOLVE_WORD;
     ctl[WORD.kind] = CONVOLVE;
@@ -414,6 +417,7 @@ export class SimdKernels {
     ctl[w.outSample] = outSample * 4;
     ctl[w.stride] = stride * 4;
     ctl[w.samples] = samples;
+    ctl[w.ranges] = rangesAt;
     this.#run(this.#parts(samples > 1));
     return f32.subarray(outAt / 4, outAt / 4 + samples * outSample);
   }

@@ -99,6 +99,7 @@ export const CONVOLVE_WORD = {
   outSample: 12,
   stride: 13,
   samples: 14,
+  ranges: 15,
 } as const;
 
 /**
@@ -252,6 +253,7 @@ function convolveShare(kernels: Kernels, ctl: Int32Array): void {
       ctl[w.w],
       ctl[w.out] + b * ctl[w.outSample],
       ctl[w.stride],
+      ctl[w.ranges],
     );
   }
 }
