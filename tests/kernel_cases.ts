@@ -1579,6 +1579,21 @@ export const SPECS: KernelSpec[] = [
     ],
   },
   {
+    kernel: "Sum",
+    test:
+      "Sum over leading axes of 16,384 values and more on wasm equals the cpu backend bit for bit (a conv layer's bias gradient)",
+    tolerance: EXACT,
+    cases: () => {
+      const x = normal([40, 24, 24, 8], seedOf("sum leading"), 3);
+      return [
+        kase({ x }, { axis: [0, 1, 2], keepDims: false }),
+        kase({ x }, { axis: [2, 0, -3], keepDims: true }),
+        kase({ x }, { axis: 0, keepDims: false }),
+        kase({ x: normal([5000, 7], seedOf("sum tall")) }, { axis: 0, keepDims: false }),
+      ];
+    },
+  },
+  {
     kernel: "Mean",
     test: "Mean on wasm equals the cpu backend along every axis and axis set, with and without keepDims",
     tolerance: SUMS,

@@ -27,12 +27,14 @@ import { clipByValue, maximum, minimum, pow, relu6, sign } from "./special_value
 import { unsortedSegmentSum } from "./unsorted_segment_sum.ts";
 import { filterTaps } from "./conv2d_filter_taps.ts";
 import { directConvolutions } from "./conv2d_direct.ts";
+import { leadingSums, sum } from "./sum.ts";
 
 /** Switches for the CNN kernels made fast in issue 28's round, off only to measure against what came before (bench/profile_cnn.ts). */
 export const cnnKernelSwitches: Record<string, { on: boolean }> = {
   filterTaps,
   tightMaxPoolGrad,
   directConvolutions,
+  leadingSums,
 };
 
 /** One kernel fitstream supplies, where, and why. */
@@ -267,6 +269,13 @@ export const SUPPLIED_KERNELS: readonly SuppliedKernel[] = [
     replaces: { wasm: "slow: ~53 ns a value (24% of a batch-norm MLP's step)" },
     fallback: "strings",
     run: tile,
+  },
+  {
+    name: "Sum",
+    needed: "every bias gradient (conv layers', over batch, rows and columns), tf.sum",
+    replaces: { wasm: "slow: transposes its input first (~4 ms a step of the MNIST CNN's first bias gradient)" },
+    fallback: "reductions of other than leading axes, non-float32 inputs, fewer than 16,384 values",
+    run: sum,
   },
 ];
 
