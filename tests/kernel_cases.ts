@@ -1579,6 +1579,17 @@ export const SPECS: KernelSpec[] = [
     ],
   },
   {
+    kernel: "Add",
+    test:
+      "Add of a bias along the last axis to 16,384 values and more on wasm equals the cpu backend bit for bit, either way round",
+    tolerance: EXACT,
+    cases: () => {
+      const x = normal([40, 24, 24, 8], seedOf("bias add"), 3), wide = normal([300, 70], seedOf("bias add wide"));
+      const bias = normal([8], seedOf("bias")), wideBias = normal([1, 70], seedOf("bias wide"));
+      return [kase({ a: x, b: bias }), kase({ a: bias, b: x }), kase({ a: wide, b: wideBias })];
+    },
+  },
+  {
     kernel: "Sum",
     test:
       "Sum over leading axes of 16,384 values and more on wasm equals the cpu backend bit for bit (a conv layer's bias gradient)",

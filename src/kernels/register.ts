@@ -28,6 +28,7 @@ import { unsortedSegmentSum } from "./unsorted_segment_sum.ts";
 import { filterTaps } from "./conv2d_filter_taps.ts";
 import { directConvolutions } from "./conv2d_direct.ts";
 import { leadingSums, sum } from "./sum.ts";
+import { add, biasAdds } from "./bias_add.ts";
 
 /** Switches for the CNN kernels made fast in issue 28's round, off only to measure against what came before (bench/profile_cnn.ts). */
 export const cnnKernelSwitches: Record<string, { on: boolean }> = {
@@ -35,6 +36,7 @@ export const cnnKernelSwitches: Record<string, { on: boolean }> = {
   tightMaxPoolGrad,
   directConvolutions,
   leadingSums,
+  biasAdds,
 };
 
 /** One kernel fitstream supplies, where, and why. */
@@ -276,6 +278,15 @@ export const SUPPLIED_KERNELS: readonly SuppliedKernel[] = [
     replaces: { wasm: "slow: transposes its input first (~4 ms a step of the MNIST CNN's first bias gradient)" },
     fallback: "reductions of other than leading axes, non-float32 inputs, fewer than 16,384 values",
     run: sum,
+  },
+  {
+    name: "Add",
+    needed: "every conv and dense layer's bias while training, tf.add",
+    replaces: {
+      wasm: "slow when broadcasting a bias: ~7 ms a step for the MNIST CNN's first bias (~1 for the same shape)",
+    },
+    fallback: "adds other than a float32 tensor of 16,384 values and more plus a vector along its last axis",
+    run: add,
   },
 ];
 
