@@ -73,11 +73,13 @@ export const SUPPLIED_KERNELS: readonly SuppliedKernel[] = [
   },
   {
     name: "Conv2D",
-    needed: "conv1d, conv2d ('same' at a stride above 1), tf.conv2d with NCHW or numeric padding",
+    needed: "conv1d, conv2d (every forward pass while training), tf.conv2d with NCHW or numeric padding",
     replaces: {
-      wasm: "zeros for 'same' at stride 2 with a 1-wide filter; numeric padding wrong or out of bounds; NCHW refused",
+      wasm:
+        "zeros for 'same' at stride 2 with a 1-wide filter; numeric padding wrong or out of bounds; NCHW refused; " +
+        "one core (large NHWC convolutions run on the SIMD kernels, on every core)",
     },
-    fallback: "'valid', and 'same' at stride 1; the rest by padding the input first",
+    fallback: "small or dilated convolutions: 'valid', and 'same' at stride 1; the rest by padding the input first",
     run: conv2d,
   },
   {
@@ -111,7 +113,7 @@ export const SUPPLIED_KERNELS: readonly SuppliedKernel[] = [
     name: "Conv2DBackpropInput",
     needed: "conv1d, conv2d after another layer; conv2dTranspose (its forward pass)",
     replaces: { wasm: "slow: one core, ~100–150 ms a step of the MNIST CNN" },
-    fallback: "small convolutions and NCHW (copying in costs more than the product saves)",
+    fallback: "small convolutions and NCHW (copying in costs more than the SIMD kernels save)",
     run: conv2dInputGradient,
   },
   {
