@@ -441,6 +441,9 @@ const CONV2D: Conv2D[] = [
   { x: [16, 28, 28, 1], filter: [5, 5, 1, 8], strides: 1, pad: "valid", dilations: 1 },
   { x: [8, 13, 11, 6], filter: [3, 3, 6, 16], strides: 2, pad: "same", dilations: 1 },
   { x: [16, 15, 14, 3], filter: [4, 3, 3, 16], strides: [2, 1], pad: 1, dilations: 1 },
+  // Channels that are not a multiple of 8 on the SIMD kernels (padded to 8 there): 12 and 5 out, 6 and 3 in.
+  { x: [12, 13, 11, 6], filter: [3, 3, 6, 12], strides: 2, pad: "same", dilations: 1 },
+  { x: [16, 20, 20, 3], filter: [5, 5, 3, 5], strides: 1, pad: "valid", dilations: 1 },
   ...PADDING_TRAPS,
 ];
 
