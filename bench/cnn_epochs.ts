@@ -12,7 +12,7 @@ import { epochStream, useBackend } from "../mod.ts";
 import { cnnKernelSwitches } from "../src/kernels/register.ts";
 import { simdKernels } from "../src/kernels/simd/products.ts";
 import { issueWorkload } from "./issue_models.ts";
-import { benchArgs, median, runtime, timedReads } from "./common.ts";
+import { benchArgs, jsonLine, median, runtime, timedReads } from "./common.ts";
 
 const { backend, quick } = benchArgs();
 await useBackend(backend);
@@ -48,3 +48,4 @@ console.log(
     `(${times.before.map((t) => t.toFixed(0)).join(", ")}), after ${a.toFixed(0)} ` +
     `(${times.after.map((t) => t.toFixed(0)).join(", ")}), ${(b / a).toFixed(2)}× faster`,
 );
+jsonLine("cnn_epochs", { ms_per_epoch_before: b, ms_per_epoch_after: a, speedup: b / a });

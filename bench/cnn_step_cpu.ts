@@ -14,7 +14,7 @@ import { useBackend } from "../mod.ts";
 import { setKernelLimits, simdKernels } from "../src/kernels/simd/products.ts";
 import { cnnKernelSwitches } from "../src/kernels/register.ts";
 import { issueWorkload } from "./issue_models.ts";
-import { median, runtime } from "./common.ts";
+import { jsonLine, median, runtime } from "./common.ts";
 
 await useBackend();
 await simdKernels()?.start();
@@ -43,3 +43,4 @@ const b = median(times.before), a = median(times.after);
 console.log(
   `${runtime}, one thread, CPU ms per step: before ${b.toFixed(1)}, after ${a.toFixed(1)} (${(b / a).toFixed(2)}×)`,
 );
+jsonLine("cnn_step_cpu", { cpu_ms_per_step_before: b, cpu_ms_per_step_after: a });

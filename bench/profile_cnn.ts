@@ -13,7 +13,7 @@ import { useBackend } from "../mod.ts";
 import { simdKernels } from "../src/kernels/simd/products.ts";
 import { cnnKernelSwitches } from "../src/kernels/register.ts";
 import { issueWorkload } from "./issue_models.ts";
-import { benchArgs, median, runtime, table } from "./common.ts";
+import { benchArgs, jsonLine, median, runtime, table } from "./common.ts";
 
 const { backend, quick } = benchArgs();
 const ab = (globalThis as unknown as { process: { env: Record<string, string> } }).process.env.CNN_AB === "1";
@@ -67,3 +67,7 @@ table([
     ...r.slice(2).map((v) => (v as number).toFixed(2)),
   ]),
 ]);
+jsonLine("profile_cnn", {
+  step_ms: Object.fromEntries(arms.map((a) => [a, median(walls.get(a)!)])),
+  kernels_ms: Object.fromEntries(rows.map((r) => [r[0], r.slice(2)])),
+});
