@@ -1582,6 +1582,15 @@ export const SPECS: KernelSpec[] = [
     ],
   },
   {
+    kernel: "Identity",
+    test: "Identity on wasm gives its input's values and shape, float32 and int32",
+    tolerance: EXACT,
+    cases: () => [
+      kase({ x: normal([40, 6, 5], seedOf("identity")) }, {}),
+      kase({ x: ints([7, 3], seedOf("identity int"), -50, 50) }, {}, "int32"),
+    ],
+  },
+  {
     kernel: "Add",
     test:
       "Add of a bias along the last axis to 16,384 values and more on wasm equals the cpu backend bit for bit, either way round",

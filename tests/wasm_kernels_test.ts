@@ -223,3 +223,16 @@ test("the CNN kernels on the SIMD kernels give the same bits on one thread as on
   }
   tf.dispose([x1, w1, dy1, x2, w2, dy2, pooled, poolDy]);
 });
+
+test("a clone on wasm shares its tensor's memory, which lives until both are disposed", async () => {
+  if (backend !== "wasm") return; // only where the wasm backend loads
+  const x = tf.tensor2d([[1, 2], [3, 4]]);
+  const y = tf.clone(x);
+  assert.equal(y.dataId, x.dataId, "shared, not copied");
+  const wasm = tf.backend() as unknown as { refCount(dataId: object): number };
+  assert.equal(wasm.refCount(x.dataId), 2);
+  x.dispose();
+  assert.deepEqual(await y.data(), new Float32Array([1, 2, 3, 4]));
+  y.dispose();
+  assert.equal(wasm.refCount(y.dataId), 0, "freed with the last");
+});

@@ -29,6 +29,7 @@ import { filterTaps } from "./conv2d_filter_taps.ts";
 import { directConvolutions } from "./conv2d_direct.ts";
 import { leadingSums, sum } from "./sum.ts";
 import { add, biasAdds } from "./bias_add.ts";
+import { identity, sharedIdentities } from "./identity.ts";
 
 /** Switches for the CNN kernels made fast in issue 28's round, off only to measure against what came before (bench/profile_cnn.ts). */
 export const cnnKernelSwitches: Record<string, { on: boolean }> = {
@@ -37,6 +38,7 @@ export const cnnKernelSwitches: Record<string, { on: boolean }> = {
   directConvolutions,
   leadingSums,
   biasAdds,
+  sharedIdentities,
 };
 
 /** One kernel fitstream supplies, where, and why. */
@@ -289,6 +291,13 @@ export const SUPPLIED_KERNELS: readonly SuppliedKernel[] = [
     },
     fallback: "adds other than a float32 tensor of 16,384 values and more plus a vector along its last axis",
     run: add,
+  },
+  {
+    name: "Identity",
+    needed: "gradients (33 calls a step of the MNIST CNN), tf.clone",
+    replaces: { wasm: "slow: copies its input (~2.5 ms a step of the MNIST CNN); shares it now, as Reshape does" },
+    fallback: "strings",
+    run: identity,
   },
 ];
 
