@@ -1834,9 +1834,12 @@ export const SPECS: KernelSpec[] = [
   },
   {
     kernel: "Cast",
-    test: "Cast on wasm equals the cpu backend between float32 and int32, and from bool",
+    test: "Cast on wasm equals the cpu backend between float32 and int32, from bool, and to the dtype it has",
     tolerance: EXACT,
     cases: () => [
+      kase({ x: normal([40], seedOf("cast same f"), 5) }, { dtype: "float32" }),
+      kase({ x: ints([40], seedOf("cast same i"), -100, 100) }, { dtype: "int32" }),
+      kase({ x: bools([40], seedOf("cast same b")) }, { dtype: "bool" }),
       kase({ x: normal([40], seedOf("cast f"), 5) }, { dtype: "int32" }),
       kase({ x: ints([40], seedOf("cast i"), -100, 100) }, { dtype: "float32" }),
       kase({ x: bools([40], seedOf("cast b")) }, { dtype: "float32" }),

@@ -196,9 +196,12 @@ export const SUPPLIED_KERNELS: readonly SuppliedKernel[] = [
   },
   {
     name: "Cast",
-    needed: "any cast to bool",
-    replaces: { wasm: "a cast to bool truncates (0.25 → false, -2 → 254) instead of testing for zero" },
-    fallback: "every cast but to bool",
+    needed: "any cast to bool; relu's gradient (a cast to the same dtype)",
+    replaces: {
+      wasm:
+        "a cast to bool truncates (0.25 → false, -2 → 254) instead of testing for zero; a cast to the same dtype copies",
+    },
+    fallback: "every cast to another dtype but bool",
     run: cast,
   },
   {
