@@ -4,21 +4,34 @@
  * kernel of one `optimizer.minimize` step (`tf.profile`, summed by name,
  * median over steps), and the step's wall time. With `CNN_AB=1`, fitstream's
  * newer CNN kernels are switched off and on in alternating rounds (in one
- * process) and both arms are printed.
+ * process) and both arms are printed. With `CNN_CPU=1` it runs on one
+ * thread and times in CPU time (the process's, which a busy machine hardly
+ * moves) instead of the wall clock.
  *
- *   [CNN_AB=1] deno run -A bench/profile_cnn.ts [--quick]      [CNN_AB=1] bun bench/profile_cnn.ts [--quick]
+ *   [CNN_AB=1] [CNN_CPU=1] deno run -A bench/profile_cnn.ts [--quick]     (or bun bench/profile_cnn.ts)
  */
 import * as tf from "@tensorflow/tfjs";
 import { useBackend } from "../mod.ts";
-import { simdKernels } from "../src/kernels/simd/products.ts";
+import process from "node:process";
+import { setKernelLimits, simdKernels } from "../src/kernels/simd/products.ts";
 import { cnnKernelSwitches } from "../src/kernels/register.ts";
 import { issueWorkload } from "./issue_models.ts";
 import { benchArgs, jsonLine, median, runtime, table } from "./common.ts";
 
 const { backend, quick } = benchArgs();
-const ab = (globalThis as unknown as { process: { env: Record<string, string> } }).process.env.CNN_AB === "1";
+const ab = process.env.CNN_AB === "1", cpuTime = process.env.CNN_CPU === "1";
 await useBackend(backend);
 await simdKernels()?.start();
+if (cpuTime) {
+  setKernelLimits({ threads: 1 });
+  const cpu = () => {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1000;
+  };
+  // tf.profile times kernels with the platform's clock, and so does this script.
+  (tf.env().platform as { now: () => number }).now = cpu;
+  performance.now = cpu;
+}
 const { model, x, y, loss, batchSize } = issueWorkload("mnist_cnn", true);
 const xb = x.slice(0, batchSize), yb = y.slice(0, batchSize);
 const optimizer = tf.train.adam(1e-3);
@@ -57,7 +70,8 @@ const names = [...perKernel.get(arms[arms.length - 1])!.keys()];
 const med = (arm: string, name: string) => median(perKernel.get(arm)!.get(name) ?? [0]);
 const rows = names.map((n) => [n, counts.get(n) ?? 0, ...arms.map((a) => med(a, n))] as [string, number, ...number[]])
   .sort((a, b) => (b[2] as number) - (a[2] as number));
-const header = `${runtime}, ${tf.getBackend()}, ${simdKernels()?.jobThreads ?? 1} threads, ${rounds} rounds`;
+const clock = cpuTime ? "CPU time" : "wall clock";
+const header = `${runtime}, ${tf.getBackend()}, ${simdKernels()?.jobThreads ?? 1} threads, ${rounds} rounds, ${clock}`;
 console.log(header + ": step wall " + arms.map((a) => `${a} ${median(walls.get(a)!).toFixed(1)} ms`).join(", "));
 table([
   ["kernel", "calls", ...arms.map((a) => `${a} ms`)],
