@@ -79,8 +79,8 @@ export function float32Output(backend: HostBackend, shape: number[], sums: Float
 /**
  * A float32 output of `shape` whose values `fill` writes (every one of them:
  * they start as garbage), given the values of `inputs`. On the wasm backend
- * `fill` writes the output where it lives in the heap (a JS array and its
- * copy into the heap cost ~2 ms a 9.4 MB output of the MNIST CNN here); the
+ * `fill` writes the output where it lives in the heap (no JS array, and no
+ * copy of it into the heap: 9.4 MB for the MNIST CNN's activations); the
  * inputs are read after the output is allocated, since an allocation may
  * grow the heap and leave earlier views of it empty.
  */

@@ -5,7 +5,7 @@
  * batch, row, column order and stored as float32, as the cpu backend
  * computes it. Large ones (NHWC) run on the SIMD kernels instead, in float32
  * (conv2d_filter_taps.ts; conv2d_products.ts's product of patches was
- * ~10× slower at the MNIST CNN's sizes).
+ * ~7× slower at the MNIST CNN's sizes).
  *
  * @module
  */

@@ -50,7 +50,7 @@ export function maxPoolGradient({ inputs, backend, attrs }: MaxPoolGradArgs): tf
     // float32, and +0 for a −0 gradient as the cpu backend's float64 sum gives), straight into the output. One
     // channel at a time, its window scanned in row, column order with a strict `>`, the maximum in locals: the loop
     // below (per-window arrays of maxima and places) took 19 ms on Deno and 56 on Bun for the MNIST CNN's two pools
-    // at batch 512; this one ~3 and ~5.
+    // at batch 512; this one about a third of that (interleaved, on a busy machine).
     // Windows inside the input, four channels at a time, large: the SIMD kernel (simd/max_pool_grad.ts), the same
     // values.
     const inside = top === 0 && left === 0 && (outHeight - 1) * sh + fh <= inHeight &&

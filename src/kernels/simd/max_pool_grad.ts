@@ -3,8 +3,10 @@
  * not overlap, four channels at a time: each window's gradient goes to its
  * first largest input in row, column order (a strict `>` from −∞: a NaN
  * never wins, a window of −∞ and NaN gets none), every other input of the
- * window gets +0 — the cpu backend's rule and values. Branch-free: the JS
- * loop's compares on random inputs mispredicted about every other window.
+ * window gets +0 — the cpu backend's rule and values. Branch-free: the
+ * MNIST CNN's two pool gradients take ~3.7 ms of CPU a step, copies in and
+ * out included, against ~48 for the float64 JS loop and about a third of
+ * that for the tight one (max_pool_grad.ts).
  *
  * @module
  */

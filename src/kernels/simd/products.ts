@@ -367,7 +367,7 @@ export class SimdKernels {
     const chunks = Math.ceil(samples / job.chunk), accChunk = offsets.length * stride;
     const xAt = align(this.#top), dyAt = xAt + align(samples * xSample * 4);
     const offsetsAt = dyAt + align(samples * dySample * 4), accAt = offsetsAt + align(offsets.length * 4);
-    // 16 bytes past the input: a tap block's repeated last tap may read a float past a sample's end.
+    // 16 bytes to spare past the partial sums (every read stays inside the arrays).
     if (!this.#reserve(accAt + chunks * accChunk * 4 + 16)) return undefined;
     const f32 = this.#f32;
     job.fill(f32.subarray(xAt / 4, xAt / 4 + samples * xSample), f32.subarray(dyAt / 4, dyAt / 4 + samples * dySample));
