@@ -76,9 +76,14 @@ const SPEC_SIMD_OPCODES: Record<string, number> = {
   "v128.store": 11,
   "v128.const": 12,
   "i8x16.shuffle": 13,
+  "i32x4.splat": 17,
+  "f32x4.splat": 19,
   "f64x2.splat": 20,
+  "i32x4.eq": 55,
+  "f32x4.gt": 68,
   "f64x2.gt": 74,
   "v128.and": 78,
+  "v128.bitselect": 82,
   "v128.store64_lane": 91,
   "v128.load64_zero": 93,
   "f32x4.demote_f64x2_zero": 94,
@@ -143,6 +148,8 @@ test("every opcode in the assembler's tables has the byte the WebAssembly specif
   assert.deepEqual(op.shuffle32([0, 4, 1, 5]), [0xfd, 0x0d, 0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23]);
   assert.deepEqual(op.i32(-1), [0x41, 0x7f]);
   assert.deepEqual(op.f64(1), [0x44, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f]);
+  assert.deepEqual(op.f32(-Infinity), [0x43, 0, 0, 0x80, 0xff]);
+  assert.deepEqual(op.f32(1), [0x43, 0, 0, 0x80, 0x3f]);
   assert.deepEqual(op.loop, [0x03, 0x40]);
 });
 
@@ -274,7 +281,7 @@ test("a small module assembled here validates and runs: a loop over named locals
   assert.deepEqual([...floats.subarray(256, 258)], [1.5, 0]);
 });
 
-test("the kernel modules validate and export the seven kernels, with and without the fused multiply-add", () => {
+test("the kernel modules validate and export the ten kernels, with and without the fused multiply-add", () => {
   for (const fused of [false, true]) {
     const bytes = kernelModule(fused, 16384, 2);
     assert.deepEqual([...bytes.subarray(0, 8)], [0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0]);
@@ -282,7 +289,18 @@ test("the kernel modules validate and export the seven kernels, with and without
     if (!fused) assert.ok(WebAssembly.validate(bytes));
     if (!WebAssembly.validate(bytes)) continue;
     const exports = WebAssembly.Module.exports(new WebAssembly.Module(bytes)).map((e) => e.name);
-    assert.deepEqual(exports, ["pack", "panels", "adam", "widen", "bias", "slopes", "narrow"]);
+    assert.deepEqual(exports, [
+      "pack",
+      "panels",
+      "adam",
+      "widen",
+      "bias",
+      "slopes",
+      "narrow",
+      "taps",
+      "convolve",
+      "poolGrad",
+    ]);
   }
 });
 
@@ -316,7 +334,13 @@ test("no file that emits code writes an opcode byte of its own: every byte comes
     const text = readFileSync(new URL(name, folder), "utf8");
     return name !== "assemble.ts" && text.includes('from "./assemble.ts"');
   });
-  assert.deepEqual(emitters.sort(), ["epilogues.ts", "kernels.ts"]);
+  assert.deepEqual(emitters.sort(), [
+    "convolve.ts",
+    "epilogues.ts",
+    "filter_taps.ts",
+    "kernels.ts",
+    "max_pool_grad.ts",
+  ]);
   for (const name of emitters) {
     const text = readFileSync(new URL(name, folder), "utf8");
     assert.doesNotMatch(text, /\b0x[0-9a-f]+\b/i, name);

@@ -238,6 +238,10 @@ const POOL2D: Pool2D[] = [
   { x: [4, 3, 3, 5], filterSize: 3, strides: 1, pad: "valid" },
   { x: [2, 8, 8, 16], filterSize: 2, strides: 2, pad: "valid" },
   { x: [2, 6, 5, 8], filterSize: 3, strides: 1, pad: "same" },
+  // Big enough for MaxPoolGrad's SIMD kernel (2^14 inputs, channels a multiple of 4, windows that do not overlap
+  // inside the input), shared across threads: the MNIST CNN's first pool, and windows with gaps between them.
+  { x: [18, 24, 24, 8], filterSize: 2, strides: 2, pad: "valid" },
+  { x: [24, 13, 15, 4], filterSize: 2, strides: [3, 2], pad: "valid" },
 ];
 
 /** x values for pooling: random, few levels (ties in every window), all negative (padding must not count as 0). */
@@ -437,6 +441,9 @@ const CONV2D: Conv2D[] = [
   { x: [16, 28, 28, 1], filter: [5, 5, 1, 8], strides: 1, pad: "valid", dilations: 1 },
   { x: [8, 13, 11, 6], filter: [3, 3, 6, 16], strides: 2, pad: "same", dilations: 1 },
   { x: [16, 15, 14, 3], filter: [4, 3, 3, 16], strides: [2, 1], pad: 1, dilations: 1 },
+  // Channels that are not a multiple of 8 on the SIMD kernels (padded to 8 there): 12 and 5 out, 6 and 3 in.
+  { x: [12, 13, 11, 6], filter: [3, 3, 6, 12], strides: 2, pad: "same", dilations: 1 },
+  { x: [16, 20, 20, 3], filter: [5, 5, 3, 5], strides: 1, pad: "valid", dilations: 1 },
   ...PADDING_TRAPS,
 ];
 
@@ -769,9 +776,22 @@ function seedOf(...parts: unknown[]): string {
   return JSON.stringify(parts);
 }
 
+/** `x` with every 7th value NaN and every 11th −∞ (neither may take a window's gradient while a number is there). */
+function withSpecials(x: Input): Input {
+  const values = Float32Array.from(x.values);
+  for (let i = 0; i < values.length; i++) {
+    if (i % 7 === 3) values[i] = NaN;
+    else if (i % 11 === 5) values[i] = -Infinity;
+  }
+  return { ...x, values };
+}
+
 function poolCases(maxGrad: boolean): Case[] {
   return POOL2D.flatMap((g) =>
-    poolValues(g.x, seedOf("pool", g)).map(([x, note]) => {
+    [
+      ...poolValues(g.x, seedOf("pool", g)),
+      ...(maxGrad ? [[withSpecials(normal(g.x, seedOf("pool", g))), "NaN and -Infinity"] as [Input, string]] : []),
+    ].map(([x, note]) => {
       const info = pool2dInfo(g);
       if (!maxGrad) return kase({ x }, pool2dAttrs(g), note);
       const dy = normal(info.outShape, seedOf("pool dy", g));
@@ -1562,6 +1582,41 @@ export const SPECS: KernelSpec[] = [
     ],
   },
   {
+    kernel: "Identity",
+    test: "Identity on wasm gives its input's values and shape, float32 and int32",
+    tolerance: EXACT,
+    cases: () => [
+      kase({ x: normal([40, 6, 5], seedOf("identity")) }, {}),
+      kase({ x: ints([7, 3], seedOf("identity int"), -50, 50) }, {}, "int32"),
+    ],
+  },
+  {
+    kernel: "Add",
+    test:
+      "Add of a bias along the last axis to 16,384 values and more on wasm equals the cpu backend bit for bit, either way round",
+    tolerance: EXACT,
+    cases: () => {
+      const x = normal([40, 24, 24, 8], seedOf("bias add"), 3), wide = normal([300, 70], seedOf("bias add wide"));
+      const bias = normal([8], seedOf("bias")), wideBias = normal([1, 70], seedOf("bias wide"));
+      return [kase({ a: x, b: bias }), kase({ a: bias, b: x }), kase({ a: wide, b: wideBias })];
+    },
+  },
+  {
+    kernel: "Sum",
+    test:
+      "Sum over leading axes of 16,384 values and more on wasm equals the cpu backend bit for bit (a conv layer's bias gradient)",
+    tolerance: EXACT,
+    cases: () => {
+      const x = normal([40, 24, 24, 8], seedOf("sum leading"), 3);
+      return [
+        kase({ x }, { axis: [0, 1, 2], keepDims: false }),
+        kase({ x }, { axis: [2, 0, -3], keepDims: true }),
+        kase({ x }, { axis: 0, keepDims: false }),
+        kase({ x: normal([5000, 7], seedOf("sum tall")) }, { axis: 0, keepDims: false }),
+      ];
+    },
+  },
+  {
     kernel: "Mean",
     test: "Mean on wasm equals the cpu backend along every axis and axis set, with and without keepDims",
     tolerance: SUMS,
@@ -1779,9 +1834,12 @@ export const SPECS: KernelSpec[] = [
   },
   {
     kernel: "Cast",
-    test: "Cast on wasm equals the cpu backend between float32 and int32, and from bool",
+    test: "Cast on wasm equals the cpu backend between float32 and int32, from bool, and to the dtype it has",
     tolerance: EXACT,
     cases: () => [
+      kase({ x: normal([40], seedOf("cast same f"), 5) }, { dtype: "float32" }),
+      kase({ x: ints([40], seedOf("cast same i"), -100, 100) }, { dtype: "int32" }),
+      kase({ x: bools([40], seedOf("cast same b")) }, { dtype: "bool" }),
       kase({ x: normal([40], seedOf("cast f"), 5) }, { dtype: "int32" }),
       kase({ x: ints([40], seedOf("cast i"), -100, 100) }, { dtype: "float32" }),
       kase({ x: bools([40], seedOf("cast b")) }, { dtype: "float32" }),

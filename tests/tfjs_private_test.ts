@@ -20,6 +20,7 @@ import {
 import { snapshotOptimizer } from "../src/engine/optimizer_state.ts";
 import { getLearningRate, setLearningRate } from "../src/engine/learning_rate.ts";
 import { backend, weightsOf } from "./tf_helpers.ts";
+import { type HostBackend, writeOutput } from "../src/kernels/_host.ts";
 
 const mse = tf.losses.meanSquaredError;
 
@@ -128,6 +129,24 @@ test("on a tfjs version fitstream does not know, every accessor answers unsuppor
   x.dispose();
   adam.dispose();
   m.dispose();
+});
+
+test("a host kernel's output written in place holds the same values on an unknown tfjs, through a copy", async () => {
+  const host = tf.backend() as unknown as HostBackend;
+  const x = tf.tensor1d([1, -2, 3.5]);
+  const double = () => {
+    const info = writeOutput(host, [3], [x], (out, xs) => {
+      for (let i = 0; i < 3; i++) out[i] = 2 * xs[i];
+    });
+    const values = Array.from(host.readSync(info.dataId));
+    host.disposeData!(info.dataId);
+    return values;
+  };
+  const before = tf.memory().numTensors;
+  assert.deepEqual(double(), [2, -4, 7]);
+  assert.deepEqual(await asIfTfjs("9.9.9", double), [2, -4, 7]);
+  assert.equal(tf.memory().numTensors, before);
+  x.dispose();
 });
 
 test("on an unknown tfjs the host engine steps aside with that reason, and training goes through tfjs as engine tfjs trains", async () => {

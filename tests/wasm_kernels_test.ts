@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { collect, epochStream, take, useBackend } from "../mod.ts";
 import { backend } from "./tf_helpers.ts";
+import { coreCount, setKernelLimits, simdKernels } from "../src/kernels/simd/products.ts";
 
 /** `fn` on the named backend, its result copied out; the backend is restored afterwards. */
 async function on<T>(name: "cpu" | "wasm", fn: () => T): Promise<T> {
@@ -178,4 +179,60 @@ test("fitstream's kernels give each output the dtype and values the cpu backend 
   const wasm = run();
   const cpu = await on("cpu", run);
   assert.deepEqual(wasm, cpu);
+});
+
+test("the CNN kernels on the SIMD kernels give the same bits on one thread as on all of them", async () => {
+  if (backend !== "wasm") return; // only where the wasm backend loads
+  const simd = simdKernels();
+  if (!simd) return;
+  await simd.start();
+  const random = (shape: number[], seed: number) => tf.randomNormal(shape, 0, 1, "float32", seed);
+  // The MNIST CNN's shapes at batch 40 (more samples than a chunk), 'same' padding and strides: every path of
+  // conv2d_filter_taps.ts, conv2d_direct.ts and the SIMD MaxPoolGrad.
+  const x1 = random([40, 28, 28, 1], 1), w1 = random([5, 5, 1, 8], 2), dy1 = random([40, 24, 24, 8], 3);
+  const x2 = random([40, 13, 11, 8], 4), w2 = random([3, 3, 8, 12], 5), dy2 = random([40, 7, 6, 12], 6);
+  const pooled = tf.maxPool(dy1 as tf.Tensor4D, 2, 2, "valid"), poolDy = random(pooled.shape, 7);
+  const same = { strides: 2, pad: "same", dataFormat: "NHWC" } as const;
+  const run = () =>
+    tf.tidy(() =>
+      [
+        tf.engine().runKernel("Conv2DBackpropFilter", { x: x1, dy: dy1 }, {
+          strides: 1,
+          pad: "valid",
+          dataFormat: "NHWC",
+          filterShape: [5, 5, 1, 8],
+        }),
+        tf.engine().runKernel("Conv2DBackpropFilter", { x: x2, dy: dy2 }, { ...same, filterShape: [3, 3, 8, 12] }),
+        tf.engine().runKernel("Conv2D", { x: x1, filter: w1 }, { strides: 1, pad: "valid", dilations: 1 }),
+        tf.engine().runKernel("Conv2D", { x: x2, filter: w2 }, { ...same, dilations: 1 }),
+        tf.engine().runKernel("Conv2DBackpropInput", { dy: dy2, filter: w2 }, { ...same, inputShape: x2.shape }),
+        tf.engine().runKernel("MaxPoolGrad", { dy: poolDy, input: dy1, output: pooled }, {
+          filterSize: 2,
+          strides: 2,
+          pad: "valid",
+        }),
+      ].map((t) => (t as tf.Tensor).dataSync().slice())
+    );
+  const all = run();
+  setKernelLimits({ threads: 1 });
+  try {
+    const one = run();
+    for (let i = 0; i < all.length; i++) assert.deepEqual(all[i], one[i], `output ${i}`);
+  } finally {
+    setKernelLimits({ threads: coreCount() });
+  }
+  tf.dispose([x1, w1, dy1, x2, w2, dy2, pooled, poolDy]);
+});
+
+test("a clone on wasm shares its tensor's memory, which lives until both are disposed", async () => {
+  if (backend !== "wasm") return; // only where the wasm backend loads
+  const x = tf.tensor2d([[1, 2], [3, 4]]);
+  const y = tf.clone(x);
+  assert.equal(y.dataId, x.dataId, "shared, not copied");
+  const wasm = tf.backend() as unknown as { refCount(dataId: object): number };
+  assert.equal(wasm.refCount(x.dataId), 2);
+  x.dispose();
+  assert.deepEqual(await y.data(), new Float32Array([1, 2, 3, 4]));
+  y.dispose();
+  assert.equal(wasm.refCount(y.dataId), 0, "freed with the last");
 });

@@ -19,8 +19,10 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import type { KernelArgs } from "./_host.ts";
+import { type KernelArgs, writeOutput } from "./_host.ts";
 import { tfjsKernel } from "./_originals.ts";
+import { asProducts } from "./conv2d_products.ts";
+import { convolveForward, directConvolutions } from "./conv2d_direct.ts";
 
 type Pad = "valid" | "same" | number | tf.backend_util.ExplicitPadding;
 interface ConvAttrs {
@@ -65,6 +67,17 @@ function padded(name: string, depthwise: boolean) {
   return (args: ConvArgs): tf.TensorInfo => {
     const { inputs, backend, attrs } = args;
     const { x, filter } = inputs;
+    if (name === "Conv2D" && directConvolutions.on && attrs.dataFormat !== "NCHW") {
+      const info = convInfo(x.shape, filter.shape, attrs, attrs.pad, false);
+      if (asProducts(info)) {
+        let done = false;
+        const y = writeOutput(backend, info.outShape, [x, filter], (out, xs, w) => {
+          done = convolveForward(info, xs as Float32Array, w, out);
+        });
+        if (done) return y;
+        backend.disposeData!(y.dataId);
+      }
+    }
     if (tfjsHandles(attrs, x, filter, depthwise)) return tfjsKernel(name, "wasm", args) as tf.TensorInfo;
     const run = (kernel: string, kernelInputs: object, kernelAttrs: object) =>
       tfjsKernel(kernel, "wasm", { inputs: kernelInputs, backend, attrs: kernelAttrs }) as tf.TensorInfo;
@@ -108,7 +121,7 @@ function padded(name: string, depthwise: boolean) {
       keep(y);
       return run("Transpose", { x: y }, { perm: [0, 3, 1, 2] });
     } finally {
-      for (const t of temporaries) (backend as unknown as { disposeData(id: object): void }).disposeData(t.dataId);
+      for (const t of temporaries) backend.disposeData!(t.dataId);
     }
   };
 }

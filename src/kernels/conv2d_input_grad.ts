@@ -9,7 +9,8 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { type KernelArgs, output, valuesOf } from "./_host.ts";
+import { type KernelArgs, output, valuesOf, writeOutput } from "./_host.ts";
+import { convolveInputGradient, directConvolutions } from "./conv2d_direct.ts";
 import { tfjsKernel } from "./_originals.ts";
 import { asProducts, inputGradientAsProduct } from "./conv2d_products.ts";
 
@@ -37,6 +38,14 @@ export function conv2dInputGradient(args: InputGradArgs): tf.TensorInfo {
     false,
     tf.backend_util.convertConv2DDataFormat(attrs.dataFormat),
   );
+  if (asProducts(info) && directConvolutions.on) {
+    let done = false;
+    const dx = writeOutput(args.backend, attrs.inputShape, [inputs.dy, inputs.filter], (out, grads, w) => {
+      done = convolveInputGradient(info, grads as Float32Array, w, out);
+    });
+    if (done) return dx;
+    args.backend.disposeData!(dx.dataId);
+  }
   if (asProducts(info)) {
     const grads = valuesOf(backend, inputs.dy) as Float32Array,
       weights = valuesOf(backend, inputs.filter) as Float32Array;

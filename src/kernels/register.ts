@@ -16,7 +16,7 @@ import { conv2dInputGradient } from "./conv2d_input_grad.ts";
 import { conv3dFilterGradient, conv3dInputGradient } from "./conv3d_grads.ts";
 import { depthwiseFilterGradient, depthwiseInputGradient } from "./depthwise_conv2d_grads.ts";
 import { batchMatMul, fusedMatMul } from "./matmul.ts";
-import { maxPoolGradient } from "./max_pool_grad.ts";
+import { maxPoolGradient, tightMaxPoolGrad } from "./max_pool_grad.ts";
 import { maxPool3D, maxPool3DGradient } from "./max_pool3d.ts";
 import { resizeNearestGradient } from "./resize_nearest_grad.ts";
 import { cast } from "./cast.ts";
@@ -26,6 +26,21 @@ import { resizeBilinearGradient } from "./resize_bilinear_grad.ts";
 import { tile } from "./tile.ts";
 import { clipByValue, maximum, minimum, pow, relu6, sign } from "./special_values.ts";
 import { unsortedSegmentSum } from "./unsorted_segment_sum.ts";
+import { filterTaps } from "./conv2d_filter_taps.ts";
+import { directConvolutions } from "./conv2d_direct.ts";
+import { leadingSums, sum } from "./sum.ts";
+import { add, biasAdds } from "./bias_add.ts";
+import { identity, sharedIdentities } from "./identity.ts";
+
+/** Switches for the CNN kernels made fast in issue 28's round, off only to measure against what came before (bench/profile_cnn.ts). */
+export const cnnKernelSwitches: Record<string, { on: boolean }> = {
+  filterTaps,
+  tightMaxPoolGrad,
+  directConvolutions,
+  leadingSums,
+  biasAdds,
+  sharedIdentities,
+};
 
 /** One kernel fitstream supplies, where, and why. */
 export interface SuppliedKernel {
@@ -61,11 +76,13 @@ export const SUPPLIED_KERNELS: readonly SuppliedKernel[] = [
   },
   {
     name: "Conv2D",
-    needed: "conv1d, conv2d ('same' at a stride above 1), tf.conv2d with NCHW or numeric padding",
+    needed: "conv1d, conv2d (every forward pass while training), tf.conv2d with NCHW or numeric padding",
     replaces: {
-      wasm: "zeros for 'same' at stride 2 with a 1-wide filter; numeric padding wrong or out of bounds; NCHW refused",
+      wasm:
+        "zeros for 'same' at stride 2 with a 1-wide filter; numeric padding wrong or out of bounds; NCHW refused; " +
+        "one core (large NHWC convolutions run on the SIMD kernels, on every core)",
     },
-    fallback: "'valid', and 'same' at stride 1; the rest by padding the input first",
+    fallback: "small or dilated convolutions: 'valid', and 'same' at stride 1; the rest by padding the input first",
     run: conv2d,
   },
   {
@@ -99,7 +116,7 @@ export const SUPPLIED_KERNELS: readonly SuppliedKernel[] = [
     name: "Conv2DBackpropInput",
     needed: "conv1d, conv2d after another layer; conv2dTranspose (its forward pass)",
     replaces: { wasm: "slow: one core, ~100–150 ms a step of the MNIST CNN" },
-    fallback: "small convolutions and NCHW (copying in costs more than the product saves)",
+    fallback: "small convolutions and NCHW (copying in costs more than the SIMD kernels save)",
     run: conv2dInputGradient,
   },
   {
@@ -180,9 +197,12 @@ export const SUPPLIED_KERNELS: readonly SuppliedKernel[] = [
   },
   {
     name: "Cast",
-    needed: "any cast to bool",
-    replaces: { wasm: "a cast to bool truncates (0.25 → false, -2 → 254) instead of testing for zero" },
-    fallback: "every cast but to bool",
+    needed: "any cast to bool; relu's gradient (a cast to the same dtype)",
+    replaces: {
+      wasm:
+        "a cast to bool truncates (0.25 → false, -2 → 254) instead of testing for zero; a cast to the same dtype copies",
+    },
+    fallback: "every cast to another dtype but bool",
     run: cast,
   },
   {
@@ -259,6 +279,29 @@ export const SUPPLIED_KERNELS: readonly SuppliedKernel[] = [
     replaces: { wasm: "slow: ~53 ns a value (24% of a batch-norm MLP's step)" },
     fallback: "strings",
     run: tile,
+  },
+  {
+    name: "Sum",
+    needed: "every bias gradient (conv layers', over batch, rows and columns), tf.sum",
+    replaces: { wasm: "slow: transposes its input first (~4 ms a step of the MNIST CNN's first bias gradient)" },
+    fallback: "reductions of other than leading axes, non-float32 inputs, fewer than 16,384 values",
+    run: sum,
+  },
+  {
+    name: "Add",
+    needed: "every conv and dense layer's bias while training, tf.add",
+    replaces: {
+      wasm: "slow when broadcasting a bias: ~7 ms a step for the MNIST CNN's first bias (~1 for the same shape)",
+    },
+    fallback: "adds other than a float32 tensor of 16,384 values and more plus a vector along its last axis",
+    run: add,
+  },
+  {
+    name: "Identity",
+    needed: "gradients (33 calls a step of the MNIST CNN), tf.clone",
+    replaces: { wasm: "slow: copies its input (~2.5 ms a step of the MNIST CNN); shares it now, as Reshape does" },
+    fallback: "strings",
+    run: identity,
   },
 ];
 

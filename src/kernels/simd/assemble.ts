@@ -72,9 +72,15 @@ export const SIMD_OPCODES = {
   "v128.store": 0x0b,
   "v128.const": 0x0c,
   "i8x16.shuffle": 0x0d,
+  "i32x4.splat": 0x11,
+  "f32x4.splat": 0x13,
   "f64x2.splat": 0x14,
+  "i32x4.eq": 0x37,
+  "f32x4.gt": 0x44,
   "f64x2.gt": 0x4a,
   "v128.and": 0x4e,
+  /** Bits of the first vector where the third's are set, of the second elsewhere. */
+  "v128.bitselect": 0x52,
   "v128.store64_lane": 0x5b,
   "v128.load64_zero": 0x5d,
   "f32x4.demote_f64x2_zero": 0x5e,
@@ -234,8 +240,16 @@ export const op = {
   f64x2Abs: simd("f64x2.abs"),
   f64x2Gt: simd("f64x2.gt"),
   v128And: simd("v128.and"),
+  /** Lanes of the first vector where the third's bits are set, of the second elsewhere. */
+  v128Bitselect: simd("v128.bitselect"),
+  i32x4Splat: simd("i32x4.splat"),
+  i32x4Eq: simd("i32x4.eq"),
+  f32x4Splat: simd("f32x4.splat"),
+  f32x4Gt: simd("f32x4.gt"),
   f64Abs: one("f64.abs"),
   f64Gt: one("f64.gt"),
+  /** A float32 constant. */
+  f32: (v: number): Code => [OPCODES["f32.const"], ...new Uint8Array(new Float32Array([v]).buffer)],
   /** A float64 constant. */
   f64: (v: number): Code => [OPCODES["f64.const"], ...new Uint8Array(new Float64Array([v]).buffer)],
 };

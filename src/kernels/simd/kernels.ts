@@ -14,6 +14,9 @@
  */
 import { assemble, type Code, doWhile, F64, Func, type FunctionDef, I32, type Local, op, V128 } from "./assemble.ts";
 import { biasFunction, narrowFunction, slopesFunction, widenFunction } from "./epilogues.ts";
+import { tapsFunction } from "./filter_taps.ts";
+import { convolveFunction } from "./convolve.ts";
+import { poolGradFunction } from "./max_pool_grad.ts";
 
 /** Rows of a packed panel of the left operand (A). */
 export const MR = 6;
@@ -482,6 +485,9 @@ export function kernelModule(fused: boolean, maxPages: number, unroll = 1): Uint
       biasFunction(),
       slopesFunction(),
       narrowFunction(),
+      tapsFunction(fused),
+      convolveFunction(fused),
+      poolGradFunction(),
     ],
     maxPages,
   );
@@ -519,4 +525,40 @@ export interface Kernels {
     biasGrad: number,
   ): void;
   narrow(src: number, dst: number, count: number): void;
+  taps(
+    x: number,
+    dy: number,
+    count: number,
+    cols: number,
+    colStep: number,
+    rowStep: number,
+    stride: number,
+    offsets: number,
+    taps: number,
+    acc: number,
+  ): void;
+  convolve(
+    x: number,
+    positions: number,
+    count: number,
+    offsets: number,
+    taps: number,
+    w: number,
+    out: number,
+    stride: number,
+    ranges: number,
+  ): void;
+  poolGrad(
+    x: number,
+    dy: number,
+    out: number,
+    windows: number,
+    cols: number,
+    fh: number,
+    fw: number,
+    groups: number,
+    colStep: number,
+    rowStep: number,
+    inRow: number,
+  ): void;
 }

@@ -20,7 +20,13 @@ import {
   ADAM_SCALARS,
   CLOSED,
   CONTROL_BYTES,
+  CONVOLVE,
+  CONVOLVE_WORD,
+  FILTER,
+  FILTER_WORD,
   isServerRuntime,
+  POOL_GRAD,
+  POOL_WORD,
   PRODUCT,
   runShare,
   scratchBytes,
@@ -79,6 +85,71 @@ export interface Product {
    * kernels; `false` as for {@link addBias}.
    */
   scaleBySlope(below: Float64Array, out: Float64Array, activation: number, biasGrad: Float64Array | undefined): boolean;
+}
+
+/**
+ * A convolution filter gradient's job (see filter_taps.ts), sizes in floats:
+ * `samples` samples of `count` output positions (`cols` a row); the input
+ * moves `colStep` a column and `rowStep` a row; `offsets` holds each tap's
+ * offset in the input (their count a multiple of `TAP_BLOCK`); output
+ * gradient rows hold `stride` channels (a multiple of 8). `fill` writes the
+ * (padded) inputs, `xSample` and `dySample` floats a sample, into the views
+ * it is given (their old contents are garbage). Sample chunks of `chunk` sum
+ * into their own partial sums.
+ */
+export interface TapsJob {
+  samples: number;
+  xSample: number;
+  dySample: number;
+  count: number;
+  cols: number;
+  colStep: number;
+  rowStep: number;
+  stride: number;
+  offsets: Int32Array;
+  chunk: number;
+  fill(x: Float32Array, dy: Float32Array): void;
+}
+
+/**
+ * A convolution's job (see convolve.ts), sizes in floats: `samples` samples
+ * of `xSample` (padded) input, which `fill` writes into the view it is given
+ * (its old contents are garbage); `positions` holds each output position's
+ * offset in a sample's input (their count a multiple of `POSITION_BLOCK`),
+ * `offsets` each tap's from there; `ranges` the first and past the last tap
+ * each block of positions sums; `weights` are packed `[group of 8
+ * channels][tap][8]`, `stride` channels (a multiple of 8) an output row.
+ */
+export interface ConvolveJob {
+  samples: number;
+  xSample: number;
+  positions: Int32Array;
+  offsets: Int32Array;
+  ranges: Int32Array;
+  weights: Float32Array;
+  stride: number;
+  fill(x: Float32Array): void;
+}
+
+/**
+ * A max-pool gradient's job (see max_pool_grad.ts), sizes in floats: `x`
+ * and `dy` (NHWC, `channels` a multiple of 4) of `samples` samples, windows
+ * `fh` × `fw` that do not overlap, `outHeight` × `outWidth` of them at
+ * strides `sh`, `sw`, from the input's first pixel.
+ */
+export interface PoolGradJob {
+  x: Float32Array;
+  dy: Float32Array;
+  samples: number;
+  inHeight: number;
+  inWidth: number;
+  channels: number;
+  outHeight: number;
+  outWidth: number;
+  fh: number;
+  fw: number;
+  sh: number;
+  sw: number;
 }
 
 /** Adam's scalars for one step, as host_optimizer.ts computes them. */
@@ -302,6 +373,121 @@ export class SimdKernels {
         return true;
       },
     };
+  }
+
+  /**
+   * Runs a filter gradient's job: the partial sums of each chunk of samples,
+   * `[chunk][tap][stride]` (float32), valid until the next job or allocation;
+   * `undefined` when they do not fit the memory.
+   */
+  filterTaps(job: TapsJob): Float32Array | undefined {
+    if (!this.#starting && this.#wanted > 0) void this.start();
+    const { samples, xSample, dySample, stride, offsets } = job;
+    const chunks = Math.ceil(samples / job.chunk), accChunk = offsets.length * stride;
+    const xAt = align(this.#top), dyAt = xAt + align(samples * xSample * 4);
+    const offsetsAt = dyAt + align(samples * dySample * 4), accAt = offsetsAt + align(offsets.length * 4);
+    // 16 bytes to spare past the partial sums (every read stays inside the arrays).
+    if (!this.#reserve(accAt + chunks * accChunk * 4 + 16)) return undefined;
+    const f32 = this.#f32;
+    job.fill(f32.subarray(xAt / 4, xAt / 4 + samples * xSample), f32.subarray(dyAt / 4, dyAt / 4 + samples * dySample));
+    new Int32Array(this.#memory.buffer, offsetsAt, offsets.length).set(offsets.map((o) => o * 4));
+    const acc = f32.subarray(accAt / 4, accAt / 4 + chunks * accChunk).fill(0);
+    const ctl = this.#ctl, w = FILTER_WORD;
+    ctl[WORD.kind] = FILTER;
+    ctl[w.x] = xAt;
+    ctl[w.xSample] = xSample * 4;
+    ctl[w.dy] = dyAt;
+    ctl[w.dySample] = dySample * 4;
+    ctl[w.count] = job.count;
+    ctl[w.cols] = job.cols;
+    ctl[w.colStep] = job.colStep * 4;
+    ctl[w.rowStep] = job.rowStep * 4;
+    ctl[w.stride] = stride * 4;
+    ctl[w.offsets] = offsetsAt;
+    ctl[w.taps] = offsets.length;
+    ctl[w.acc] = accAt;
+    ctl[w.accChunk] = accChunk * 4;
+    ctl[w.samples] = samples;
+    ctl[w.chunk] = job.chunk;
+    this.#run(this.#parts(chunks > 1));
+    return acc;
+  }
+
+  /**
+   * Runs a convolution's job: the outputs, `[sample][position][stride]`
+   * (float32), valid until the next job or allocation; `undefined` when they
+   * do not fit the memory.
+   */
+  convolve(job: ConvolveJob): Float32Array | undefined {
+    if (!this.#starting && this.#wanted > 0) void this.start();
+    const { samples, xSample, positions, offsets, ranges, weights, stride } = job;
+    const outSample = positions.length * stride;
+    const xAt = align(this.#top), positionsAt = xAt + align(samples * xSample * 4);
+    const offsetsAt = positionsAt + align(positions.length * 4), rangesAt = offsetsAt + align(offsets.length * 4);
+    const wAt = rangesAt + align(ranges.length * 4), outAt = wAt + align(weights.length * 4);
+    if (!this.#reserve(outAt + samples * outSample * 4)) return undefined;
+    const f32 = this.#f32;
+    job.fill(f32.subarray(xAt / 4, xAt / 4 + samples * xSample));
+    new Int32Array(this.#memory.buffer, positionsAt, positions.length).set(positions.map((p) => p * 4));
+    new Int32Array(this.#memory.buffer, offsetsAt, offsets.length).set(offsets.map((o) => o * 4));
+    new Int32Array(this.#memory.buffer, rangesAt, ranges.length).set(ranges);
+    f32.set(weights, wAt / 4);
+    const ctl = this.#ctl, w = CONVOLVE_WORD;
+    ctl[WORD.kind] = CONVOLVE;
+    ctl[w.x] = xAt;
+    ctl[w.xSample] = xSample * 4;
+    ctl[w.positions] = positionsAt;
+    ctl[w.count] = positions.length;
+    ctl[w.offsets] = offsetsAt;
+    ctl[w.taps] = offsets.length;
+    ctl[w.w] = wAt;
+    ctl[w.out] = outAt;
+    ctl[w.outSample] = outSample * 4;
+    ctl[w.stride] = stride * 4;
+    ctl[w.samples] = samples;
+    ctl[w.ranges] = rangesAt;
+    this.#run(this.#parts(samples > 1));
+    return f32.subarray(outAt / 4, outAt / 4 + samples * outSample);
+  }
+
+  /**
+   * Runs a max-pool gradient's job: the input gradient (laid out as `x`),
+   * valid until the next job or allocation; inputs in no window get zeros.
+   * `undefined` when it does not fit the memory.
+   */
+  poolGrad(job: PoolGradJob): Float32Array | undefined {
+    if (!this.#starting && this.#wanted > 0) void this.start();
+    const { samples, inHeight, inWidth, channels, outHeight, outWidth } = job;
+    const xSample = inHeight * inWidth * channels, dySample = outHeight * outWidth * channels;
+    const xAt = align(this.#top),
+      dyAt = xAt + align(samples * xSample * 4),
+      outAt = dyAt + align(samples * dySample * 4);
+    if (!this.#reserve(outAt + samples * xSample * 4)) return undefined;
+    const f32 = this.#f32;
+    f32.set(job.x.subarray(0, samples * xSample), xAt / 4);
+    f32.set(job.dy.subarray(0, samples * dySample), dyAt / 4);
+    const out = f32.subarray(outAt / 4, outAt / 4 + samples * xSample);
+    if (outHeight * job.sh !== inHeight || outWidth * job.sw !== inWidth || job.fh !== job.sh || job.fw !== job.sw) {
+      out.fill(0); // inputs outside every window
+    }
+    const ctl = this.#ctl, w = POOL_WORD;
+    ctl[WORD.kind] = POOL_GRAD;
+    ctl[w.x] = xAt;
+    ctl[w.xSample] = xSample * 4;
+    ctl[w.dy] = dyAt;
+    ctl[w.dySample] = dySample * 4;
+    ctl[w.out] = outAt;
+    ctl[w.windows] = outHeight * outWidth;
+    ctl[w.cols] = outWidth;
+    ctl[w.fh] = job.fh;
+    ctl[w.fw] = job.fw;
+    ctl[w.groups] = channels / 4;
+    ctl[w.colStep] = job.sw * channels * 4;
+    ctl[w.rowStep] = job.sh * inWidth * channels * 4;
+    ctl[w.inRow] = inWidth * channels * 4;
+    ctl[w.samples] = samples;
+    this.#run(this.#parts(samples > 16));
+    return out;
   }
 
   /**

@@ -56,8 +56,77 @@ export const WORD = {
   state: 23,
 } as const;
 
+/**
+ * Words of a filter-gradient job ({@link FILTER}), in the product's places:
+ * `samples` samples, sample `b`'s input at `x + b·xSample` and output
+ * gradient at `dy + b·dySample` (bytes), the rest `taps`'s arguments (see
+ * filter_taps.ts); chunk `c` of `chunk` samples adds into its own partial sums
+ * at `acc + c·accChunk`.
+ */
+export const FILTER_WORD = {
+  x: 4,
+  xSample: 5,
+  dy: 6,
+  dySample: 7,
+  count: 8,
+  cols: 9,
+  colStep: 10,
+  rowStep: 11,
+  stride: 12,
+  offsets: 13,
+  taps: 14,
+  acc: 15,
+  accChunk: 16,
+  samples: 17,
+  chunk: 18,
+} as const;
+
+/**
+ * Words of a convolution job ({@link CONVOLVE}), in the product's places:
+ * `samples` samples, sample `b`'s input at `x + b·xSample` and its output at
+ * `out + b·outSample` (bytes), the rest `convolve`'s arguments (see
+ * convolve.ts).
+ */
+export const CONVOLVE_WORD = {
+  x: 4,
+  xSample: 5,
+  positions: 6,
+  count: 7,
+  offsets: 8,
+  taps: 9,
+  w: 10,
+  out: 11,
+  outSample: 12,
+  stride: 13,
+  samples: 14,
+  ranges: 15,
+} as const;
+
+/**
+ * Words of a max-pool gradient job ({@link POOL_GRAD}): `samples` samples,
+ * sample `b`'s input at `x + b·xSample`, its output gradient at
+ * `dy + b·dySample` and its input gradient at `out + b·xSample` (bytes), the
+ * rest `poolGrad`'s arguments (see max_pool_grad.ts).
+ */
+export const POOL_WORD = {
+  x: 4,
+  xSample: 5,
+  dy: 6,
+  dySample: 7,
+  out: 8,
+  windows: 9,
+  cols: 10,
+  fh: 11,
+  fw: 12,
+  groups: 13,
+  colStep: 14,
+  rowStep: 15,
+  inRow: 16,
+  samples: 17,
+} as const;
+
 /** Job kinds. */
-export const PRODUCT = 0, ADAM = 1;
+export const PRODUCT = 0, ADAM = 1, FILTER = 2, CONVOLVE = 3, POOL_GRAD = 4;
 
 /**
  * The state word's flag for a closed job. The training thread writes a job
@@ -99,6 +168,9 @@ export function scratchBytes(m: number, k: number): number {
  */
 export function runShare(kernels: Kernels, ctl: Int32Array, t: number): void {
   if (ctl[WORD.kind] === ADAM) return adamShare(kernels, ctl);
+  if (ctl[WORD.kind] === FILTER) return filterShare(kernels, ctl);
+  if (ctl[WORD.kind] === CONVOLVE) return convolveShare(kernels, ctl);
+  if (ctl[WORD.kind] === POOL_GRAD) return poolGradShare(kernels, ctl);
   const m = ctl[WORD.m], n = ctl[WORD.n], k = ctl[WORD.k], parts = ctl[WORD.parts];
   const a = ctl[WORD.a], aOuter = ctl[WORD.aOuter], aInner = ctl[WORD.aInner];
   const b = ctl[WORD.b], bOuter = ctl[WORD.bOuter], bInner = ctl[WORD.bInner];
@@ -143,6 +215,68 @@ export function runShare(kernels: Kernels, ctl: Int32Array, t: number): void {
     const p1 = Math.min(p0 + chunk, panelsA);
     pack(p0, p1);
     product(p0, p1, 0, panelsB);
+  }
+}
+
+/** Chunks of samples, each into its own partial sums: which thread takes a chunk does not change its values. */
+function filterShare(kernels: Kernels, ctl: Int32Array): void {
+  const w = FILTER_WORD, samples = ctl[w.samples], chunk = ctl[w.chunk], chunks = Math.ceil(samples / chunk);
+  for (let c; (c = Atomics.add(ctl, WORD.next, 1)) < chunks;) {
+    const acc = ctl[w.acc] + c * ctl[w.accChunk];
+    for (let b = c * chunk, end = Math.min(b + chunk, samples); b < end; b++) {
+      kernels.taps(
+        ctl[w.x] + b * ctl[w.xSample],
+        ctl[w.dy] + b * ctl[w.dySample],
+        ctl[w.count],
+        ctl[w.cols],
+        ctl[w.colStep],
+        ctl[w.rowStep],
+        ctl[w.stride],
+        ctl[w.offsets],
+        ctl[w.taps],
+        acc,
+      );
+    }
+  }
+}
+
+/** One sample at a time: each output is one sample's, computed by one thread in one order. */
+function convolveShare(kernels: Kernels, ctl: Int32Array): void {
+  const w = CONVOLVE_WORD, samples = ctl[w.samples];
+  for (let b; (b = Atomics.add(ctl, WORD.next, 1)) < samples;) {
+    kernels.convolve(
+      ctl[w.x] + b * ctl[w.xSample],
+      ctl[w.positions],
+      ctl[w.count],
+      ctl[w.offsets],
+      ctl[w.taps],
+      ctl[w.w],
+      ctl[w.out] + b * ctl[w.outSample],
+      ctl[w.stride],
+      ctl[w.ranges],
+    );
+  }
+}
+
+/** Sixteen samples at a time (a sample of the MNIST CNN's first pool is a few microseconds' work). */
+function poolGradShare(kernels: Kernels, ctl: Int32Array): void {
+  const w = POOL_WORD, samples = ctl[w.samples], xSample = ctl[w.xSample], dySample = ctl[w.dySample];
+  for (let b0; (b0 = Atomics.add(ctl, WORD.next, 16)) < samples;) {
+    for (let b = b0, end = Math.min(b0 + 16, samples); b < end; b++) {
+      kernels.poolGrad(
+        ctl[w.x] + b * xSample,
+        ctl[w.dy] + b * dySample,
+        ctl[w.out] + b * xSample,
+        ctl[w.windows],
+        ctl[w.cols],
+        ctl[w.fh],
+        ctl[w.fw],
+        ctl[w.groups],
+        ctl[w.colStep],
+        ctl[w.rowStep],
+        ctl[w.inRow],
+      );
+    }
   }
 }
 
