@@ -3,14 +3,14 @@
  * `floor(u + keep) / keep` (float32), `u` drawn by
  * `tf.randomUniform(shape, 0, 1, "float32", seed)` — seeded from
  * `Math.random` when the layer has no seed, so one draw of `Math.random` a
- * layer a step. The kind makes the same call at the same point of the step
+ * layer a step. The kind draws the same numbers at the same point of the step
  * (the engine runs the layers' forward in model order, as `model.fit` does)
- * and reads the numbers, so both paths drop the same units.
+ * with `uniform_draws.ts`, so both paths drop the same units.
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
 import { layerFields, unknownTfjs } from "../../internal/tfjs_private.ts";
+import { drawUniform } from "./uniform_draws.ts";
 import type { BackwardArrays, ForwardArrays, LayerKind, PlanContext, PlannedLayer } from "./kind.ts";
 
 function plan({ layer, config, input }: PlanContext): PlannedLayer | string {
@@ -24,7 +24,7 @@ function plan({ layer, config, input }: PlanContext): PlannedLayer | string {
   const seed = internals.seed;
   if (seed != null && typeof seed !== "number") return `layer "${layer.name}" has a seed that is not a number`;
   const width = input.reduce((a, b) => a * b, 1);
-  const shapeOf = (n: number) => [n, ...input];
+  let draws = new Float32Array(0);
   // tfjs-layers drops nothing at rate 0 and 1 (the layer passes its input through): so does the kind.
   const active = rate > 0 && rate < 1;
   const keep = Math.fround(1 - rate);
@@ -36,9 +36,9 @@ function plan({ layer, config, input }: PlanContext): PlannedLayer | string {
       return;
     }
     const mask = scratch[0];
-    const u = tf.tidy(() => tf.randomUniform(shapeOf(n), 0, 1, "float32", seed as number | undefined));
-    const values = u.dataSync() as Float32Array;
-    u.dispose();
+    if (draws.length < size) draws = new Float32Array(size);
+    const values = draws;
+    drawUniform(values, size, seed as number | undefined);
     for (let i = 0; i < size; i++) {
       // floor(u + keep) in float32: 1 or 0; then / keep in float32.
       const m = Math.floor(Math.fround(values[i] + keep)) * scale;

@@ -1,0 +1,58 @@
+/**
+ * The numbers `tf.randomUniform(shape, 0, 1, "float32", seed)` draws in
+ * tfjs 4.22, computed without a tensor: tfjs seeds seedrandom 3's Alea
+ * generator (Baagøe's algorithm: a Mash hash of the seed's text sets three
+ * fractions and a carry, then each number is a multiply-with-carry step) with
+ * `String(seed)`, or with `String(Math.random())` when the seed is absent
+ * (one draw of `Math.random` a call), and stores each number in a
+ * Float32Array. The dropout kind needs 65,536 of them a layer a step in the
+ * dropout MLP of bench/tfjs_models.ts: through `tf.randomUniform` they cost
+ * ~2.0 ms a call on Deno and Bun alike (~30 ns a number: a property read and
+ * write per state word, a closure call and a tensor), ~190 ms of a 480 ms
+ * epoch; this loop keeps the state in locals.
+ *
+ * @module
+ */
+
+/** 2^-32. */
+const UNIT = 2.3283064365386963e-10;
+
+/** Baagøe's Mash: a running hash whose each call folds `text` into the state and returns a fraction in [0, 1). */
+function mash(): (text: string) => number {
+  let n = 0xefc8249d;
+  return (text) => {
+    for (let i = 0; i < text.length; i++) {
+      n += text.charCodeAt(i);
+      let h = 0.02519603282416938 * n;
+      n = h >>> 0;
+      h = (h - n) * n;
+      n = h >>> 0;
+      n += (h - n) * 0x100000000;
+    }
+    return (n >>> 0) * UNIT;
+  };
+}
+
+/**
+ * Writes into `out[0..count)` the numbers `tf.randomUniform([count], 0, 1,
+ * "float32", seed)` would hold (drawing `Math.random()` once when `seed` is
+ * undefined, as tfjs does). Internal.
+ */
+export function drawUniform(out: Float32Array, count: number, seed: number | string | undefined): void {
+  const key = String(seed ?? Math.random());
+  const hash = mash();
+  const blank = [hash(" "), hash(" "), hash(" ")];
+  const state = blank.map((s) => {
+    const v = s - hash(key);
+    return v < 0 ? v + 1 : v;
+  });
+  let [s0, s1, s2] = state, carry = 1;
+  for (let i = 0; i < count; i++) {
+    const t = 2091639 * s0 + carry * UNIT;
+    s0 = s1;
+    s1 = s2;
+    carry = t | 0;
+    s2 = t - carry;
+    out[i] = s2; // min + range · s2 with min 0 and range 1: s2 itself
+  }
+}
