@@ -1,6 +1,7 @@
 /**
- * The tfjs-path models of bench/tfjs_path_models.ts and bench/versus_pytorch.ts
- * (their PyTorch twins are in reference_pytorch.py): Keras's MNIST MLP with
+ * Two models of bench/tfjs_path_models.ts (which trains them on the tfjs path)
+ * and bench/versus_pytorch.ts (on the default engine: the host layer engine;
+ * their PyTorch twins are in reference_pytorch.py): Keras's MNIST MLP with
  * dropout, and an MLP with batch normalization; both end in logits.
  */
 import * as tf from "@tensorflow/tfjs";

@@ -5,11 +5,14 @@
  * at batch 512 and 32 — and on real model sizes: a wide MLP 784→H→H→10
  * (H = 256 and 1024, softmax cross-entropy, Adam 1e-3, batch 128, 6,000
  * rows), a small CNN (28×28×1 → conv 3×3×16 → max-pool → conv 3×3×32 →
- * dense 10, batch 64, 2,048 rows), and two models of the tfjs path
+ * dense 10, batch 64, 2,048 rows), and the five models of issue 28
  * (bench/tfjs_models.ts: Keras's MNIST MLP with dropout, 784→512→512→10,
  * and 784→256→batch norm→256→batch norm→10; tfjs's softmax cross-entropy,
- * Adam 1e-3, batch 128, 6,000 rows) — against bench/reference_pytorch.py.
- * Rounds alternate between the two arms in one run.
+ * Adam 1e-3, batch 128, 6,000 rows; bench/issue_models.ts: the tfjs MNIST
+ * tutorial's CNN, Keras's IMDB embedding classifier, an LSTM regressor),
+ * each arm labelled with the engine that trains it — against
+ * bench/reference_pytorch.py. Rounds alternate between the two arms in one
+ * run.
  *
  * The peer is set up fairly: Debian's torch calls the system BLAS, and the
  * default one (libblas3, the reference implementation) is 15–20× slower than
@@ -19,7 +22,7 @@
  * that build machines set for old OpenBLAS builds (a user's machine has
  * neither), and the bench prints which BLAS torch loaded.
  *
- *   deno run -A bench/versus_pytorch.ts [--quick] [--only=tutorial,wide256,wide1024,cnn,dropout,batchnorm]
+ *   deno run -A bench/versus_pytorch.ts [--quick] [--only=tutorial,wide256,wide1024,cnn,dropout,batchnorm,mnist_cnn,embedding,lstm]
  *   bun bench/versus_pytorch.ts [--quick] [--only=…]
  *
  * Needs a Python that can `import torch` (Debian: `apt-get install python3-torch`;
@@ -240,11 +243,11 @@ const targets: [string, string, number | undefined, number][] = [
   ["full", "full pipeline", 32, 0.2],
   ["wide256", "wide MLP 256", 128, 1.5],
   ["wide1024", "wide MLP 1024", 128, 1.5],
-  ["dropout", "dropout MLP (tfjs path)", 128, 2.0],
-  ["batchnorm", "batch-norm MLP (tfjs path)", 128, 2.0],
-  ["mnist_cnn", "tfjs MNIST tutorial CNN (tfjs path)", 512, 2.0],
-  ["embedding", "IMDB embedding classifier (tfjs path)", 512, 2.0],
-  ["lstm", "LSTM(32) regressor (tfjs path)", 64, 2.0],
+  ["dropout", "dropout MLP", 128, 2.0],
+  ["batchnorm", "batch-norm MLP", 128, 2.0],
+  ["mnist_cnn", "tfjs MNIST tutorial CNN", 512, 2.0],
+  ["embedding", "IMDB embedding classifier", 512, 2.0],
+  ["lstm", "LSTM(32) regressor", 64, 2.0],
 ];
 for (const [arm, label, batch, target] of targets) {
   const r = results.find((r) => r.arm === arm && r.batch === batch);
