@@ -20,28 +20,12 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { type AdamScalars, simdKernels } from "../kernels/simd/products.ts";
-import { optimizerInternals } from "../internal/tfjs_private.ts";
+import { type OptimizerInternals, optimizerInternals, type Slots } from "../internal/tfjs_private.ts";
 
 const f32 = Math.fround;
 
-/** One optimizer's slot arrays (tfjs's `{ originalName, variable }[]`, indexed like the variables). */
-type Slots = ({ originalName: string; variable: tf.Variable } | undefined)[];
-
-/** What the host knows of a tfjs optimizer's internals. */
-interface Internals {
-  iterations_?: number;
-  c?: tf.Scalar;
-  m?: tf.Scalar;
-  useNesterov?: boolean;
-  learningRate?: number;
-  beta1?: number;
-  beta2?: number;
-  epsilon?: number;
-  accBeta1?: tf.Variable;
-  accBeta2?: tf.Variable;
-  accumulations?: Slots;
-  accumulatedFirstMoment?: Slots;
-  accumulatedSecondMoment?: Slots;
+/** What the host knows of a tfjs optimizer's internals: SGD, Momentum and Adam's (tfjs_private.ts), and the rest's. */
+interface Internals extends OptimizerInternals {
   decay?: number;
   momentum?: number;
   centered?: boolean;
