@@ -207,3 +207,32 @@ test("with useBackend's kernels 'tfjs', tfjs's own BatchMatMul and _FusedMatMul 
   assert.equal(product().calls, 1);
   assert.equal(fused().calls, 1);
 });
+
+test("a fused relu or relu6 on the SIMD kernels keeps NaN, clips and zeroes as the cpu backend's Math.max and Math.min do", async () => {
+  // A row of the 3×1 · 1×8 product holds NaN, negatives, 0, values above 6; the bias adds -0 and a negative.
+  const a = [1, Number.NaN, -2], b = [-3, -0.5, 0, 0.25, 2, 3.5, 6, 9];
+  const bias = [-0, 0.5, 0, -1, 0, 0, 0.5, -2];
+  const run = async (name: string) => {
+    await useBackend(name as "wasm" | "cpu");
+    return ["relu", "relu6"].map((activation) =>
+      tf.tidy(() => {
+        const out = tf.fused.matMul({
+          a: tf.tensor2d(a, [3, 1]),
+          b: tf.tensor2d(b, [1, 8]),
+          bias: tf.tensor1d(bias),
+          activation: activation as "relu" | "relu6",
+        });
+        return Array.from(out.dataSync());
+      })
+    );
+  };
+  const before = simdMatMulCount();
+  const wasm = await run("wasm");
+  assert.ok(simdMatMulCount() > before, "the products ran on the SIMD kernels");
+  const cpu = await run("cpu");
+  await useBackend();
+  for (let i = 0; i < 2; i++) {
+    assert.deepEqual(wasm[i].map((v) => Object.is(v, -0) ? "-0" : v), cpu[i].map((v) => Object.is(v, -0) ? "-0" : v));
+  }
+  assert.ok(wasm[0].some(Number.isNaN) && wasm[1].includes(6) && wasm[0].includes(0));
+});
