@@ -35,6 +35,7 @@ import { isWide, wideBackward, wideForward, wideKernelGradient } from "./wide_la
 import { simdKernels } from "../kernels/simd/products.ts";
 import type { HostArray } from "../data/tensors.ts";
 import { hostValues } from "../data/dataset.ts";
+import { readInto, tensorOf } from "./exchange.ts";
 
 /** Milliseconds spent in each piece of the host engine's epochs (for bench/profile.ts). Internal. */
 export interface EngineProfile {
@@ -289,7 +290,7 @@ export class DenseEngine implements EpochTrainer {
     const weights = layers.flatMap((l) => l.bias ? [l.kernel, l.bias] : [l.kernel]);
     const value = new Map(weights.map((v) => {
       const values = float32(v.size);
-      values.set(v.dataSync() as Float32Array);
+      readInto(v, values);
       return [v, values];
     }));
     const gradient = new Map(weights.map((v) => [v, float64(v.size)]));
@@ -418,9 +419,9 @@ export class DenseEngine implements EpochTrainer {
       if (ended) return total;
       ended = true;
       // Back into tfjs: fresh tensors (never in place: backends cache packed weights by tensor).
-      // Copies (slice): the arrays' memory is reused once the epoch is over.
+      // Copies (tensorOf): the arrays' memory is reused once the epoch is over.
       tf.tidy(() => {
-        this.#variables.forEach((v, i) => v.assign(tf.tensor(params[i].slice(), v.shape, "float32")));
+        this.#variables.forEach((v, i) => v.assign(tensorOf(params[i], v.shape)));
       });
       this.#optimizer.save();
       release();

@@ -21,6 +21,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { type AdamScalars, simdKernels } from "../kernels/simd/products.ts";
 import { type OptimizerInternals, optimizerInternals, type Slots } from "../internal/tfjs_private.ts";
+import { readInto, tensorOf } from "./exchange.ts";
 
 const f32 = Math.fround;
 
@@ -372,7 +373,7 @@ export class HostOptimizer {
       rule.slots.map(({ field, init }) => {
         const slot = (o[field] as Slots)[i];
         const state = allocate(v.size);
-        if (slot) state.set(slot.variable.dataSync() as Float32Array);
+        if (slot) readInto(slot.variable, state);
         else if (init) state.fill(init(o));
         return state;
       })
@@ -395,12 +396,12 @@ export class HostOptimizer {
     rule.slots.forEach(({ field, suffix }, j) => {
       const slots = o[field] as Slots;
       this.#variables.forEach((v, i) => {
-        const value = this.#state[i][j].slice(); // a copy: the state's memory is reused after the epoch
+        const value = this.#state[i][j]; // tensorOf copies it: the state's memory is reused after the epoch
         const slot = slots[i];
         if (slot) {
-          tf.tidy(() => slot.variable.assign(tf.tensor(value, v.shape, "float32")));
+          tf.tidy(() => slot.variable.assign(tensorOf(value, v.shape)));
         } else {
-          const variable = tf.tidy(() => tf.tensor(value, v.shape, "float32").variable(false));
+          const variable = tf.tidy(() => tensorOf(value, v.shape).variable(false));
           slots[i] = { originalName: `${v.name}/${suffix}`, variable };
         }
       });

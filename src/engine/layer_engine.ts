@@ -27,6 +27,7 @@ import type { HostArray } from "../data/tensors.ts";
 import { hostValues } from "../data/dataset.ts";
 import { isWide } from "./wide_layers.ts";
 import { simdKernels } from "../kernels/simd/products.ts";
+import { readInto, tensorOf } from "./exchange.ts";
 
 /** `grad += d penalty / d w` for an L1L2 penalty, as tfjs differentiates it; returns the penalty. */
 function addPenalty(penalty: KindPenalty, w: Float32Array, grad: Float64Array | undefined): number {
@@ -265,7 +266,7 @@ export class LayerEngine implements EpochTrainer {
     const gradients = new Map<tf.Variable, Float64Array>();
     const read = (v: tf.Variable) => {
       let a = values.get(v);
-      if (!a) values.set(v, a = float32(v.size)), a.set(v.dataSync() as Float32Array);
+      if (!a) values.set(v, a = float32(v.size)), readInto(v, a);
       return a;
     };
     const gradient = (v: tf.Variable) => {
@@ -356,10 +357,10 @@ export class LayerEngine implements EpochTrainer {
       ended = true;
       // Back into tfjs as fresh tensors (never in place: backends cache packed weights by tensor).
       const states = layers.flatMap((l) => l.planned.state ?? []);
-      // Copies (slice): the arrays' memory is reused once the pass is over.
+      // Copies (tensorOf): the arrays' memory is reused once the pass is over.
       tf.tidy(() => {
-        this.#variables.forEach((v, i) => v.assign(tf.tensor(params[i].slice(), v.shape, "float32")));
-        for (const v of states) v.assign(tf.tensor(values.get(v)!.slice(), v.shape, "float32"));
+        this.#variables.forEach((v, i) => v.assign(tensorOf(params[i], v.shape)));
+        for (const v of states) v.assign(tensorOf(values.get(v)!, v.shape));
       });
       this.#optimizer.save();
       release();
