@@ -8,7 +8,9 @@
  * thread and times in CPU time (the process's, which a busy machine hardly
  * moves) instead of the wall clock.
  *
- *   [CNN_AB=1] [CNN_CPU=1] deno run -A bench/profile_cnn.ts [--quick]     (or bun bench/profile_cnn.ts)
+ * `CNN_SWITCH=name` turns off only that switch of `cnnKernelSwitches`.
+ *
+ *   [CNN_AB=1] [CNN_SWITCH=name] [CNN_CPU=1] deno run -A bench/profile_cnn.ts [--quick]     (or bun bench/profile_cnn.ts)
  */
 import * as tf from "@tensorflow/tfjs";
 import { useBackend } from "../mod.ts";
@@ -40,7 +42,10 @@ const f = () => loss(yb, model.apply(xb, { training: true }) as tf.Tensor) as tf
 const step = () => optimizer.minimize(f, true, variables)!.dispose();
 const arms = ab ? ["before", "after"] : ["now"];
 const setArm = (arm: string) => {
-  for (const s of Object.values(cnnKernelSwitches)) s.on = arm !== "before";
+  const only = process.env.CNN_SWITCH; // one switch's name: only it is turned off for "before"
+  for (const [name, s] of Object.entries(cnnKernelSwitches)) {
+    s.on = arm !== "before" || (only !== undefined && name !== only);
+  }
 };
 for (const arm of arms) {
   setArm(arm);
