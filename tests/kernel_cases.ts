@@ -786,11 +786,21 @@ function withSpecials(x: Input): Input {
   return { ...x, values };
 }
 
-function poolCases(maxGrad: boolean): Case[] {
+/**
+ * Whether fitstream's `MaxPool` (src/kernels/max_pool.ts) takes `g` on wasm: 2 × 2 windows, stride 2, no padding,
+ * channels a multiple of 4, 2^14 values; tfjs's own (XNNPACK) lets a NaN win a window.
+ */
+function inPlaceMaxPool(g: Pool2D): boolean {
+  return g.filterSize === 2 && g.strides === 2 && g.pad === "valid" && g.x[3] % 4 === 0 && size(g.x) >= 1 << 14;
+}
+
+function poolCases(maxGrad: boolean, forwardSpecials = false): Case[] {
   return POOL2D.flatMap((g) =>
     [
       ...poolValues(g.x, seedOf("pool", g)),
-      ...(maxGrad ? [[withSpecials(normal(g.x, seedOf("pool", g))), "NaN and -Infinity"] as [Input, string]] : []),
+      ...(maxGrad || (forwardSpecials && inPlaceMaxPool(g))
+        ? [[withSpecials(normal(g.x, seedOf("pool", g))), "NaN and -Infinity"] as [Input, string]]
+        : []),
     ].map(([x, note]) => {
       const info = pool2dInfo(g);
       if (!maxGrad) return kase({ x }, pool2dAttrs(g), note);
@@ -1197,9 +1207,10 @@ export const SPECS: KernelSpec[] = [
   // Pooling, 2-d
   {
     kernel: "MaxPool",
-    test: "MaxPool on wasm equals the cpu backend for strides, padding, batch sizes, negative inputs and ties",
+    test:
+      "MaxPool on wasm equals the cpu backend for strides, padding, batch sizes, negative inputs, ties, and NaN and -Infinity where fitstream's kernel pools",
     tolerance: EXACT,
-    cases: () => poolCases(false),
+    cases: () => poolCases(false, true),
   },
   {
     kernel: "MaxPoolGrad",

@@ -233,7 +233,18 @@ export interface WasmMemory {
 /** The wasm backend's private state that {@link wasmMemory} reads. */
 interface WasmInternals {
   dataIdMap?: { get(dataId: object): { memoryOffset: number; dtype: string } | undefined };
-  wasm?: { HEAPU8: Uint8Array };
+  wasm?: { HEAPU8: Uint8Array; asm?: { memory?: unknown } };
+}
+
+/**
+ * The wasm backend's `WebAssembly.Memory` (its heap), for a module of
+ * fitstream's to import and work in place; `undefined` where it cannot be
+ * read or is shared between threads.
+ */
+export function wasmHeapMemory(backend: object): WebAssembly.Memory | undefined {
+  if (!readsWasmMemory(backend)) return undefined;
+  const memory = (backend as WasmInternals).wasm!.asm?.memory;
+  return memory instanceof WebAssembly.Memory && memory.buffer instanceof ArrayBuffer ? memory : undefined;
 }
 
 /**

@@ -399,12 +399,15 @@ export function localRuns(locals: ValueType[]): number[] {
 }
 
 /**
- * A module that imports `env.memory` (shared, `maxPages` at most) and exports
- * `functions`; no function returns a value.
+ * A module that imports `env.memory` (shared, `maxPages` at most; or, not
+ * `shared`, an unshared memory of any size) and exports `functions`; no
+ * function returns a value.
  */
-export function assemble(functions: FunctionDef[], maxPages: number): Uint8Array<ArrayBuffer> {
+export function assemble(functions: FunctionDef[], maxPages: number, shared = true): Uint8Array<ArrayBuffer> {
   const types = functions.map((f) => [FORMAT.func, ...vector(f.params.map((t) => [t])), ...vector([])]);
-  const memory = [FORMAT.memoryKind, FORMAT.sharedLimits, ...uleb(1), ...uleb(maxPages)];
+  const memory = shared
+    ? [FORMAT.memoryKind, FORMAT.sharedLimits, ...uleb(1), ...uleb(maxPages)]
+    : [FORMAT.memoryKind, 0x00, ...uleb(1)];
   const imports = vector([[...name("env"), ...name("memory"), ...memory]]);
   const bodies = functions.map((f) => {
     const body = [...localRuns(f.locals), ...f.body, OPCODES.end];
