@@ -339,6 +339,7 @@ test("no file that emits code writes an opcode byte of its own: every byte comes
     "epilogues.ts",
     "filter_taps.ts",
     "kernels.ts",
+    "max_pool.ts",
     "max_pool_grad.ts",
   ]);
   for (const name of emitters) {
