@@ -36,6 +36,7 @@ import { simdKernels } from "../kernels/simd/products.ts";
 import type { HostArray } from "../data/tensors.ts";
 import { hostValues } from "../data/dataset.ts";
 import { readInto, tensorOf } from "./exchange.ts";
+import { addPenalty } from "./penalty.ts";
 
 /** Milliseconds spent in each piece of the host engine's epochs (for bench/profile.ts). Internal. */
 export interface EngineProfile {
@@ -66,20 +67,6 @@ export interface DenseEngineInput {
   batchSize: number;
   /** Accumulation and clipping (see `gradient_rule.ts`; none when absent). */
   gradients?: GradientRule;
-}
-
-/** `grad += d penalty / d w` for an L1L2 penalty, as tfjs differentiates it; returns the penalty. */
-function addPenalty(penalty: Penalty, w: Float32Array, grad: Float64Array | undefined): number {
-  const { l1, l2 } = penalty;
-  let abs = 0, squares = 0;
-  for (let i = 0; i < w.length; i++) {
-    const v = w[i];
-    abs += Math.abs(v);
-    squares += v * v;
-    // tfjs: |w|' is step(w, -1), so -1 at 0; (w²)' is 2w.
-    if (grad) grad[i] += l1 * (v > 0 ? 1 : -1) + l2 * 2 * v;
-  }
-  return l1 * abs + l2 * squares;
 }
 
 /**

@@ -13,7 +13,8 @@
 import * as tf from "@tensorflow/tfjs";
 import { DENSE_ACTIVATIONS, type DenseActivation, SOFTMAX } from "./dense_kernels.ts";
 import { type Constructor, HOST_RULE_NAMES, HOST_RULES } from "./host_optimizer.ts";
-import { type Penalty, penaltyOf, protect, untouched } from "./pristine.ts";
+import { penaltyOf, protect, untouched } from "./pristine.ts";
+import type { Penalty } from "./penalty.ts";
 import { LAYER_KINDS } from "./layers/registry.ts";
 import { type ChainLayer, planChain } from "./layer_plan.ts";
 import { type HostLoss, SOFTMAX_LOSSES } from "./loss_kernels.ts";

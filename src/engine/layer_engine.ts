@@ -28,20 +28,7 @@ import { hostValues } from "../data/dataset.ts";
 import { isWide } from "./wide_layers.ts";
 import { simdKernels } from "../kernels/simd/products.ts";
 import { readInto, tensorOf } from "./exchange.ts";
-
-/** `grad += d penalty / d w` for an L1L2 penalty, as tfjs differentiates it; returns the penalty. */
-function addPenalty(penalty: KindPenalty, w: Float32Array, grad: Float64Array | undefined): number {
-  const { l1, l2 } = penalty;
-  let abs = 0, squares = 0;
-  for (let i = 0; i < w.length; i++) {
-    const v = w[i];
-    abs += Math.abs(v);
-    squares += v * v;
-    // tfjs: |w|' is step(w, -1), so -1 at 0; (w²)' is 2w.
-    if (grad) grad[i] += l1 * (v > 0 ? 1 : -1) + l2 * 2 * v;
-  }
-  return l1 * abs + l2 * squares;
-}
+import { addPenalty } from "./penalty.ts";
 
 /** Weights of this many values or more take the SIMD kernels' memory (and Adam there), wide layer or not. */
 const LARGE_WEIGHT = 1 << 16;

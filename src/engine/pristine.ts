@@ -9,6 +9,7 @@
  */
 import type { Constructor } from "./host_optimizer.ts";
 import { registeredClass } from "../internal/tfjs_private.ts";
+import type { Penalty } from "./penalty.ts";
 
 export { registeredClass };
 
@@ -63,12 +64,6 @@ export function untouched(value: object, cls: Constructor | undefined): string |
     }
   }
   return undefined;
-}
-
-/** An L1L2 penalty on one weight, as float32 factors (tfjs multiplies by float32 scalars). */
-export interface Penalty {
-  l1: number;
-  l2: number;
 }
 
 const L1L2 = registeredClass("L1L2");

@@ -75,15 +75,13 @@
  */
 import type * as tf from "@tensorflow/tfjs";
 import type { ActivationCode } from "../dense_kernels.ts";
+import type { Penalty } from "../penalty.ts";
 
 /** The shape of one row (an example), without the batch dimension. */
 export type RowShape = readonly number[];
 
-/** An L1L2 penalty on one weight, as float32 factors (tfjs multiplies by float32 scalars). */
-export interface KindPenalty {
-  l1: number;
-  l2: number;
-}
+/** An L1L2 penalty on one weight (the host engines' {@link Penalty}). */
+export type KindPenalty = Penalty;
 
 /** What {@link LayerKind.plan} receives. */
 export interface PlanContext {
