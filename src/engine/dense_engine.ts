@@ -28,7 +28,7 @@ import {
 import type { DenseLayer, DensePlan, Penalty } from "./host_plan.ts";
 import { HostOptimizer } from "./host_optimizer.ts";
 import { type HostLabels, type LossStep, lossStep } from "./loss_step.ts";
-import type { EpochTrainer, Trained } from "./epoch_trainer.ts";
+import { type EpochTrainer, type HostSession, hostPass, type Trained } from "./epoch_trainer.ts";
 import { type Feed, type RowsFeed, rowsFeed, takeRows, type TensorFeed } from "./feed.ts";
 import { clipArrays, type GradientRule, PLAIN_GRADIENTS } from "./gradient_rule.ts";
 import { isWide, wideBackward, wideForward, wideKernelGradient } from "./wide_layers.ts";
@@ -69,17 +69,9 @@ export interface DenseEngineInput {
   gradients?: GradientRule;
 }
 
-/**
- * Training in progress: `add(n)` runs forward and backward on the batch
- * buffers' first `n` rows, `apply()` takes the optimizer step on what was
- * added since the last one; `end()` writes back; `release()` frees.
- */
-interface Session {
+/** A pass in progress ({@link HostSession}), with laps of the profile's pieces. */
+interface Session extends HostSession {
   lap(piece: keyof EngineProfile): void;
-  add(n: number): void;
-  apply(): void;
-  end(): number;
-  release(): void;
 }
 
 /** A penalised weight: its penalty, its values, and its gradient when the optimizer updates it. */
@@ -154,39 +146,12 @@ export class DenseEngine implements EpochTrainer {
    * weights and optimizer state are read when it starts and written back
    * when it ends. A dataset's batches are disposed here.
    */
-  async train(feed: Feed, maxSteps: number, profile?: EngineProfile): Promise<Trained> {
+  train(feed: Feed, maxSteps: number, profile?: EngineProfile): Promise<Trained> {
     const session = this.#begin(profile);
-    try {
-      const accumulate = this.#gradients.accumulate;
-      let rows = 0, steps = 0, added = 0;
-      while (steps < maxSteps) {
-        const n = feed.kind === "rows" ? this.#fillRows(feed) : await this.#fillBatch(feed);
-        if (n === 0) break;
-        session.lap("batching");
-        session.add(n);
-        rows += n;
-        if (++added === accumulate || feed.done) {
-          session.apply();
-          steps++;
-          added = 0;
-        }
-      }
-      if (added > 0) { // a dataset's pass ended inside a step
-        session.apply();
-        steps++;
-      }
-      return { loss: session.end() / rows, rows, steps };
-    } catch (error) {
-      // As model.fit and the tfjs path: the finished steps stay (parameters and the optimizer's state change only
-      // in apply(), so they hold the last finished step's values; an unfinished step's gradients are dropped).
-      // A failure to write back gives way to the pass's own error.
-      try {
-        session.end();
-      } catch { /* the original error is the one to report */ }
-      throw error;
-    } finally {
-      session.release();
-    }
+    const lapped = (n: number) => (session.lap("batching"), n);
+    const fill = (feed: Feed) =>
+      feed.kind === "rows" ? lapped(this.#fillRows(feed)) : this.#fillBatch(feed).then(lapped);
+    return hostPass(session, feed, maxSteps, this.#gradients.accumulate, fill);
   }
 
   /** Copies the feed's next micro-batch into the batch buffers; returns its rows (0 at the end). */

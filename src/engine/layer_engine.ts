@@ -18,7 +18,7 @@ import type { ChainPlan } from "./host_plan.ts";
 import type { ChainLayer } from "./layer_plan.ts";
 import { HostOptimizer } from "./host_optimizer.ts";
 import { type LossStep, lossStep } from "./loss_step.ts";
-import type { EpochTrainer, Trained } from "./epoch_trainer.ts";
+import { type EpochTrainer, hostPass, type HostSession, type Trained } from "./epoch_trainer.ts";
 import { type Feed, type RowsFeed, rowsFeed, takeRows, type TensorFeed } from "./feed.ts";
 import { clipArrays, type GradientRule, PLAIN_GRADIENTS } from "./gradient_rule.ts";
 import type { DenseEngineInput } from "./dense_engine.ts";
@@ -51,32 +51,6 @@ interface LayerArrays {
   params: Float32Array[];
   state: Float32Array[];
   grads: (Float64Array | undefined)[];
-}
-
-/** A pass in progress: `add(n)` trains on the batch buffers' first n rows, `apply()` steps, `end()` writes back. */
-interface Session {
-  add(n: number): void;
-  apply(): void;
-  end(): number;
-  release(): void;
-}
-
-/**
- * After an error partway through a pass: writes back what the finished steps
- * produced, as `model.fit` and the tfjs path keep them. Parameters and the
- * optimizer's state change only in a step's `apply`, which nothing in it can
- * fail, so they hold the last finished step's values; a failed micro-batch's
- * (or an unfinished step's) gradients are dropped, as the tfjs path drops
- * them. The moving statistics keep the forward passes that ran, as tfjs-layers
- * updates them within the forward pass. A failure to write back gives way to
- * the original error.
- */
-function keepSteps(session: Session): void {
-  try {
-    session.end();
-  } catch {
-    // The pass's own error is the one to report (a variable disposed meanwhile, say, fails both).
-  }
 }
 
 /** Trains the layers of a {@link ChainPlan}. Internal. */
@@ -132,37 +106,9 @@ export class LayerEngine implements EpochTrainer {
   }
 
   /** Up to `maxSteps` optimizer steps from `feed`, in one exchange with tfjs (see the module notes). */
-  async train(feed: Feed, maxSteps: number): Promise<Trained> {
-    const session = this.#begin();
-    try {
-      return await this.#steps(session, feed, maxSteps);
-    } catch (error) {
-      keepSteps(session);
-      throw error;
-    } finally {
-      session.release();
-    }
-  }
-
-  async #steps(session: Session, feed: Feed, maxSteps: number): Promise<Trained> {
-    const accumulate = this.#gradients.accumulate;
-    let rows = 0, steps = 0, added = 0;
-    while (steps < maxSteps) {
-      const n = feed.kind === "rows" ? this.#fillRows(feed) : await this.#fillBatch(feed);
-      if (n === 0) break;
-      session.add(n);
-      rows += n;
-      if (++added === accumulate || feed.done) {
-        session.apply();
-        steps++;
-        added = 0;
-      }
-    }
-    if (added > 0) {
-      session.apply();
-      steps++;
-    }
-    return { loss: session.end() / rows, rows, steps };
+  train(feed: Feed, maxSteps: number): Promise<Trained> {
+    const fill = (feed: Feed) => feed.kind === "rows" ? this.#fillRows(feed) : this.#fillBatch(feed);
+    return hostPass(this.#begin(), feed, maxSteps, this.#gradients.accumulate, fill);
   }
 
   #fillRows(feed: RowsFeed): number {
@@ -200,7 +146,7 @@ export class LayerEngine implements EpochTrainer {
   }
 
   /** {@link #open}, giving back what it took when it fails. */
-  #begin(): Session {
+  #begin(): HostSession {
     let release: (() => void) | undefined;
     try {
       return this.#open((r) => release = r);
@@ -211,7 +157,7 @@ export class LayerEngine implements EpochTrainer {
   }
 
   /** Reads weights, state and optimizer state out of tfjs; returns the step functions. */
-  #open(onRelease: (release: () => void) => void): Session {
+  #open(onRelease: (release: () => void) => void): HostSession {
     const layers = this.#layers;
     // With a wide Dense layer, as in the Dense engine: weights, gradients, optimizer state, activations and scratch
     // live in the SIMD kernels' memory (when there is room), so the products read their operands where they are,
