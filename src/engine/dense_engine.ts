@@ -28,7 +28,7 @@ import {
 import type { DenseLayer, DensePlan, Penalty } from "./host_plan.ts";
 import { HostOptimizer } from "./host_optimizer.ts";
 import { type HostLabels, type LossStep, lossStep } from "./loss_step.ts";
-import { type EpochTrainer, type HostSession, hostPass, type Trained } from "./epoch_trainer.ts";
+import { type EpochTrainer, hostPass, type HostSession, type Trained } from "./epoch_trainer.ts";
 import { type Feed, type RowsFeed, rowsFeed, takeRows, type TensorFeed } from "./feed.ts";
 import { clipArrays, type GradientRule, PLAIN_GRADIENTS } from "./gradient_rule.ts";
 import { isWide, wideBackward, wideForward, wideKernelGradient } from "./wide_layers.ts";

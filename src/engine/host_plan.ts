@@ -11,7 +11,8 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { DENSE_ACTIVATIONS, type DenseActivation, SOFTMAX } from "./dense_kernels.ts";
+import { type DenseActivation, SOFTMAX } from "./dense_kernels.ts";
+import { denseWeights } from "./layers/dense.ts";
 import { type Constructor, HOST_RULE_NAMES, HOST_RULES } from "./host_optimizer.ts";
 import { penaltyOf, protect, untouched } from "./pristine.ts";
 import type { Penalty } from "./penalty.ts";
@@ -166,25 +167,9 @@ function denseLayers(layers: tf.layers.Layer[]): DenseLayer[] | string {
     if (changed) return `layer "${layer.name}" ${changed}`;
     const internals = layerFields<LayerInternals>(layer);
     if (!internals) return unknownTfjs()!;
-    const config = layer.getConfig();
-    const activation = String(config.activation);
-    if (!(DENSE_ACTIVATIONS as readonly string[]).includes(activation)) {
-      return `layer "${layer.name}" uses the ${activation} activation`;
-    }
-    if (activation === "softmax" && layer !== layers[layers.length - 1]) {
-      return `layer "${layer.name}" has a softmax activation below the last layer (the host engine takes softmax ` +
-        `only as the output of the last layer)`;
-    }
-    const [kernelWeight, biasWeight, ...rest] = layer.weights;
-    const kernel = kernelWeight?.read() as tf.Variable | undefined;
-    const bias = biasWeight?.read() as tf.Variable | undefined;
-    if (rest.length > 0 || (biasWeight !== undefined) !== (config.useBias === true)) {
-      return `layer "${layer.name}" has unexpected weights`;
-    }
-    if (!kernel || kernel.rank !== 2 || kernel.dtype !== "float32") {
-      return `layer "${layer.name}"'s kernel is not a 2-d float32 matrix`;
-    }
-    const [inputs, units] = kernel.shape;
+    const weights = denseWeights(layer, layer.getConfig(), layer === layers[layers.length - 1]);
+    if (typeof weights === "string") return weights;
+    const { activation, kernel, bias, inputs, units } = weights;
     if (out.length > 0 && out[out.length - 1].units !== inputs) return `layer "${layer.name}" does not chain`;
     if (internals.activityRegularizer != null) return `layer "${layer.name}" has an activity regularizer`;
     const kernelPenalty = penaltyOf(layer.name, "kernel", internals.kernelRegularizer);
@@ -200,7 +185,7 @@ function denseLayers(layers: tf.layers.Layer[]): DenseLayer[] | string {
       bias,
       inputs,
       units,
-      activation: activation as DenseActivation,
+      activation,
       kernelPenalty,
       biasPenalty,
     });

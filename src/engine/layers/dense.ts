@@ -27,7 +27,24 @@ interface DenseInternals {
   biasRegularizer?: unknown;
 }
 
-function plan({ layer, config, input, last, penalty }: PlanContext): PlannedLayer | string {
+/** A Dense layer's activation and weights as both host engines take them. */
+export interface DenseWeights {
+  activation: DenseActivation;
+  kernel: tf.Variable;
+  bias: tf.Variable | undefined;
+  inputs: number;
+  units: number;
+}
+
+/**
+ * The activation and weights of a Dense layer (`last`: the chain's last
+ * layer), or why no host engine trains it: an activation outside the
+ * registry, softmax below the last layer, weights other than a float32
+ * kernel matrix and the bias `useBias` asks for. Internal.
+ */
+export function denseWeights(layer: tf.layers.Layer, config: Readonly<Record<string, unknown>>, last: boolean):
+  | DenseWeights
+  | string {
   const name = layer.name;
   const activation = String(config.activation);
   if (!(DENSE_ACTIVATIONS as readonly string[]).includes(activation)) {
@@ -36,12 +53,6 @@ function plan({ layer, config, input, last, penalty }: PlanContext): PlannedLaye
   if (activation === "softmax" && !last) {
     return `layer "${name}" has a softmax activation below the last layer (the host engine takes softmax only as ` +
       `the output of the last layer)`;
-  }
-  if (slopeFromInput(activationCode(activation as DenseActivation))) {
-    // The layer engine's slopes read each layer's output; these activations' read its input (a chain of Dense
-    // layers alone takes them: the Dense engine keeps pre-activations).
-    return `layer "${name}" uses the ${activation} activation, whose slope the layer engine does not take from the ` +
-      `layer's output`;
   }
   const [kernelWeight, biasWeight, ...rest] = layer.weights;
   const kernel = kernelWeight?.read() as tf.Variable | undefined;
@@ -53,6 +64,20 @@ function plan({ layer, config, input, last, penalty }: PlanContext): PlannedLaye
     return `layer "${name}"'s kernel is not a 2-d float32 matrix`;
   }
   const [inputs, units] = kernel.shape;
+  return { activation: activation as DenseActivation, kernel, bias, inputs, units };
+}
+
+function plan({ layer, config, input, last, penalty }: PlanContext): PlannedLayer | string {
+  const name = layer.name;
+  const weights = denseWeights(layer, config, last);
+  if (typeof weights === "string") return weights;
+  const { activation, kernel, bias, inputs, units } = weights;
+  if (slopeFromInput(activationCode(activation))) {
+    // The layer engine's slopes read each layer's output; these activations' read its input (a chain of Dense
+    // layers alone takes them: the Dense engine keeps pre-activations).
+    return `layer "${name}" uses the ${activation} activation, whose slope the layer engine does not take from the ` +
+      `layer's output`;
+  }
   if (input.length === 0 || input[input.length - 1] !== inputs) return `layer "${name}" does not chain`;
   const internals = layerFields<DenseInternals>(layer);
   if (!internals) return unknownTfjs()!;
