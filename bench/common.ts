@@ -30,14 +30,25 @@ function formatNumber(n: number): string {
   return Math.abs(n) >= 100 ? n.toFixed(0) : Math.abs(n) >= 10 ? n.toFixed(1) : n.toFixed(3);
 }
 
-/** Common flags: `--backend`, `--quick` (fewer rounds, for smoke tests). */
-export function benchArgs(): { backend?: BackendName; quick: boolean } {
+/**
+ * Common flags: `--backend`, `--quick` (fewer rounds, for smoke tests), `--only=a,b` (the named arms alone;
+ * `only` is undefined without it).
+ */
+export function benchArgs(): { backend?: BackendName; quick: boolean; only?: string[] } {
   const { values } = parseArgs({
     args: process.argv.slice(2),
-    options: { backend: { type: "string" }, quick: { type: "boolean", default: false } },
+    options: {
+      backend: { type: "string" },
+      quick: { type: "boolean", default: false },
+      only: { type: "string" },
+    },
     strict: true,
   });
-  return { backend: values.backend as BackendName | undefined, quick: values.quick! };
+  return {
+    backend: values.backend as BackendName | undefined,
+    quick: values.quick!,
+    only: values.only?.split(","),
+  };
 }
 
 /** Selects the backend and loads the housing data (standardised). */

@@ -22,8 +22,7 @@ import { loss as mlpLoss, makeModel } from "./tfjs_models.ts";
 import { issueWorkload } from "./issue_models.ts";
 import type { LossFunction } from "../src/engine/model.ts";
 
-const { backend, quick } = benchArgs();
-const only = process.argv.find((a) => a.startsWith("--only="))?.slice(7).split(",");
+const { backend, quick, only } = benchArgs();
 await useBackend(backend);
 const rounds = quick ? 1 : 7, rows = quick ? 1024 : 4096;
 
