@@ -296,10 +296,11 @@ test("the kernel modules validate and export the ten kernels, with and without t
       "widen",
       "bias",
       "slopes",
-      "narrow",
       "taps",
       "convolve",
       "poolGrad",
+      "pack64",
+      "slopes64",
     ]);
   }
 });

@@ -55,6 +55,80 @@ test("a product on the SIMD kernels is the float32 product, for every operand la
   }
 });
 
+test("float64 operands in the kernels' memory multiply to the bit as their float32 copies do, in every layout", () => {
+  // Each pack path: full panels of adjacent values (vectors), of values adjacent along the depth (4×4 transposes,
+  // depth a multiple of 4), and the rest value by value; depths over one block; specials and values that round.
+  const special = [0, -0, NaN, Infinity, -Infinity, 1e-45, 1 + 2 ** -30, -3.5e38, 5e-324];
+  const shapes = [[1, 1, 1], [5, 3, 9], [13, 300, 17], [7, KC + 12, 3], [12, 8, 16], [64, 9, 40]];
+  for (const [m, k, n] of shapes) {
+    for (const ta of [false, true]) {
+      for (const tb of [false, true]) {
+        // Values with bits below float32's, so rounding on the way in matters.
+        const as = values(m * k, 7 * m + k).map((v, i) => v + (i % 3) * 2 ** -40);
+        const bs = values(k * n, 5 * k + n).map((v, i) => v - (i % 5) * 2 ** -41);
+        special.forEach((v, i) => {
+          as[(i * 11) % as.length] = v;
+          bs[(i * 13) % bs.length] = v;
+        });
+        const a64 = simd.float64(m * k)!, b64 = simd.float64(k * n)!;
+        a64.set(as);
+        b64.set(bs);
+        const inMemory = simd.multiply({ values: a64, transposed: ta }, { values: b64, transposed: tb }, m, k, n)!;
+        const got = Array.from(inMemory.values);
+        const copied = simd.multiply(
+          { values: Float32Array.from(as), transposed: ta },
+          { values: Float32Array.from(bs), transposed: tb },
+          m,
+          k,
+          n,
+        )!;
+        assert.deepEqual(got, Array.from(copied.values), `${m}×${k}×${n} transposed ${ta} ${tb}`);
+        simd.free(a64);
+        simd.free(b64);
+      }
+    }
+  }
+});
+
+test("float64 gradients scaled by their activation's slope in place in the kernels are bit for bit the JS loops'", () => {
+  const special = [0, -0, NaN, Infinity, -Infinity, 1e-300, -3.5, 5e-324];
+  for (const [rows, cols] of [[1, 1], [3, 7], [128, 256], [5, 10]]) {
+    const own = (from: Float64Array) => {
+      const view = simd.float64(from.length)!;
+      view.set(from);
+      return view;
+    };
+    const gs = values(rows * cols, rows + 3 * cols), ys = values(rows * cols, 2 * rows + cols);
+    special.forEach((v, i) => {
+      gs[(i * 5) % gs.length] = v;
+      ys[(i * 7 + 1) % ys.length] = v;
+    });
+    ACTIVATION_LIST.forEach((entry, code) => {
+      const name = ACTIVATION_NAMES[code];
+      for (const withBias of [false, true]) {
+        const g = own(gs), y = own(ys), bias = withBias ? own(values(cols, cols)) : undefined;
+        const js = Float64Array.from(gs), jsBias = bias && Float64Array.from(bias);
+        for (let r = 0; r < rows; r++) {
+          for (let c = 0; c < cols; c++) {
+            const i = r * cols + c;
+            js[i] *= entry.slope(ys[i]);
+            if (jsBias) jsBias[c] += js[i];
+          }
+        }
+        const done = simd.scaleBySlope(g, y, rows, cols, code, bias);
+        assert.equal(done, entry.simd !== undefined, name);
+        if (done) {
+          assert.deepEqual(Array.from(g), Array.from(js), `${rows}×${cols} ${name}`);
+          if (bias) assert.deepEqual(Array.from(bias), Array.from(jsBias!), `bias gradient ${rows}×${cols} ${name}`);
+        }
+        // Arrays outside the kernels' memory are left to the caller's JS.
+        assert.equal(simd.scaleBySlope(Float64Array.from(gs), y, rows, cols, code, bias), false);
+        for (const view of [g, y, bias]) if (view) simd.free(view);
+      }
+    });
+  }
+});
+
 test("a product is the same to the bit on one thread and on all of them", async () => {
   await simd.start();
   const cores = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1;

@@ -35,8 +35,9 @@ const LARGE_WEIGHT = 1 << 16;
 
 /**
  * `g[i] *= act'(y[i])`: d loss / d pre-activation from the output's gradient
- * and the activation's slope at the output. Relu on its own loop: through
- * `slopeAny` it cost ~4% of the batch-norm MLP's epoch on Deno.
+ * and the activation's slope at the output, where the SIMD kernels cannot
+ * (arrays outside their memory). Relu on its own loop: through `slopeAny` it
+ * cost ~4% of the batch-norm MLP's epoch on Deno.
  */
 function scaleBySlope(g: Float64Array, y: Float64Array, size: number, code: ActivationCode): void {
   if (code === 1) {
@@ -247,7 +248,11 @@ export class LayerEngine implements EpochTrainer {
       total += this.#lossStep.backward(acts[last + 1], n, outputs, codes[last], undefined, grads[last + 1]);
       for (let l = last; l >= 0; l--) {
         const a = arrays[l], width = layers[l].outputWidth;
-        if (l < last && codes[l] !== 0) scaleBySlope(grads[l + 1], acts[l + 1], n * width, codes[l]);
+        if (
+          l < last && codes[l] !== 0 && !simd?.scaleBySlope(grads[l + 1], acts[l + 1], n, width, codes[l], undefined)
+        ) {
+          scaleBySlope(grads[l + 1], acts[l + 1], n * width, codes[l]);
+        }
         layers[l].planned.backward({
           n,
           training: true,

@@ -21,6 +21,7 @@ import {
 import { isWide, wideBackward, wideForward, wideKernelGradient } from "../wide_layers.ts";
 import type { BackwardArrays, ForwardArrays, LayerKind, PlanContext, PlannedLayer } from "./kind.ts";
 import { layerFields, unknownTfjs } from "../../internal/tfjs_private.ts";
+import { simdKernels } from "../../kernels/simd/products.ts";
 
 interface DenseInternals {
   kernelRegularizer?: unknown;
@@ -109,9 +110,13 @@ function plan({ layer, config, input, last, penalty }: PlanContext): PlannedLaye
     }
     if (biasGrad) {
       biasGrad.fill(0);
-      for (let r = 0; r < rows; r++) {
-        const o = r * units;
-        for (let j = 0; j < units; j++) biasGrad[j] += dz[o + j];
+      // The column sums in the kernels when the arrays live in their memory (linear's "slope": dz is written back as
+      // it is), else in JS; the same float64 sums either way.
+      if (!simdKernels()?.scaleBySlope(dz, dz, rows, units, 0, biasGrad)) {
+        for (let r = 0; r < rows; r++) {
+          const o = r * units;
+          for (let j = 0; j < units; j++) biasGrad[j] += dz[o + j];
+        }
       }
     }
     if (gradInput && !(wide && wideBackward(dz, params[0], rows, units, inputs, x, 0, undefined, gradInput))) {

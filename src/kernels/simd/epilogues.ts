@@ -2,8 +2,7 @@
  * The elementwise kernels around the products, in WebAssembly: a product's
  * epilogues (`widen` to float64; `bias` with the activation forward; `slopes`,
  * the activation's derivative with the bias gradient, backward — for the
- * activations of the registry, `../activations.ts`, that have SIMD code) and `narrow`, float64
- * operands to float32. Each does the host engine's JS loop's float64
+ * activations of the registry, `../activations.ts`, that have SIMD code). Each does the host engine's JS loop's float64
  * operations in its order, two values at a time, so the results are bit for
  * bit the JS loops' (tested); V8 ran those loops at ~2 ns a value here.
  *
@@ -198,10 +197,12 @@ export function biasFunction(): FunctionDef {
  * stored at `dst[r·cols + c]` and added into `biasGrad[c]` (none when 0),
  * row after row as the JS epilogue adds them. The slope is that of the
  * activation whose registry code is `act`, from the output `below`, where it
- * has SIMD code (else none: linear's, 1).
+ * has SIMD code (else none: linear's, 1). With `float64`, `slopes64`: the
+ * same over float64 gradients `src` (rows `ldc` bytes apart; `dst` may be
+ * `src`), the layer engine's loops over a layer's output gradient.
  */
-export function slopesFunction(): FunctionDef {
-  const f = new Func("slopes");
+export function slopesFunction(float64 = false): FunctionDef {
+  const f = new Func(float64 ? "slopes64" : "slopes");
   const [, , below, dst, , , act, biasGrad] = f.params(
     "src",
     "ldc",
@@ -220,7 +221,7 @@ export function slopesFunction(): FunctionDef {
     const simdLanes: SimdLanes = { two, get, set, value: into, below, constant: (c) => constant(c, two) };
     return [
       ...get(at),
-      ...productValues(two),
+      ...(float64 ? (two ? op.v128Load() : op.f64Load()) : productValues(two)),
       ...set(into),
       ...dispatch(f, act, (simd) => simd.slope(simdLanes)),
       ...get(dst),
@@ -235,46 +236,11 @@ export function slopesFunction(): FunctionDef {
       ...(two ? op.f64x2Add : op.f64Add),
       ...(two ? op.v128Store() : op.f64Store()),
       ...op.end,
-      ...increment(at, i32(bytes / 2)),
+      ...increment(at, i32(float64 ? bytes : bytes / 2)),
       ...increment(below, i32(bytes)),
       ...increment(dst, i32(bytes)),
       ...increment(bg, i32(bytes)),
     ];
   };
   return epilogue(f, ["bg", biasGrad], lanes);
-}
-
-/** `narrow(src, dst, count)`: `count` float64 values at `src` as float32 at `dst` (rounded to nearest, as JS stores them). */
-export function narrowFunction(): FunctionDef {
-  const f = new Func("narrow");
-  const [src, dst, count] = f.params("src", "dst", "count");
-  const { get, increment } = f;
-  const { i32 } = op;
-  return f.build([
-    ...op.block,
-    ...op.loop,
-    ...get(count),
-    ...i32(2),
-    ...op.ltU,
-    ...op.brIf(1),
-    ...get(dst),
-    ...get(src),
-    ...op.v128Load(),
-    ...op.demoteZero,
-    ...op.store64Lane(0),
-    ...increment(src, i32(16)),
-    ...increment(dst, i32(8)),
-    ...increment(count, i32(-2)),
-    ...op.br(0),
-    ...op.end,
-    ...op.end,
-    ...get(count),
-    ...op.if,
-    ...get(dst),
-    ...get(src),
-    ...op.f64Load(),
-    ...op.f32DemoteF64,
-    ...op.f32Store(),
-    ...op.end,
-  ]);
 }

@@ -13,7 +13,7 @@
  * @module
  */
 import { assemble, type Code, doWhile, F64, Func, type FunctionDef, I32, type Local, op, V128 } from "./assemble.ts";
-import { biasFunction, narrowFunction, slopesFunction, widenFunction } from "./epilogues.ts";
+import { biasFunction, slopesFunction, widenFunction } from "./epilogues.ts";
 import { tapsFunction } from "./filter_taps.ts";
 import { convolveFunction } from "./convolve.ts";
 import { poolGradFunction } from "./max_pool_grad.ts";
@@ -61,10 +61,28 @@ const overlapping = (f: Func, w: Local, last: Code, step: number, body: Code): C
  * `count`. A full panel moves as vectors when its lines are adjacent floats
  * (`outer` = 4), or by 4×4 transposes in registers when each line's values
  * are (`inner` = 4, `depth` a multiple of 4: 3× faster than one float at a
- * time here); the rest float by float.
+ * time here); the rest float by float. With `float64`, `pack64`: the same
+ * from float64 values (adjacent at 8 bytes), each rounded to float32 as it
+ * is read — so a product of float64 operands packs them where they lie,
+ * on every thread, instead of the training thread narrowing a float32 copy
+ * of each first.
  */
-function packFunction(): FunctionDef {
-  const f = new Func("pack");
+function packFunction(float64: boolean): FunctionDef {
+  const f = new Func(float64 ? "pack64" : "pack");
+  // Bytes of one source value; `four` loads four adjacent source values at the address `at` leaves on the stack.
+  const size = float64 ? 8 : 4;
+  const four = (at: Code): Code =>
+    float64
+      ? [
+        ...at,
+        ...op.v128Load(),
+        ...op.demoteZero,
+        ...at,
+        ...op.v128Load(16),
+        ...op.demoteZero,
+        ...op.shuffle32([0, 1, 4, 5]),
+      ]
+      : [...at, ...op.v128Load()];
   const [src, outer, inner, count, depth, dst, width] = f.params(
     "src",
     "outer",
@@ -97,7 +115,7 @@ function packFunction(): FunctionDef {
     ...set(k),
     ...get(src),
     ...get(base),
-    ...i32(4),
+    ...i32(size),
     ...mul,
     ...add,
     ...set(addr),
@@ -106,10 +124,8 @@ function packFunction(): FunctionDef {
         ...get(dst),
         ...get(w),
         ...add,
-        ...get(addr),
-        ...get(w),
-        ...add,
-        ...op.v128Load(),
+        // (w counts the panel's bytes: float64 sources lie twice as far)
+        ...four([...get(addr), ...get(w), ...(float64 ? [...i32(2), ...mul] : []), ...add]),
         ...op.v128Store(),
       ]),
       ...increment(dst, [...get(width), ...i32(4), ...mul]),
@@ -119,9 +135,7 @@ function packFunction(): FunctionDef {
   ];
   // Line j of a block of four at addr + j·outer; t = pairs interleaved, then r = the columns.
   const load = (j: number, into: Local): Code => [
-    ...get(addr),
-    ...(j ? [...get(outer), ...i32(j), ...mul, ...add] : []),
-    ...op.v128Load(),
+    ...four([...get(addr), ...(j ? [...get(outer), ...i32(j), ...mul, ...add] : [])]),
     ...set(into),
   ];
   const mix = (x: Local, y: Local, lanes: number[], into: Local): Code => [
@@ -149,7 +163,7 @@ function packFunction(): FunctionDef {
     ...set(k),
     ...doWhile([
       ...overlapping(f, w, [...get(width), ...i32(4), ...op.sub], 4, [
-        ...valueAddress(i32(4)),
+        ...valueAddress(i32(size)),
         ...set(addr),
         ...load(0, r0),
         ...load(1, r1),
@@ -194,7 +208,7 @@ function packFunction(): FunctionDef {
         ...op.if,
         ...get(dst),
         ...valueAddress(get(inner)),
-        ...op.f32Load(),
+        ...(float64 ? [...op.f64Load(), ...op.f32DemoteF64] : op.f32Load()),
         ...op.f32Store(),
         ...op.else,
         ...get(dst),
@@ -219,7 +233,7 @@ function packFunction(): FunctionDef {
       ...set(full),
       ...get(full),
       ...get(outer),
-      ...i32(4),
+      ...i32(size),
       ...op.eq,
       ...and,
       ...op.if,
@@ -227,7 +241,7 @@ function packFunction(): FunctionDef {
       ...op.else,
       ...get(full),
       ...get(inner),
-      ...i32(4),
+      ...i32(size),
       ...op.eq,
       ...and,
       ...get(depth),
@@ -478,16 +492,17 @@ function adamFunction(): FunctionDef {
 export function kernelModule(fused: boolean, maxPages: number, unroll = 1): Uint8Array<ArrayBuffer> {
   return assemble(
     [
-      packFunction(),
+      packFunction(false),
       panelsFunction(fused, unroll),
       adamFunction(),
       widenFunction(),
       biasFunction(),
       slopesFunction(),
-      narrowFunction(),
       tapsFunction(fused),
       convolveFunction(fused),
       poolGradFunction(),
+      packFunction(true),
+      slopesFunction(true),
     ],
     maxPages,
   );
@@ -496,6 +511,7 @@ export function kernelModule(fused: boolean, maxPages: number, unroll = 1): Uint
 /** The exports of an instance of {@link kernelModule}. */
 export interface Kernels {
   pack(src: number, outer: number, inner: number, count: number, depth: number, dst: number, width: number): void;
+  pack64(src: number, outer: number, inner: number, count: number, depth: number, dst: number, width: number): void;
   panels(pa: number, pb: number, c: number, ldc: number, depth: number, count: number, accumulate: number): void;
   adam(
     w: number,
@@ -514,6 +530,16 @@ export interface Kernels {
   ): void;
   widen(src: number, ldc: number, dst: number, rows: number, cols: number): void;
   bias(src: number, ldc: number, bias: number, dst: number, rows: number, cols: number, act: number): void;
+  slopes64(
+    src: number,
+    ldc: number,
+    below: number,
+    dst: number,
+    rows: number,
+    cols: number,
+    act: number,
+    biasGrad: number,
+  ): void;
   slopes(
     src: number,
     ldc: number,
@@ -524,7 +550,6 @@ export interface Kernels {
     act: number,
     biasGrad: number,
   ): void;
-  narrow(src: number, dst: number, count: number): void;
   taps(
     x: number,
     dy: number,
