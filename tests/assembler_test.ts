@@ -281,7 +281,7 @@ test("a small module assembled here validates and runs: a loop over named locals
   assert.deepEqual([...floats.subarray(256, 258)], [1.5, 0]);
 });
 
-test("the kernel modules validate and export the ten kernels, with and without the fused multiply-add", () => {
+test("the kernel modules validate and export the twelve kernels, with and without the fused multiply-add", () => {
   for (const fused of [false, true]) {
     const bytes = kernelModule(fused, 16384, 2);
     assert.deepEqual([...bytes.subarray(0, 8)], [0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0]);
@@ -300,6 +300,8 @@ test("the kernel modules validate and export the ten kernels, with and without t
       "taps",
       "convolve",
       "poolGrad",
+      "bnForward",
+      "bnBackward",
     ]);
   }
 });
@@ -335,6 +337,7 @@ test("no file that emits code writes an opcode byte of its own: every byte comes
     return name !== "assemble.ts" && text.includes('from "./assemble.ts"');
   });
   assert.deepEqual(emitters.sort(), [
+    "batch_norm.ts",
     "convolve.ts",
     "epilogues.ts",
     "filter_taps.ts",

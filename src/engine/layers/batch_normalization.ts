@@ -34,6 +34,7 @@
 import type * as tf from "@tensorflow/tfjs";
 import type { BackwardArrays, ForwardArrays, LayerKind, PlanContext, PlannedLayer } from "./kind.ts";
 import { layerFields, unknownTfjs } from "../../internal/tfjs_private.ts";
+import { simdKernels } from "../../kernels/simd/products.ts";
 
 interface Internals {
   axis: unknown;
@@ -114,6 +115,9 @@ function plan({ layer, input, penalty }: PlanContext): PlannedLayer | string {
       }
       return;
     }
+    const simd = inShared(x) ? simdKernels() : undefined;
+    const arrays = { x, output, dev, rsqrt, gamma: g, beta: b, movingMean: mm, movingVariance: mv };
+    if (simd?.batchNormForward({ ...arrays, rows, channels: c, epsilon, decay })) return;
     // tf.moments as the cpu backend computes it: mean = Σ float32(x / N), each sum in a JS number rounded to
     // float32 once; then (x − mean), its square and its share / N each rounded to float32, summed the same way.
     mean.fill(0);
@@ -172,6 +176,20 @@ function plan({ layer, input, penalty }: PlanContext): PlannedLayer | string {
     const rows = n * per;
     const [dev, rsqrt] = scratch;
     const fround = Math.fround;
+    const simd = gradInput && gammaGrad && betaGrad && inShared(dy) ? simdKernels() : undefined;
+    if (
+      simd?.batchNormBackward({
+        dy,
+        dev,
+        rsqrt,
+        gamma: g,
+        gradInput: gradInput!,
+        gammaGrad: gammaGrad!,
+        betaGrad: betaGrad!,
+        rows,
+        channels: c,
+      })
+    ) return;
     // tfjs's gradients op by op in float32: its batchNorm gradient (to x, mean, variance, γ and β), then
     // through tf.moments (the variance's mean, the square, the subtraction, the mean) back to x.
     sumDy.fill(0);
@@ -232,6 +250,10 @@ function plan({ layer, input, penalty }: PlanContext): PlannedLayer | string {
     backward,
   };
 }
+
+/** Whether `view` lies in a shared memory (the SIMD kernels' one, when they made it). */
+const inShared = (view: Float64Array) =>
+  typeof SharedArrayBuffer === "function" && view.buffer instanceof SharedArrayBuffer;
 
 /** BatchNormalization layers. */
 export const batchNormalizationKind: LayerKind = { className: "BatchNormalization", plan };
