@@ -23,24 +23,46 @@ import { type Code, doWhile, F64, Func, type FunctionDef, I32, type Local, op, V
 /** The widest batch whose row count is a float32 (the kernels divide by it in float32). */
 export const MAX_ROWS = 2 ** 24;
 
-/** Loads and stores of a block of `width` channels (4, or 1 for the channels past the last four). */
+/** Per-channel arrays a kernel keeps in its work memory (each `c` float64s, or float32s in as many bytes). */
+export const WORK_SLOTS = 8;
+
+/**
+ * Loads and stores of a block of `width` channels (4, or 1 for the channels
+ * past the last four: one lane loaded, the others zeros computed and dropped).
+ */
 class Lanes {
   constructor(readonly f: Func, readonly width: 4 | 1) {}
-  /** float64 values at `addr`: channels 0–1 into `lo`, 2–3 into `hi` (one channel: `lo`'s first lane, `hi` zero). */
-  loadF64(addr: Code, lo: Local, hi: Local): Code {
-    const { set } = this.f;
-    return this.width === 4
-      ? [...addr, ...op.v128Load(), ...set(lo), ...addr, ...op.v128Load(16), ...set(hi)]
-      : [...addr, ...op.load64Zero(), ...set(lo), ...op.v128Zero, ...set(hi)];
+  /** float64 values at `addr`: channels 0–1 (`half` 0) or 2–3 (`half` 1). */
+  f64(addr: Code, half: 0 | 1): Code {
+    if (this.width === 4) return [...addr, ...op.v128Load(16 * half)];
+    return half === 0 ? [...addr, ...op.load64Zero()] : op.v128Zero;
   }
-  /** Stores the block's float64 values, `lo` and `hi` as {@link loadF64} reads them. */
+  /** Stores the block's float64 values: `lo` channels 0–1, `hi` 2–3. */
   storeF64(addr: Code, lo: Code, hi: Code): Code {
     return this.width === 4
       ? [...addr, ...lo, ...op.v128Store(), ...addr, ...hi, ...op.v128Store(16)]
       : [...addr, ...lo, ...op.store64Lane(0)];
   }
-  /** The block's float32 values at `addr`, on the stack. */
-  loadF32(addr: Code): Code {
+  /** `addr[j] += value[j]` for float64 values (`lo`, `hi` as {@link storeF64}). */
+  addF64(addr: Code, lo: Code, hi: Code): Code {
+    return this.storeF64(addr, [...this.f64(addr, 0), ...lo, ...op.f64x2Add], [
+      ...this.f64(addr, 1),
+      ...hi,
+      ...op.f64x2Add,
+    ]);
+  }
+  /** The block's float64 values at `addr` as four float32 lanes (each rounded: `fround`). */
+  narrow(addr: Code): Code {
+    return [
+      ...this.f64(addr, 0),
+      ...op.demoteZero,
+      ...this.f64(addr, 1),
+      ...op.demoteZero,
+      ...op.shuffle32([0, 1, 4, 5]),
+    ];
+  }
+  /** The block's float32 values at `addr`. */
+  f32(addr: Code): Code {
     return this.width === 4 ? [...addr, ...op.v128Load()] : [...addr, ...op.load32Zero()];
   }
   /** Stores the block's float32 `value`. */
@@ -49,67 +71,115 @@ class Lanes {
   }
 }
 
-/** Four float32 lanes from two float64x2 vectors (each value rounded: `fround`). */
-const narrow = (f: Func, lo: Local, hi: Local): Code => [
-  ...f.get(lo),
-  ...op.demoteZero,
-  ...f.get(hi),
-  ...op.demoteZero,
-  ...op.shuffle32([0, 1, 4, 5]),
-];
 /** Lanes 0–1 of a float32 vector as float64. */
 const low = (f: Func, v: Local): Code => [...f.get(v), ...op.promoteLow];
 /** Lanes 2–3 of a float32 vector as float64. */
 const high = (f: Func, v: Local): Code => [...f.get(v), ...f.get(v), ...op.shuffle32([2, 3, 2, 3]), ...op.promoteLow];
 /** Rounds the float64x2 on the stack to float32 values (kept as float64). */
 const round: Code = [...op.demoteZero, ...op.promoteLow];
-/** `acc += value` (float64x2). */
-const addInto = (f: Func, acc: Local, value: Code): Code => [...f.get(acc), ...value, ...op.f64x2Add, ...f.set(acc)];
-/** Both halves of the float32 vector `v` added into the float64 sums `lo` (channels 0–1) and `hi` (2–3). */
-const addHalves = (f: Func, lo: Local, hi: Local, v: Local): Code => [
-  ...addInto(f, lo, low(f, v)),
-  ...addInto(f, hi, high(f, v)),
-];
 
 /**
- * The channel blocks: `block(lanes)` for each four channels, then for each
- * channel left, with `j4` and `j8` the block's first channel's byte offset
- * in float32 and float64 arrays (`c4`: the channels' bytes in float32).
+ * The loops and addresses both kernels use. Parameters `rows`, `c` and
+ * `work` must be declared; `setup` computes the row bytes, the batch's bytes
+ * and the work slots' addresses.
  */
-function eachBlock(f: Func, j4: Local, j8: Local, c4: Local, block: (lanes: Lanes) => Code): Code {
-  const { get, increment } = f;
-  const { i32, add } = op;
-  const run = (width: 4 | 1): Code => [
-    ...op.block,
-    ...op.loop,
-    ...get(j4),
-    ...i32(width * 4),
-    ...add,
-    ...get(c4),
-    ...op.gtU,
-    ...op.brIf(1),
-    ...block(new Lanes(f, width)),
-    ...increment(j4, i32(width * 4)),
-    ...increment(j8, i32(width * 8)),
-    ...op.br(0),
-    ...op.end,
-    ...op.end,
-  ];
-  return [...i32(0), ...f.set(j4), ...i32(0), ...f.set(j8), ...run(4), ...run(1)];
+class Walk {
+  readonly j4: Local;
+  readonly j8: Local;
+  readonly o: Local;
+  readonly c4: Local;
+  readonly c8: Local;
+  readonly rowAt: Local;
+  readonly span: Local;
+  readonly slots: Local[];
+  constructor(readonly f: Func, rows: Local, c: Local, work: Local) {
+    [this.j4, this.j8, this.o, this.c4, this.c8, this.rowAt, this.span] = f.locals(
+      I32,
+      "j4",
+      "j8",
+      "o",
+      "c4",
+      "c8",
+      "rowAt",
+      "span",
+    );
+    this.slots = f.locals(I32, ...Array.from({ length: WORK_SLOTS }, (_, i) => `slot${i}`));
+    const { get, set } = f;
+    const { i32, mul, add } = op;
+    this.setup = [
+      ...get(c),
+      ...i32(4),
+      ...mul,
+      ...set(this.c4),
+      ...get(c),
+      ...i32(8),
+      ...mul,
+      ...set(this.c8),
+      ...get(rows),
+      ...get(this.c8),
+      ...mul,
+      ...set(this.span),
+      ...this.slots.flatMap((slot, i) => [...get(work), ...get(this.c8), ...i32(i), ...mul, ...add, ...set(slot)]),
+    ];
+  }
+  readonly setup: Code;
+  /** The block's values in a row array at `base` (float64, `c` a row): `base + rowAt + j8`. */
+  row = (base: Local): Code => [...this.f.get(base), ...this.f.get(this.o), ...op.add];
+  /** The block's values in a per-channel float64 array. */
+  ch8 = (base: Local): Code => [...this.f.get(base), ...this.f.get(this.j8), ...op.add];
+  /** The block's values in a per-channel float32 array. */
+  ch4 = (base: Local): Code => [...this.f.get(base), ...this.f.get(this.j4), ...op.add];
+
+  /** `block(lanes)` for each four channels, then for each channel left (j4, j8: the first one's byte offsets). */
+  channels(block: (lanes: Lanes) => Code): Code {
+    const { get, set, increment } = this.f;
+    const { i32, add } = op;
+    const run = (width: 4 | 1): Code => [
+      ...op.block,
+      ...op.loop,
+      ...get(this.j4),
+      ...i32(width * 4),
+      ...add,
+      ...get(this.c4),
+      ...op.gtU,
+      ...op.brIf(1),
+      ...block(new Lanes(this.f, width)),
+      ...increment(this.j4, i32(width * 4)),
+      ...increment(this.j8, i32(width * 8)),
+      ...op.br(0),
+      ...op.end,
+      ...op.end,
+    ];
+    return [...i32(0), ...set(this.j4), ...i32(0), ...set(this.j8), ...run(4), ...run(1)];
+  }
+
+  /** {@link channels} in each row, in order (`o`: the block's byte offset in a row array). */
+  rows(block: (lanes: Lanes) => Code): Code {
+    const { get, set, increment } = this.f;
+    return [
+      ...op.i32(0),
+      ...set(this.rowAt),
+      ...doWhile([
+        ...this.channels((lanes) => [...get(this.rowAt), ...get(this.j8), ...op.add, ...set(this.o), ...block(lanes)]),
+        ...increment(this.rowAt, get(this.c8)),
+      ], [...get(this.rowAt), ...get(this.span), ...op.ne]),
+    ];
+  }
 }
 
 /**
- * `bnForward(x, out, dev, rsqrt, g, b, mm, mv, rows, c, divide, scale,
- * epsilon, eps32, decay)`: the kind's training forward pass over `rows` rows
- * of `c` channels (float64 `x`, `out`, `dev`; float64 `rsqrt` of `c`;
- * float32 γ `g`, β `b`, moving mean `mm` and variance `mv`). A value's share
- * of a mean is `fround(v) / scale` when `divide`, else `fround(v) · scale`
- * (`scale` = 1 / rows, a power of two); `eps32` and `decay` are float32
- * values, `epsilon` the JS number.
+ * `bnForward(x, out, dev, rsqrt, g, b, mm, mv, rows, c, work, divide,
+ * scale, epsilon, eps32, decay)`: the kind's training forward pass over
+ * `rows` rows of `c` channels (float64 `x`, `out`, `dev`; float64 `rsqrt` of
+ * `c`; float32 γ `g`, β `b`, moving mean `mm` and variance `mv`; `work`:
+ * {@link WORK_SLOTS} · `c` float64s of scratch). A value's share of a mean
+ * is `fround(v) / scale` when `divide`, else `fround(v) · scale` (`scale` =
+ * 1 / rows, a power of two); `eps32` and `decay` are float32 values,
+ * `epsilon` the JS number.
  */
 export function batchNormForwardFunction(): FunctionDef {
   const f = new Func("bnForward");
-  const [x, out, dev, rsqrt, g, b, mm, mv, rows, c, divide] = f.params(
+  const [x, out, dev, rsqrt, g, b, mm, mv, rows, c, work, divide] = f.params(
     "x",
     "out",
     "dev",
@@ -120,169 +190,52 @@ export function batchNormForwardFunction(): FunctionDef {
     "mv",
     "rows",
     "c",
+    "work",
     "divide",
   );
   const [scale, epsilon, eps32, decay] = ["scale", "epsilon", "eps32", "decay"].map((n) => f.param(n, F64));
-  const [j4, j8, c4, rowBytes, span, p, q, end] = f.locals(I32, "j4", "j8", "c4", "rowBytes", "span", "p", "q", "end");
-  const [SCALE, EPS, EPS32, DECAY, ONE] = f.locals(V128, "SCALE", "EPS", "EPS32", "DECAY", "ONE");
-  const [lo, hi, s0, s1, t, mean, m0, m1, variance, r0, r1, g0, g1, b0, b1] = f.locals(
+  const w = new Walk(f, rows, c, work);
+  // The per-channel sums (float64), the mean (float32 and float64), √(variance + ε), γ and β as float64.
+  const [sums, mean32, mean64, root, gamma64, beta64] = w.slots;
+  const [SCALE, EPS, EPS32, DECAY, ONE, t, mean, variance] = f.locals(
     V128,
-    "lo",
-    "hi",
-    "s0",
-    "s1",
+    "SCALE",
+    "EPS",
+    "EPS32",
+    "DECAY",
+    "ONE",
     "t",
     "mean",
-    "m0",
-    "m1",
     "variance",
-    "r0",
-    "r1",
-    "g0",
-    "g1",
-    "b0",
-    "b1",
   );
-  const { get, set, tee, increment } = f;
-  const { i32, add, mul } = op;
+  const { get, set, tee } = f;
   const f32Splat = (v: Local): Code => [...get(v), ...op.f32DemoteF64, ...op.f32x4Splat];
-  const at = (base: Local, offset: Local): Code => [...get(base), ...get(offset), ...add];
-  // p = base + j8 (and q = other + j8), end = p + span; then `body` for each row, p (and q) moving a row.
-  const rowsOf = (base: Local, other: Local | undefined, body: Code): Code => [
-    ...at(base, j8),
-    ...tee(p),
-    ...get(span),
-    ...add,
-    ...set(end),
-    ...(other ? [...at(other, j8), ...set(q)] : []),
-    ...doWhile([
-      ...body,
-      ...increment(p, get(rowBytes)),
-      ...(other ? increment(q, get(rowBytes)) : []),
-    ], [...get(p), ...get(end), ...op.ne]),
-  ];
-  // The share of a mean of the float32 vector on the stack, by multiplying or dividing as `divide` says.
-  const shared = (lanes: (share: Code) => Code): Code => [
+  // Each row's share of a mean, of the float32 vector on the stack (multiplied or divided, as `divide` says).
+  const shared = (pass: (share: Code) => Code): Code => [
     ...get(divide),
     ...op.if,
-    ...lanes([...get(SCALE), ...op.f32x4Div]),
+    ...pass([...get(SCALE), ...op.f32x4Div]),
     ...op.else,
-    ...lanes([...get(SCALE), ...op.f32x4Mul]),
+    ...pass([...get(SCALE), ...op.f32x4Mul]),
     ...op.end,
   ];
-  const output = (v: Local, beta: Local, m: Local, gamma: Local, root: Local): Code => [
-    ...get(beta),
-    ...get(v),
+  const zeroSums = w.channels((l) => l.storeF64(w.ch8(sums), op.v128Zero, op.v128Zero));
+  // out = fround(β + (fround(x) − mean) · γ / root), float64, channels 2h and 2h + 1.
+  const output = (l: Lanes, h: 0 | 1): Code => [
+    ...l.f64(w.ch8(beta64), h),
+    ...l.f64(w.row(x), h),
     ...round,
-    ...get(m),
+    ...l.f64(w.ch8(mean64), h),
     ...op.f64x2Sub,
-    ...get(gamma),
+    ...l.f64(w.ch8(gamma64), h),
     ...op.f64x2Mul,
-    ...get(root),
+    ...l.f64(w.ch8(root), h),
     ...op.f64x2Div,
     ...op.f64x2Add,
     ...round,
   ];
-  const zeroSums: Code = [...op.v128Zero, ...set(s0), ...op.v128Zero, ...set(s1)];
-  const block = (lanes: Lanes): Code => [
-    // mean = fround(Σ fround(fround(x) / N)), each channel's sum in float64.
-    ...zeroSums,
-    ...shared((share) =>
-      rowsOf(x, undefined, [
-        ...lanes.loadF64(get(p), lo, hi),
-        ...narrow(f, lo, hi),
-        ...share,
-        ...set(t),
-        ...addHalves(f, s0, s1, t),
-      ])
-    ),
-    ...narrow(f, s0, s1),
-    ...tee(mean),
-    ...op.promoteLow,
-    ...set(m0),
-    ...high(f, mean),
-    ...set(m1),
-    // dev = fround(fround(x) − mean); variance = fround(Σ fround(fround(dev²) / N)).
-    ...zeroSums,
-    ...shared((share) =>
-      rowsOf(x, dev, [
-        ...lanes.loadF64(get(p), lo, hi),
-        ...narrow(f, lo, hi),
-        ...get(mean),
-        ...op.f32x4Sub,
-        ...set(t),
-        ...lanes.storeF64(get(q), low(f, t), high(f, t)),
-        ...get(t),
-        ...get(t),
-        ...op.f32x4Mul,
-        ...share,
-        ...set(t),
-        ...addHalves(f, s0, s1, t),
-      ])
-    ),
-    ...narrow(f, s0, s1),
-    ...set(variance),
-    // The moving averages: m − (m − v) · decay, in float32.
-    ...[[mm, mean], [mv, variance]].flatMap(([moving, value]) => [
-      ...lanes.loadF32(at(moving, j4)),
-      ...set(t),
-      ...lanes.storeF32(at(moving, j4), [
-        ...get(t),
-        ...get(t),
-        ...get(value),
-        ...op.f32x4Sub,
-        ...get(DECAY),
-        ...op.f32x4Mul,
-        ...op.f32x4Sub,
-      ]),
-    ]),
-    // root = √(variance + epsilon) in float64; rsqrt = fround(1 / √fround(variance + eps32)).
-    ...low(f, variance),
-    ...get(EPS),
-    ...op.f64x2Add,
-    ...op.f64x2Sqrt,
-    ...set(r0),
-    ...high(f, variance),
-    ...get(EPS),
-    ...op.f64x2Add,
-    ...op.f64x2Sqrt,
-    ...set(r1),
-    ...get(variance),
-    ...get(EPS32),
-    ...op.f32x4Add,
-    ...set(t),
-    ...lanes.storeF64(
-      at(rsqrt, j8),
-      [...get(ONE), ...low(f, t), ...op.f64x2Sqrt, ...op.f64x2Div, ...round],
-      [...get(ONE), ...high(f, t), ...op.f64x2Sqrt, ...op.f64x2Div, ...round],
-    ),
-    ...[[g, g0, g1], [b, b0, b1]].flatMap(([from, l, h]) => [
-      ...lanes.loadF32(at(from, j4)),
-      ...set(t),
-      ...low(f, t),
-      ...set(l),
-      ...high(f, t),
-      ...set(h),
-    ]),
-    // out = fround(β + (fround(x) − mean) · γ / root), in float64.
-    ...rowsOf(x, out, [
-      ...lanes.loadF64(get(p), lo, hi),
-      ...lanes.storeF64(get(q), output(lo, b0, m0, g0, r0), output(hi, b1, m1, g1, r1)),
-    ]),
-  ];
   return f.build([
-    ...get(c),
-    ...i32(8),
-    ...mul,
-    ...set(rowBytes),
-    ...get(c),
-    ...i32(4),
-    ...mul,
-    ...set(c4),
-    ...get(rows),
-    ...get(rowBytes),
-    ...mul,
-    ...set(span),
+    ...w.setup,
     ...f32Splat(scale),
     ...set(SCALE),
     ...get(epsilon),
@@ -295,21 +248,89 @@ export function batchNormForwardFunction(): FunctionDef {
     ...op.f64(1),
     ...op.f64x2Splat,
     ...set(ONE),
-    ...eachBlock(f, j4, j8, c4, block),
+    // mean = fround(Σ fround(fround(x) / N)), each channel's sum in float64, rows in order.
+    ...zeroSums,
+    ...shared((share) =>
+      w.rows((l) => [...l.narrow(w.row(x)), ...share, ...set(t), ...l.addF64(w.ch8(sums), low(f, t), high(f, t))])
+    ),
+    ...w.channels((l) => [
+      ...l.narrow(w.ch8(sums)),
+      ...set(mean),
+      ...l.storeF32(w.ch4(mean32), get(mean)),
+      ...l.storeF64(w.ch8(mean64), low(f, mean), high(f, mean)),
+      ...l.storeF64(w.ch8(sums), op.v128Zero, op.v128Zero),
+    ]),
+    // dev = fround(fround(x) − mean); variance = fround(Σ fround(fround(dev²) / N)).
+    ...shared((share) =>
+      w.rows((l) => [
+        ...l.narrow(w.row(x)),
+        ...l.f32(w.ch4(mean32)),
+        ...op.f32x4Sub,
+        ...set(t),
+        ...l.storeF64(w.row(dev), low(f, t), high(f, t)),
+        ...get(t),
+        ...get(t),
+        ...op.f32x4Mul,
+        ...share,
+        ...set(t),
+        ...l.addF64(w.ch8(sums), low(f, t), high(f, t)),
+      ])
+    ),
+    ...w.channels((l) => [
+      ...l.f32(w.ch4(mean32)),
+      ...set(mean),
+      ...l.narrow(w.ch8(sums)),
+      ...set(variance),
+      // The moving averages: m − (m − v) · decay, in float32.
+      ...[[mm, mean], [mv, variance]].flatMap(([moving, value]) => [
+        ...l.f32(w.ch4(moving)),
+        ...tee(t),
+        ...get(t),
+        ...get(value),
+        ...op.f32x4Sub,
+        ...get(DECAY),
+        ...op.f32x4Mul,
+        ...op.f32x4Sub,
+        ...set(t),
+        ...l.storeF32(w.ch4(moving), get(t)),
+      ]),
+      // root = √(variance + epsilon) in float64; rsqrt = fround(1 / √fround(variance + eps32)).
+      ...l.storeF64(
+        w.ch8(root),
+        [...low(f, variance), ...get(EPS), ...op.f64x2Add, ...op.f64x2Sqrt],
+        [...high(f, variance), ...get(EPS), ...op.f64x2Add, ...op.f64x2Sqrt],
+      ),
+      ...get(variance),
+      ...get(EPS32),
+      ...op.f32x4Add,
+      ...set(t),
+      ...l.storeF64(
+        w.ch8(rsqrt),
+        [...get(ONE), ...low(f, t), ...op.f64x2Sqrt, ...op.f64x2Div, ...round],
+        [...get(ONE), ...high(f, t), ...op.f64x2Sqrt, ...op.f64x2Div, ...round],
+      ),
+      ...[[g, gamma64], [b, beta64]].flatMap(([from, to]) => [
+        ...l.f32(w.ch4(from)),
+        ...set(t),
+        ...l.storeF64(w.ch8(to), low(f, t), high(f, t)),
+      ]),
+    ]),
+    ...w.rows((l) => l.storeF64(w.row(out), output(l, 0), output(l, 1))),
   ]);
 }
 
 /**
- * `bnBackward(dy, dev, rsqrt, g, into, gammaGrad, betaGrad, rows, c,
+ * `bnBackward(dy, dev, rsqrt, g, into, gammaGrad, betaGrad, rows, c, work,
  * count)`: the kind's backward pass over `rows` rows of `c` channels
  * (float64 `dy`, `dev` and the input gradient `into`, written; float64
- * `rsqrt` of `c` and γ's and β's gradients, added into; float32 γ `g`),
- * `count` being `rows` as a float64. Each channel's `−½ · rsqrt³` must be a
- * float32 value (see {@link cubesAreFloat32}): it is computed in float32.
+ * `rsqrt` of `c` and γ's and β's gradients, added into; float32 γ `g`;
+ * `work` as for the forward pass), `count` being `rows` as a float64. Each
+ * channel's `−½ · rsqrt³` must be a float32 value (see
+ * {@link cubesAreFloat32}): it is computed in float32.
  */
 export function batchNormBackwardFunction(): FunctionDef {
   const f = new Func("bnBackward");
-  const [dy, dev, rsqrt, g, into, gammaGrad, betaGrad, rows, c] = f.params(
+  const [dy, dev, rsqrt, g, into, gammaGrad, betaGrad, rows, c, work] = f.params(
     "dy",
     "dev",
     "rsqrt",
@@ -319,175 +340,39 @@ export function batchNormBackwardFunction(): FunctionDef {
     "betaGrad",
     "rows",
     "c",
+    "work",
   );
   const count = f.param("count", F64);
-  const [j4, j8, c4, rowBytes, span, p, q, r, end] = f.locals(
-    I32,
-    "j4",
-    "j8",
-    "c4",
-    "rowBytes",
-    "span",
-    "p",
-    "q",
-    "r",
-    "end",
-  );
-  const [ROWS, HALF, TWO] = f.locals(V128, "ROWS", "HALF", "TWO");
-  const [k, cube, gv, d, e, t, lo, hi] = f.locals(V128, "k", "cube", "gv", "d", "e", "t", "lo", "hi");
-  // The per-channel sums, channels 0–1 and 2–3 of the block.
-  const [sumDy0, sumDy1, sumDyX0, sumDyX1, dMean0, dMean1, dVar0, dVar1] = f.locals(
+  const w = new Walk(f, rows, c, work);
+  // float32: rsqrt and −½ · rsqrt³; float64: the four sums, then 2 · fround(Σ dVar / N) and the mean's share.
+  const [k32, cube32, sumDy, sumDyX, dMean, dVar, perDev, perRow] = w.slots;
+  const [ROWS, HALF, TWO, d, e, k, t, dyg, gv, lo, hi] = f.locals(
     V128,
-    "sumDy0",
-    "sumDy1",
-    "sumDyX0",
-    "sumDyX1",
-    "dMean0",
-    "dMean1",
-    "dVar0",
-    "dVar1",
+    "ROWS",
+    "HALF",
+    "TWO",
+    "d",
+    "e",
+    "k",
+    "t",
+    "dyg",
+    "gv",
+    "lo",
+    "hi",
   );
-  const { get, set, tee, increment } = f;
-  const { i32, add, mul } = op;
-  const at = (base: Local, offset: Local): Code => [...get(base), ...get(offset), ...add];
+  const { get, set } = f;
   const mul32 = (a: Code, b: Code): Code => [...a, ...b, ...op.f32x4Mul];
-  const zero = (...locals: Local[]): Code => locals.flatMap((l) => [...op.v128Zero, ...set(l)]);
-  // For each row, `body` with p, q and r at the block's values of `dy`, `dev` and `into` (those given).
-  const rowsOf = (body: Code): Code => [
-    ...at(dy, j8),
-    ...set(p),
-    ...at(dev, j8),
-    ...tee(q),
-    ...get(span),
-    ...add,
-    ...set(end),
-    ...at(into, j8),
-    ...set(r),
-    ...doWhile([
-      ...body,
-      ...increment(p, get(rowBytes)),
-      ...increment(q, get(rowBytes)),
-      ...increment(r, get(rowBytes)),
-    ], [...get(q), ...get(end), ...op.ne]),
-  ];
+  const zero = (l: Lanes, ...slots: Local[]) => slots.flatMap((s) => l.storeF64(w.ch8(s), op.v128Zero, op.v128Zero));
   // grad[j] += fround(sum[j]), float64.
-  const addRounded = (lanes: Lanes, grad: Local, s0: Local, s1: Local): Code => [
-    ...lanes.loadF64(at(grad, j8), lo, hi),
-    ...lanes.storeF64(
-      at(grad, j8),
-      [...get(lo), ...get(s0), ...round, ...op.f64x2Add],
-      [...get(hi), ...get(s1), ...round, ...op.f64x2Add],
-    ),
-  ];
-  const block = (lanes: Lanes): Code => [
-    ...lanes.loadF64(at(rsqrt, j8), lo, hi),
-    ...narrow(f, lo, hi),
-    ...tee(k),
-    ...get(k),
-    ...op.f32x4Mul,
-    ...get(k),
-    ...op.f32x4Mul,
-    ...get(HALF),
-    ...op.f32x4Mul,
-    ...set(cube),
-    ...lanes.loadF32(at(g, j4)),
-    ...set(gv),
-    ...zero(sumDy0, sumDy1, sumDyX0, sumDyX1, dMean0, dMean1, dVar0, dVar1),
-    // The batchNorm's gradients: Σ dy, Σ dy · fround(dev · k), Σ k · dy·γ, Σ (−½k³ · dev) · dy·γ; x's: dy · k · γ.
-    ...rowsOf([
-      ...lanes.loadF64(get(p), lo, hi),
-      ...narrow(f, lo, hi),
-      ...set(d),
-      ...lanes.loadF64(get(q), lo, hi),
-      ...narrow(f, lo, hi),
-      ...set(e),
-      ...addHalves(f, sumDy0, sumDy1, d),
-      ...mul32(get(d), mul32(get(e), get(k))),
-      ...set(t),
-      ...addHalves(f, sumDyX0, sumDyX1, t),
-      ...mul32(get(d), get(gv)),
-      ...set(lo), // dy · γ (a float32 vector here)
-      ...mul32(get(k), get(lo)),
-      ...set(t),
-      ...addHalves(f, dMean0, dMean1, t),
-      ...mul32(mul32(get(cube), get(e)), get(lo)),
-      ...set(t),
-      ...addHalves(f, dVar0, dVar1, t),
-      ...mul32(mul32(get(d), get(k)), get(gv)),
-      ...set(t),
-      ...lanes.storeF64(get(r), low(f, t), high(f, t)),
-    ]),
-    ...addRounded(lanes, gammaGrad, sumDyX0, sumDyX1),
-    ...addRounded(lanes, betaGrad, sumDy0, sumDy1),
-    // Through the variance: t = fround(fround(fround(Σ dVar) / N) · 2 · dev), added to x's; Σ t to the mean's.
-    ...narrow(f, dVar0, dVar1),
-    ...get(ROWS),
-    ...op.f32x4Div,
-    ...set(t),
-    ...low(f, t),
-    ...get(TWO),
-    ...op.f64x2Mul,
-    ...set(dVar0),
-    ...high(f, t),
-    ...get(TWO),
-    ...op.f64x2Mul,
-    ...set(dVar1),
-    ...zero(sumDy0, sumDy1),
-    ...rowsOf([
-      ...lanes.loadF64(get(q), lo, hi),
-      ...get(dVar0),
-      ...get(lo),
-      ...op.f64x2Mul,
-      ...round,
-      ...set(lo),
-      ...get(dVar1),
-      ...get(hi),
-      ...op.f64x2Mul,
-      ...round,
-      ...set(hi),
-      ...addInto(f, sumDy0, get(lo)),
-      ...addInto(f, sumDy1, get(hi)),
-      ...lanes.loadF64(get(r), d, e),
-      ...lanes.storeF64(
-        get(r),
-        [...get(d), ...get(lo), ...op.f64x2Add, ...round],
-        [...get(e), ...get(hi), ...op.f64x2Add, ...round],
-      ),
-    ]),
-    // The mean's: fround(fround(−fround(Σ dMean) − fround(Σ t)) / N) for every row of x.
-    ...narrow(f, dMean0, dMean1),
-    ...op.f32x4Neg,
-    ...narrow(f, sumDy0, sumDy1),
-    ...op.f32x4Sub,
-    ...get(ROWS),
-    ...op.f32x4Div,
-    ...set(t),
-    ...low(f, t),
-    ...set(dMean0),
-    ...high(f, t),
-    ...set(dMean1),
-    ...rowsOf([
-      ...lanes.loadF64(get(r), lo, hi),
-      ...lanes.storeF64(
-        get(r),
-        [...get(lo), ...get(dMean0), ...op.f64x2Add, ...round],
-        [...get(hi), ...get(dMean1), ...op.f64x2Add, ...round],
-      ),
-    ]),
-  ];
+  const addRounded = (l: Lanes, grad: Local, sum: Local): Code =>
+    l.addF64(w.ch8(grad), [...l.f64(w.ch8(sum), 0), ...round], [...l.f64(w.ch8(sum), 1), ...round]);
+  // fround(perDev · dev), channels 2h and 2h + 1.
+  const share = (
+    l: Lanes,
+    h: 0 | 1,
+  ): Code => [...l.f64(w.ch8(perDev), h), ...l.f64(w.row(dev), h), ...op.f64x2Mul, ...round];
   return f.build([
-    ...get(c),
-    ...i32(8),
-    ...mul,
-    ...set(rowBytes),
-    ...get(c),
-    ...i32(4),
-    ...mul,
-    ...set(c4),
-    ...get(rows),
-    ...get(rowBytes),
-    ...mul,
-    ...set(span),
+    ...w.setup,
     ...get(count),
     ...op.f32DemoteF64,
     ...op.f32x4Splat,
@@ -498,7 +383,85 @@ export function batchNormBackwardFunction(): FunctionDef {
     ...op.f64(2),
     ...op.f64x2Splat,
     ...set(TWO),
-    ...eachBlock(f, j4, j8, c4, block),
+    ...w.channels((l) => [
+      ...l.narrow(w.ch8(rsqrt)),
+      ...set(k),
+      ...l.storeF32(w.ch4(k32), get(k)),
+      ...l.storeF32(w.ch4(cube32), mul32(mul32(mul32(get(k), get(k)), get(k)), get(HALF))),
+      ...zero(l, sumDy, sumDyX, dMean, dVar),
+    ]),
+    // The batchNorm's gradients: Σ dy, Σ dy · fround(dev · k), Σ k · dy·γ, Σ (−½k³ · dev) · dy·γ; x's: dy · k · γ.
+    ...w.rows((l) => [
+      ...l.narrow(w.row(dy)),
+      ...set(d),
+      ...l.narrow(w.row(dev)),
+      ...set(e),
+      ...l.f32(w.ch4(k32)),
+      ...set(k),
+      ...l.f32(w.ch4(g)),
+      ...set(gv),
+      ...l.addF64(w.ch8(sumDy), low(f, d), high(f, d)),
+      ...mul32(get(d), mul32(get(e), get(k))),
+      ...set(t),
+      ...l.addF64(w.ch8(sumDyX), low(f, t), high(f, t)),
+      ...mul32(get(d), get(gv)),
+      ...set(dyg),
+      ...mul32(get(k), get(dyg)),
+      ...set(t),
+      ...l.addF64(w.ch8(dMean), low(f, t), high(f, t)),
+      ...mul32(mul32(l.f32(w.ch4(cube32)), get(e)), get(dyg)),
+      ...set(t),
+      ...l.addF64(w.ch8(dVar), low(f, t), high(f, t)),
+      ...mul32(mul32(get(d), get(k)), get(gv)),
+      ...set(t),
+      ...l.storeF64(w.row(into), low(f, t), high(f, t)),
+    ]),
+    // γ's and β's; then 2 · fround(fround(Σ dVar) / N) for the variance's share, and Σ t (below) from zero.
+    ...w.channels((l) => [
+      ...addRounded(l, gammaGrad, sumDyX),
+      ...addRounded(l, betaGrad, sumDy),
+      ...l.narrow(w.ch8(dVar)),
+      ...get(ROWS),
+      ...op.f32x4Div,
+      ...set(t),
+      ...l.storeF64(w.ch8(perDev), [...low(f, t), ...get(TWO), ...op.f64x2Mul], [
+        ...high(f, t),
+        ...get(TWO),
+        ...op.f64x2Mul,
+      ]),
+      ...zero(l, sumDy),
+    ]),
+    // Through the variance: t = fround(2 · perDev · dev) added to x's gradient, Σ t to the mean's.
+    ...w.rows((l) => [
+      ...share(l, 0),
+      ...set(lo),
+      ...share(l, 1),
+      ...set(hi),
+      ...l.addF64(w.ch8(sumDy), get(lo), get(hi)),
+      ...l.storeF64(
+        w.row(into),
+        [...l.f64(w.row(into), 0), ...get(lo), ...op.f64x2Add, ...round],
+        [...l.f64(w.row(into), 1), ...get(hi), ...op.f64x2Add, ...round],
+      ),
+    ]),
+    // The mean's: fround(fround(−fround(Σ dMean) − fround(Σ t)) / N), added to every row of x's.
+    ...w.channels((l) => [
+      ...l.narrow(w.ch8(dMean)),
+      ...op.f32x4Neg,
+      ...l.narrow(w.ch8(sumDy)),
+      ...op.f32x4Sub,
+      ...get(ROWS),
+      ...op.f32x4Div,
+      ...set(t),
+      ...l.storeF64(w.ch8(perRow), low(f, t), high(f, t)),
+    ]),
+    ...w.rows((l) =>
+      l.storeF64(
+        w.row(into),
+        [...l.f64(w.row(into), 0), ...l.f64(w.ch8(perRow), 0), ...op.f64x2Add, ...round],
+        [...l.f64(w.row(into), 1), ...l.f64(w.ch8(perRow), 1), ...op.f64x2Add, ...round],
+      )
+    ),
   ]);
 }
 

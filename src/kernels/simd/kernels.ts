@@ -575,6 +575,7 @@ export interface Kernels {
     mv: number,
     rows: number,
     c: number,
+    work: number,
     divide: number,
     scale: number,
     epsilon: number,
@@ -591,6 +592,7 @@ export interface Kernels {
     betaGrad: number,
     rows: number,
     c: number,
+    work: number,
     count: number,
   ): void;
 }

@@ -34,7 +34,7 @@ import {
 } from "./share.ts";
 import type { HelperStart } from "./helper_worker.ts";
 import { ACTIVATION_LIST } from "../activations.ts";
-import { cubesAreFloat32, MAX_ROWS } from "./batch_norm.ts";
+import { cubesAreFloat32, MAX_ROWS, WORK_SLOTS } from "./batch_norm.ts";
 
 /** Whether the activation with this registry code runs in the kernels' epilogues. */
 export function hasSimdEpilogue(activation: number): boolean {
@@ -539,6 +539,8 @@ export class SimdKernels {
       !here(a.rsqrt, channels) || !here(a.gamma, channels) || !here(a.beta, channels) ||
       !here(a.movingMean, channels) || !here(a.movingVariance, channels)
     ) return false;
+    const work = this.#batchNormWork(channels);
+    if (work === undefined) return false;
     // The kind's `share`: a power-of-two count multiplies by its reciprocal, others divide.
     const divide = (rows & (rows - 1)) === 0 ? 0 : 1;
     this.#kernels.bnForward(
@@ -552,6 +554,7 @@ export class SimdKernels {
       a.movingVariance.byteOffset,
       rows,
       channels,
+      work,
       divide,
       divide ? rows : 1 / rows,
       a.epsilon,
@@ -576,6 +579,8 @@ export class SimdKernels {
       !here(a.gradInput, values) || !here(a.rsqrt, channels) || !here(a.gamma, channels) ||
       !here(a.gammaGrad, channels) || !here(a.betaGrad, channels) || !cubesAreFloat32(a.rsqrt, channels)
     ) return false;
+    const work = this.#batchNormWork(channels);
+    if (work === undefined) return false;
     this.#kernels.bnBackward(
       a.dy.byteOffset,
       a.dev.byteOffset,
@@ -586,9 +591,16 @@ export class SimdKernels {
       a.betaGrad.byteOffset,
       rows,
       channels,
+      work,
       rows,
     );
     return true;
+  }
+
+  /** The batch normalization kernels' per-channel work memory, past the arrays (`undefined` when it does not fit). */
+  #batchNormWork(channels: number): number | undefined {
+    const at = align(this.#top);
+    return this.#reserve(at + WORK_SLOTS * channels * 8) ? at : undefined;
   }
 
   /**
