@@ -11,6 +11,7 @@ import { batchNormalizationKind } from "../src/engine/layers/batch_normalization
 import type { PlannedLayer } from "../src/engine/layers/kind.ts";
 import { type SimdKernels, simdKernels } from "../src/kernels/simd/products.ts";
 import { createRandom } from "../src/data/random.ts";
+import { collect, epochStream, explainEngine, pipe, take } from "../mod.ts";
 
 const simd = simdKernels()!;
 const L = tf.layers;
@@ -235,4 +236,55 @@ test("the kind keeps to its JS loops when one array lies outside the kernels' me
   } finally {
     for (const a of [x, dev, rsqrt, ...params, ...state]) simd.free(a);
   }
+});
+
+const mse = (p: tf.Tensor, y: tf.Tensor) => tf.losses.meanSquaredError(y, p);
+
+/** Two epochs of a model with a wide Dense layer (so the batch's arrays lie in the kernels' memory), and its weights. */
+async function trainWide(kernels: boolean): Promise<{ weights: string[][]; runs: number; engine: string }> {
+  const init = (seed: number) => tf.initializers.glorotUniform({ seed });
+  const model = tf.sequential({
+    layers: [
+      L.dense({ units: 64, activation: "relu", inputShape: [64], kernelInitializer: init(1) }),
+      L.batchNormalization({ momentum: 0.9 }),
+      L.dense({ units: 10, activation: "relu", kernelInitializer: init(2) }),
+      L.batchNormalization({ epsilon: 1e-9 }),
+      L.dense({ units: 1, kernelInitializer: init(3) }),
+    ],
+  });
+  // 200 rows in batches of 64: a last batch of 8.
+  const xs = tf.randomNormal([200, 64], 0, 1, "float32", 5), ys = tf.randomNormal([200, 1], 0, 1, "float32", 6);
+  const optimizer = tf.train.adam(1e-2);
+  const options = { data: [xs, ys], model, optimizer, loss: mse, batchSize: 64, shuffle: false };
+  const proto = Object.getPrototypeOf(simd) as SimdKernels;
+  const forward = proto.batchNormForward, backward = proto.batchNormBackward;
+  let runs = 0;
+  proto.batchNormForward = function (this: SimdKernels, a) {
+    return kernels && forward.call(this, a) && ++runs > 0;
+  };
+  proto.batchNormBackward = function (this: SimdKernels, a) {
+    return kernels && backward.call(this, a) && ++runs > 0;
+  };
+  try {
+    await collect(pipe(epochStream(options), take(2)));
+    const weights = model.getWeights().map((w) => bits(w.dataSync() as Float32Array));
+    return { weights, runs, engine: explainEngine(options).engine };
+  } finally {
+    proto.batchNormForward = forward;
+    proto.batchNormBackward = backward;
+    tf.dispose([xs, ys]);
+    model.dispose();
+    optimizer.dispose();
+  }
+}
+
+test("a model with a wide Dense layer trains to the same weights, bit for bit, with the BN kernels as with the JS loops", async () => {
+  const tensors = tf.memory().numTensors;
+  const withKernels = await trainWide(true), withLoops = await trainWide(false);
+  assert.equal(withKernels.engine, "host");
+  // Two BN layers, forward and backward, 4 steps an epoch, 2 epochs.
+  assert.equal(withKernels.runs, 2 * 2 * 4 * 2, "the kernels ran every step");
+  assert.equal(withLoops.runs, 0);
+  assert.deepEqual(withKernels.weights, withLoops.weights);
+  assert.equal(tf.memory().numTensors, tensors);
 });

@@ -115,9 +115,13 @@ function plan({ layer, input, penalty }: PlanContext): PlannedLayer | string {
       }
       return;
     }
-    const simd = inShared(x) ? simdKernels() : undefined;
-    const arrays = { x, output, dev, rsqrt, gamma: g, beta: b, movingMean: mm, movingVariance: mv };
-    if (simd?.batchNormForward({ ...arrays, rows, channels: c, epsilon, decay })) return;
+    // The same operations in WebAssembly SIMD (src/kernels/simd/batch_norm.ts), bit for bit, where every array
+    // lies in the kernels' memory (see the module notes); these loops otherwise.
+    if (inShared(x)) {
+      const [gamma, beta, movingMean, movingVariance] = [g, b, mm, mv], channels = c;
+      const arrays = { x, output, dev, rsqrt, gamma, beta, movingMean, movingVariance, rows, channels, epsilon, decay };
+      if (simdKernels()?.batchNormForward(arrays)) return;
+    }
     // tf.moments as the cpu backend computes it: mean = Σ float32(x / N), each sum in a JS number rounded to
     // float32 once; then (x − mean), its square and its share / N each rounded to float32, summed the same way.
     mean.fill(0);
@@ -176,20 +180,11 @@ function plan({ layer, input, penalty }: PlanContext): PlannedLayer | string {
     const rows = n * per;
     const [dev, rsqrt] = scratch;
     const fround = Math.fround;
-    const simd = gradInput && gammaGrad && betaGrad && inShared(dy) ? simdKernels() : undefined;
-    if (
-      simd?.batchNormBackward({
-        dy,
-        dev,
-        rsqrt,
-        gamma: g,
-        gradInput: gradInput!,
-        gammaGrad: gammaGrad!,
-        betaGrad: betaGrad!,
-        rows,
-        channels: c,
-      })
-    ) return;
+    // In WebAssembly SIMD, bit for bit, as the forward pass (with every gradient wanted: the JS loops skip some).
+    if (gradInput && gammaGrad && betaGrad && inShared(dy)) {
+      const arrays = { dy, dev, rsqrt, gamma: g, gradInput, gammaGrad, betaGrad, rows, channels: c };
+      if (simdKernels()?.batchNormBackward(arrays)) return;
+    }
     // tfjs's gradients op by op in float32: its batchNorm gradient (to x, mean, variance, γ and β), then
     // through tf.moments (the variance's mean, the square, the subtraction, the mean) back to x.
     sumDy.fill(0);
