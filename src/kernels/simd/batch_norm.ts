@@ -10,11 +10,22 @@
  * innocuous), so those run four channels at a time on f32x4; the JS's
  * float64 operations (the per-channel sums, `√(σ² + ε)`, the output's
  * formula, `1 / √·`) run on f64x2, two channels a vector, and a rounding to
- * float32 is a demote and a promote. Each block of four channels goes down
- * the rows (the row-major arrays read 32 bytes a row), its sums in registers:
- * each channel's sum adds its rows in the JS loop's order. Channels past the
- * last block of four take the same code one at a time (one lane loaded, the
- * other lanes' zeros computed and dropped).
+ * float32 is a demote and a promote. Each pass walks the rows in order, four
+ * channels at a time, each channel's float64 sum in a per-channel array of
+ * the work memory: each sum adds its rows in the JS loop's order. Channels
+ * past the last four take the same code one at a time (one lane loaded, the
+ * other lanes' zeros computed and dropped). Two things stay outside: the
+ * inference pass (the layer engine only trains), and a backward pass where
+ * some channel's `−½ · rsqrt³` is not a float32 value (it is one for any
+ * variance under ~10²⁵; the kernel multiplies it in float32).
+ *
+ * Measured on 128 rows × 256 channels (the benchmark MLP's), against the JS
+ * loops on the same arrays, alternating in one process: forward 125 → 58 µs,
+ * backward 177 → 74 µs on Deno (107 → 41, 136 → 57 on Bun). A first version
+ * went down the rows one block of four channels at a time, its sums in
+ * registers: it ran no faster than the JS loops (forward 128 µs, backward
+ * 195) — likely as the 2 KiB between rows put a column's rows in the same
+ * few cache sets (not measured further).
  *
  * @module
  */
