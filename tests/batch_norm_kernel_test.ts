@@ -166,6 +166,13 @@ const cases: Case[] = [
     x: (_, i) => (i % 6) * 0.3 - 1,
   },
   {
+    what: "16 rows of 5 constant channels at epsilon 0 (an infinite rsqrt)",
+    shape: [5],
+    rows: 16,
+    epsilon: 0,
+    x: (_, i) => (i % 5) * 0.25,
+  },
+  {
     what: "32 rows of 8 channels with a zero-variance half and a tiny epsilon",
     shape: [8],
     rows: 32,
