@@ -103,7 +103,10 @@ class Walk {
   readonly rowAt: Local;
   readonly span: Local;
   readonly slots: Local[];
-  constructor(readonly f: Func, rows: Local, c: Local, work: Local) {
+  readonly o1: Local;
+  readonly pairSpan: Local;
+  constructor(readonly f: Func, readonly rowCount: Local, c: Local, work: Local) {
+    const rows = rowCount;
     [this.j4, this.j8, this.o, this.c4, this.c8, this.rowAt, this.span] = f.locals(
       I32,
       "j4",
@@ -115,6 +118,7 @@ class Walk {
       "span",
     );
     this.slots = f.locals(I32, ...Array.from({ length: WORK_SLOTS }, (_, i) => `slot${i}`));
+    [this.o1, this.pairSpan] = f.locals(I32, "o1", "pairSpan");
     const { get, set } = f;
     const { i32, mul, add } = op;
     this.setup = [
@@ -130,12 +134,18 @@ class Walk {
       ...get(this.c8),
       ...mul,
       ...set(this.span),
+      ...get(rows),
+      ...i32(-2),
+      ...op.and,
+      ...get(this.c8),
+      ...mul,
+      ...set(this.pairSpan),
       ...this.slots.flatMap((slot, i) => [...get(work), ...get(this.c8), ...i32(i), ...mul, ...add, ...set(slot)]),
     ];
   }
   readonly setup: Code;
-  /** The block's values in a row array at `base` (float64, `c` a row): `base + rowAt + j8`. */
-  row = (base: Local): Code => [...this.f.get(base), ...this.f.get(this.o), ...op.add];
+  /** The block's values in a row array at `base` (float64, `c` a row): `base + rowAt + j8`, or the next row's. */
+  row = (base: Local, next = 0): Code => [...this.f.get(base), ...this.f.get(next ? this.o1 : this.o), ...op.add];
   /** The block's values in a per-channel float64 array. */
   ch8 = (base: Local): Code => [...this.f.get(base), ...this.f.get(this.j8), ...op.add];
   /** The block's values in a per-channel float32 array. */
@@ -176,7 +186,36 @@ class Walk {
       ], [...get(this.rowAt), ...get(this.span), ...op.ne]),
     ];
   }
+
+  /**
+   * {@link rows} two rows at a time, `block(lanes, 2)` (`o1`: the block's
+   * offset in the second row), then `block(lanes, 1)` for an odd last row.
+   */
+  rowPairs(block: (lanes: Lanes, rows: 1 | 2) => Code): Code {
+    const { get, set, increment } = this.f;
+    const at = (more: Code): Code => [...get(this.rowAt), ...get(this.j8), ...op.add, ...set(this.o), ...more];
+    return [
+      ...op.i32(0),
+      ...set(this.rowAt),
+      ...get(this.pairSpan),
+      ...op.if,
+      ...doWhile([
+        ...this.channels((l) => at([...get(this.o), ...get(this.c8), ...op.add, ...set(this.o1), ...block(l, 2)])),
+        ...increment(this.rowAt, [...get(this.c8), ...get(this.c8), ...op.add]),
+      ], [...get(this.rowAt), ...get(this.pairSpan), ...op.ne]),
+      ...op.end,
+      ...get(this.rowAt),
+      ...get(this.span),
+      ...op.ne,
+      ...op.if,
+      ...this.channels((l) => at(block(l, 1))),
+      ...op.end,
+    ];
+  }
 }
+
+/** The float64 terms `values` added in order to what is on the stack before them (the last add left to the caller). */
+const terms = (values: Code[]): Code => values.flatMap((v, i) => (i ? [...op.f64x2Add, ...v] : v));
 
 /**
  * `bnForward(x, out, dev, rsqrt, g, b, mm, mv, rows, c, work, divide,
@@ -208,7 +247,7 @@ export function batchNormForwardFunction(): FunctionDef {
   const w = new Walk(f, rows, c, work);
   // The per-channel sums (float64), the mean (float32 and float64), √(variance + ε), γ and β as float64.
   const [sums, mean32, mean64, root, gamma64, beta64] = w.slots;
-  const [SCALE, EPS, EPS32, DECAY, ONE, t, mean, variance] = f.locals(
+  const [SCALE, EPS, EPS32, DECAY, ONE, t, t1, mean, variance] = f.locals(
     V128,
     "SCALE",
     "EPS",
@@ -216,6 +255,7 @@ export function batchNormForwardFunction(): FunctionDef {
     "DECAY",
     "ONE",
     "t",
+    "t1",
     "mean",
     "variance",
   );
@@ -230,6 +270,11 @@ export function batchNormForwardFunction(): FunctionDef {
     ...pass([...get(SCALE), ...op.f32x4Mul]),
     ...op.end,
   ];
+  // sums[j] += t[j] (then t1[j], the next row's).
+  const addRows = (l: Lanes, n: 1 | 2): Code => {
+    const vs = [t, t1].slice(0, n);
+    return l.addF64(w.ch8(sums), terms(vs.map((v) => low(f, v))), terms(vs.map((v) => high(f, v))));
+  };
   const zeroSums = w.channels((l) => l.storeF64(w.ch8(sums), op.v128Zero, op.v128Zero));
   // out = fround(β + (fround(x) − mean) · γ / root), float64, channels 2h and 2h + 1.
   const output = (l: Lanes, h: 0 | 1): Code => [
@@ -262,7 +307,10 @@ export function batchNormForwardFunction(): FunctionDef {
     // mean = fround(Σ fround(fround(x) / N)), each channel's sum in float64, rows in order.
     ...zeroSums,
     ...shared((share) =>
-      w.rows((l) => [...l.narrow(w.row(x)), ...share, ...set(t), ...l.addF64(w.ch8(sums), low(f, t), high(f, t))])
+      w.rowPairs((l, n) => [
+        ...[t, t1].slice(0, n).flatMap((v, r) => [...l.narrow(w.row(x, r)), ...share, ...set(v)]),
+        ...addRows(l, n),
+      ])
     ),
     ...w.channels((l) => [
       ...l.narrow(w.ch8(sums)),
@@ -273,18 +321,22 @@ export function batchNormForwardFunction(): FunctionDef {
     ]),
     // dev = fround(fround(x) − mean); variance = fround(Σ fround(fround(dev²) / N)).
     ...shared((share) =>
-      w.rows((l) => [
-        ...l.narrow(w.row(x)),
+      w.rowPairs((l, n) => [
         ...l.f32(w.ch4(mean32)),
-        ...op.f32x4Sub,
-        ...set(t),
-        ...l.storeF64(w.row(dev), low(f, t), high(f, t)),
-        ...get(t),
-        ...get(t),
-        ...op.f32x4Mul,
-        ...share,
-        ...set(t),
-        ...l.addF64(w.ch8(sums), low(f, t), high(f, t)),
+        ...set(mean),
+        ...[t, t1].slice(0, n).flatMap((v, r) => [
+          ...l.narrow(w.row(x, r)),
+          ...get(mean),
+          ...op.f32x4Sub,
+          ...set(v),
+          ...l.storeF64(w.row(dev, r), low(f, v), high(f, v)),
+          ...get(v),
+          ...get(v),
+          ...op.f32x4Mul,
+          ...share,
+          ...set(v),
+        ]),
+        ...addRows(l, n),
       ])
     ),
     ...w.channels((l) => [
@@ -357,13 +409,11 @@ export function batchNormBackwardFunction(): FunctionDef {
   const w = new Walk(f, rows, c, work);
   // float32: rsqrt and −½ · rsqrt³; float64: the four sums, then 2 · fround(Σ dVar / N) and the mean's share.
   const [k32, cube32, sumDy, sumDyX, dMean, dVar, perDev, perRow] = w.slots;
-  const [ROWS, HALF, TWO, d, e, k, t, dyg, gv, lo, hi] = f.locals(
+  const [ROWS, HALF, TWO, k, t, dyg, gv, lo, hi] = f.locals(
     V128,
     "ROWS",
     "HALF",
     "TWO",
-    "d",
-    "e",
     "k",
     "t",
     "dyg",
@@ -371,6 +421,8 @@ export function batchNormBackwardFunction(): FunctionDef {
     "lo",
     "hi",
   );
+  const [ds, es, sx, dm, dv] = ["d", "e", "sx", "dm", "dv"].map((n) => f.locals(V128, `${n}0`, `${n}1`));
+  const cube = f.local("cube", V128);
   const { get, set } = f;
   const mul32 = (a: Code, b: Code): Code => [...a, ...b, ...op.f32x4Mul];
   const zero = (l: Lanes, ...slots: Local[]) => slots.flatMap((s) => l.storeF64(w.ch8(s), op.v128Zero, op.v128Zero));
@@ -402,31 +454,40 @@ export function batchNormBackwardFunction(): FunctionDef {
       ...zero(l, sumDy, sumDyX, dMean, dVar),
     ]),
     // The batchNorm's gradients: Σ dy, Σ dy · fround(dev · k), Σ k · dy·γ, Σ (−½k³ · dev) · dy·γ; x's: dy · k · γ.
-    ...w.rows((l) => [
-      ...l.narrow(w.row(dy)),
-      ...set(d),
-      ...l.narrow(w.row(dev)),
-      ...set(e),
-      ...l.f32(w.ch4(k32)),
-      ...set(k),
-      ...l.f32(w.ch4(g)),
-      ...set(gv),
-      ...l.addF64(w.ch8(sumDy), low(f, d), high(f, d)),
-      ...mul32(get(d), mul32(get(e), get(k))),
-      ...set(t),
-      ...l.addF64(w.ch8(sumDyX), low(f, t), high(f, t)),
-      ...mul32(get(d), get(gv)),
-      ...set(dyg),
-      ...mul32(get(k), get(dyg)),
-      ...set(t),
-      ...l.addF64(w.ch8(dMean), low(f, t), high(f, t)),
-      ...mul32(mul32(l.f32(w.ch4(cube32)), get(e)), get(dyg)),
-      ...set(t),
-      ...l.addF64(w.ch8(dVar), low(f, t), high(f, t)),
-      ...mul32(mul32(get(d), get(k)), get(gv)),
-      ...set(t),
-      ...l.storeF64(w.row(into), low(f, t), high(f, t)),
-    ]),
+    ...w.rowPairs((l, n) => {
+      const rows = [0, 1].slice(0, n) as (0 | 1)[];
+      const add = (slot: Local, vs: Local[]) =>
+        l.addF64(w.ch8(slot), terms(vs.map((v) => low(f, v))), terms(vs.map((v) => high(f, v))));
+      return [
+        ...l.f32(w.ch4(k32)),
+        ...set(k),
+        ...l.f32(w.ch4(g)),
+        ...set(gv),
+        ...l.f32(w.ch4(cube32)),
+        ...set(cube),
+        ...rows.flatMap((r) => [
+          ...l.narrow(w.row(dy, r)),
+          ...set(ds[r]),
+          ...l.narrow(w.row(dev, r)),
+          ...set(es[r]),
+          ...mul32(get(ds[r]), mul32(get(es[r]), get(k))),
+          ...set(sx[r]),
+          ...mul32(get(ds[r]), get(gv)),
+          ...set(dyg),
+          ...mul32(get(k), get(dyg)),
+          ...set(dm[r]),
+          ...mul32(mul32(get(cube), get(es[r])), get(dyg)),
+          ...set(dv[r]),
+          ...mul32(mul32(get(ds[r]), get(k)), get(gv)),
+          ...set(t),
+          ...l.storeF64(w.row(into, r), low(f, t), high(f, t)),
+        ]),
+        ...add(sumDy, ds.slice(0, n)),
+        ...add(sumDyX, sx.slice(0, n)),
+        ...add(dMean, dm.slice(0, n)),
+        ...add(dVar, dv.slice(0, n)),
+      ];
+    }),
     // γ's and β's; then 2 · fround(fround(Σ dVar) / N) for the variance's share, and Σ t (below) from zero.
     ...w.channels((l) => [
       ...addRounded(l, gammaGrad, sumDyX),
