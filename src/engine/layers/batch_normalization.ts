@@ -36,10 +36,10 @@
  * and run for plain arrays, a frozen γ or β, the first layer, and a variance
  * above ~10²⁵. Measured on the same MLP (128 rows × 256 channels in the
  * kernels' memory; kernels and loops alternating in one process, medians of
- * 60 rounds; a loaded 2-core machine): forward 125 → 58 µs and backward
- * 177 → 74 µs on Deno, 107 → 41 µs and 136 → 57 µs on Bun; epochs of 6,000
- * rows 212 → 192 ms on Deno and 237 → 215 ms on Bun (−9% on both, medians
- * of 12 alternating rounds).
+ * 60 rounds; a loaded 2-core machine): forward 121 → 47 µs and backward
+ * 173 → 61 µs on Deno, 110 → 41 µs and 139 → 55 µs on Bun; epochs of 6,000
+ * rows 215 → 194 ms on Deno and 245 → 222 ms on Bun (−10% and −9.5%,
+ * medians of 12 alternating rounds; a first run gave −9% on both).
  *
  * @module
  */
