@@ -84,15 +84,21 @@ const SPEC_SIMD_OPCODES: Record<string, number> = {
   "f64x2.gt": 74,
   "v128.and": 78,
   "v128.bitselect": 82,
+  "v128.store32_lane": 90,
   "v128.store64_lane": 91,
+  "v128.load32_zero": 92,
   "v128.load64_zero": 93,
   "f32x4.demote_f64x2_zero": 94,
   "f64x2.promote_low_f32x4": 95,
+  "f32x4.neg": 225,
   "f32x4.add": 228,
+  "f32x4.sub": 229,
   "f32x4.mul": 230,
+  "f32x4.div": 231,
   "f64x2.abs": 236,
   "f64x2.sqrt": 239,
   "f64x2.add": 240,
+  "f64x2.sub": 241,
   "f64x2.mul": 242,
   "f64x2.div": 243,
   "f32x4.relaxed_madd": 261,
@@ -145,6 +151,8 @@ test("every opcode in the assembler's tables has the byte the WebAssembly specif
   assert.deepEqual(op.f32x4RelaxedMadd, [0xfd, 0x85, 0x02]);
   assert.deepEqual(op.v128Load(16), [0xfd, 0x00, 4, 16]);
   assert.deepEqual(op.store64Lane(1, 200), [0xfd, 0x5b, 3, 0xc8, 0x01, 1]);
+  assert.deepEqual(op.store32Lane(3, 4), [0xfd, 0x5a, 2, 4, 3]);
+  assert.deepEqual(op.load32Zero(), [0xfd, 0x5c, 2, 0]);
   assert.deepEqual(op.shuffle32([0, 4, 1, 5]), [0xfd, 0x0d, 0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23]);
   assert.deepEqual(op.i32(-1), [0x41, 0x7f]);
   assert.deepEqual(op.f64(1), [0x44, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f]);
@@ -281,7 +289,7 @@ test("a small module assembled here validates and runs: a loop over named locals
   assert.deepEqual([...floats.subarray(256, 258)], [1.5, 0]);
 });
 
-test("the kernel modules validate and export the ten kernels, with and without the fused multiply-add", () => {
+test("the kernel modules validate and export the twelve kernels, with and without the fused multiply-add", () => {
   for (const fused of [false, true]) {
     const bytes = kernelModule(fused, 16384, 2);
     assert.deepEqual([...bytes.subarray(0, 8)], [0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0]);
@@ -301,6 +309,8 @@ test("the kernel modules validate and export the ten kernels, with and without t
       "poolGrad",
       "pack64",
       "slopes64",
+      "bnForward",
+      "bnBackward",
     ]);
   }
 });
@@ -317,6 +327,7 @@ test("the assembler refuses unknown local names, locals of another function, dup
   const g = new Func("g");
   assert.throws(() => g.set(a), /g: local "a" belongs to function f/);
   assert.throws(() => op.store64Lane(2), /lane: must be an integer in \[0, 2\)/);
+  assert.throws(() => op.store32Lane(4), /lane: must be an integer in \[0, 4\)/);
   assert.throws(() => op.shuffle32([0, 1, 2, 8]), /lane: must be an integer in \[0, 8\)/);
   assert.throws(() => op.shuffle32([0, 1]), /shuffle32: lanes must be 4/);
   assert.throws(() => op.i32(2 ** 31), RangeError);
@@ -336,6 +347,7 @@ test("no file that emits code writes an opcode byte of its own: every byte comes
     return name !== "assemble.ts" && text.includes('from "./assemble.ts"');
   });
   assert.deepEqual(emitters.sort(), [
+    "batch_norm.ts",
     "convolve.ts",
     "epilogues.ts",
     "filter_taps.ts",

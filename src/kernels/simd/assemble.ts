@@ -81,15 +81,21 @@ export const SIMD_OPCODES = {
   "v128.and": 0x4e,
   /** Bits of the first vector where the third's are set, of the second elsewhere. */
   "v128.bitselect": 0x52,
+  "v128.store32_lane": 0x5a,
   "v128.store64_lane": 0x5b,
+  "v128.load32_zero": 0x5c,
   "v128.load64_zero": 0x5d,
   "f32x4.demote_f64x2_zero": 0x5e,
   "f64x2.promote_low_f32x4": 0x5f,
+  "f32x4.neg": 0xe1,
   "f32x4.add": 0xe4,
+  "f32x4.sub": 0xe5,
   "f32x4.mul": 0xe6,
+  "f32x4.div": 0xe7,
   "f64x2.abs": 0xec,
   "f64x2.sqrt": 0xef,
   "f64x2.add": 0xf0,
+  "f64x2.sub": 0xf1,
   "f64x2.mul": 0xf2,
   "f64x2.div": 0xf3,
   /** `a · b + c` (relaxed SIMD: fused where the machine has it). */
@@ -213,7 +219,10 @@ export const op = {
     return simd("i8x16.shuffle", ...lanes.flatMap((l) => [0, 1, 2, 3].map((b) => 4 * lane(l, 8) + b)));
   },
   f32x4Add: simd("f32x4.add"),
+  f32x4Sub: simd("f32x4.sub"),
   f32x4Mul: simd("f32x4.mul"),
+  f32x4Div: simd("f32x4.div"),
+  f32x4Neg: simd("f32x4.neg"),
   /** `a · b + c` (relaxed SIMD: fused where the machine has it). */
   f32x4RelaxedMadd: simd("f32x4.relaxed_madd"),
   f64Load: (offset = 0): Code => [OPCODES["f64.load"], ...memarg(3, offset)],
@@ -226,6 +235,10 @@ export const op = {
   f64Sqrt: one("f64.sqrt"),
   /** Two floats into the low lanes, zeros above. */
   load64Zero: (offset = 0): Code => simd("v128.load64_zero", ...memarg(3, offset)),
+  /** One float into the lowest lane, zeros above. */
+  load32Zero: (offset = 0): Code => simd("v128.load32_zero", ...memarg(2, offset)),
+  /** Stores lane `index` (0 to 3) of the vector as 32 bits. */
+  store32Lane: (index: number, offset = 0): Code => simd("v128.store32_lane", ...memarg(2, offset), lane(index, 4)),
   /** Stores lane `index` (0 or 1) of the vector as 64 bits. */
   store64Lane: (index: number, offset = 0): Code => simd("v128.store64_lane", ...memarg(3, offset), lane(index, 2)),
   /** The two low float32 lanes as float64. */
@@ -235,6 +248,7 @@ export const op = {
   f64x2Splat: simd("f64x2.splat"),
   f64x2Sqrt: simd("f64x2.sqrt"),
   f64x2Add: simd("f64x2.add"),
+  f64x2Sub: simd("f64x2.sub"),
   f64x2Mul: simd("f64x2.mul"),
   f64x2Div: simd("f64x2.div"),
   f64x2Abs: simd("f64x2.abs"),

@@ -17,6 +17,7 @@ import { biasFunction, slopesFunction, widenFunction } from "./epilogues.ts";
 import { tapsFunction } from "./filter_taps.ts";
 import { convolveFunction } from "./convolve.ts";
 import { poolGradFunction } from "./max_pool_grad.ts";
+import { batchNormBackwardFunction, batchNormForwardFunction } from "./batch_norm.ts";
 
 /** Rows of a packed panel of the left operand (A). */
 export const MR = 6;
@@ -503,6 +504,8 @@ export function kernelModule(fused: boolean, maxPages: number, unroll = 1): Uint
       poolGradFunction(),
       packFunction(true),
       slopesFunction(true),
+      batchNormForwardFunction(),
+      batchNormBackwardFunction(),
     ],
     maxPages,
   );
@@ -585,5 +588,36 @@ export interface Kernels {
     colStep: number,
     rowStep: number,
     inRow: number,
+  ): void;
+  bnForward(
+    x: number,
+    out: number,
+    dev: number,
+    rsqrt: number,
+    g: number,
+    b: number,
+    mm: number,
+    mv: number,
+    rows: number,
+    c: number,
+    work: number,
+    divide: number,
+    scale: number,
+    epsilon: number,
+    eps32: number,
+    decay: number,
+  ): void;
+  bnBackward(
+    dy: number,
+    dev: number,
+    rsqrt: number,
+    g: number,
+    into: number,
+    gammaGrad: number,
+    betaGrad: number,
+    rows: number,
+    c: number,
+    work: number,
+    count: number,
   ): void;
 }

@@ -34,6 +34,7 @@ import {
 } from "./share.ts";
 import type { HelperStart } from "./helper_worker.ts";
 import { ACTIVATION_LIST } from "../activations.ts";
+import { cubesAreFloat32, MAX_ROWS, WORK_SLOTS } from "./batch_norm.ts";
 
 /** Whether the activation with this registry code runs in the kernels' epilogues. */
 export function hasSimdEpilogue(activation: number): boolean {
@@ -150,6 +151,40 @@ export interface PoolGradJob {
   fw: number;
   sh: number;
   sw: number;
+}
+
+/**
+ * A batch normalization's training forward pass (see batch_norm.ts): `rows`
+ * rows of `channels` channels (`x`, `output`, `dev`: float64 rows; `rsqrt`:
+ * float64 per channel; γ, β and the moving averages: float32), `epsilon` the
+ * layer's, `decay` = fround(1 − momentum).
+ */
+export interface BatchNormForward {
+  x: Float64Array;
+  output: Float64Array;
+  dev: Float64Array;
+  rsqrt: Float64Array;
+  gamma: Float32Array;
+  beta: Float32Array;
+  movingMean: Float32Array;
+  movingVariance: Float32Array;
+  rows: number;
+  channels: number;
+  epsilon: number;
+  decay: number;
+}
+
+/** A batch normalization's backward pass (see batch_norm.ts), over what its {@link BatchNormForward} left. */
+export interface BatchNormBackward {
+  dy: Float64Array;
+  dev: Float64Array;
+  rsqrt: Float64Array;
+  gamma: Float32Array;
+  gradInput: Float64Array;
+  gammaGrad: Float64Array;
+  betaGrad: Float64Array;
+  rows: number;
+  channels: number;
 }
 
 /** Adam's scalars for one step, as host_optimizer.ts computes them. */
@@ -513,6 +548,84 @@ export class SimdKernels {
     ctl[w.samples] = samples;
     this.#run(this.#parts(samples > 16));
     return out;
+  }
+
+  /**
+   * The batch normalization kind's training forward pass on this thread, bit
+   * for bit its JS loops; `false` (nothing done) unless every array lives in
+   * the shared memory and `rows` is 1 to 2²⁴.
+   */
+  batchNormForward(a: BatchNormForward): boolean {
+    const { rows, channels } = a, values = rows * channels;
+    const here = (view: ArrayBufferView & { length: number }, length: number) =>
+      this.#owned.has(view) && view.length >= length;
+    if (
+      !(rows >= 1 && rows <= MAX_ROWS) || !here(a.x, values) || !here(a.output, values) || !here(a.dev, values) ||
+      !here(a.rsqrt, channels) || !here(a.gamma, channels) || !here(a.beta, channels) ||
+      !here(a.movingMean, channels) || !here(a.movingVariance, channels)
+    ) return false;
+    const work = this.#batchNormWork(channels);
+    if (work === undefined) return false;
+    // The kind's `share`: a power-of-two count multiplies by its reciprocal, others divide.
+    const divide = (rows & (rows - 1)) === 0 ? 0 : 1;
+    this.#kernels.bnForward(
+      a.x.byteOffset,
+      a.output.byteOffset,
+      a.dev.byteOffset,
+      a.rsqrt.byteOffset,
+      a.gamma.byteOffset,
+      a.beta.byteOffset,
+      a.movingMean.byteOffset,
+      a.movingVariance.byteOffset,
+      rows,
+      channels,
+      work,
+      divide,
+      divide ? rows : 1 / rows,
+      a.epsilon,
+      Math.fround(a.epsilon),
+      a.decay,
+    );
+    return true;
+  }
+
+  /**
+   * The batch normalization kind's backward pass on this thread, bit for bit
+   * its JS loops; `false` (nothing done) unless every array lives in the
+   * shared memory, `rows` is 1 to 2²⁴ and each channel's −½·rsqrt³ is a
+   * float32 value (a variance below ~10²⁵).
+   */
+  batchNormBackward(a: BatchNormBackward): boolean {
+    const { rows, channels } = a, values = rows * channels;
+    const here = (view: ArrayBufferView & { length: number }, length: number) =>
+      this.#owned.has(view) && view.length >= length;
+    if (
+      !(rows >= 1 && rows <= MAX_ROWS) || !here(a.dy, values) || !here(a.dev, values) ||
+      !here(a.gradInput, values) || !here(a.rsqrt, channels) || !here(a.gamma, channels) ||
+      !here(a.gammaGrad, channels) || !here(a.betaGrad, channels) || !cubesAreFloat32(a.rsqrt, channels)
+    ) return false;
+    const work = this.#batchNormWork(channels);
+    if (work === undefined) return false;
+    this.#kernels.bnBackward(
+      a.dy.byteOffset,
+      a.dev.byteOffset,
+      a.rsqrt.byteOffset,
+      a.gamma.byteOffset,
+      a.gradInput.byteOffset,
+      a.gammaGrad.byteOffset,
+      a.betaGrad.byteOffset,
+      rows,
+      channels,
+      work,
+      rows,
+    );
+    return true;
+  }
+
+  /** The batch normalization kernels' per-channel work memory, past the arrays (`undefined` when it does not fit). */
+  #batchNormWork(channels: number): number | undefined {
+    const at = align(this.#top);
+    return this.#reserve(at + WORK_SLOTS * channels * 8) ? at : undefined;
   }
 
   /**
