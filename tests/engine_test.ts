@@ -622,3 +622,24 @@ test("the four activations folded into the JS products are their registry entrie
   assert.deepEqual(DENSE_ACTIVATIONS, ACTIVATION_NAMES);
   assert.equal(ACTIVATION_NAMES[SOFTMAX], "softmax");
 });
+
+test("an optimizer that kept a frozen layer's state frees it when disposed, on either engine", async () => {
+  for (const engine of ["auto", "tfjs"] as const) {
+    const before = tf.memory().numTensors;
+    const [x, y] = regression(32, 5, 1);
+    const model = tf.sequential({
+      layers: [tf.layers.dense({ units: 4, inputShape: [5], activation: "tanh" }), tf.layers.dense({ units: 1 })],
+    });
+    const optimizer = tf.train.adam(0.01);
+    const reader = epochStream({ data: [x, y], model, optimizer, loss: mse, batchSize: 8, engine }).getReader();
+    await reader.read();
+    // Frozen between epochs: its Adam moments are kept aside for when it trains again.
+    model.layers[0].trainable = false;
+    await reader.read();
+    await reader.cancel();
+    optimizer.dispose();
+    model.dispose();
+    tf.dispose([x, y]);
+    assert.equal(tf.memory().numTensors, before, `${engine}: no tensor left`);
+  }
+});

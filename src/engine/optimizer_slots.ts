@@ -15,6 +15,26 @@ import { optimizerSlots, setOptimizerSlots, type Slot } from "../internal/tfjs_p
 const parked = new WeakMap<tf.Optimizer, Map<tf.Variable, Map<string, Slot>>>();
 
 /**
+ * The optimizer's parked slots. The first time it parks any, its
+ * `dispose()` (the instance's own, tfjs's method left as it is) learns to
+ * free them too: tfjs's frees the slots in its arrays alone, and the parked
+ * ones were left behind (4 tensors for a frozen Dense layer under Adam).
+ */
+function stashOf(optimizer: tf.Optimizer): Map<tf.Variable, Map<string, Slot>> {
+  let stash = parked.get(optimizer);
+  if (stash) return stash;
+  const own = stash = new Map<tf.Variable, Map<string, Slot>>();
+  parked.set(optimizer, own);
+  const dispose = optimizer.dispose;
+  optimizer.dispose = function (this: tf.Optimizer): void {
+    for (const fields of own.values()) for (const slot of fields.values()) slot.variable.dispose();
+    own.clear();
+    dispose.call(this);
+  };
+  return own;
+}
+
+/**
  * Reorders `optimizer`'s slots, indexed by `previous` until now, to follow
  * `next`: a variable keeps its own state, a variable new to the list gets
  * an empty slot (tfjs creates it at the next step) or the state it had when
@@ -24,8 +44,7 @@ const parked = new WeakMap<tf.Optimizer, Map<tf.Variable, Map<string, Slot>>>();
 export function realignSlots(optimizer: tf.Optimizer, previous: tf.Variable[], next: tf.Variable[]): void {
   const arrays = (optimizerSlots(optimizer) ?? []).filter(([, slots]) => slots.length > 0);
   if (arrays.length === 0) return;
-  let stash = parked.get(optimizer);
-  if (!stash) parked.set(optimizer, stash = new Map());
+  const stash = stashOf(optimizer);
   for (const [field, slots] of arrays) {
     const byVariable = new Map<tf.Variable, Slot>();
     previous.forEach((v, i) => {
