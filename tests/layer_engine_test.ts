@@ -851,3 +851,24 @@ test("an embedding table of 80,000 weights (Adam on the SIMD kernels) trains on 
   assert.ok(Math.max(...gaps) <= TOLERANCE, `weights differ by ${gaps.map((g) => g.toPrecision(2))}`);
   assert.equal(tf.memory().numTensors, before, "no tensor leaks");
 });
+
+test("batch normalization over rows of rank 4 is refused at construction, where model.fit fails", () => {
+  const model = tf.sequential({
+    layers: [
+      tf.layers.dense({ units: 4, inputShape: [2, 2, 2, 3] }),
+      tf.layers.batchNormalization(),
+      tf.layers.flatten(),
+      tf.layers.dense({ units: 1 }),
+    ],
+  });
+  const x = tf.randomNormal([8, 2, 2, 2, 3], 0, 1, "float32", 3), y = tf.randomNormal([8, 1], 0, 1, "float32", 4);
+  const options = { data: [x, y], model, optimizer: tf.train.adam(0.01), loss: mse };
+  for (const build of [() => explainEngine(options), () => epochStream(options)]) {
+    assert.throws(build, {
+      name: "TypeError",
+      message: /the model failed on the input tensors: batchNormalization is not implemented for array of rank 5/,
+    });
+  }
+  model.dispose();
+  tf.dispose([x, y]);
+});
