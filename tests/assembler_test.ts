@@ -83,6 +83,7 @@ const SPEC_SIMD_OPCODES: Record<string, number> = {
   "f32x4.gt": 68,
   "f64x2.gt": 74,
   "v128.and": 78,
+  "v128.andnot": 79,
   "v128.bitselect": 82,
   "v128.store64_lane": 91,
   "v128.load64_zero": 93,

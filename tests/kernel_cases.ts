@@ -242,6 +242,9 @@ const POOL2D: Pool2D[] = [
   // inside the input), shared across threads: the MNIST CNN's first pool, and windows with gaps between them.
   { x: [18, 24, 24, 8], filterSize: 2, strides: 2, pad: "valid" },
   { x: [24, 13, 15, 4], filterSize: 2, strides: [3, 2], pad: "valid" },
+  // 2 × 2 windows at stride 2 (MaxPoolGrad's unrolled kernel in tfjs's heap) whose rows do not end where a sample
+  // does: one call a sample, and the last row and column in no window.
+  { x: [20, 25, 25, 4], filterSize: 2, strides: 2, pad: "valid" },
 ];
 
 /** x values for pooling: random, few levels (ties in every window), all negative (padding must not count as 0). */

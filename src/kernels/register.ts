@@ -16,7 +16,7 @@ import { conv2dInputGradient } from "./conv2d_input_grad.ts";
 import { conv3dFilterGradient, conv3dInputGradient } from "./conv3d_grads.ts";
 import { depthwiseFilterGradient, depthwiseInputGradient } from "./depthwise_conv2d_grads.ts";
 import { batchMatMul, fusedMatMul } from "./matmul.ts";
-import { maxPoolGradient, tightMaxPoolGrad } from "./max_pool_grad.ts";
+import { inPlacePoolGrads, maxPoolGradient, tightMaxPoolGrad } from "./max_pool_grad.ts";
 import { maxPool3D, maxPool3DGradient } from "./max_pool3d.ts";
 import { inPlaceMaxPools, maxPool } from "./max_pool.ts";
 import { resizeNearestGradient } from "./resize_nearest_grad.ts";
@@ -42,6 +42,7 @@ export const cnnKernelSwitches: Record<string, { on: boolean }> = {
   leadingSums,
   biasAdds,
   sharedIdentities,
+  inPlacePoolGrads,
 };
 
 /** One kernel fitstream supplies, where, and why. */

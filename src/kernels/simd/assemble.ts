@@ -79,6 +79,7 @@ export const SIMD_OPCODES = {
   "f32x4.gt": 0x44,
   "f64x2.gt": 0x4a,
   "v128.and": 0x4e,
+  "v128.andnot": 0x4f,
   /** Bits of the first vector where the third's are set, of the second elsewhere. */
   "v128.bitselect": 0x52,
   "v128.store64_lane": 0x5b,
@@ -240,6 +241,8 @@ export const op = {
   f64x2Abs: simd("f64x2.abs"),
   f64x2Gt: simd("f64x2.gt"),
   v128And: simd("v128.and"),
+  /** The first vector's bits where the second's are clear. */
+  v128Andnot: simd("v128.andnot"),
   /** Lanes of the first vector where the third's bits are set, of the second elsewhere. */
   v128Bitselect: simd("v128.bitselect"),
   i32x4Splat: simd("i32x4.splat"),
