@@ -21,6 +21,8 @@ import {
   V128,
 } from "../src/kernels/simd/assemble.ts";
 import { kernelModule } from "../src/kernels/simd/kernels.ts";
+import { biasAddFunction, columnSumsFunction } from "../src/kernels/simd/bias.ts";
+import { pool2x2GradFunction } from "../src/kernels/simd/max_pool_grad.ts";
 import { readdirSync, readFileSync } from "node:fs";
 
 // Written from the WebAssembly 2.0 core specification (§5.4 Instructions, §5.3 Types, §5.5 Modules) and the
@@ -336,6 +338,7 @@ test("no file that emits code writes an opcode byte of its own: every byte comes
     return name !== "assemble.ts" && text.includes('from "./assemble.ts"');
   });
   assert.deepEqual(emitters.sort(), [
+    "bias.ts",
     "convolve.ts",
     "epilogues.ts",
     "filter_taps.ts",
@@ -347,4 +350,12 @@ test("no file that emits code writes an opcode byte of its own: every byte comes
     const text = readFileSync(new URL(name, folder), "utf8");
     assert.doesNotMatch(text, /\b0x[0-9a-f]+\b/i, name);
   }
+});
+
+test("the in-heap kernels (bias add, column sums, 2 × 2 pool gradient) validate, and column sums refuse odd or wide rows", () => {
+  for (const f of [biasAddFunction(), columnSumsFunction(2), columnSumsFunction(64), pool2x2GradFunction()]) {
+    assert.ok(WebAssembly.validate(assemble([f], 0, false)), f.name);
+  }
+  assert.throws(() => columnSumsFunction(7), /columnSumsFunction: width must be even, 2 to 64, got 7/);
+  assert.throws(() => columnSumsFunction(66), RangeError);
 });

@@ -789,6 +789,13 @@ function withSpecials(x: Input): Input {
   return { ...x, values };
 }
 
+/** `x` with the special values (NaN, ±∞, ±0, tiny, huge…) in turn at every 13th place. */
+function withEverySpecial(x: Input): Input {
+  const values = Float32Array.from(x.values);
+  for (let i = 6, k = 0; i < values.length; i += 13, k++) values[i] = SPECIAL_VALUES[k % SPECIAL_VALUES.length];
+  return { ...x, values };
+}
+
 /**
  * Whether fitstream's `MaxPool` (src/kernels/max_pool.ts) takes `g` on wasm: 2 × 2 windows, stride 2, no padding,
  * channels a multiple of 4, 2^14 values; tfjs's own (XNNPACK) lets a NaN win a window.
@@ -1612,7 +1619,17 @@ export const SPECS: KernelSpec[] = [
     cases: () => {
       const x = normal([40, 24, 24, 8], seedOf("bias add"), 3), wide = normal([300, 70], seedOf("bias add wide"));
       const bias = normal([8], seedOf("bias")), wideBias = normal([1, 70], seedOf("bias wide"));
-      return [kase({ a: x, b: bias }), kase({ a: bias, b: x }), kase({ a: wide, b: wideBias })];
+      // Rows of a multiple of 4 values take simd/bias.ts's kernel in tfjs's heap; 70 the JS loop.
+      const x16 = normal([64, 16, 16, 16], seedOf("bias add 16"), 3), bias16 = normal([16], seedOf("bias 16"));
+      const odd = given([8], [NaN, Infinity, -Infinity, -0, 0, 1, -1, 2.5]);
+      return [
+        kase({ a: x, b: bias }),
+        kase({ a: bias, b: x }),
+        kase({ a: wide, b: wideBias }),
+        kase({ a: x16, b: bias16 }),
+        kase({ a: withEverySpecial(x), b: bias }, {}, "special values in x"),
+        kase({ a: withEverySpecial(x), b: odd }, {}, "special values in x and the bias"),
+      ];
     },
   },
   {
@@ -1627,6 +1644,12 @@ export const SPECS: KernelSpec[] = [
         kase({ x }, { axis: [2, 0, -3], keepDims: true }),
         kase({ x }, { axis: 0, keepDims: false }),
         kase({ x: normal([5000, 7], seedOf("sum tall")) }, { axis: 0, keepDims: false }),
+        // Even rows of up to 64 values take simd/bias.ts's kernel in tfjs's heap.
+        kase({ x: normal([64, 8, 8, 16], seedOf("sum 16"), 3) }, { axis: [0, 1, 2], keepDims: false }),
+        kase({ x: normal([300, 64], seedOf("sum 64")) }, { axis: 0, keepDims: true }),
+        kase({ x: normal([9000, 2], seedOf("sum 2")) }, { axis: 0, keepDims: false }),
+        kase({ x: normal([300, 66], seedOf("sum 66")) }, { axis: 0, keepDims: false }),
+        kase({ x: withEverySpecial(x) }, { axis: [0, 1, 2], keepDims: false }, "special values"),
       ];
     },
   },

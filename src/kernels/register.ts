@@ -30,7 +30,7 @@ import { unsortedSegmentSum } from "./unsorted_segment_sum.ts";
 import { filterTaps } from "./conv2d_filter_taps.ts";
 import { directConvolutions } from "./conv2d_direct.ts";
 import { leadingSums, sum } from "./sum.ts";
-import { add, biasAdds } from "./bias_add.ts";
+import { add, biasAdds, inPlaceBiases } from "./bias_add.ts";
 import { identity, sharedIdentities } from "./identity.ts";
 
 /** Switches for the CNN kernels made fast in issue 28's round, off only to measure against what came before (bench/profile_cnn.ts). */
@@ -43,6 +43,7 @@ export const cnnKernelSwitches: Record<string, { on: boolean }> = {
   biasAdds,
   sharedIdentities,
   inPlacePoolGrads,
+  inPlaceBiases,
 };
 
 /** One kernel fitstream supplies, where, and why. */
