@@ -284,7 +284,7 @@ test("a small module assembled here validates and runs: a loop over named locals
   assert.deepEqual([...floats.subarray(256, 258)], [1.5, 0]);
 });
 
-test("the kernel modules validate and export the ten kernels, with and without the fused multiply-add", () => {
+test("the kernel modules validate and export the eleven kernels, with and without the fused multiply-add", () => {
   for (const fused of [false, true]) {
     const bytes = kernelModule(fused, 16384, 2);
     assert.deepEqual([...bytes.subarray(0, 8)], [0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0]);
@@ -303,6 +303,7 @@ test("the kernel modules validate and export the ten kernels, with and without t
       "taps",
       "convolve",
       "poolGrad",
+      "scatter",
     ]);
   }
 });
@@ -345,6 +346,7 @@ test("no file that emits code writes an opcode byte of its own: every byte comes
     "kernels.ts",
     "max_pool.ts",
     "max_pool_grad.ts",
+    "scatter.ts",
   ]);
   for (const name of emitters) {
     const text = readFileSync(new URL(name, folder), "utf8");

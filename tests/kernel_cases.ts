@@ -447,6 +447,10 @@ const CONV2D: Conv2D[] = [
   // Channels that are not a multiple of 8 on the SIMD kernels (padded to 8 there): 12 and 5 out, 6 and 3 in.
   { x: [12, 13, 11, 6], filter: [3, 3, 6, 12], strides: 2, pad: "same", dilations: 1 },
   { x: [16, 20, 20, 3], filter: [5, 5, 3, 5], strides: 1, pad: "valid", dilations: 1 },
+  // 'Valid' at stride 1, whose input gradient takes simd/scatter.ts: the MNIST CNN's second layer (64 positions, not
+  // a multiple of the kernel's 6), and two groups of input channels, the second partly padding.
+  { x: [12, 12, 12, 8], filter: [5, 5, 8, 16], strides: 1, pad: "valid", dilations: 1 },
+  { x: [8, 10, 9, 12], filter: [3, 4, 12, 6], strides: 1, pad: "valid", dilations: 1 },
   ...PADDING_TRAPS,
 ];
 

@@ -28,7 +28,7 @@ import { tile } from "./tile.ts";
 import { clipByValue, maximum, minimum, pow, relu6, sign } from "./special_values.ts";
 import { unsortedSegmentSum } from "./unsorted_segment_sum.ts";
 import { filterTaps } from "./conv2d_filter_taps.ts";
-import { directConvolutions } from "./conv2d_direct.ts";
+import { directConvolutions, scatterInputGradients } from "./conv2d_direct.ts";
 import { leadingSums, sum } from "./sum.ts";
 import { add, biasAdds, inPlaceBiases } from "./bias_add.ts";
 import { identity, sharedIdentities } from "./identity.ts";
@@ -44,6 +44,7 @@ export const cnnKernelSwitches: Record<string, { on: boolean }> = {
   sharedIdentities,
   inPlacePoolGrads,
   inPlaceBiases,
+  scatterInputGradients,
 };
 
 /** One kernel fitstream supplies, where, and why. */

@@ -17,6 +17,7 @@ import { biasFunction, narrowFunction, slopesFunction, widenFunction } from "./e
 import { tapsFunction } from "./filter_taps.ts";
 import { convolveFunction } from "./convolve.ts";
 import { poolGradFunction } from "./max_pool_grad.ts";
+import { scatterFunction } from "./scatter.ts";
 
 /** Rows of a packed panel of the left operand (A). */
 export const MR = 6;
@@ -488,6 +489,7 @@ export function kernelModule(fused: boolean, maxPages: number, unroll = 1): Uint
       tapsFunction(fused),
       convolveFunction(fused),
       poolGradFunction(),
+      scatterFunction(fused),
     ],
     maxPages,
   );
@@ -560,5 +562,17 @@ export interface Kernels {
     colStep: number,
     rowStep: number,
     inRow: number,
+  ): void;
+  scatter(
+    dy: number,
+    dx: number,
+    dyPos: number,
+    dxPos: number,
+    count: number,
+    tapOffs: number,
+    taps: number,
+    depth: number,
+    w: number,
+    groups: number,
   ): void;
 }
