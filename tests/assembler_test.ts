@@ -93,6 +93,7 @@ const SPEC_SIMD_OPCODES: Record<string, number> = {
   "f64x2.promote_low_f32x4": 95,
   "f32x4.add": 228,
   "f32x4.mul": 230,
+  "f32x4.pmax": 235,
   "f64x2.abs": 236,
   "f64x2.sqrt": 239,
   "f64x2.add": 240,

@@ -88,6 +88,8 @@ export const SIMD_OPCODES = {
   "f64x2.promote_low_f32x4": 0x5f,
   "f32x4.add": 0xe4,
   "f32x4.mul": 0xe6,
+  /** The pseudo-maximum `a < b ? b : a`. */
+  "f32x4.pmax": 0xeb,
   "f64x2.abs": 0xec,
   "f64x2.sqrt": 0xef,
   "f64x2.add": 0xf0,
@@ -215,6 +217,8 @@ export const op = {
   },
   f32x4Add: simd("f32x4.add"),
   f32x4Mul: simd("f32x4.mul"),
+  /** `a < b ? b : a` per lane (a NaN `b`, or `b` equal to `a`, keeps `a`): one instruction on x86 and ARM. */
+  f32x4Pmax: simd("f32x4.pmax"),
   /** `a · b + c` (relaxed SIMD: fused where the machine has it). */
   f32x4RelaxedMadd: simd("f32x4.relaxed_madd"),
   f64Load: (offset = 0): Code => [OPCODES["f64.load"], ...memarg(3, offset)],

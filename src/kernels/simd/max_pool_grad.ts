@@ -237,10 +237,9 @@ export function pool2x2GradFunction(): FunctionDef {
     ...get(best),
     ...op.f32x4Gt,
     ...set(masks[k]),
-    ...get(v),
     ...get(best),
-    ...get(masks[k]),
-    ...op.v128Bitselect,
+    ...get(v),
+    ...op.f32x4Pmax, // best < v ? v : best
     ...set(best),
   ];
   // Input k's gradient: what is left of the window's where its mask is set; then what is left is cleared there.
