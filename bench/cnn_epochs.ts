@@ -7,6 +7,7 @@
  *
  * With `CNN_CPU=1` it runs on one thread and times in the process's CPU
  * time, which a busy machine hardly moves (as bench/profile_cnn.ts).
+ * `CNN_ROUNDS=n` runs n rounds of the two arms (5 by default).
  * `CNN_SWITCH=a,b` turns off only those switches of `cnnKernelSwitches`
  * for "before" (the others stay on in both arms).
  *
@@ -50,7 +51,7 @@ setArm(true);
 await read(1); // warm-up
 setArm(false);
 await read(1);
-for (let round = 0; round < (quick ? 2 : 5); round++) {
+for (let round = 0; round < (quick ? 2 : Number(process.env.CNN_ROUNDS ?? 5)); round++) {
   for (const arm of round % 2 ? ["before", "after"] as const : ["after", "before"] as const) {
     setArm(arm === "after");
     times[arm].push(...await read(1));
