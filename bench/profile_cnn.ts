@@ -8,9 +8,9 @@
  * thread and times in CPU time (the process's, which a busy machine hardly
  * moves) instead of the wall clock.
  *
- * `CNN_SWITCH=name` turns off only that switch of `cnnKernelSwitches`.
+ * `CNN_SWITCH=name[,name…]` turns off only those switches of `cnnKernelSwitches`.
  *
- *   [CNN_AB=1] [CNN_SWITCH=name] [CNN_CPU=1] deno run -A bench/profile_cnn.ts [--quick]     (or bun bench/profile_cnn.ts)
+ *   [CNN_AB=1] [CNN_SWITCH=name,…] [CNN_CPU=1] deno run -A bench/profile_cnn.ts [--quick]     (or bun bench/profile_cnn.ts)
  */
 import * as tf from "@tensorflow/tfjs";
 import { useBackend } from "../mod.ts";
@@ -42,9 +42,9 @@ const f = () => loss(yb, model.apply(xb, { training: true }) as tf.Tensor) as tf
 const step = () => optimizer.minimize(f, true, variables)!.dispose();
 const arms = ab ? ["before", "after"] : ["now"];
 const setArm = (arm: string) => {
-  const only = process.env.CNN_SWITCH; // one switch's name: only it is turned off for "before"
+  const only = process.env.CNN_SWITCH?.split(","); // switches' names: only they are turned off for "before"
   for (const [name, s] of Object.entries(cnnKernelSwitches)) {
-    s.on = arm !== "before" || (only !== undefined && name !== only);
+    s.on = arm !== "before" || (only !== undefined && !only.includes(name));
   }
 };
 for (const arm of arms) {

@@ -21,6 +21,8 @@ import {
   V128,
 } from "../src/kernels/simd/assemble.ts";
 import { kernelModule } from "../src/kernels/simd/kernels.ts";
+import { biasAddFunction, columnSumsFunction } from "../src/kernels/simd/bias.ts";
+import { pool2x2GradFunction } from "../src/kernels/simd/max_pool_grad.ts";
 import { readdirSync, readFileSync } from "node:fs";
 
 // Written from the WebAssembly 2.0 core specification (§5.4 Instructions, §5.3 Types, §5.5 Modules) and the
@@ -83,6 +85,7 @@ const SPEC_SIMD_OPCODES: Record<string, number> = {
   "f32x4.gt": 68,
   "f64x2.gt": 74,
   "v128.and": 78,
+  "v128.andnot": 79,
   "v128.bitselect": 82,
   "v128.store32_lane": 90,
   "v128.store64_lane": 91,
@@ -95,6 +98,7 @@ const SPEC_SIMD_OPCODES: Record<string, number> = {
   "f32x4.sub": 229,
   "f32x4.mul": 230,
   "f32x4.div": 231,
+  "f32x4.pmax": 235,
   "f64x2.abs": 236,
   "f64x2.sqrt": 239,
   "f64x2.add": 240,
@@ -289,7 +293,7 @@ test("a small module assembled here validates and runs: a loop over named locals
   assert.deepEqual([...floats.subarray(256, 258)], [1.5, 0]);
 });
 
-test("the kernel modules validate and export the twelve kernels, with and without the fused multiply-add", () => {
+test("the kernel modules validate and export the fourteen kernels, with and without the fused multiply-add", () => {
   for (const fused of [false, true]) {
     const bytes = kernelModule(fused, 16384, 2);
     assert.deepEqual([...bytes.subarray(0, 8)], [0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0]);
@@ -311,6 +315,7 @@ test("the kernel modules validate and export the twelve kernels, with and withou
       "slopes64",
       "bnForward",
       "bnBackward",
+      "scatter",
     ]);
   }
 });
@@ -348,15 +353,25 @@ test("no file that emits code writes an opcode byte of its own: every byte comes
   });
   assert.deepEqual(emitters.sort(), [
     "batch_norm.ts",
+    "bias.ts",
     "convolve.ts",
     "epilogues.ts",
     "filter_taps.ts",
     "kernels.ts",
     "max_pool.ts",
     "max_pool_grad.ts",
+    "scatter.ts",
   ]);
   for (const name of emitters) {
     const text = readFileSync(new URL(name, folder), "utf8");
     assert.doesNotMatch(text, /\b0x[0-9a-f]+\b/i, name);
   }
+});
+
+test("the in-heap kernels (bias add, column sums, 2 × 2 pool gradient) validate, and column sums refuse odd or wide rows", () => {
+  for (const f of [biasAddFunction(), columnSumsFunction(2), columnSumsFunction(64), pool2x2GradFunction()]) {
+    assert.ok(WebAssembly.validate(assemble([f], 0, false)), f.name);
+  }
+  assert.throws(() => columnSumsFunction(7), /columnSumsFunction: width must be even, 2 to 64, got 7/);
+  assert.throws(() => columnSumsFunction(66), RangeError);
 });

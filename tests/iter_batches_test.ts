@@ -44,6 +44,22 @@ test("iterBatches: shuffle visits every row once, keeps rows aligned, and is see
   assert.equal(tf.memory().numTensors, before);
 });
 
+test("iterBatches: shuffled rows of many values (images) arrive whole and aligned with their labels", () => {
+  // Rows of 28 × 28 values are copied row by row, short rows value by value (src/data/tensors.ts): both agree.
+  const x = tf.tidy(() => tf.range(0, 9 * 784).reshape([9, 28, 28, 1]));
+  const y = tf.tidy(() => tf.range(0, 9));
+  for (const [xb, yb] of iterBatches([x, y], { batchSize: 4, seed: 5 })) {
+    const images = xb.arraySync() as number[][][][], labels = yb.arraySync() as number[];
+    assert.deepEqual(xb.shape.slice(1), [28, 28, 1]);
+    labels.forEach((label, i) => {
+      const flat = images[i].flat(2);
+      assert.deepEqual(flat, Array.from({ length: 784 }, (_, k) => label * 784 + k));
+    });
+    tf.dispose([xb, yb]);
+  }
+  tf.dispose([x, y]);
+});
+
 test("iterBatches: breaking out early frees the shuffled copy", () => {
   const x = tf.tidy(() => tf.range(0, 10).reshape([10, 1]));
   const before = tf.memory().numTensors;

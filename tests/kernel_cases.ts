@@ -242,6 +242,9 @@ const POOL2D: Pool2D[] = [
   // inside the input), shared across threads: the MNIST CNN's first pool, and windows with gaps between them.
   { x: [18, 24, 24, 8], filterSize: 2, strides: 2, pad: "valid" },
   { x: [24, 13, 15, 4], filterSize: 2, strides: [3, 2], pad: "valid" },
+  // 2 × 2 windows at stride 2 (MaxPoolGrad's unrolled kernel in tfjs's heap) whose rows do not end where a sample
+  // does: one call a sample, and the last row and column in no window.
+  { x: [20, 25, 25, 4], filterSize: 2, strides: 2, pad: "valid" },
 ];
 
 /** x values for pooling: random, few levels (ties in every window), all negative (padding must not count as 0). */
@@ -444,6 +447,10 @@ const CONV2D: Conv2D[] = [
   // Channels that are not a multiple of 8 on the SIMD kernels (padded to 8 there): 12 and 5 out, 6 and 3 in.
   { x: [12, 13, 11, 6], filter: [3, 3, 6, 12], strides: 2, pad: "same", dilations: 1 },
   { x: [16, 20, 20, 3], filter: [5, 5, 3, 5], strides: 1, pad: "valid", dilations: 1 },
+  // 'Valid' at stride 1, whose input gradient takes simd/scatter.ts: the MNIST CNN's second layer (64 positions, not
+  // a multiple of the kernel's 6), and two groups of input channels, the second partly padding.
+  { x: [12, 12, 12, 8], filter: [5, 5, 8, 16], strides: 1, pad: "valid", dilations: 1 },
+  { x: [8, 10, 9, 12], filter: [3, 4, 12, 6], strides: 1, pad: "valid", dilations: 1 },
   ...PADDING_TRAPS,
 ];
 
@@ -783,6 +790,13 @@ function withSpecials(x: Input): Input {
     if (i % 7 === 3) values[i] = NaN;
     else if (i % 11 === 5) values[i] = -Infinity;
   }
+  return { ...x, values };
+}
+
+/** `x` with the special values (NaN, ±∞, ±0, tiny, huge…) in turn at every 13th place. */
+function withEverySpecial(x: Input): Input {
+  const values = Float32Array.from(x.values);
+  for (let i = 6, k = 0; i < values.length; i += 13, k++) values[i] = SPECIAL_VALUES[k % SPECIAL_VALUES.length];
   return { ...x, values };
 }
 
@@ -1609,7 +1623,17 @@ export const SPECS: KernelSpec[] = [
     cases: () => {
       const x = normal([40, 24, 24, 8], seedOf("bias add"), 3), wide = normal([300, 70], seedOf("bias add wide"));
       const bias = normal([8], seedOf("bias")), wideBias = normal([1, 70], seedOf("bias wide"));
-      return [kase({ a: x, b: bias }), kase({ a: bias, b: x }), kase({ a: wide, b: wideBias })];
+      // Rows of a multiple of 4 values take simd/bias.ts's kernel in tfjs's heap; 70 the JS loop.
+      const x16 = normal([64, 16, 16, 16], seedOf("bias add 16"), 3), bias16 = normal([16], seedOf("bias 16"));
+      const odd = given([8], [NaN, Infinity, -Infinity, -0, 0, 1, -1, 2.5]);
+      return [
+        kase({ a: x, b: bias }),
+        kase({ a: bias, b: x }),
+        kase({ a: wide, b: wideBias }),
+        kase({ a: x16, b: bias16 }),
+        kase({ a: withEverySpecial(x), b: bias }, {}, "special values in x"),
+        kase({ a: withEverySpecial(x), b: odd }, {}, "special values in x and the bias"),
+      ];
     },
   },
   {
@@ -1624,6 +1648,12 @@ export const SPECS: KernelSpec[] = [
         kase({ x }, { axis: [2, 0, -3], keepDims: true }),
         kase({ x }, { axis: 0, keepDims: false }),
         kase({ x: normal([5000, 7], seedOf("sum tall")) }, { axis: 0, keepDims: false }),
+        // Even rows of up to 64 values take simd/bias.ts's kernel in tfjs's heap.
+        kase({ x: normal([64, 8, 8, 16], seedOf("sum 16"), 3) }, { axis: [0, 1, 2], keepDims: false }),
+        kase({ x: normal([300, 64], seedOf("sum 64")) }, { axis: 0, keepDims: true }),
+        kase({ x: normal([9000, 2], seedOf("sum 2")) }, { axis: 0, keepDims: false }),
+        kase({ x: normal([300, 66], seedOf("sum 66")) }, { axis: 0, keepDims: false }),
+        kase({ x: withEverySpecial(x) }, { axis: [0, 1, 2], keepDims: false }, "special values"),
       ];
     },
   },

@@ -101,11 +101,21 @@ export function hostCopy(tensors: tf.Tensor[]): HostData | undefined {
   };
 }
 
+/** Rows of at least this many values are gathered with one copy each. */
+const ROW_COPY_MIN = 128;
+
 /** Rows `order[start … start+size-1]` of a row-major copy, in a new array. Internal. */
 export function gatherRows(src: HostArray, rowSize: number, order: Int32Array, start: number, size: number): HostArray {
   const out = new (src.constructor as new (n: number) => HostArray)(size * rowSize);
   if (rowSize === 1) {
     for (let i = 0; i < size; i++) out[i] = src[order[start + i]];
+  } else if (rowSize >= ROW_COPY_MIN) {
+    // A long row moves in one copy: 512 rows of 784 values (the MNIST CNN's batch) took ~0.3 ms so, ~0.8–1.0 value
+    // by value (Deno and Bun); rows of 32 values and fewer were faster value by value.
+    for (let i = 0; i < size; i++) {
+      const from = order[start + i] * rowSize;
+      out.set(src.subarray(from, from + rowSize), i * rowSize);
+    }
   } else {
     for (let i = 0; i < size; i++) {
       const from = order[start + i] * rowSize, to = i * rowSize;

@@ -10,14 +10,23 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { type KernelArgs, writeOutput } from "./_host.ts";
+import { type HostBackend, type KernelArgs, writeOutput } from "./_host.ts";
 import { tfjsKernel } from "./_originals.ts";
+import { wasmHeapMemory, wasmMemory } from "../internal/tfjs_private.ts";
+import { biasAddIn } from "./simd/bias.ts";
 
 /** Tensors below this many values stay on tfjs's kernel. */
 const MIN_VALUES = 1 << 14;
 
 /** Whether bias adds run here; off only to measure against tfjs's (bench/profile_cnn.ts). */
 export const biasAdds = { on: true };
+
+/**
+ * Whether a bias's add and its gradient's sum run on the SIMD kernels of simd/bias.ts in tfjs-backend-wasm's heap
+ * (rows of a multiple of 4 values; this file's and sum.ts's JS loops otherwise); off only to measure against the JS
+ * loops (bench/profile_cnn.ts).
+ */
+export const inPlaceBiases = { on: true };
 
 type AddArgs = KernelArgs<{ a: tf.TensorInfo; b: tf.TensorInfo }, Record<string, never>>;
 
@@ -34,6 +43,8 @@ export function add(args: AddArgs): tf.TensorInfo {
   if (biasAdds.on && a.dtype === "float32" && b.dtype === "float32") {
     const [x, bias] = isBiasOf(b, a) ? [a, b] : isBiasOf(a, b) ? [b, a] : [undefined, undefined];
     if (x && bias && tf.util.sizeFromShape(x.shape) >= MIN_VALUES) {
+      const done = inPlaceBiases.on ? biasAddInPlace(backend, x, bias) : undefined;
+      if (done) return done;
       return writeOutput(backend, x.shape, [x, bias], (out, xs, bs) => addBias(xs, bs, out));
     }
   }
@@ -61,4 +72,24 @@ function addBias(xs: ArrayLike<number>, bs: ArrayLike<number>, out: Float32Array
     const bc = bs[c];
     for (let at = c; at < n; at += width) out[at] = xs[at] + bc;
   }
+}
+
+/**
+ * `x + bias` by simd/bias.ts's `biasAdd` in tfjs-backend-wasm's heap, or `undefined` where that heap cannot be read
+ * here or the rows are not a multiple of 4 values.
+ */
+function biasAddInPlace(backend: HostBackend, x: tf.TensorInfo, bias: tf.TensorInfo): tf.TensorInfo | undefined {
+  const width = x.shape[x.shape.length - 1];
+  const memory = width % 4 === 0 ? wasmHeapMemory(backend) : undefined;
+  if (!memory || !backend.makeOutput) return undefined;
+  const out = backend.makeOutput(x.shape, "float32") as tf.TensorInfo;
+  const from = wasmMemory(backend, x.dataId),
+    b = wasmMemory(backend, bias.dataId),
+    to = wasmMemory(backend, out.dataId);
+  if (!from || !b || !to) {
+    backend.disposeData?.(out.dataId);
+    return undefined;
+  }
+  biasAddIn(memory)(from.offset, b.offset, to.offset, tf.util.sizeFromShape(x.shape) / width, width * 4);
+  return out;
 }

@@ -6,17 +6,27 @@
  * column order (a strict `>`: ties and NaN as the cpu backend decides them);
  * an input that is the maximum of several windows sums their gradients in
  * float64 in output order and is stored as float32 once, as the cpu backend
- * does.
+ * does. Large pools whose windows do not overlap run SIMD kernels in
+ * tfjs-backend-wasm's own heap (simd/max_pool_grad.ts; 2 × 2 windows at
+ * stride 2 unrolled), or else on the shared kernels' threads.
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { type KernelArgs, output, valuesOf, writeOutput } from "./_host.ts";
+import { type HostBackend, type KernelArgs, output, valuesOf, writeOutput } from "./_host.ts";
 
 import { simdKernels } from "./simd/products.ts";
+import { pool2x2GradIn, poolGradIn } from "./simd/max_pool_grad.ts";
+import { wasmHeapMemory, wasmMemory } from "../internal/tfjs_private.ts";
 
 /** Whether windows that do not overlap take the fast paths; off only to measure against the old loop (bench/profile_cnn.ts). */
 export const tightMaxPoolGrad = { on: true };
+
+/**
+ * Whether the SIMD kernel runs in tfjs-backend-wasm's own memory, on this thread (no copies in or out), where it
+ * can; off only to measure against the shared kernels' threads (bench/profile_cnn.ts).
+ */
+export const inPlacePoolGrads = { on: true };
 
 /** Inputs from which the SIMD kernel pays for copying in and out. */
 const SIMD_MIN_INPUTS = 1 << 14;
@@ -55,9 +65,13 @@ export function maxPoolGradient({ inputs, backend, attrs }: MaxPoolGradArgs): tf
     // values.
     const inside = top === 0 && left === 0 && (outHeight - 1) * sh + fh <= inHeight &&
       (outWidth - 1) * sw + fw <= inWidth;
-    const simd = inside && channels % 4 === 0 && tf.util.sizeFromShape(input.shape) >= SIMD_MIN_INPUTS
-      ? simdKernels()
-      : undefined;
+    const large = inside && channels % 4 === 0 && tf.util.sizeFromShape(input.shape) >= SIMD_MIN_INPUTS;
+    if (large && inPlacePoolGrads.on) {
+      const job = { batchSize, inHeight, inWidth, channels, outHeight, outWidth, fh, fw, sh, sw };
+      const done = poolGradInPlace(backend, input, dy, job);
+      if (done) return done;
+    }
+    const simd = large ? simdKernels() : undefined;
     return writeOutput(backend, input.shape, [input, dy], (out, xs, grads) => {
       const job = { samples: batchSize, inHeight, inWidth, channels, outHeight, outWidth, fh, fw, sh, sw };
       const done = simd?.poolGrad({ ...job, x: xs as Float32Array, dy: grads as Float32Array });
@@ -117,4 +131,87 @@ export function maxPoolGradient({ inputs, backend, attrs }: MaxPoolGradArgs): tf
     }
   }
   return output(backend, input.shape, "float32", overlap ? new Float32Array(sums) : sums as Float32Array);
+}
+
+/** A max pool's sizes, as {@link poolGradInPlace} needs them. */
+interface PoolJob {
+  batchSize: number;
+  inHeight: number;
+  inWidth: number;
+  channels: number;
+  outHeight: number;
+  outWidth: number;
+  fh: number;
+  fw: number;
+  sh: number;
+  sw: number;
+}
+
+/**
+ * The gradient of a max pool whose windows do not overlap and lie inside the input (channels a multiple of 4), by
+ * the SIMD kernel made in tfjs-backend-wasm's heap: it reads the input and `dy` where they are and writes the
+ * output there, on this thread. The shared kernels' threads copy the input and `dy` in and the result out (~28 MB
+ * a step of the MNIST CNN, which the pooling itself barely outweighs). The MNIST CNN's two pool gradients, a step
+ * (bench/profile_cnn.ts, `CNN_SWITCH=inPlacePoolGrads`, medians of 8 alternating rounds on a loaded machine): the
+ * generic kernel in place 3.8 → 3.1 ms of CPU on one thread and no faster in wall time than two threads with
+ * copies; with the unrolled 2 × 2 kernel 5.2 → 2.9 ms of CPU, and wall time on two threads 6.2 → 2.5 (Deno),
+ * 5.9 → 3.5 (Bun).
+ * `undefined` where tfjs's heap cannot be read here (an unknown tfjs, a heap shared between threads).
+ */
+function poolGradInPlace(
+  backend: HostBackend,
+  input: tf.TensorInfo,
+  dy: tf.TensorInfo,
+  job: PoolJob,
+): tf.TensorInfo | undefined {
+  const memory = input.dtype === "float32" && dy.dtype === "float32" ? wasmHeapMemory(backend) : undefined;
+  if (!memory || !backend.makeOutput) return undefined;
+  const { batchSize, inHeight, inWidth, channels, outHeight, outWidth, fh, fw, sh, sw } = job;
+  const out = backend.makeOutput(input.shape, "float32") as tf.TensorInfo;
+  const x = wasmMemory(backend, input.dataId), g = wasmMemory(backend, dy.dataId), to = wasmMemory(backend, out.dataId);
+  if (!x || !g || !to) {
+    backend.disposeData?.(out.dataId);
+    return undefined;
+  }
+  const xSample = inHeight * inWidth * channels, inRow = inWidth * channels * 4;
+  if (outHeight * sh !== inHeight || outWidth * sw !== inWidth || fh !== sh || fw !== sw) {
+    new Float32Array(memory.buffer, to.offset, batchSize * xSample).fill(0); // inputs outside every window
+  }
+  // Rows of windows run on across samples when the windows' rows end where the sample does; otherwise one call a
+  // sample.
+  const calls = inHeight === outHeight * sh ? 1 : batchSize, samples = batchSize / calls;
+  if (fh === 2 && fw === 2 && sh === 2 && sw === 2) {
+    const grad = pool2x2GradIn(memory);
+    for (let b = 0; b < calls; b++) {
+      const windows = samples * outHeight * outWidth;
+      grad(
+        x.offset + b * xSample * 4,
+        g.offset + b * windows * channels * 4,
+        to.offset + b * xSample * 4,
+        windows,
+        outWidth,
+        channels / 4,
+        2 * inRow,
+        inRow,
+      );
+    }
+    return out;
+  }
+  const poolGrad = poolGradIn(memory);
+  for (let b = 0; b < calls; b++) {
+    poolGrad(
+      x.offset + b * xSample * 4,
+      g.offset + b * outHeight * outWidth * channels * 4,
+      to.offset + b * xSample * 4,
+      samples * outHeight * outWidth,
+      outWidth,
+      fh,
+      fw,
+      channels / 4,
+      sw * channels * 4,
+      sh * inRow,
+      inRow,
+    );
+  }
+  return out;
 }

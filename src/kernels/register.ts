@@ -16,7 +16,7 @@ import { conv2dInputGradient } from "./conv2d_input_grad.ts";
 import { conv3dFilterGradient, conv3dInputGradient } from "./conv3d_grads.ts";
 import { depthwiseFilterGradient, depthwiseInputGradient } from "./depthwise_conv2d_grads.ts";
 import { batchMatMul, fusedMatMul } from "./matmul.ts";
-import { maxPoolGradient, tightMaxPoolGrad } from "./max_pool_grad.ts";
+import { inPlacePoolGrads, maxPoolGradient, tightMaxPoolGrad } from "./max_pool_grad.ts";
 import { maxPool3D, maxPool3DGradient } from "./max_pool3d.ts";
 import { inPlaceMaxPools, maxPool } from "./max_pool.ts";
 import { resizeNearestGradient } from "./resize_nearest_grad.ts";
@@ -28,9 +28,9 @@ import { tile } from "./tile.ts";
 import { clipByValue, maximum, minimum, pow, relu6, sign } from "./special_values.ts";
 import { unsortedSegmentSum } from "./unsorted_segment_sum.ts";
 import { filterTaps } from "./conv2d_filter_taps.ts";
-import { directConvolutions } from "./conv2d_direct.ts";
+import { directConvolutions, scatterInputGradients } from "./conv2d_direct.ts";
 import { leadingSums, sum } from "./sum.ts";
-import { add, biasAdds } from "./bias_add.ts";
+import { add, biasAdds, inPlaceBiases } from "./bias_add.ts";
 import { identity, sharedIdentities } from "./identity.ts";
 
 /** Switches for the CNN kernels made fast in issue 28's round, off only to measure against what came before (bench/profile_cnn.ts). */
@@ -42,6 +42,9 @@ export const cnnKernelSwitches: Record<string, { on: boolean }> = {
   leadingSums,
   biasAdds,
   sharedIdentities,
+  inPlacePoolGrads,
+  inPlaceBiases,
+  scatterInputGradients,
 };
 
 /** One kernel fitstream supplies, where, and why. */

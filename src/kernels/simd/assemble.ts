@@ -79,6 +79,7 @@ export const SIMD_OPCODES = {
   "f32x4.gt": 0x44,
   "f64x2.gt": 0x4a,
   "v128.and": 0x4e,
+  "v128.andnot": 0x4f,
   /** Bits of the first vector where the third's are set, of the second elsewhere. */
   "v128.bitselect": 0x52,
   "v128.store32_lane": 0x5a,
@@ -92,6 +93,8 @@ export const SIMD_OPCODES = {
   "f32x4.sub": 0xe5,
   "f32x4.mul": 0xe6,
   "f32x4.div": 0xe7,
+  /** The pseudo-maximum `a < b ? b : a`. */
+  "f32x4.pmax": 0xeb,
   "f64x2.abs": 0xec,
   "f64x2.sqrt": 0xef,
   "f64x2.add": 0xf0,
@@ -223,6 +226,8 @@ export const op = {
   f32x4Mul: simd("f32x4.mul"),
   f32x4Div: simd("f32x4.div"),
   f32x4Neg: simd("f32x4.neg"),
+  /** `a < b ? b : a` per lane (a NaN `b`, or `b` equal to `a`, keeps `a`): one instruction on x86 and ARM. */
+  f32x4Pmax: simd("f32x4.pmax"),
   /** `a · b + c` (relaxed SIMD: fused where the machine has it). */
   f32x4RelaxedMadd: simd("f32x4.relaxed_madd"),
   f64Load: (offset = 0): Code => [OPCODES["f64.load"], ...memarg(3, offset)],
@@ -254,6 +259,8 @@ export const op = {
   f64x2Abs: simd("f64x2.abs"),
   f64x2Gt: simd("f64x2.gt"),
   v128And: simd("v128.and"),
+  /** The first vector's bits where the second's are clear. */
+  v128Andnot: simd("v128.andnot"),
   /** Lanes of the first vector where the third's bits are set, of the second elsewhere. */
   v128Bitselect: simd("v128.bitselect"),
   i32x4Splat: simd("i32x4.splat"),

@@ -18,6 +18,7 @@ import { tapsFunction } from "./filter_taps.ts";
 import { convolveFunction } from "./convolve.ts";
 import { poolGradFunction } from "./max_pool_grad.ts";
 import { batchNormBackwardFunction, batchNormForwardFunction } from "./batch_norm.ts";
+import { scatterFunction } from "./scatter.ts";
 
 /** Rows of a packed panel of the left operand (A). */
 export const MR = 6;
@@ -506,6 +507,7 @@ export function kernelModule(fused: boolean, maxPages: number, unroll = 1): Uint
       slopesFunction(true),
       batchNormForwardFunction(),
       batchNormBackwardFunction(),
+      scatterFunction(fused),
     ],
     maxPages,
   );
@@ -619,5 +621,17 @@ export interface Kernels {
     c: number,
     work: number,
     count: number,
+  ): void;
+  scatter(
+    dy: number,
+    dx: number,
+    dyPos: number,
+    dxPos: number,
+    count: number,
+    tapOffs: number,
+    taps: number,
+    depth: number,
+    w: number,
+    groups: number,
   ): void;
 }

@@ -30,23 +30,19 @@ export function pool2x2Function(): FunctionDef {
     "inRow",
   );
   const [col, g, at, pending, colBytes] = f.locals(I32, "col", "g", "at", "pending", "colBytes");
-  const [best, v, m] = f.locals(V128, "best", "v", "m");
+  const [best] = f.locals(V128, "best");
   const { get, set, tee, increment } = f;
   const { i32, add } = op;
   // One input of the window: where it is greater than the best so far, the best.
+  // (`pmax(best, v)` is `best < v ? v : best`: one instruction; the comparison and bit select it replaced took
+  // ~20% longer on the MNIST CNN's first pool alone, Deno and Bun.)
   const take = (offset: Code): Code => [
+    ...get(best),
     ...get(at),
     ...offset,
     ...add,
     ...op.v128Load(),
-    ...tee(v),
-    ...get(best),
-    ...op.f32x4Gt,
-    ...set(m),
-    ...get(v),
-    ...get(best),
-    ...get(m),
-    ...op.v128Bitselect,
+    ...op.f32x4Pmax,
     ...set(best),
   ];
   const group: Code = [

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { type Code, doWhile, Func, type FunctionDef, I32, op, V128 } from "./assemble.ts";
+import { assemble, type Code, doWhile, Func, type FunctionDef, I32, op, V128 } from "./assemble.ts";
 
 /**
  * `poolGrad(x, dy, out, windows, cols, fh, fw, groups, colStep, rowStep, inRow)`:
@@ -168,4 +168,184 @@ export function poolGradFunction(): FunctionDef {
       ...tee(windows),
     ], []),
   ]);
+}
+
+/** `poolGrad`'s signature (byte addresses in the memory it was made with). */
+export type PoolGrad = (
+  x: number,
+  dy: number,
+  out: number,
+  windows: number,
+  cols: number,
+  fh: number,
+  fw: number,
+  groups: number,
+  colStep: number,
+  rowStep: number,
+  inRow: number,
+) => void;
+
+const made = new WeakMap<WebAssembly.Memory, PoolGrad>();
+
+/** `poolGrad` working in `memory` (an unshared memory: tfjs-backend-wasm's heap), made once per memory. */
+export function poolGradIn(memory: WebAssembly.Memory): PoolGrad {
+  let poolGrad = made.get(memory);
+  if (!poolGrad) {
+    const module = new WebAssembly.Module(assemble([poolGradFunction()], 0, false));
+    poolGrad = new WebAssembly.Instance(module, { env: { memory } }).exports.poolGrad as PoolGrad;
+    made.set(memory, poolGrad);
+  }
+  return poolGrad;
+}
+
+/**
+ * `pool2x2Grad(x, dy, out, windows, cols, groups, rowStep, inRow)`: `poolGrad`
+ * for 2 × 2 windows at stride 2, unrolled, the same values: each window's four
+ * inputs (row, column order) are compared from −∞ with a strict `>`; the last
+ * input that was greater than all before it is the first maximum and takes
+ * `dy + 0` (−0 made +0), the others +0. Windows and rows of windows as
+ * pool2x2 (simd/max_pool.ts) takes them. The generic loop took ~3.1 ms of CPU
+ * a step for the MNIST CNN's two pool gradients in tfjs's heap (Deno).
+ */
+export function pool2x2GradFunction(): FunctionDef {
+  const f = new Func("pool2x2Grad");
+  const [x, dy, out, windows, cols, groups, rowStep, inRow] = f.params(
+    "x",
+    "dy",
+    "out",
+    "windows",
+    "cols",
+    "groups",
+    "rowStep",
+    "inRow",
+  );
+  const [col, g, at, pending, colBytes] = f.locals(I32, "col", "g", "at", "pending", "colBytes");
+  const [best, v, rest, zero] = f.locals(V128, "best", "v", "rest", "zero");
+  const masks = f.locals(V128, "m0", "m1", "m2", "m3");
+  const { get, set, tee, increment } = f;
+  const { i32, add } = op;
+  const place = (k: number): Code => [[], get(colBytes), get(inRow), [...get(inRow), ...get(colBytes), ...add]][k];
+  // Input k: where it is greater than the best so far, the best; its mask kept.
+  const take = (k: number): Code => [
+    ...get(x),
+    ...get(at),
+    ...add,
+    ...place(k),
+    ...(k ? add : []),
+    ...op.v128Load(),
+    ...tee(v),
+    ...get(best),
+    ...op.f32x4Gt,
+    ...set(masks[k]),
+    ...get(best),
+    ...get(v),
+    ...op.f32x4Pmax, // best < v ? v : best
+    ...set(best),
+  ];
+  // Input k's gradient: what is left of the window's where its mask is set; then what is left is cleared there.
+  const give = (k: number): Code => [
+    ...get(out),
+    ...get(at),
+    ...add,
+    ...place(k),
+    ...(k ? add : []),
+    ...get(rest),
+    ...get(masks[k]),
+    ...op.v128And,
+    ...op.v128Store(),
+    ...(k ? [...get(rest), ...get(masks[k]), ...op.v128Andnot, ...set(rest)] : []),
+  ];
+  const group: Code = [
+    ...get(pending),
+    ...get(g),
+    ...add,
+    ...set(at),
+    ...op.f32(-Infinity),
+    ...op.f32x4Splat,
+    ...set(best),
+    ...take(0),
+    ...take(1),
+    ...take(2),
+    ...take(3),
+    ...get(dy),
+    ...op.v128Load(),
+    ...get(zero),
+    ...op.f32x4Add, // −0 + 0 = +0, as the cpu backend's sum from 0 gives
+    ...set(rest),
+    ...give(3),
+    ...give(2),
+    ...give(1),
+    ...give(0),
+    ...increment(dy, i32(16)),
+    ...increment(g, i32(16)),
+  ];
+  return f.build([
+    ...op.v128Zero,
+    ...set(zero),
+    ...get(groups),
+    ...i32(16),
+    ...op.mul,
+    ...set(colBytes),
+    ...i32(0),
+    ...set(pending),
+    ...get(cols),
+    ...set(col),
+    ...doWhile([
+      ...i32(0),
+      ...set(g),
+      ...doWhile(group, [...get(g), ...get(colBytes), ...op.ne]),
+      // Next window: one on (two inputs' width), or at a row's end the next row's first.
+      ...get(col),
+      ...i32(1),
+      ...op.sub,
+      ...tee(col),
+      ...op.if,
+      ...increment(pending, [...get(colBytes), ...get(colBytes), ...add]),
+      ...op.else,
+      ...get(cols),
+      ...set(col),
+      ...get(pending),
+      ...get(colBytes),
+      ...get(colBytes),
+      ...add,
+      ...get(cols),
+      ...i32(1),
+      ...op.sub,
+      ...op.mul,
+      ...op.sub,
+      ...get(rowStep),
+      ...add,
+      ...set(pending),
+      ...op.end,
+      ...get(windows),
+      ...i32(1),
+      ...op.sub,
+      ...tee(windows),
+    ], []),
+  ]);
+}
+
+/** `pool2x2Grad`'s signature (byte addresses in the memory it was made with). */
+export type Pool2x2Grad = (
+  x: number,
+  dy: number,
+  out: number,
+  windows: number,
+  cols: number,
+  groups: number,
+  rowStep: number,
+  inRow: number,
+) => void;
+
+const made2x2 = new WeakMap<WebAssembly.Memory, Pool2x2Grad>();
+
+/** `pool2x2Grad` working in `memory` (an unshared memory: tfjs-backend-wasm's heap), made once per memory. */
+export function pool2x2GradIn(memory: WebAssembly.Memory): Pool2x2Grad {
+  let grad = made2x2.get(memory);
+  if (!grad) {
+    const module = new WebAssembly.Module(assemble([pool2x2GradFunction()], 0, false));
+    grad = new WebAssembly.Instance(module, { env: { memory } }).exports.pool2x2Grad as Pool2x2Grad;
+    made2x2.set(memory, grad);
+  }
+  return grad;
 }

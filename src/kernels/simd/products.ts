@@ -29,6 +29,8 @@ import {
   POOL_WORD,
   PRODUCT,
   runShare,
+  SCATTER,
+  SCATTER_WORD,
   scratchBytes,
   WORD,
 } from "./share.ts";
@@ -130,6 +132,29 @@ export interface ConvolveJob {
   weights: Float32Array;
   stride: number;
   fill(x: Float32Array): void;
+}
+
+/**
+ * An input gradient's job (see scatter.ts), sizes in floats: `samples`
+ * samples of `dySample` output gradient, which `fill` writes into the view it
+ * is given, and of `dxSample` input gradient (zeros before the job; past the
+ * input's own values, room the padding positions of `dxPos` write to);
+ * `dyPos` and `dxPos` hold each position's offsets in a sample's output
+ * gradient and input (their count a multiple of `SCATTER_BLOCK`), `tapOffs`
+ * each tap's from there in the input; `weights` are packed `[group of 8 input
+ * channels][tap][depth][8]`.
+ */
+export interface ScatterJob {
+  samples: number;
+  dySample: number;
+  dxSample: number;
+  dyPos: Int32Array;
+  dxPos: Int32Array;
+  tapOffs: Int32Array;
+  depth: number;
+  groups: number;
+  weights: Float32Array;
+  fill(dy: Float32Array): void;
 }
 
 /**
@@ -508,6 +533,44 @@ export class SimdKernels {
     ctl[w.ranges] = rangesAt;
     this.#run(this.#parts(samples > 1));
     return f32.subarray(outAt / 4, outAt / 4 + samples * outSample);
+  }
+
+  /**
+   * Runs an input gradient's job: the input gradients, `[sample][dxSample]`
+   * (float32), valid until the next job or allocation; `undefined` when they
+   * do not fit the memory.
+   */
+  scatter(job: ScatterJob): Float32Array | undefined {
+    if (!this.#starting && this.#wanted > 0) void this.start();
+    const { samples, dySample, dxSample, dyPos, dxPos, tapOffs, weights } = job;
+    const dyAt = align(this.#top), dyPosAt = dyAt + align(samples * dySample * 4);
+    const dxPosAt = dyPosAt + align(dyPos.length * 4), tapsAt = dxPosAt + align(dxPos.length * 4);
+    const wAt = tapsAt + align(tapOffs.length * 4), dxAt = wAt + align(weights.length * 4);
+    if (!this.#reserve(dxAt + samples * dxSample * 4)) return undefined;
+    const f32 = this.#f32;
+    job.fill(f32.subarray(dyAt / 4, dyAt / 4 + samples * dySample));
+    new Int32Array(this.#memory.buffer, dyPosAt, dyPos.length).set(dyPos);
+    new Int32Array(this.#memory.buffer, dxPosAt, dxPos.length).set(dxPos);
+    new Int32Array(this.#memory.buffer, tapsAt, tapOffs.length).set(tapOffs);
+    f32.set(weights, wAt / 4);
+    const dx = f32.subarray(dxAt / 4, dxAt / 4 + samples * dxSample).fill(0);
+    const ctl = this.#ctl, w = SCATTER_WORD;
+    ctl[WORD.kind] = SCATTER;
+    ctl[w.dy] = dyAt;
+    ctl[w.dySample] = dySample * 4;
+    ctl[w.dx] = dxAt;
+    ctl[w.dxSample] = dxSample * 4;
+    ctl[w.dyPos] = dyPosAt;
+    ctl[w.dxPos] = dxPosAt;
+    ctl[w.count] = dyPos.length;
+    ctl[w.tapOffs] = tapsAt;
+    ctl[w.taps] = tapOffs.length;
+    ctl[w.depth] = job.depth;
+    ctl[w.w] = wAt;
+    ctl[w.groups] = job.groups;
+    ctl[w.samples] = samples;
+    this.#run(this.#parts(samples > 1));
+    return dx;
   }
 
   /**

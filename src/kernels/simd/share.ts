@@ -128,8 +128,30 @@ export const POOL_WORD = {
   samples: 17,
 } as const;
 
+/**
+ * Words of an input-gradient job ({@link SCATTER}): `samples` samples,
+ * sample `b`'s output gradient at `dy + b·dySample` and its input gradient
+ * at `dx + b·dxSample` (bytes; zeros before the job), the rest `scatter`'s
+ * arguments (see scatter.ts).
+ */
+export const SCATTER_WORD = {
+  dy: 4,
+  dySample: 5,
+  dx: 6,
+  dxSample: 7,
+  dyPos: 8,
+  dxPos: 9,
+  count: 10,
+  tapOffs: 11,
+  taps: 12,
+  depth: 13,
+  w: 14,
+  groups: 15,
+  samples: 16,
+} as const;
+
 /** Job kinds. */
-export const PRODUCT = 0, ADAM = 1, FILTER = 2, CONVOLVE = 3, POOL_GRAD = 4;
+export const PRODUCT = 0, ADAM = 1, FILTER = 2, CONVOLVE = 3, POOL_GRAD = 4, SCATTER = 5;
 
 /**
  * The state word's flag for a closed job. The training thread writes a job
@@ -174,6 +196,7 @@ export function runShare(kernels: Kernels, ctl: Int32Array, t: number): void {
   if (ctl[WORD.kind] === FILTER) return filterShare(kernels, ctl);
   if (ctl[WORD.kind] === CONVOLVE) return convolveShare(kernels, ctl);
   if (ctl[WORD.kind] === POOL_GRAD) return poolGradShare(kernels, ctl);
+  if (ctl[WORD.kind] === SCATTER) return scatterShare(kernels, ctl);
   const m = ctl[WORD.m], n = ctl[WORD.n], k = ctl[WORD.k], parts = ctl[WORD.parts];
   const a = ctl[WORD.a], aOuter = ctl[WORD.aOuter], aInner = ctl[WORD.aInner];
   const b = ctl[WORD.b], bOuter = ctl[WORD.bOuter], bInner = ctl[WORD.bInner];
@@ -259,6 +282,25 @@ function convolveShare(kernels: Kernels, ctl: Int32Array): void {
       ctl[w.out] + b * ctl[w.outSample],
       ctl[w.stride],
       ctl[w.ranges],
+    );
+  }
+}
+
+/** One sample at a time: each input gradient is one sample's, computed by one thread in one order. */
+function scatterShare(kernels: Kernels, ctl: Int32Array): void {
+  const w = SCATTER_WORD, samples = ctl[w.samples];
+  for (let b; (b = Atomics.add(ctl, WORD.next, 1)) < samples;) {
+    kernels.scatter(
+      ctl[w.dy] + b * ctl[w.dySample],
+      ctl[w.dx] + b * ctl[w.dxSample],
+      ctl[w.dyPos],
+      ctl[w.dxPos],
+      ctl[w.count],
+      ctl[w.tapOffs],
+      ctl[w.taps],
+      ctl[w.depth],
+      ctl[w.w],
+      ctl[w.groups],
     );
   }
 }
