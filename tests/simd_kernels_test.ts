@@ -56,8 +56,9 @@ test("a product on the SIMD kernels is the float32 product, for every operand la
 });
 
 test("float64 operands in the kernels' memory multiply to the bit as their float32 copies do, in every layout", () => {
-  // Each pack path: full panels of adjacent values (vectors), of values adjacent along the depth (4×4 transposes,
-  // depth a multiple of 4), and the rest value by value; depths over one block; specials and values that round.
+  // Narrowed in the memory, then packed by each pack path: full panels of adjacent values (vectors), of values
+  // adjacent along the depth (4×4 transposes, depth a multiple of 4), and the rest value by value; depths over one
+  // block; specials and values that round.
   const special = [0, -0, NaN, Infinity, -Infinity, 1e-45, 1 + 2 ** -30, -3.5e38, 5e-324];
   const shapes = [[1, 1, 1], [5, 3, 9], [13, 300, 17], [7, KC + 12, 3], [12, 8, 16], [64, 9, 40]];
   for (const [m, k, n] of shapes) {

@@ -2,7 +2,8 @@
  * The elementwise kernels around the products, in WebAssembly: a product's
  * epilogues (`widen` to float64; `bias` with the activation forward; `slopes`,
  * the activation's derivative with the bias gradient, backward — for the
- * activations of the registry, `../activations.ts`, that have SIMD code). Each does the host engine's JS loop's float64
+ * activations of the registry, `../activations.ts`, that have SIMD code) and `narrow`, float64
+ * operands to float32. Each does the host engine's JS loop's float64
  * operations in its order, two values at a time, so the results are bit for
  * bit the JS loops' (tested); V8 ran those loops at ~2 ns a value here.
  *
@@ -243,4 +244,39 @@ export function slopesFunction(float64 = false): FunctionDef {
     ];
   };
   return epilogue(f, ["bg", biasGrad], lanes);
+}
+
+/** `narrow(src, dst, count)`: `count` float64 values at `src` as float32 at `dst` (rounded to nearest, as JS stores them). */
+export function narrowFunction(): FunctionDef {
+  const f = new Func("narrow");
+  const [src, dst, count] = f.params("src", "dst", "count");
+  const { get, increment } = f;
+  const { i32 } = op;
+  return f.build([
+    ...op.block,
+    ...op.loop,
+    ...get(count),
+    ...i32(2),
+    ...op.ltU,
+    ...op.brIf(1),
+    ...get(dst),
+    ...get(src),
+    ...op.v128Load(),
+    ...op.demoteZero,
+    ...op.store64Lane(0),
+    ...increment(src, i32(16)),
+    ...increment(dst, i32(8)),
+    ...increment(count, i32(-2)),
+    ...op.br(0),
+    ...op.end,
+    ...op.end,
+    ...get(count),
+    ...op.if,
+    ...get(dst),
+    ...get(src),
+    ...op.f64Load(),
+    ...op.f32DemoteF64,
+    ...op.f32Store(),
+    ...op.end,
+  ]);
 }

@@ -13,7 +13,7 @@
  * @module
  */
 import { assemble, type Code, doWhile, F64, Func, type FunctionDef, I32, type Local, op, V128 } from "./assemble.ts";
-import { biasFunction, slopesFunction, widenFunction } from "./epilogues.ts";
+import { biasFunction, narrowFunction, slopesFunction, widenFunction } from "./epilogues.ts";
 import { tapsFunction } from "./filter_taps.ts";
 import { convolveFunction } from "./convolve.ts";
 import { poolGradFunction } from "./max_pool_grad.ts";
@@ -63,28 +63,10 @@ const overlapping = (f: Func, w: Local, last: Code, step: number, body: Code): C
  * `count`. A full panel moves as vectors when its lines are adjacent floats
  * (`outer` = 4), or by 4×4 transposes in registers when each line's values
  * are (`inner` = 4, `depth` a multiple of 4: 3× faster than one float at a
- * time here); the rest float by float. With `float64`, `pack64`: the same
- * from float64 values (adjacent at 8 bytes), each rounded to float32 as it
- * is read — so a product of float64 operands packs them where they lie,
- * on every thread, instead of the training thread narrowing a float32 copy
- * of each first.
+ * time here); the rest float by float.
  */
-function packFunction(float64: boolean): FunctionDef {
-  const f = new Func(float64 ? "pack64" : "pack");
-  // Bytes of one source value; `four` loads four adjacent source values at the address `at` leaves on the stack.
-  const size = float64 ? 8 : 4;
-  const four = (at: Code): Code =>
-    float64
-      ? [
-        ...at,
-        ...op.v128Load(),
-        ...op.demoteZero,
-        ...at,
-        ...op.v128Load(16),
-        ...op.demoteZero,
-        ...op.shuffle32([0, 1, 4, 5]),
-      ]
-      : [...at, ...op.v128Load()];
+function packFunction(): FunctionDef {
+  const f = new Func("pack");
   const [src, outer, inner, count, depth, dst, width] = f.params(
     "src",
     "outer",
@@ -117,7 +99,7 @@ function packFunction(float64: boolean): FunctionDef {
     ...set(k),
     ...get(src),
     ...get(base),
-    ...i32(size),
+    ...i32(4),
     ...mul,
     ...add,
     ...set(addr),
@@ -126,8 +108,10 @@ function packFunction(float64: boolean): FunctionDef {
         ...get(dst),
         ...get(w),
         ...add,
-        // (w counts the panel's bytes: float64 sources lie twice as far)
-        ...four([...get(addr), ...get(w), ...(float64 ? [...i32(2), ...mul] : []), ...add]),
+        ...get(addr),
+        ...get(w),
+        ...add,
+        ...op.v128Load(),
         ...op.v128Store(),
       ]),
       ...increment(dst, [...get(width), ...i32(4), ...mul]),
@@ -137,7 +121,9 @@ function packFunction(float64: boolean): FunctionDef {
   ];
   // Line j of a block of four at addr + j·outer; t = pairs interleaved, then r = the columns.
   const load = (j: number, into: Local): Code => [
-    ...four([...get(addr), ...(j ? [...get(outer), ...i32(j), ...mul, ...add] : [])]),
+    ...get(addr),
+    ...(j ? [...get(outer), ...i32(j), ...mul, ...add] : []),
+    ...op.v128Load(),
     ...set(into),
   ];
   const mix = (x: Local, y: Local, lanes: number[], into: Local): Code => [
@@ -165,7 +151,7 @@ function packFunction(float64: boolean): FunctionDef {
     ...set(k),
     ...doWhile([
       ...overlapping(f, w, [...get(width), ...i32(4), ...op.sub], 4, [
-        ...valueAddress(i32(size)),
+        ...valueAddress(i32(4)),
         ...set(addr),
         ...load(0, r0),
         ...load(1, r1),
@@ -210,7 +196,7 @@ function packFunction(float64: boolean): FunctionDef {
         ...op.if,
         ...get(dst),
         ...valueAddress(get(inner)),
-        ...(float64 ? [...op.f64Load(), ...op.f32DemoteF64] : op.f32Load()),
+        ...op.f32Load(),
         ...op.f32Store(),
         ...op.else,
         ...get(dst),
@@ -235,7 +221,7 @@ function packFunction(float64: boolean): FunctionDef {
       ...set(full),
       ...get(full),
       ...get(outer),
-      ...i32(size),
+      ...i32(4),
       ...op.eq,
       ...and,
       ...op.if,
@@ -243,7 +229,7 @@ function packFunction(float64: boolean): FunctionDef {
       ...op.else,
       ...get(full),
       ...get(inner),
-      ...i32(size),
+      ...i32(4),
       ...op.eq,
       ...and,
       ...get(depth),
@@ -494,16 +480,16 @@ function adamFunction(): FunctionDef {
 export function kernelModule(fused: boolean, maxPages: number, unroll = 1): Uint8Array<ArrayBuffer> {
   return assemble(
     [
-      packFunction(false),
+      packFunction(),
       panelsFunction(fused, unroll),
       adamFunction(),
       widenFunction(),
       biasFunction(),
       slopesFunction(),
+      narrowFunction(),
       tapsFunction(fused),
       convolveFunction(fused),
       poolGradFunction(),
-      packFunction(true),
       slopesFunction(true),
       batchNormForwardFunction(),
       batchNormBackwardFunction(),
@@ -516,7 +502,7 @@ export function kernelModule(fused: boolean, maxPages: number, unroll = 1): Uint
 /** The exports of an instance of {@link kernelModule}. */
 export interface Kernels {
   pack(src: number, outer: number, inner: number, count: number, depth: number, dst: number, width: number): void;
-  pack64(src: number, outer: number, inner: number, count: number, depth: number, dst: number, width: number): void;
+  narrow(src: number, dst: number, count: number): void;
   panels(pa: number, pb: number, c: number, ldc: number, depth: number, count: number, accumulate: number): void;
   adam(
     w: number,

@@ -404,25 +404,25 @@ export class SimdKernels {
   /**
    * `C (m×n) = A (m×k) · B (k×n)` in float32; the values are valid until the
    * next job or allocation. Operands in the shared memory are read where they
-   * are (float64 ones rounded to float32 as they are packed); others are copied in (as float32).
+   * are (float64 ones narrowed there); others are copied in (as float32).
    * `undefined` when they do not fit the memory.
    */
   multiply(a: Operand, b: Operand, m: number, k: number, n: number): Product | undefined {
     if (!this.#starting && this.#wanted > 0) void this.start();
     const stride = Math.ceil(n / NR) * NR, rows = Math.ceil(m / MR) * MR;
     const parts = this.#parts(m * k * n >= SHARED_MIN_MACS);
-    const aAt = align(this.#top), bAt = aAt + (this.#owned.has(a.values) ? 0 : align(m * k * 4));
-    const cAt = bAt + (this.#owned.has(b.values) ? 0 : align(k * n * 4));
+    const aAt = align(this.#top), bAt = aAt + (this.#inPlace(a.values) ? 0 : align(m * k * 4));
+    const cAt = bAt + (this.#inPlace(b.values) ? 0 : align(k * n * 4));
     const scratchAt = cAt + align(rows * stride * 4), scratchStride = align(scratchBytes(m, k));
     if (!this.#reserve(scratchAt + parts * scratchStride)) return undefined;
     const ctl = this.#ctl;
     ctl[WORD.kind] = PRODUCT;
-    const aSize = this.#place(a.values, m * k, aAt, WORD.a, WORD.aFloat64);
-    ctl[WORD.aOuter] = a.transposed ? aSize : k * aSize;
-    ctl[WORD.aInner] = a.transposed ? m * aSize : aSize;
-    const bSize = this.#place(b.values, k * n, bAt, WORD.b, WORD.bFloat64);
-    ctl[WORD.bOuter] = b.transposed ? k * bSize : bSize;
-    ctl[WORD.bInner] = b.transposed ? bSize : n * bSize;
+    ctl[WORD.a] = this.#place(a.values, m * k, aAt);
+    ctl[WORD.aOuter] = a.transposed ? 4 : k * 4;
+    ctl[WORD.aInner] = a.transposed ? m * 4 : 4;
+    ctl[WORD.b] = this.#place(b.values, k * n, bAt);
+    ctl[WORD.bOuter] = b.transposed ? k * 4 : 4;
+    ctl[WORD.bInner] = b.transposed ? 4 : n * 4;
     ctl[WORD.c] = cAt;
     ctl[WORD.ldc] = stride * 4;
     ctl[WORD.m] = m;
@@ -743,19 +743,21 @@ export class SimdKernels {
     }
   }
 
-  /**
-   * Where a product's operand lies, in the control block's words `word` (its address) and `float64Word` (1 when
-   * its values are float64): arrays of this memory where they are — float64 ones rounded to float32 as they are
-   * packed, on every thread — and others copied in at `at` as float32. Returns the bytes of one value.
-   */
-  #place(values: Float32Array | Float64Array, length: number, at: number, word: number, float64Word: number): number {
-    const ctl = this.#ctl, here = this.#owned.has(values), float64 = here && values instanceof Float64Array;
-    // (Narrowing float64 operands into a float32 copy first, on the training thread alone, took ~4% of the
-    // batch-norm MLP's epoch on Bun: `narrow` 10 ms an epoch.)
-    if (!here) this.#f32.set(values.subarray(0, length), at / 4);
-    ctl[word] = here ? values.byteOffset : at;
-    ctl[float64Word] = float64 ? 1 : 0;
-    return float64 ? 8 : 4;
+  /** Whether a product reads `values` where they are (float32 in the shared memory). */
+  #inPlace(values: Float32Array | Float64Array): boolean {
+    return values instanceof Float32Array && this.#owned.has(values);
+  }
+
+  /** Copies `values` in at `at` as float32, or returns their own address when they live here already. */
+  #place(values: Float32Array | Float64Array, length: number, at: number): number {
+    if (this.#inPlace(values)) return values.byteOffset;
+    // float64 arrays of this memory are narrowed in the kernels (the JS copy ran ~1 ns a value on V8). (Packing
+    // them where they lie instead, rounding each value as a pack read it — no narrowed copy, the packing shared by
+    // every thread — ran the 784→256→256→10 MLP's epoch 15% longer on Bun and no shorter on Deno: processes
+    // alternating, 4 each.)
+    if (values instanceof Float64Array && this.#owned.has(values)) this.#kernels.narrow(values.byteOffset, at, length);
+    else this.#f32.set(values.subarray(0, length), at / 4);
+    return at;
   }
 
   /** Returns once no helper is in the job (the state word is {@link CLOSED} alone). */

@@ -54,9 +54,6 @@ export const WORD = {
   next: 22,
   /** How many helpers are in the job, and {@link CLOSED} once the training thread takes no more. */
   state: 23,
-  /** 1 when A's (B's) values are float64, packed with `pack64`; 0 for float32. */
-  aFloat64: 24,
-  bFloat64: 25,
 } as const;
 
 /**
@@ -201,8 +198,6 @@ export function runShare(kernels: Kernels, ctl: Int32Array, t: number): void {
   const a = ctl[WORD.a], aOuter = ctl[WORD.aOuter], aInner = ctl[WORD.aInner];
   const b = ctl[WORD.b], bOuter = ctl[WORD.bOuter], bInner = ctl[WORD.bInner];
   const c = ctl[WORD.c], ldc = ctl[WORD.ldc];
-  const packOfA = ctl[WORD.aFloat64] ? kernels.pack64 : kernels.pack;
-  const packOfB = ctl[WORD.bFloat64] ? kernels.pack64 : kernels.pack;
   const packA = ctl[WORD.scratch] + t * ctl[WORD.scratchStride];
   const panelsA = Math.ceil(m / MR), panelsB = Math.ceil(n / NR);
   // One block of A, packed: panels · MR rows · KC depth; B's panel goes after all of A's blocks.
@@ -216,7 +211,7 @@ export function runShare(kernels: Kernels, ctl: Int32Array, t: number): void {
       const depth = Math.min(KC, k - k0), at = packedA(k0, row0);
       for (let q = q0; q < q1; q++) {
         const col0 = q * NR;
-        packOfB(b + col0 * bOuter + k0 * bInner, bOuter, bInner, Math.min(NR, n - col0), depth, packB, NR);
+        kernels.pack(b + col0 * bOuter + k0 * bInner, bOuter, bInner, Math.min(NR, n - col0), depth, packB, NR);
         kernels.panels(at, packB, c + row0 * ldc + col0 * 4, ldc, depth, p1 - p0, k0 > 0 ? 1 : 0);
       }
     }
@@ -226,7 +221,7 @@ export function runShare(kernels: Kernels, ctl: Int32Array, t: number): void {
     const row0 = p0 * MR, rows = Math.min(p1 * MR, m) - row0;
     for (let k0 = 0; k0 < k; k0 += KC) {
       const at = packedA(k0, row0);
-      packOfA(a + row0 * aOuter + k0 * aInner, aOuter, aInner, rows, Math.min(KC, k - k0), at, MR);
+      kernels.pack(a + row0 * aOuter + k0 * aInner, aOuter, aInner, rows, Math.min(KC, k - k0), at, MR);
     }
   };
   if (panelsB >= parts) {
