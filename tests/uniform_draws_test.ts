@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { useBackend } from "../mod.ts";
 import { drawUniform } from "../src/engine/layers/uniform_draws.ts";
+import { keptFrom } from "../src/engine/layers/dropout.ts";
 
 await useBackend();
 
@@ -41,4 +42,25 @@ test("without a seed drawUniform draws Math.random once, as tf.randomUniform doe
   assert.equal(tfjsDraws, 1);
   assert.equal(ourDraws, 1);
   assert.deepEqual(got, expected);
+});
+
+test("a unit is kept exactly where tfjs's floor(float32(u + keep)) is 1, for draws on either side of the edge", () => {
+  const bits = new Float32Array(1), word = new Uint32Array(bits.buffer);
+  // The float32 neighbours of x, `steps` either way.
+  const around = (x: number, steps: number) => {
+    bits[0] = x;
+    const base = word[0], out: number[] = [];
+    for (let d = -steps; d <= steps; d++) {
+      word[0] = base + d;
+      if (bits[0] >= 0 && bits[0] < 1) out.push(bits[0]);
+    }
+    return out;
+  };
+  for (const rate of [0.2, 0.5, 0.1, 0.9, 1e-7, 0.999999, 1 / 3, 0.75]) {
+    const keep = Math.fround(1 - rate), kept = keptFrom(keep);
+    const draws = [0, 0.99999994, Math.fround(1 - keep), ...around(1 - keep, 40), ...around(kept, 40)];
+    for (const u of draws) {
+      assert.equal(u >= kept, Math.floor(Math.fround(u + keep)) === 1, `rate ${rate}, u ${u}`);
+    }
+  }
 });

