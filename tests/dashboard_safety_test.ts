@@ -255,7 +255,8 @@ test("/history answers beyond maxClients get 503 while others are sent; 100 stal
     assert.equal(await (await fetch(new URL("/history", board.url))).text(), expected);
 
     // After a full collection where the runtime offers one (Bun): in one process after the suite's other files, the
-    // garbage they left was still being collected in this window (+558 MB once in CI on Bun, against +50–250 MB for this file alone).
+    // garbage they left was still being collected in this window (+558 MB once in CI on Bun, against +50–250 MB
+    // for this file alone).
     const collected = () => (globalThis as { Bun?: { gc(sync: boolean): void } }).Bun?.gc(true);
     collected();
     const rssBefore = process.memoryUsage().rss;

@@ -862,7 +862,8 @@ test("batch normalization over rows of rank 4 is refused at construction, where 
     ],
   });
   const x = tf.randomNormal([8, 2, 2, 2, 3], 0, 1, "float32", 3), y = tf.randomNormal([8, 1], 0, 1, "float32", 4);
-  const options = { data: [x, y], model, optimizer: tf.train.adam(0.01), loss: mse };
+  const optimizer = tf.train.adam(0.01);
+  const options = { data: [x, y], model, optimizer, loss: mse };
   for (const build of [() => explainEngine(options), () => epochStream(options)]) {
     assert.throws(build, {
       name: "TypeError",
@@ -870,5 +871,6 @@ test("batch normalization over rows of rank 4 is refused at construction, where 
     });
   }
   model.dispose();
+  optimizer.dispose();
   tf.dispose([x, y]);
 });

@@ -122,8 +122,10 @@ test("float64 gradients scaled by their activation's slope in place in the kerne
           assert.deepEqual(Array.from(g), Array.from(js), `${rows}×${cols} ${name}`);
           if (bias) assert.deepEqual(Array.from(bias), Array.from(jsBias!), `bias gradient ${rows}×${cols} ${name}`);
         }
-        // Arrays outside the kernels' memory are left to the caller's JS.
+        // Arrays outside the kernels' memory, or shorter than the sizes say, are left to the caller's JS.
         assert.equal(simd.scaleBySlope(Float64Array.from(gs), y, rows, cols, code, bias), false);
+        assert.equal(simd.scaleBySlope(g, y, rows + 1, cols, code, bias), false);
+        if (bias && rows > 1) assert.equal(simd.scaleBySlope(g, y, 1, cols + 1, code, bias), false);
         for (const view of [g, y, bias]) if (view) simd.free(view);
       }
     });

@@ -46,21 +46,29 @@ test("without a seed drawUniform draws Math.random once, as tf.randomUniform doe
 
 test("a unit is kept exactly where tfjs's floor(float32(u + keep)) is 1, for draws on either side of the edge", () => {
   const bits = new Float32Array(1), word = new Uint32Array(bits.buffer);
-  // The float32 neighbours of x, `steps` either way.
+  // The float32 neighbours of x in [0, 1], `steps` either way.
   const around = (x: number, steps: number) => {
     bits[0] = x;
     const base = word[0], out: number[] = [];
     for (let d = -steps; d <= steps; d++) {
       word[0] = base + d;
-      if (bits[0] >= 0 && bits[0] < 1) out.push(bits[0]);
+      if (bits[0] >= 0 && bits[0] <= 1) out.push(bits[0]);
     }
     return out;
   };
-  for (const rate of [0.2, 0.5, 0.1, 0.9, 1e-7, 0.999999, 1 / 3, 0.75]) {
+  for (const rate of [0.2, 0.5, 0.1, 0.9, 1e-7, 2e-7, 0.999999, 1 / 3, 0.75, 5e-8, 2 ** -26, 1e-30]) {
     const keep = Math.fround(1 - rate), kept = keptFrom(keep);
-    const draws = [0, 0.99999994, Math.fround(1 - keep), ...around(1 - keep, 40), ...around(kept, 40)];
-    for (const u of draws) {
-      assert.equal(u >= kept, Math.floor(Math.fround(u + keep)) === 1, `rate ${rate}, u ${u}`);
+    const tfjs = (u: number) => Math.floor(Math.fround(u + keep));
+    const draws = [0, 1, 0.99999994, Math.fround(1 - keep), ...around(1 - keep, 40), ...around(1, 40)];
+    if (kept === undefined) {
+      // Only where u + keep may round to 2 (tfjs doubles the unit): the kind then uses tfjs's formula itself.
+      assert.ok(keep > 1 - 2 ** -23, `rate ${rate}`);
+      assert.ok(draws.some((u) => tfjs(u) === 2), `rate ${rate}: a draw that tfjs doubles`);
+      continue;
+    }
+    for (const u of [...draws, ...around(kept, 40)]) {
+      assert.equal(u >= kept, tfjs(u) === 1, `rate ${rate}, u ${u}`);
+      assert.notEqual(tfjs(u), 2, `rate ${rate}, u ${u}`);
     }
   }
 });

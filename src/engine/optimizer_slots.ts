@@ -15,10 +15,11 @@ import { optimizerSlots, setOptimizerSlots, type Slot } from "../internal/tfjs_p
 const parked = new WeakMap<tf.Optimizer, Map<tf.Variable, Map<string, Slot>>>();
 
 /**
- * The optimizer's parked slots. The first time it parks any, its
+ * The optimizer's parked slots. The first time its slots are realigned, its
  * `dispose()` (the instance's own, tfjs's method left as it is) learns to
- * free them too: tfjs's frees the slots in its arrays alone, and the parked
- * ones were left behind (4 tensors for a frozen Dense layer under Adam).
+ * free the parked ones too: tfjs's frees the slots in its arrays alone, and
+ * parked ones were left behind (4 tensors for a frozen Dense layer under
+ * Adam).
  */
 function stashOf(optimizer: tf.Optimizer): Map<tf.Variable, Map<string, Slot>> {
   let stash = parked.get(optimizer);

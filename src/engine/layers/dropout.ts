@@ -14,16 +14,18 @@ import { drawUniform } from "./uniform_draws.ts";
 import type { BackwardArrays, ForwardArrays, LayerKind, PlanContext, PlannedLayer } from "./kind.ts";
 
 /**
- * The draws `u` that keep a unit when tfjs keeps `keep` of them (a float32
- * in (0, 1)): those with ⌊float32(u + keep)⌋ = 1, which are exactly those
- * with u ≥ this. u + keep (float32s: their sum is exact in float64) rounds to
- * a float32 of 1 or more from 1 − 2^-25 up (the tie goes to 1, the even one)
- * and stays below 2; 1 − 2^-25 − keep is exact too. A comparison instead of
+ * The draws `u` (float32s in [0, 1]: a draw within 2^-25 of 1 rounds to 1)
+ * that keep a unit when tfjs keeps `keep` of them: those with
+ * ⌊float32(u + keep)⌋ = 1, which are exactly those with u ≥ this — or
+ * `undefined` where no threshold says it, for keep above 1 − 2^-23 (a rate
+ * below ~1.2e-7), where u + keep may round to 2 and tfjs doubles the unit.
+ * Below that, float32(u + keep) is 1 or more exactly from u + keep ≥ 1 − 2^-25
+ * on (the tie goes to 1, the even one) and below 2. A comparison instead of
  * fround and floor: the mask loop 3.2 → 2.1 ns a value on Bun, the same on
  * Deno. Internal.
  */
-export function keptFrom(keep: number): number {
-  return 1 - 2 ** -25 - keep;
+export function keptFrom(keep: number): number | undefined {
+  return keep <= 1 - 2 ** -23 ? 1 - 2 ** -25 - keep : undefined;
 }
 
 function plan({ layer, config, input }: PlanContext): PlannedLayer | string {
@@ -53,8 +55,17 @@ function plan({ layer, config, input }: PlanContext): PlannedLayer | string {
     if (draws.length < size) draws = new Float32Array(size);
     const values = draws;
     drawUniform(values, size, seed as number | undefined);
+    if (kept === undefined) {
+      for (let i = 0; i < size; i++) {
+        // floor(u + keep) in float32 (0, 1 or 2), times 1 / keep in float32.
+        const m = Math.floor(Math.fround(values[i] + keep)) * scale;
+        mask[i] = m;
+        output[i] = x[i] * m;
+      }
+      return;
+    }
     for (let i = 0; i < size; i++) {
-      // floor(u + keep) in float32 (1 or 0), times 1 / keep in float32: `scale` where u ≥ `kept`, else 0.
+      // The same: `scale` where u ≥ `kept`, else 0.
       const m = values[i] >= kept ? scale : 0;
       mask[i] = m;
       output[i] = x[i] * m;

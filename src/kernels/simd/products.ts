@@ -346,8 +346,8 @@ export class SimdKernels {
    * may be `undefined`); `activation` a code of the registry, the slope from
    * the output `below` (unread for linear, whose slope is 1). The JS loops'
    * float64 operations in their order, so bit for bit theirs; `false`
-   * (nothing done) where the activation has no SIMD code or an array lives
-   * outside this memory.
+   * (nothing done) where the activation has no SIMD code, an array lives
+   * outside this memory or is shorter than the sizes say.
    */
   scaleBySlope(
     g: Float64Array,
@@ -357,9 +357,10 @@ export class SimdKernels {
     activation: number,
     biasGrad: Float64Array | undefined,
   ): boolean {
-    const owned = this.#owned;
+    const owned = this.#owned, size = rows * cols;
     if (!hasSimdEpilogue(activation) || !owned.has(g) || !owned.has(below)) return false;
-    if (biasGrad && !owned.has(biasGrad)) return false;
+    if (g.length < size || below.length < size) return false;
+    if (biasGrad && !(owned.has(biasGrad) && biasGrad.length >= cols)) return false;
     const at = g.byteOffset;
     this.#kernels.slopes64(at, cols * 8, below.byteOffset, at, rows, cols, activation, biasGrad?.byteOffset ?? 0);
     return true;
