@@ -155,7 +155,7 @@ interface PoolJob {
  * (bench/profile_cnn.ts, `CNN_SWITCH=inPlacePoolGrads`, medians of 8 alternating rounds on a loaded machine): the
  * generic kernel in place 3.8 → 3.1 ms of CPU on one thread and no faster in wall time than two threads with
  * copies; with the unrolled 2 × 2 kernel 5.2 → 2.9 ms of CPU, and wall time on two threads 6.2 → 2.5 (Deno),
- * 5.9 → 3.5 (Bun).
+ * 5.9 → 3.5 (Bun) (bench/README.md's table is another run, of the three in-heap switches together).
  * `undefined` where tfjs's heap cannot be read here (an unknown tfjs, a heap shared between threads).
  */
 function poolGradInPlace(

@@ -7,9 +7,10 @@
  * float64 and rounds, the same value), and each column sums its rows in
  * row order in float64, rounded to float32 once. Against the JS loops they
  * replace (bias_add.ts, sum.ts), a step of the MNIST CNN (one thread, CPU
- * time, bench/profile_cnn.ts `CNN_SWITCH=inPlaceBiases`): `Add` 1.98 → 1.10
- * ms and `Sum` 1.83 → 0.72 on Deno; on Bun `Add` 1.26 → 1.08, `Sum` 1.60 →
- * 0.67.
+ * time, bench/profile_cnn.ts `CNN_SWITCH=inPlaceBiases`, this switch alone,
+ * a loaded machine): `Add` 1.98 → 1.10 ms and `Sum` 1.83 → 0.72 on Deno; on
+ * Bun `Add` 1.26 → 1.08, `Sum` 1.60 → 0.67 (bench/README.md's table is
+ * another run, of the three in-heap switches together).
  *
  * @module
  */
