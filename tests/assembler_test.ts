@@ -357,6 +357,7 @@ test("no file that emits code writes an opcode byte of its own: every byte comes
     "convolve.ts",
     "epilogues.ts",
     "filter_taps.ts",
+    "in_heap.ts",
     "kernels.ts",
     "max_pool.ts",
     "max_pool_grad.ts",

@@ -14,7 +14,8 @@
  *
  * @module
  */
-import { assemble, type Code, doWhile, Func, type FunctionDef, I32, op, V128 } from "./assemble.ts";
+import { type Code, doWhile, Func, type FunctionDef, I32, op, V128 } from "./assemble.ts";
+import { inHeap } from "./in_heap.ts";
 
 /**
  * `biasAdd(x, bias, out, rows, rowBytes)`: `out[r, j] = x[r, j] + bias[j]`
@@ -104,29 +105,12 @@ export type BiasAdd = (x: number, bias: number, out: number, rows: number, rowBy
 /** `columnSums`'s signature. */
 export type ColumnSums = (x: number, rows: number, out: number) => void;
 
-const adds = new WeakMap<WebAssembly.Memory, BiasAdd>();
-const sums = new WeakMap<WebAssembly.Memory, Map<number, ColumnSums>>();
-
 /** `biasAdd` working in `memory` (an unshared memory: tfjs-backend-wasm's heap), made once per memory. */
 export function biasAddIn(memory: WebAssembly.Memory): BiasAdd {
-  let made = adds.get(memory);
-  if (!made) {
-    const module = new WebAssembly.Module(assemble([biasAddFunction()], 0, false));
-    made = new WebAssembly.Instance(module, { env: { memory } }).exports.biasAdd as BiasAdd;
-    adds.set(memory, made);
-  }
-  return made;
+  return inHeap<BiasAdd>(memory, "biasAdd", biasAddFunction);
 }
 
 /** `columnSums` for rows of `width` values working in `memory`, made once per memory and width. */
 export function columnSumsIn(memory: WebAssembly.Memory, width: number): ColumnSums {
-  let byWidth = sums.get(memory);
-  if (!byWidth) sums.set(memory, byWidth = new Map());
-  let made = byWidth.get(width);
-  if (!made) {
-    const module = new WebAssembly.Module(assemble([columnSumsFunction(width)], 0, false));
-    made = new WebAssembly.Instance(module, { env: { memory } }).exports.columnSums as ColumnSums;
-    byWidth.set(width, made);
-  }
-  return made;
+  return inHeap<ColumnSums>(memory, `columnSums ${width}`, () => columnSumsFunction(width));
 }

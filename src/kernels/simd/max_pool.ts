@@ -10,62 +10,24 @@
  *
  * @module
  */
-import { assemble, type Code, doWhile, Func, type FunctionDef, I32, op, V128 } from "./assemble.ts";
+import { type Code, doWhile, Func, type FunctionDef, I32, op, V128 } from "./assemble.ts";
+import { inHeap } from "./in_heap.ts";
 
 /**
- * `pool2x2(x, out, windows, cols, groups, rowStep, inRow)`: for `windows`
- * windows (`cols` to a row; `rowStep` bytes from one row of windows to the
- * next, `inRow` bytes between input rows) of `groups` groups of four
- * channels, writes each window's maximum to `out`, one after another.
+ * The loops of a 2 × 2, stride-2 pool's kernels (`pool2x2` here and
+ * `pool2x2Grad` in max_pool_grad.ts), over the parameters `windows`, `cols`,
+ * `groups`, `rowStep` and the locals `col`, `g`, `pending`, `colBytes` of
+ * `f`: `group` runs once for each group of four channels of each window, `g`
+ * the group's byte offset and `pending` the window's (from the first
+ * input); windows go along a row two inputs at a time, then on to the next
+ * row of windows `rowStep` bytes on.
  */
-export function pool2x2Function(): FunctionDef {
-  const f = new Func("pool2x2");
-  const [x, out, windows, cols, groups, rowStep, inRow] = f.params(
-    "x",
-    "out",
-    "windows",
-    "cols",
-    "groups",
-    "rowStep",
-    "inRow",
-  );
-  const [col, g, at, pending, colBytes] = f.locals(I32, "col", "g", "at", "pending", "colBytes");
-  const [best] = f.locals(V128, "best");
+export function windowLoops(f: Func, group: Code): Code {
+  const [windows, cols, groups, rowStep] = ["windows", "cols", "groups", "rowStep"].map((n) => f.named(n));
+  const [col, g, pending, colBytes] = ["col", "g", "pending", "colBytes"].map((n) => f.named(n));
   const { get, set, tee, increment } = f;
   const { i32, add } = op;
-  // One input of the window: where it is greater than the best so far, the best.
-  // (`pmax(best, v)` is `best < v ? v : best`: one instruction; the comparison and bit select it replaced took
-  // ~20% longer on the MNIST CNN's first pool alone, Deno and Bun.)
-  const take = (offset: Code): Code => [
-    ...get(best),
-    ...get(at),
-    ...offset,
-    ...add,
-    ...op.v128Load(),
-    ...op.f32x4Pmax,
-    ...set(best),
-  ];
-  const group: Code = [
-    ...get(x),
-    ...get(pending),
-    ...add,
-    ...get(g),
-    ...add,
-    ...set(at),
-    ...op.f32(-Infinity),
-    ...op.f32x4Splat,
-    ...set(best),
-    ...take(i32(0)),
-    ...take(get(colBytes)),
-    ...take(get(inRow)),
-    ...take([...get(inRow), ...get(colBytes), ...add]),
-    ...get(out),
-    ...get(best),
-    ...op.v128Store(),
-    ...increment(out, i32(16)),
-    ...increment(g, i32(16)),
-  ];
-  return f.build([
+  return [
     ...get(groups),
     ...i32(16),
     ...op.mul,
@@ -106,6 +68,65 @@ export function pool2x2Function(): FunctionDef {
       ...op.sub,
       ...tee(windows),
     ], []),
+  ];
+}
+
+/**
+ * `pool2x2(x, out, windows, cols, groups, rowStep, inRow)`: for `windows`
+ * windows (`cols` to a row; `rowStep` bytes from one row of windows to the
+ * next, `inRow` bytes between input rows) of `groups` groups of four
+ * channels, writes each window's maximum to `out`, one after another.
+ */
+export function pool2x2Function(): FunctionDef {
+  const f = new Func("pool2x2");
+  // (`windows`, `cols`, `groups` and `rowStep` are read by windowLoops, as are the locals `col`, `g`, `pending`.)
+  const [x, out, , , , , inRow] = f.params(
+    "x",
+    "out",
+    "windows",
+    "cols",
+    "groups",
+    "rowStep",
+    "inRow",
+  );
+  const [, g, at, pending, colBytes] = f.locals(I32, "col", "g", "at", "pending", "colBytes");
+  const [best] = f.locals(V128, "best");
+  const { get, set, increment } = f;
+  const { i32, add } = op;
+  // One input of the window: where it is greater than the best so far, the best.
+  // (`pmax(best, v)` is `best < v ? v : best`: one instruction; the comparison and bit select it replaced took
+  // ~20% longer on the MNIST CNN's first pool alone, Deno and Bun.)
+  const take = (offset: Code): Code => [
+    ...get(best),
+    ...get(at),
+    ...offset,
+    ...add,
+    ...op.v128Load(),
+    ...op.f32x4Pmax,
+    ...set(best),
+  ];
+  const group: Code = [
+    ...get(x),
+    ...get(pending),
+    ...add,
+    ...get(g),
+    ...add,
+    ...set(at),
+    ...op.f32(-Infinity),
+    ...op.f32x4Splat,
+    ...set(best),
+    ...take(i32(0)),
+    ...take(get(colBytes)),
+    ...take(get(inRow)),
+    ...take([...get(inRow), ...get(colBytes), ...add]),
+    ...get(out),
+    ...get(best),
+    ...op.v128Store(),
+    ...increment(out, i32(16)),
+    ...increment(g, i32(16)),
+  ];
+  return f.build([
+    ...windowLoops(f, group),
   ]);
 }
 
@@ -120,15 +141,7 @@ export type Pool2x2 = (
   inRow: number,
 ) => void;
 
-const made = new WeakMap<WebAssembly.Memory, Pool2x2>();
-
 /** `pool2x2` working in `memory` (an unshared memory: tfjs-backend-wasm's heap), made once per memory. */
 export function pool2x2In(memory: WebAssembly.Memory): Pool2x2 {
-  let pool = made.get(memory);
-  if (!pool) {
-    const module = new WebAssembly.Module(assemble([pool2x2Function()], 0, false));
-    pool = new WebAssembly.Instance(module, { env: { memory } }).exports.pool2x2 as Pool2x2;
-    made.set(memory, pool);
-  }
-  return pool;
+  return inHeap<Pool2x2>(memory, "pool2x2", pool2x2Function);
 }

@@ -10,7 +10,9 @@
  *
  * @module
  */
-import { assemble, type Code, doWhile, Func, type FunctionDef, I32, op, V128 } from "./assemble.ts";
+import { type Code, doWhile, Func, type FunctionDef, I32, op, V128 } from "./assemble.ts";
+import { inHeap } from "./in_heap.ts";
+import { windowLoops } from "./max_pool.ts";
 
 /**
  * `poolGrad(x, dy, out, windows, cols, fh, fw, groups, colStep, rowStep, inRow)`:
@@ -185,17 +187,9 @@ export type PoolGrad = (
   inRow: number,
 ) => void;
 
-const made = new WeakMap<WebAssembly.Memory, PoolGrad>();
-
 /** `poolGrad` working in `memory` (an unshared memory: tfjs-backend-wasm's heap), made once per memory. */
 export function poolGradIn(memory: WebAssembly.Memory): PoolGrad {
-  let poolGrad = made.get(memory);
-  if (!poolGrad) {
-    const module = new WebAssembly.Module(assemble([poolGradFunction()], 0, false));
-    poolGrad = new WebAssembly.Instance(module, { env: { memory } }).exports.poolGrad as PoolGrad;
-    made.set(memory, poolGrad);
-  }
-  return poolGrad;
+  return inHeap<PoolGrad>(memory, "poolGrad", poolGradFunction);
 }
 
 /**
@@ -209,7 +203,8 @@ export function poolGradIn(memory: WebAssembly.Memory): PoolGrad {
  */
 export function pool2x2GradFunction(): FunctionDef {
   const f = new Func("pool2x2Grad");
-  const [x, dy, out, windows, cols, groups, rowStep, inRow] = f.params(
+  // (`windows`, `cols`, `groups` and `rowStep` are read by windowLoops, as are the locals `col`, `g`, `pending`.)
+  const [x, dy, out, , , , , inRow] = f.params(
     "x",
     "dy",
     "out",
@@ -219,7 +214,7 @@ export function pool2x2GradFunction(): FunctionDef {
     "rowStep",
     "inRow",
   );
-  const [col, g, at, pending, colBytes] = f.locals(I32, "col", "g", "at", "pending", "colBytes");
+  const [, g, at, pending, colBytes] = f.locals(I32, "col", "g", "at", "pending", "colBytes");
   const [best, v, rest, zero] = f.locals(V128, "best", "v", "rest", "zero");
   const masks = f.locals(V128, "m0", "m1", "m2", "m3");
   const { get, set, tee, increment } = f;
@@ -282,46 +277,7 @@ export function pool2x2GradFunction(): FunctionDef {
   return f.build([
     ...op.v128Zero,
     ...set(zero),
-    ...get(groups),
-    ...i32(16),
-    ...op.mul,
-    ...set(colBytes),
-    ...i32(0),
-    ...set(pending),
-    ...get(cols),
-    ...set(col),
-    ...doWhile([
-      ...i32(0),
-      ...set(g),
-      ...doWhile(group, [...get(g), ...get(colBytes), ...op.ne]),
-      // Next window: one on (two inputs' width), or at a row's end the next row's first.
-      ...get(col),
-      ...i32(1),
-      ...op.sub,
-      ...tee(col),
-      ...op.if,
-      ...increment(pending, [...get(colBytes), ...get(colBytes), ...add]),
-      ...op.else,
-      ...get(cols),
-      ...set(col),
-      ...get(pending),
-      ...get(colBytes),
-      ...get(colBytes),
-      ...add,
-      ...get(cols),
-      ...i32(1),
-      ...op.sub,
-      ...op.mul,
-      ...op.sub,
-      ...get(rowStep),
-      ...add,
-      ...set(pending),
-      ...op.end,
-      ...get(windows),
-      ...i32(1),
-      ...op.sub,
-      ...tee(windows),
-    ], []),
+    ...windowLoops(f, group),
   ]);
 }
 
@@ -337,15 +293,7 @@ export type Pool2x2Grad = (
   inRow: number,
 ) => void;
 
-const made2x2 = new WeakMap<WebAssembly.Memory, Pool2x2Grad>();
-
 /** `pool2x2Grad` working in `memory` (an unshared memory: tfjs-backend-wasm's heap), made once per memory. */
 export function pool2x2GradIn(memory: WebAssembly.Memory): Pool2x2Grad {
-  let grad = made2x2.get(memory);
-  if (!grad) {
-    const module = new WebAssembly.Module(assemble([pool2x2GradFunction()], 0, false));
-    grad = new WebAssembly.Instance(module, { env: { memory } }).exports.pool2x2Grad as Pool2x2Grad;
-    made2x2.set(memory, grad);
-  }
-  return grad;
+  return inHeap<Pool2x2Grad>(memory, "pool2x2Grad", pool2x2GradFunction);
 }
