@@ -184,7 +184,7 @@ const configs: [number, boolean, number, number][] = !wanted("tutorial")
   ? [[512, false, 1, 2], [512, true, 1, 2], [32, false, 1, 1], [32, true, 1, 1]]
   // Seven rounds at batch 32: the median of three swung 16.7–21.6 ms between runs of the same code (one epoch a round).
   : [[512, false, 5, 4], [512, true, 5, 4], [32, false, 7, 1], [32, true, 7, 1]];
-const rows: (string | number)[][] = [["batch", "arm", "fitstream ms", "PyTorch ms", "ratio"]];
+const rows: (string | number)[][] = [["batch", "arm", "fitstream ms", "PyTorch ms", "ratio", "round ratio"]];
 const results: Record<string, unknown>[] = [];
 for (const [batch, full, rounds, perRound] of configs) {
   const ours = ourArm(batch, full), theirs = torchArm(batch, full);
@@ -196,8 +196,16 @@ for (const [batch, full, rounds, perRound] of configs) {
     b.push(...await theirs(perRound));
   }
   const [ma, mb] = [median(a), median(b)];
-  rows.push([batch, full ? "full pipeline" : "source alone", ma, mb, ma / mb]);
-  results.push({ batch, arm: full ? "full" : "source", fitstream_ms: ma, pytorch_ms: mb, ratio: ma / mb });
+  const paired = median(a.map((x, i) => x / b[i]));
+  rows.push([batch, full ? "full pipeline" : "source alone", ma, mb, ma / mb, paired]);
+  results.push({
+    batch,
+    arm: full ? "full" : "source",
+    fitstream_ms: ma,
+    pytorch_ms: mb,
+    ratio: ma / mb,
+    round_ratio: paired,
+  });
 }
 // Interleaved rounds of one epoch each way: this machine's speed drifts by up to 2× over minutes.
 const large: [Large, number, number][] = quick
@@ -214,24 +222,38 @@ const large: [Large, number, number][] = quick
     ["wide256", 128, 7],
     ["wide1024", 128, 5],
     ["cnn", 64, 3],
-    ["dropout", 128, 5],
-    ["batchnorm", 128, 5],
-    ["mnist_cnn", 512, 5],
-    ["embedding", 512, 5],
-    ["lstm", 64, 5],
+    // Nine rounds for issue 28's five models: with five, one run in five or six put a model past its target and the
+    // next run well inside it (the machine's speed moves between phases of minutes).
+    ["dropout", 128, 9],
+    ["batchnorm", 128, 9],
+    ["mnist_cnn", 512, 9],
+    ["embedding", 512, 9],
+    ["lstm", 64, 9],
   ];
 for (const [mode, batch, rounds] of large.filter(([mode]) => wanted(mode))) {
   const ours = largeArm(mode, batch), theirs = torchRun(batch, mode);
   await ours.reads(1); // warm-up (and the JIT)
   await theirs(1);
   const a: number[] = [], b: number[] = [];
+  // The arms take turns going first, so neither always runs right after the other (caches, a speed phase's edge).
   for (let r = 0; r < rounds; r++) {
-    a.push(...await ours.reads(1));
+    if (r % 2 === 0) a.push(...await ours.reads(1));
     b.push(...await theirs(1));
+    if (r % 2 === 1) a.push(...await ours.reads(1));
   }
   const [ma, mb] = [median(a), median(b)];
-  rows.push([batch, `${mode} (${ours.engine})`, ma, mb, ma / mb]);
-  results.push({ batch, arm: mode, engine: ours.engine, fitstream_ms: ma, pytorch_ms: mb, ratio: ma / mb });
+  // Also the median of each round's own ratio: two epochs run back to back share the machine's speed of the moment.
+  const paired = median(a.map((x, i) => x / b[i]));
+  rows.push([batch, `${mode} (${ours.engine})`, ma, mb, ma / mb, paired]);
+  results.push({
+    batch,
+    arm: mode,
+    engine: ours.engine,
+    fitstream_ms: ma,
+    pytorch_ms: mb,
+    ratio: ma / mb,
+    round_ratio: paired,
+  });
 }
 child.stdin!.end();
 console.log(
@@ -254,10 +276,11 @@ for (const [arm, label, batch, target] of targets) {
   const r = results.find((r) => r.arm === arm && r.batch === batch);
   if (!r) continue;
   const ratio = r.ratio as number;
+  // The verdict is on the ratio of the medians; the median of the rounds' own ratios is shown beside it.
   console.log(
-    `target: ${label} at batch ${batch} ≤ ${target}× PyTorch: ${ratio.toFixed(3)}× — ${
-      ratio <= target ? "met" : "MISSED"
-    }`,
+    `target: ${label} at batch ${batch} ≤ ${target}× PyTorch: ${ratio.toFixed(3)}× (rounds: ${
+      (r.round_ratio as number).toFixed(3)
+    }×) — ${ratio <= target ? "met" : "MISSED"}`,
   );
 }
 const cnn = results.find((r) => r.arm === "cnn");
