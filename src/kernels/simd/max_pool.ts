@@ -125,9 +125,7 @@ export function pool2x2Function(): FunctionDef {
     ...increment(out, i32(16)),
     ...increment(g, i32(16)),
   ];
-  return f.build([
-    ...windowLoops(f, group),
-  ]);
+  return f.build(windowLoops(f, group));
 }
 
 /** `pool2x2`'s signature (byte addresses in the memory it was made with). */

@@ -357,10 +357,9 @@ export class SimdKernels {
     activation: number,
     biasGrad: Float64Array | undefined,
   ): boolean {
-    const owned = this.#owned, size = rows * cols;
-    if (!hasSimdEpilogue(activation) || !owned.has(g) || !owned.has(below)) return false;
-    if (g.length < size || below.length < size) return false;
-    if (biasGrad && !(owned.has(biasGrad) && biasGrad.length >= cols)) return false;
+    const here = this.#holds, size = rows * cols;
+    if (!hasSimdEpilogue(activation) || !here(g, size) || !here(below, size)) return false;
+    if (biasGrad && !here(biasGrad, cols)) return false;
     const at = g.byteOffset;
     this.#kernels.slopes64(at, cols * 8, below.byteOffset, at, rows, cols, activation, biasGrad?.byteOffset ?? 0);
     return true;
@@ -620,9 +619,7 @@ export class SimdKernels {
    * the shared memory and `rows` is 1 to 2²⁴.
    */
   batchNormForward(a: BatchNormForward): boolean {
-    const { rows, channels } = a, values = rows * channels;
-    const here = (view: ArrayBufferView & { length: number }, length: number) =>
-      this.#owned.has(view) && view.length >= length;
+    const { rows, channels } = a, values = rows * channels, here = this.#holds;
     if (
       !(rows >= 1 && rows <= MAX_ROWS) || !here(a.x, values) || !here(a.output, values) || !here(a.dev, values) ||
       !here(a.rsqrt, channels) || !here(a.gamma, channels) || !here(a.beta, channels) ||
@@ -660,9 +657,7 @@ export class SimdKernels {
    * float32 value (a variance below ~10²⁵).
    */
   batchNormBackward(a: BatchNormBackward): boolean {
-    const { rows, channels } = a, values = rows * channels;
-    const here = (view: ArrayBufferView & { length: number }, length: number) =>
-      this.#owned.has(view) && view.length >= length;
+    const { rows, channels } = a, values = rows * channels, here = this.#holds;
     if (
       !(rows >= 1 && rows <= MAX_ROWS) || !here(a.dy, values) || !here(a.dev, values) ||
       !here(a.gradInput, values) || !here(a.rsqrt, channels) || !here(a.gamma, channels) ||
@@ -685,6 +680,10 @@ export class SimdKernels {
     );
     return true;
   }
+
+  /** Whether `view` lives in the shared memory and holds at least `length` values. */
+  #holds = (view: ArrayBufferView & { length: number }, length: number): boolean =>
+    this.#owned.has(view) && view.length >= length;
 
   /** The batch normalization kernels' per-channel work memory, past the arrays (`undefined` when it does not fit). */
   #batchNormWork(channels: number): number | undefined {
