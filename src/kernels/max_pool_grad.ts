@@ -15,7 +15,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { type HostBackend, type KernelArgs, output, valuesOf, writeOutput } from "./_host.ts";
 
-import { simdKernels } from "./simd/products.ts";
+import { type PoolSizes, simdKernels } from "./simd/products.ts";
 import { pool2x2GradIn, poolGradIn } from "./simd/max_pool_grad.ts";
 import { wasmHeapMemory, wasmMemory } from "../internal/tfjs_private.ts";
 
@@ -133,18 +133,9 @@ export function maxPoolGradient({ inputs, backend, attrs }: MaxPoolGradArgs): tf
   return output(backend, input.shape, "float32", overlap ? new Float32Array(sums) : sums as Float32Array);
 }
 
-/** A max pool's sizes, as {@link poolGradInPlace} needs them. */
-interface PoolJob {
+/** A max pool's sizes and batch, as {@link poolGradInPlace} needs them. */
+interface PoolJob extends PoolSizes {
   batchSize: number;
-  inHeight: number;
-  inWidth: number;
-  channels: number;
-  outHeight: number;
-  outWidth: number;
-  fh: number;
-  fw: number;
-  sh: number;
-  sw: number;
 }
 
 /**

@@ -157,16 +157,8 @@ export interface ScatterJob {
   fill(dy: Float32Array): void;
 }
 
-/**
- * A max-pool gradient's job (see max_pool_grad.ts), sizes in floats: `x`
- * and `dy` (NHWC, `channels` a multiple of 4) of `samples` samples, windows
- * `fh` × `fw` that do not overlap, `outHeight` × `outWidth` of them at
- * strides `sh`, `sw`, from the input's first pixel.
- */
-export interface PoolGradJob {
-  x: Float32Array;
-  dy: Float32Array;
-  samples: number;
+/** A max pool's sizes: windows `fh` × `fw`, `outHeight` × `outWidth` of them at strides `sh`, `sw`. */
+export interface PoolSizes {
   inHeight: number;
   inWidth: number;
   channels: number;
@@ -176,6 +168,17 @@ export interface PoolGradJob {
   fw: number;
   sh: number;
   sw: number;
+}
+
+/**
+ * A max-pool gradient's job (see max_pool_grad.ts), sizes in floats: `x`
+ * and `dy` (NHWC, `channels` a multiple of 4) of `samples` samples, windows
+ * that do not overlap, from the input's first pixel.
+ */
+export interface PoolGradJob extends PoolSizes {
+  x: Float32Array;
+  dy: Float32Array;
+  samples: number;
 }
 
 /**
