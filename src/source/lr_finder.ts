@@ -74,7 +74,8 @@ const FINDER_KEYS = keysOf<Omit<LrFinderOptions<ModelLike, object>, keyof EpochS
  *
  * const x = tf.randomUniform([256, 2], -1, 1, "float32", 1);
  * const y = x.sum(1, true);
- * const model = tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [2] })] });
+ * const kernelInitializer = tf.initializers.glorotUniform({ seed: 1 }); // the same sweep every run
+ * const model = tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [2], kernelInitializer })] });
  * const optimizer = tf.train.sgd(0.01);
  * const before = model.getWeights().map((w) => w.arraySync());
  * const found = await lrFinder({
