@@ -83,6 +83,7 @@ const SPEC_SIMD_OPCODES: Record<string, number> = {
   "f64x2.splat": 20,
   "i32x4.eq": 55,
   "f32x4.gt": 68,
+  "f32x4.le": 69,
   "f64x2.gt": 74,
   "v128.and": 78,
   "v128.andnot": 79,
@@ -369,8 +370,9 @@ test("no file that emits code writes an opcode byte of its own: every byte comes
   }
 });
 
-test("the in-heap kernels (bias add, column sums, 2 × 2 pool gradient) validate, and column sums refuse odd or wide rows", () => {
-  for (const f of [biasAddFunction(), columnSumsFunction(2), columnSumsFunction(64), pool2x2GradFunction()]) {
+test("the in-heap kernels (bias add with and without relu, column sums, 2 × 2 pool gradient) validate, and column sums refuse odd or wide rows", () => {
+  const kernels = [biasAddFunction(), biasAddFunction(true), columnSumsFunction(2), columnSumsFunction(64)];
+  for (const f of [...kernels, pool2x2GradFunction()]) {
     assert.ok(WebAssembly.validate(assemble([f], 0, false)), f.name);
   }
   assert.throws(() => columnSumsFunction(7), /columnSumsFunction: width must be even, 2 to 64, got 7/);

@@ -909,10 +909,13 @@ function fusedActivationAttrs(activation: string): { activation: string; leakyre
 function fusedMatMulCases(batchedOrTransposedWithBias: boolean): Case[] {
   const cases: Case[] = [];
   // The fused matMul op always hands the kernel 3-d operands (it reshapes them first).
-  // Odd sizes too (1, 7, 13, 129; a depth of 784 spans several of fitstream's 256-deep product blocks).
+  // Odd sizes too (1, 7, 13, 129; a depth of 784 spans several of fitstream's 256-deep product blocks); widths of a
+  // multiple of 4 (8, 12) take a bias vector and relu in four lanes at a time in tfjs's heap, the others in JS.
   const shapes: [number[], number[]][] = [
     [[1, 5, 7], [1, 7, 6]],
     [[1, 9, 33], [1, 33, 10]],
+    [[1, 9, 33], [1, 33, 8]],
+    [[2, 9, 33], [1, 33, 12]],
     [[2, 5, 7], [2, 7, 6]],
     [
       [2, 9, 33],
@@ -944,17 +947,20 @@ function fusedMatMulCases(batchedOrTransposedWithBias: boolean): Case[] {
   }
   if (batchedOrTransposedWithBias) {
     // Biases and prelu weights of other shapes that broadcast into the output (rank 1 is all tfjs-layers makes).
-    const [aShape, bShape] = [[3, 13, 129], [1, 129, 7]];
-    for (const shape of [[1, 7], [13, 7], [3, 1, 7], [3, 13, 1], [1]]) {
-      for (const activation of ["relu", "prelu"]) {
-        const s = seedOf("fusedMatMul broadcast", shape, activation);
-        const inputs: Record<string, Input> = {
-          a: normal(aShape, s + "a", 1.2),
-          b: normal(bShape, s + "b", 1.2),
-          bias: normal(shape, s + "bias"),
-        };
-        if (activation === "prelu") inputs.preluActivationWeights = normal(shape, s + "alpha", 0.3);
-        cases.push(kase(inputs, { transposeA: false, transposeB: false, ...fusedActivationAttrs(activation) }));
+    // Outputs 7 and 8 wide: a bias the same for every row (shape [1, n], [1]) runs four lanes at a time at width 8.
+    for (const n of [7, 8]) {
+      const [aShape, bShape] = [[3, 13, 129], [1, 129, n]];
+      for (const shape of [[1, n], [13, n], [3, 1, n], [3, 13, 1], [1]]) {
+        for (const activation of ["relu", "linear", "prelu"]) {
+          const s = seedOf("fusedMatMul broadcast", n, shape, activation);
+          const inputs: Record<string, Input> = {
+            a: normal(aShape, s + "a", 1.2),
+            b: normal(bShape, s + "b", 1.2),
+            bias: normal(shape, s + "bias"),
+          };
+          if (activation === "prelu") inputs.preluActivationWeights = normal(shape, s + "alpha", 0.3);
+          cases.push(kase(inputs, { transposeA: false, transposeB: false, ...fusedActivationAttrs(activation) }));
+        }
       }
     }
   }

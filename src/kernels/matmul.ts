@@ -25,6 +25,8 @@
 import * as tf from "@tensorflow/tfjs";
 import { simdKernels } from "./simd/products.ts";
 import { tfjsKernel } from "./_originals.ts";
+import { biasAddIn } from "./simd/bias.ts";
+import { wasmHeapMemory, wasmMemory } from "../internal/tfjs_private.ts";
 
 /** What these kernels use of tfjs-backend-wasm's backend: outputs, and views of its heap (no copy). */
 interface WasmBackend {
@@ -124,6 +126,18 @@ function planOf(a: tf.TensorInfo, b: tf.TensorInfo, { transposeA, transposeB }: 
   return { m, k, n, batch: Math.max(batchA, batchB), batchA, batchB, shape: [...outer, m, n] };
 }
 
+/**
+ * Narrower padded rows are copied value by value: a subarray and a `set` a
+ * row cost ~0.2 µs, so the tutorial's validation output (3,400 rows of 1
+ * value, padded to 8) spent ~0.7 ms on Bun copying 3,400 floats.
+ */
+const ROW_SET_MIN = 32;
+
+/** `m` rows of `n` values, `stride` apart in `from`, to `to` from `at` on, packed. */
+function copyRows(from: Float32Array, stride: number, to: Float32Array, at: number, m: number, n: number): void {
+  for (let r = 0, i = 0; r < m; r++, i += stride) for (let j = 0; j < n; j++) to[at++] = from[i + j];
+}
+
 let simdProducts = 0;
 
 /** How many calls these kernels have run on the SIMD kernels (for tests). Internal. */
@@ -165,6 +179,7 @@ function multiply(
     }
     const { values: c, stride } = product, at = i * m * n;
     if (stride === n) values.set(c.subarray(0, m * n), at);
+    else if (n < ROW_SET_MIN) copyRows(c, stride, values, at, m, n);
     else for (let r = 0; r < m; r++) values.set(c.subarray(r * stride, r * stride + n), at + r * n);
   }
   simdProducts++;
@@ -181,9 +196,13 @@ export function batchMatMul(args: Args<MatMulInputs, MatMulAttrs>): tf.TensorInf
 
 const ACTIVATIONS: ReadonlySet<string> = new Set(["linear", "relu", "relu6", "elu", "leakyrelu", "prelu", "sigmoid"]);
 
-/** Where a broadcast operand's values for each row of the output start, and their step along the row. */
+/**
+ * Where a broadcast operand's values for each row of the output start, and
+ * their step along the row (0 or 1); no `starts` when every row starts at 0
+ * (a bias vector, the usual case: no array of a start per row to make).
+ */
 interface RowStarts {
-  starts: Int32Array;
+  starts?: Int32Array;
   step: number;
 }
 
@@ -199,6 +218,8 @@ function rowStarts(shape: readonly number[], out: readonly number[]): RowStarts 
   // Strides of the operand along the output's dimensions; 0 where it broadcasts.
   const strides = new Array<number>(out.length).fill(0);
   for (let d = shape.length - 1, s = 1; d >= 0; s *= shape[d], d--) if (shape[d] !== 1) strides[pad + d] = s;
+  const step = strides[out.length - 1];
+  if (strides.every((s, d) => s === 0 || d === out.length - 1)) return { step };
   const rows = sizeOf(out.slice(0, -1));
   const starts = new Int32Array(rows);
   for (let r = 0; r < rows; r++) {
@@ -209,7 +230,7 @@ function rowStarts(shape: readonly number[], out: readonly number[]): RowStarts 
     }
     starts[r] = at;
   }
-  return { starts, step: strides[out.length - 1] };
+  return { starts, step };
 }
 
 /**
@@ -233,24 +254,55 @@ export function fusedMatMul(args: Args<FusedInputs, FusedAttrs>): tf.TensorInfo 
   const done = multiply(backend, a, b, attrs, plan);
   if (!done) return own();
   const { values } = done, n = plan.n;
+  const relu = activation === "relu";
+  if (bias && (relu || activation === "linear") && biasInPlace(backend, done.out, bias, biasRows!, n, relu)) {
+    return done.out;
+  }
   if (bias) addBias(values, n, backend.typedArrayFromHeap(bias) as Float32Array, biasRows!);
   if (activation === "prelu") prelu(values, n, backend.typedArrayFromHeap(alphas!) as Float32Array, alphaRows!);
   else if (activation !== "linear") activate(values, activation, attrs.leakyreluAlpha ?? 0);
   return done.out;
 }
 
+/**
+ * The bias (and a relu) added in place by simd/bias.ts's `biasAdd` in
+ * tfjs-backend-wasm's heap — the same float32 sums and relu as
+ * {@link addBias} and {@link activate}, four lanes at a time — when the bias
+ * is one vector along rows of a multiple of 4 values; `false` (nothing done)
+ * otherwise. The tutorial's validation pass (3,400 rows × 64, relu) spent
+ * ~1.1 ms of its ~2 ms in the JS loops on random-signed sums (the relu's
+ * branch mispredicts half the time).
+ */
+function biasInPlace(
+  backend: WasmBackend,
+  out: tf.TensorInfo,
+  bias: tf.TensorInfo,
+  { starts, step }: RowStarts,
+  n: number,
+  relu: boolean,
+): boolean {
+  if (starts || step !== 1 || n % 4 !== 0) return false;
+  const memory = wasmHeapMemory(backend);
+  const to = memory && wasmMemory(backend, out.dataId), b = memory && wasmMemory(backend, bias.dataId);
+  if (!memory || !to || !b) return false;
+  biasAddIn(memory, relu)(to.offset, b.offset, to.offset, tf.util.sizeFromShape(out.shape) / n, n * 4);
+  return true;
+}
+
 /** `values[r, j] = fround(values[r, j] + bias[at(r, j)])` (a float32 plus a float32, rounded once). */
 function addBias(values: Float32Array, n: number, bias: Float32Array, { starts, step }: RowStarts): void {
-  for (let r = 0, at = 0; r < starts.length; r++, at += n) {
-    const from = starts[r];
+  const rows = values.length / n;
+  for (let r = 0, at = 0; r < rows; r++, at += n) {
+    const from = starts ? starts[r] : 0;
     for (let j = 0; j < n; j++) values[at + j] += bias[from + j * step];
   }
 }
 
 /** `v < 0 ? alpha · v : v`, `alpha` from the prelu weights broadcast to the output. */
 function prelu(values: Float32Array, n: number, alphas: Float32Array, { starts, step }: RowStarts): void {
-  for (let r = 0, at = 0; r < starts.length; r++, at += n) {
-    const from = starts[r];
+  const rows = values.length / n;
+  for (let r = 0, at = 0; r < rows; r++, at += n) {
+    const from = starts ? starts[r] : 0;
     for (let j = 0; j < n; j++) {
       const v = values[at + j];
       if (v < 0) values[at + j] = alphas[from + j * step] * v;
@@ -266,11 +318,8 @@ function prelu(values: Float32Array, n: number, alphas: Float32Array, { starts, 
 function activate(values: Float32Array, activation: Activation, alpha: number): void {
   const length = values.length;
   switch (activation) {
-    // Math.max(0, v) as a test and a store: Math.max in these loops took ~6 ns a value on V8 and JavaScriptCore
-    // alike, the test ~0.5 (the validation pass of the tutorial's 3,000 rows spent 1.1 ms of its ~1.5 ms in it).
-    // `v <= 0` sends -0 to +0 and leaves NaN alone, as Math.max does.
     case "relu":
-      for (let i = 0; i < length; i++) if (values[i] <= 0) values[i] = 0;
+      reluBits(new Int32Array(values.buffer, values.byteOffset, length));
       return;
     case "relu6":
       for (let i = 0; i < length; i++) {
@@ -294,5 +343,21 @@ function activate(values: Float32Array, activation: Activation, alpha: number): 
     case "sigmoid":
       for (let i = 0; i < length; i++) values[i] = 1 / (1 + Math.exp(-values[i]));
       return;
+  }
+}
+
+/**
+ * relu on float32 bit patterns, without a branch: a test and a store
+ * (`if (v <= 0) v = 0`) took ~5 ns a value on V8 and JavaScriptCore alike
+ * on sums of random sign (its branch mispredicts half the time; Math.max ~7),
+ * this ~1.1. A pattern becomes +0 where its sign bit is set and it is not a
+ * NaN (−0 and every negative number; a NaN of either sign stays).
+ */
+function reluBits(bits: Int32Array): void {
+  for (let i = 0; i < bits.length; i++) {
+    const w = bits[i];
+    // All ones where the sign is set and the magnitude is at most Infinity's (not a NaN).
+    const negative = (w >> 31) & ~((0x7f800000 - (w & 0x7fffffff)) >> 31);
+    bits[i] = w & ~negative;
   }
 }

@@ -77,6 +77,7 @@ export const SIMD_OPCODES = {
   "f64x2.splat": 0x14,
   "i32x4.eq": 0x37,
   "f32x4.gt": 0x44,
+  "f32x4.le": 0x45,
   "f64x2.gt": 0x4a,
   "v128.and": 0x4e,
   "v128.andnot": 0x4f,
@@ -267,6 +268,8 @@ export const op = {
   i32x4Eq: simd("i32x4.eq"),
   f32x4Splat: simd("f32x4.splat"),
   f32x4Gt: simd("f32x4.gt"),
+  /** `a <= b` per lane: all ones where it holds (never for a NaN). */
+  f32x4Le: simd("f32x4.le"),
   f64Abs: one("f64.abs"),
   f64Gt: one("f64.gt"),
   /** A float32 constant. */

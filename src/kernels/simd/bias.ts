@@ -20,14 +20,18 @@ import { inHeap } from "./in_heap.ts";
 /**
  * `biasAdd(x, bias, out, rows, rowBytes)`: `out[r, j] = x[r, j] + bias[j]`
  * for `rows` rows of `rowBytes` bytes (a multiple of 16), four lanes at a
- * time.
+ * time; with `relu`, each sum then as the cpu backend's relu leaves it: 0
+ * where it is ≤ 0 (−0 too), NaN kept. `x` may be `out`.
  */
-export function biasAddFunction(): FunctionDef {
+export function biasAddFunction(relu = false): FunctionDef {
   const f = new Func("biasAdd");
   const [x, bias, out, rows, rowBytes] = f.params("x", "bias", "out", "rows", "rowBytes");
   const [j] = f.locals(I32, "j");
-  const { get, set, increment } = f;
+  const { get, set, tee, increment } = f;
   const { i32, add } = op;
+  // relu(v) = v & ~(v <= 0): the comparison is false for NaN, true for −0.
+  const sum = relu ? f.locals(V128, "sum")[0] : undefined;
+  const activation: Code = sum ? [...tee(sum), ...get(sum), ...op.v128Zero, ...op.f32x4Le, ...op.v128Andnot] : [];
   return f.build([
     ...doWhile([
       ...i32(0),
@@ -45,6 +49,7 @@ export function biasAddFunction(): FunctionDef {
         ...add,
         ...op.v128Load(),
         ...op.f32x4Add,
+        ...activation,
         ...op.v128Store(),
         ...increment(j, i32(16)),
       ], [...get(j), ...get(rowBytes), ...op.ne]),
@@ -105,9 +110,9 @@ export type BiasAdd = (x: number, bias: number, out: number, rows: number, rowBy
 /** `columnSums`'s signature. */
 export type ColumnSums = (x: number, rows: number, out: number) => void;
 
-/** `biasAdd` working in `memory` (an unshared memory: tfjs-backend-wasm's heap), made once per memory. */
-export function biasAddIn(memory: WebAssembly.Memory): BiasAdd {
-  return inHeap<BiasAdd>(memory, "biasAdd", biasAddFunction);
+/** `biasAdd` (with `relu`, its relu variant) working in `memory` (an unshared memory: tfjs-backend-wasm's heap), made once per memory. */
+export function biasAddIn(memory: WebAssembly.Memory, relu = false): BiasAdd {
+  return inHeap<BiasAdd>(memory, relu ? "biasAdd relu" : "biasAdd", () => biasAddFunction(relu));
 }
 
 /** `columnSums` for rows of `width` values working in `memory`, made once per memory and width. */
