@@ -294,7 +294,7 @@ test("a small module assembled here validates and runs: a loop over named locals
   assert.deepEqual([...floats.subarray(256, 258)], [1.5, 0]);
 });
 
-test("the kernel modules validate and export the fourteen kernels, with and without the fused multiply-add", () => {
+test("the kernel modules validate and export the fifteen kernels, with and without the fused multiply-add", () => {
   for (const fused of [false, true]) {
     const bytes = kernelModule(fused, 16384, 2);
     assert.deepEqual([...bytes.subarray(0, 8)], [0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0]);
@@ -317,6 +317,7 @@ test("the kernel modules validate and export the fourteen kernels, with and with
       "bnForward",
       "bnBackward",
       "scatter",
+      "adam32",
     ]);
   }
 });

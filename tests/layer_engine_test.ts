@@ -874,3 +874,54 @@ test("batch normalization over rows of rank 4 is refused at construction, where 
   optimizer.dispose();
   tf.dispose([x, y]);
 });
+
+/** A dropout MLP whose first Dense layer is wide (48 rows × 140 × 48 multiply-adds ≥ 2^18): its products are the SIMD kernels'. */
+const WIDE: Case = {
+  name: "a dropout MLP with a wide first layer",
+  layers: () => [L.dense({ units: 48, activation: "relu" }), L.dropout({ rate: 0.2 }), L.dense({ units: 4 })],
+  input: [140],
+  outputs: 4,
+  classes: true,
+  loss: softmaxCE,
+  optimizer: () => tf.train.adam(0.01),
+  batchSize: ROWS,
+  chain: "Dense, Dropout, Dense",
+};
+
+test("a wide layer's kernel gradient, written in float32 by the products in place, trains the weights its float64 copy trains, to the bit", async () => {
+  const { float32KernelGradients } = await import("../src/engine/layer_engine.ts");
+  const { inPlaceGradientCount } = await import("../src/engine/wide_layers.ts");
+  const before = tf.memory().numTensors, written = inPlaceGradientCount();
+  const inPlace = await streamRun(WIDE, "auto");
+  // 140 inputs: the products write tiles of 6 rows, past the gradient's 140 (its array has room for 144).
+  assert.equal(inPlaceGradientCount() - written, 2, "one step an epoch, two epochs, each written in place");
+  float32KernelGradients.on = false;
+  try {
+    const copied = await streamRun(WIDE, "auto");
+    assert.equal(inPlaceGradientCount() - written, 2, "none in place when switched off");
+    assert.deepEqual(inPlace.losses, copied.losses);
+    assert.deepEqual(inPlace.weights, copied.weights);
+    // A last micro-batch too small for the kernels (48 rows in batches of 40: then 8) sums in float64 in JS, rounded
+    // to float32 into the gradient: within float32 rounding of the float64 copy, and of the tfjs path.
+    const small = { ...WIDE, batchSize: 40 };
+    const rounded = await withSwitch(true, () => streamRun(small, "auto")), kept = await streamRun(small, "auto");
+    const tfjs = await streamRun(small, "tfjs");
+    assert.ok(gap(rounded.losses, kept.losses) <= 1e-6, `${rounded.losses} vs ${kept.losses}`);
+    rounded.weights.forEach((w, i) => assert.ok(gap(w, kept.weights[i]) <= 1e-5, `weight ${i}`));
+    assert.ok(rounded.weights.some((w, i) => gap(w, kept.weights[i]) > 0), "the small batch took the JS loops");
+    rounded.weights.forEach((w, i) => assert.ok(gap(w, tfjs.weights[i]) <= TOLERANCE, `weight ${i} against tfjs`));
+  } finally {
+    float32KernelGradients.on = true;
+  }
+  assert.equal(tf.memory().numTensors, before, "no tensor leaks");
+
+  async function withSwitch<T>(on: boolean, run: () => Promise<T>): Promise<T> {
+    const was = float32KernelGradients.on;
+    float32KernelGradients.on = on;
+    try {
+      return await run();
+    } finally {
+      float32KernelGradients.on = was;
+    }
+  }
+});

@@ -146,8 +146,8 @@ test("a product is the same to the bit on one thread and on all of them", async 
   }
 });
 
-test("Adam on the SIMD kernels updates weights and moments bit for bit as the JS rule, odd sizes included", () => {
-  const run = (inShared: boolean) => {
+test("Adam on the SIMD kernels updates weights and moments bit for bit as the JS rule, odd sizes included, from float64 or float32 gradients", () => {
+  const run = (inShared: boolean, float32Gradients = false) => {
     const variable = tf.variable(tf.tensor1d(Float32Array.from(values(20_001, 3))));
     const optimizer = tf.train.adam(0.01);
     const host = new HostOptimizer(optimizer, [variable]);
@@ -160,7 +160,9 @@ test("Adam on the SIMD kernels updates weights and moments bit for bit as the JS
     host.load(allocate);
     const w = allocate(variable.size);
     w.set(variable.dataSync() as Float32Array);
-    const g = inShared ? simd.float64(w.length)! : new Float64Array(w.length);
+    const g = float32Gradients
+      ? (inShared ? simd.float32(w.length)! : new Float32Array(w.length))
+      : (inShared ? simd.float64(w.length)! : new Float64Array(w.length));
     for (let step = 0; step < 3; step++) {
       g.set(values(w.length, 10 + step));
       host.step([w], [g]);
@@ -178,6 +180,37 @@ test("Adam on the SIMD kernels updates weights and moments bit for bit as the JS
   assert.ok(js.w.some((v, i) => v !== values(20_001, 3)[i]), "the weights moved");
   assert.deepEqual(kernels.w, js.w);
   assert.deepEqual(kernels.m, js.m);
+  // float32 gradients (the products' own values, written in place): the same numbers, so the same updates.
+  for (const inShared of [false, true]) {
+    const from32 = run(inShared, true);
+    assert.deepEqual(from32.w, js.w, `float32 gradients, ${inShared ? "kernels" : "JS"}`);
+    assert.deepEqual(from32.m, js.m);
+  }
+});
+
+test("a product written into an array of the kernels' memory is the product, when its rows fit the array's room", () => {
+  // 13 rows: the kernels write tiles of 6 rows, so the product needs room for 18.
+  const [m, k, n] = [13, 40, 16];
+  const a = { values: values(m * k, 21), transposed: true }, b = { values: values(k * n, 22), transposed: false };
+  const expected = simd.multiply(a, b, m, k, n)!;
+  const plain = Float32Array.from(
+    { length: m * n },
+    (_, i) => expected.values[Math.floor(i / n) * expected.stride + i % n],
+  );
+  const roomy = simd.float32(m * n, 18 * n)!, tight = simd.float32(m * n)!, guard = simd.float32(64)!;
+  guard.fill(5);
+  const into = simd.multiply(a, b, m, k, n, roomy)!;
+  assert.ok(into.into, "written in place");
+  assert.equal(into.values.byteOffset, roomy.byteOffset);
+  assert.deepEqual(roomy, plain);
+  // Without room for the last tile, or with rows padded past the width (n not a multiple of 8), it is not.
+  const short = simd.multiply(a, b, m, k, n, tight)!;
+  assert.ok(!short.into);
+  assert.ok(tight.every((v) => v === 0), "left alone");
+  const narrow = simd.float32(m * 12, 18 * 12)!;
+  assert.ok(!simd.multiply(a, { values: values(k * 12, 23), transposed: false }, m, k, 12, narrow)!.into);
+  assert.ok(guard.every((v) => v === 5), "nothing past the arrays was written");
+  [roomy, tight, guard, narrow].forEach((view) => simd.free(view));
 });
 
 test("arrays in the shared memory come zeroed, are reused once freed, and are read in place by products", () => {

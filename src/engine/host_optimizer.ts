@@ -49,6 +49,13 @@ interface SlotSpec {
   init?: (o: Internals) => number;
 }
 
+/**
+ * A variable's gradient for a step: float64, or float32 where a product wrote
+ * it in place (the layer engine's wide Dense kernels; the same values as
+ * their float64 copy, read as numbers alike).
+ */
+export type StepGradient = Float64Array | Float32Array;
+
 /** An update rule: its slot arrays and one step over one variable. */
 interface Rule {
   slots: readonly SlotSpec[];
@@ -56,7 +63,7 @@ interface Rule {
   read(o: Internals): void;
   /** Called once per step before the variables are updated. */
   begin(): void;
-  apply(w: Float32Array, g: Float64Array, state: Float32Array[]): void;
+  apply(w: Float32Array, g: StepGradient, state: Float32Array[]): void;
   /** Called once per step after every variable. */
   end(): void;
   /** Writes the per-step scalars (Adam's accBeta) back. */
@@ -381,7 +388,7 @@ export class HostOptimizer {
   }
 
   /** One update of every variable's `params` from its `grads`. */
-  step(params: Float32Array[], grads: Float64Array[]): void {
+  step(params: Float32Array[], grads: StepGradient[]): void {
     const rule = this.#rule;
     rule.begin();
     for (let i = 0; i < params.length; i++) rule.apply(params[i], grads[i], this.#state[i]);

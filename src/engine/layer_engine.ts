@@ -16,7 +16,7 @@ import * as tf from "@tensorflow/tfjs";
 import { type ActivationCode, slopeAny } from "./dense_kernels.ts";
 import type { ChainPlan } from "./host_plan.ts";
 import type { ChainLayer } from "./layer_plan.ts";
-import { HostOptimizer } from "./host_optimizer.ts";
+import { HostOptimizer, type StepGradient } from "./host_optimizer.ts";
 import { type LossStep, lossStep } from "./loss_step.ts";
 import { type EpochTrainer, hostPass, type HostSession, type Trained } from "./epoch_trainer.ts";
 import { type Feed, type RowsFeed, rowsFeed, takeRows, type TensorFeed } from "./feed.ts";
@@ -29,6 +29,13 @@ import { isWide } from "./wide_layers.ts";
 import { simdKernels } from "../kernels/simd/products.ts";
 import { readInto, tensorOf } from "./exchange.ts";
 import { addPenalty } from "./penalty.ts";
+
+/**
+ * Whether a wide Dense layer's kernel gradient may be float32, written by the
+ * products in place (see `PlannedLayer.float32Gradients`); off only for tests
+ * and measurements against the float64 copy.
+ */
+export const float32KernelGradients = { on: true };
 
 /** Weights of this many values or more take the SIMD kernels' memory (and Adam there), wide layer or not. */
 const LARGE_WEIGHT = 1 << 16;
@@ -51,7 +58,7 @@ function scaleBySlope(g: Float64Array, y: Float64Array, size: number, code: Acti
 interface LayerArrays {
   params: Float32Array[];
   state: Float32Array[];
-  grads: (Float64Array | undefined)[];
+  grads: (StepGradient | undefined)[];
 }
 
 /** Trains the layers of a {@link ChainPlan}. Internal. */
@@ -164,11 +171,12 @@ export class LayerEngine implements EpochTrainer {
     // live in the SIMD kernels' memory (when there is room), so the products read their operands where they are,
     // the bias and relu epilogues run there, and Adam updates there. Given back when the pass ends or fails.
     const rows = Math.min(this.#stepRows, this.#rows);
-    const anyWide = layers.some((l) => {
+    const wideDense = (l: ChainLayer) => {
       if (l.className !== "Dense") return false;
       const out = l.planned.output, units = out[out.length - 1], inputs = l.input[l.input.length - 1];
       return isWide(rows * (l.outputWidth / units), inputs, units);
-    });
+    };
+    const anyWide = layers.some(wideDense);
     // A large weight (an embedding table) alone takes the weights, gradients and optimizer state there too, for
     // the SIMD Adam on every core; the batch's arrays stay plain then (JS loops run slower over the shared memory).
     const large = layers.some((l) => l.planned.params.some((v) => v.size >= LARGE_WEIGHT));
@@ -197,37 +205,51 @@ export class LayerEngine implements EpochTrainer {
     this.#optimizer.load(float32);
     const trainable = new Set(this.#variables);
     const values = new Map<tf.Variable, Float32Array>();
-    const gradients = new Map<tf.Variable, Float64Array>();
+    const gradients = new Map<tf.Variable, StepGradient>();
     const read = (v: tf.Variable) => {
       let a = values.get(v);
       if (!a) values.set(v, a = float32(v.size)), readInto(v, a);
       return a;
     };
-    const gradient = (v: tf.Variable) => {
+    const rule = this.#gradients, clipping = rule.clipNorm !== undefined || rule.clipValue !== undefined;
+    // float32 gradients where a kind asks (see PlannedLayer.float32Gradients): for the products of a wide Dense layer
+    // to write in place, so not where the float64 work of accumulation, clipping or a penalty reads them, and only
+    // for a variable one layer alone trains.
+    const uses = new Map<tf.Variable, number>();
+    for (const l of layers) for (const v of l.planned.params) uses.set(v, (uses.get(v) ?? 0) + 1);
+    const in32 = float32KernelGradients.on && simd && rule.accumulate <= 1 && !clipping;
+    const float32Room = (l: ChainLayer, k: number) => {
+      const { planned } = l, room = planned.float32Gradients?.[k];
+      if (!in32 || room === undefined || !planned.writesGradients || planned.penalties?.[k] || !wideDense(l)) return;
+      return uses.get(planned.params[k]) === 1 ? room : undefined;
+    };
+    const gradient = (v: tf.Variable, room: number | undefined): StepGradient | undefined => {
       if (!trainable.has(v)) return undefined;
       let g = gradients.get(v);
-      if (!g) gradients.set(v, g = float64(v.size));
+      if (!g) {
+        gradients.set(v, g = (room !== undefined ? hold(simd!.float32(v.size, room)) : undefined) ?? float64(v.size));
+      }
       return g;
     };
     const arrays: LayerArrays[] = layers.map((l) => ({
       params: l.planned.params.map(read),
       state: (l.planned.state ?? []).map(read),
-      grads: l.planned.params.map(gradient),
+      grads: l.planned.params.map((v, k) => gradient(v, float32Room(l, k))),
     }));
     const penalised: [KindPenalty, Float32Array, Float64Array | undefined][] = [];
     layers.forEach((l, i) =>
       l.planned.penalties?.forEach((p, k) => {
-        if (p) penalised.push([p, arrays[i].params[k], arrays[i].grads[k]]);
+        // (A penalised parameter's gradient is float64: see float32Room.)
+        if (p) penalised.push([p, arrays[i].params[k], arrays[i].grads[k] as Float64Array | undefined]);
       })
     );
     const params = this.#variables.map((v) => values.get(v)!);
     const paramGrads = this.#variables.map((v) => gradients.get(v)!);
     // The gradients the engine zeroes before each micro-batch: those of kinds that add into them.
     const zeroed = layers.flatMap((l, i) => l.planned.writesGradients ? [] : arrays[i].grads)
-      .filter((g): g is Float64Array => g !== undefined);
+      .filter((g): g is StepGradient => g !== undefined);
     const codes = layers.map((l) => (l.planned.activation ?? 0) as ActivationCode);
     const last = layers.length - 1, outputs = layers[last].outputWidth;
-    const rule = this.#gradients, clipping = rule.clipNorm !== undefined || rule.clipValue !== undefined;
     const sums = rule.accumulate > 1 ? paramGrads.map((g) => new Float64Array(g.length)) : undefined;
     let summedRows = 0, total = 0;
     const add = (n: number) => {
@@ -285,7 +307,7 @@ export class LayerEngine implements EpochTrainer {
         });
         summedRows = 0;
       }
-      if (clipping) clipArrays(rule, paramGrads);
+      if (clipping) clipArrays(rule, paramGrads as Float64Array[]); // (float64 all when clipping: see float32Room)
       this.#optimizer.step(params, paramGrads);
     };
     let ended = false;

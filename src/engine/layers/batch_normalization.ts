@@ -44,7 +44,14 @@
  * @module
  */
 import type * as tf from "@tensorflow/tfjs";
-import type { BackwardArrays, ForwardArrays, LayerKind, PlanContext, PlannedLayer } from "./kind.ts";
+import {
+  type BackwardArrays,
+  float64Grads,
+  type ForwardArrays,
+  type LayerKind,
+  type PlanContext,
+  type PlannedLayer,
+} from "./kind.ts";
 import { layerFields, unknownTfjs } from "../../internal/tfjs_private.ts";
 import { simdKernels } from "../../kernels/simd/products.ts";
 
@@ -187,8 +194,9 @@ function plan({ layer, input, penalty }: PlanContext): PlannedLayer | string {
       for (let j = 0; j < c; j++) output[o + j] = fround(b[j] + (fround(x[o + j]) - mean[j]) * gamma32[j] / root[j]);
     }
   };
-  const backward = ({ n, params, scratch, gradOutput: dy, gradInput, paramGrads }: BackwardArrays) => {
-    const g = params[0], [gammaGrad, betaGrad] = paramGrads;
+  const backward = (arrays: BackwardArrays) => {
+    const { n, params, scratch, gradOutput: dy, gradInput } = arrays;
+    const g = params[0], [gammaGrad, betaGrad] = float64Grads(arrays);
     const rows = n * per;
     const [dev, rsqrt] = scratch;
     const fround = Math.fround;

@@ -18,7 +18,7 @@ import {
   slopeFromInput,
   transpose,
 } from "../dense_kernels.ts";
-import { isWide, wideBackward, wideForward, wideKernelGradient } from "../wide_layers.ts";
+import { isWide, kernelGradientRoom, wideBackward, wideForward, wideKernelGradient } from "../wide_layers.ts";
 import type { BackwardArrays, ForwardArrays, LayerKind, PlanContext, PlannedLayer } from "./kind.ts";
 import { layerFields, unknownTfjs } from "../../internal/tfjs_private.ts";
 import { simdKernels } from "../../kernels/simd/products.ts";
@@ -103,10 +103,17 @@ function plan({ layer, config, input, last, penalty }: PlanContext): PlannedLaye
   };
   const backward = ({ n, input: x, params, scratch, gradOutput: dz, gradInput, paramGrads }: BackwardArrays) => {
     const rows = n * per, wide = isWide(rows, inputs, units);
-    const [kernelGrad, biasGrad] = paramGrads;
+    // The kernel's gradient may be float32 (see `float32Gradients`), the bias's is float64.
+    const kernelGrad = paramGrads[0], biasGrad = paramGrads[1] as Float64Array | undefined;
     // The products write the kernel gradient (see `writesGradients`), and the bias gradient is written first.
     if (kernelGrad && !(wide && wideKernelGradient(x, dz, rows, inputs, units, kernelGrad))) {
-      matmulColumns(x, dz, rows, inputs, units, kernelGrad);
+      if (kernelGrad instanceof Float64Array) matmulColumns(x, dz, rows, inputs, units, kernelGrad);
+      else {
+        // A float32 gradient (a micro-batch too small for the kernels): the loops into the float64 scratch the
+        // forward's transpose used, then rounded into place.
+        matmulColumns(x, dz, rows, inputs, units, scratch[1]);
+        kernelGrad.set(scratch[1].subarray(0, size));
+      }
     }
     if (biasGrad) {
       biasGrad.fill(0);
@@ -133,6 +140,8 @@ function plan({ layer, config, input, last, penalty }: PlanContext): PlannedLaye
     // Zeroing a 784×512 kernel's gradient before each batch, only for the product to overwrite it, cost ~4% of the
     // dropout MLP's epoch.
     writesGradients: true,
+    // A wide layer's kernel gradient is written by the products in place (wide_layers.ts).
+    float32Gradients: bias ? [kernelGradientRoom(inputs, units), undefined] : [kernelGradientRoom(inputs, units)],
     forward,
     backward,
   };

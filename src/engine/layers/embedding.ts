@@ -10,14 +10,15 @@
  * @module
  */
 import type * as tf from "@tensorflow/tfjs";
-import type {
-  BackwardArrays,
-  ForwardArrays,
-  KindPenalty,
-  LayerKind,
-  PlanContext,
-  PlannedLayer,
-  RowShape,
+import {
+  type BackwardArrays,
+  float64Grads,
+  type ForwardArrays,
+  type KindPenalty,
+  type LayerKind,
+  type PlanContext,
+  type PlannedLayer,
+  type RowShape,
 } from "./kind.ts";
 import { layerFields, unknownTfjs } from "../../internal/tfjs_private.ts";
 
@@ -87,8 +88,9 @@ function alone({ table, penalty: tablePenalty, ids, rows, dim, input }: Checked)
       for (let k = 0; k < dim; k++) output[to + k] = values[from + k];
     }
   };
-  const backward = ({ n, scratch, gradOutput, paramGrads }: BackwardArrays) => {
-    const grad = paramGrads[0], picked = scratch[0];
+  const backward = (arrays: BackwardArrays) => {
+    const { n, scratch, gradOutput } = arrays;
+    const grad = float64Grads(arrays)[0], picked = scratch[0];
     if (!grad) return; // ids have no gradient
     for (let i = 0, size = n * ids; i < size; i++) {
       const to = picked[i] * dim, from = i * dim;
@@ -150,8 +152,9 @@ function fuseNext(context: PlanContext, next: PlanContext): PlannedLayer | undef
       }
     }
   };
-  const backward = ({ n, gradOutput, paramGrads }: BackwardArrays) => {
-    const grad = paramGrads[0];
+  const backward = (arrays: BackwardArrays) => {
+    const { n, gradOutput } = arrays;
+    const grad = float64Grads(arrays)[0];
     if (!grad) return;
     for (let r = 0; r < n; r++) {
       const o = r * dim, first = r * steps, end = first + steps;

@@ -76,6 +76,7 @@
 import type * as tf from "@tensorflow/tfjs";
 import type { ActivationCode } from "../dense_kernels.ts";
 import type { Penalty } from "../penalty.ts";
+import type { StepGradient } from "../host_optimizer.ts";
 
 /** The shape of one row (an example), without the batch dimension. */
 export type RowShape = readonly number[];
@@ -143,9 +144,18 @@ export interface BackwardArrays extends ForwardArrays {
   /**
    * One per {@link PlannedLayer.params}: d loss / d param is ADDED into it
    * (the engine zeroed it before this micro-batch); `undefined` for a
-   * parameter the optimizer does not update.
+   * parameter the optimizer does not update. float64, except where the
+   * kind's {@link PlannedLayer.float32Gradients} let the engine give float32.
    */
-  paramGrads: (Float64Array | undefined)[];
+  paramGrads: (StepGradient | undefined)[];
+}
+
+/**
+ * `arrays.paramGrads` of a kind that declares no
+ * {@link PlannedLayer.float32Gradients}: the engine gives it float64 only.
+ */
+export function float64Grads(arrays: BackwardArrays): (Float64Array | undefined)[] {
+  return arrays.paramGrads as (Float64Array | undefined)[];
 }
 
 /** A scratch buffer: `perRow` float64 values for each row of the largest batch, plus `fixed`. */
@@ -182,6 +192,16 @@ export interface PlannedLayer {
    * it out to get zeroed arrays to add into.
    */
   writesGradients?: boolean;
+  /**
+   * Optional, one per `params`: the values to hold where `backward` may be
+   * given that parameter's gradient as float32 in the SIMD kernels' memory
+   * (a product writes it there, in place: no float64 copy for the optimizer
+   * to read); `undefined` for float64 only. The engine gives float32 only to
+   * a kind that writes its gradients, with the SIMD kernels, for a parameter
+   * without a penalty, and without gradient accumulation or clipping (which
+   * work in float64): otherwise float64, as to every other kind.
+   */
+  float32Gradients?: (number | undefined)[];
   /**
    * The activation `forward` applies last, when the kind lets the engine
    * handle its slope: `backward` then receives d loss / d pre-activation.

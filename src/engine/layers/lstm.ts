@@ -18,7 +18,14 @@
  * @module
  */
 import type * as tf from "@tensorflow/tfjs";
-import type { BackwardArrays, ForwardArrays, LayerKind, PlanContext, PlannedLayer } from "./kind.ts";
+import {
+  type BackwardArrays,
+  float64Grads,
+  type ForwardArrays,
+  type LayerKind,
+  type PlanContext,
+  type PlannedLayer,
+} from "./kind.ts";
 import { LSTM_ACTIVATIONS, type LstmActivation, LstmMath, type LstmProducts } from "./lstm_math.ts";
 import { jsProducts, simdProducts } from "./lstm_products.ts";
 import { protect, registeredClass, untouched } from "../pristine.ts";
@@ -144,8 +151,9 @@ function plan({ layer, input }: PlanContext): PlannedLayer | string {
     if (sequences) math(n).forward(x, n, weights, output);
     else output.set(math(n).forward(x, n, weights).subarray(0, n * units));
   };
-  const backward = ({ input: x, gradOutput, gradInput, paramGrads }: BackwardArrays) => {
-    const [dKernel, dRecurrent, dBias] = paramGrads;
+  const backward = (arrays: BackwardArrays) => {
+    const { input: x, gradOutput, gradInput } = arrays;
+    const [dKernel, dRecurrent, dBias] = float64Grads(arrays);
     held.math!.backward(gradOutput, {
       kernel: dKernel ?? sink(features * 4 * units),
       recurrent: dRecurrent ?? sink(units * 4 * units),

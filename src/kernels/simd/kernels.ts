@@ -370,10 +370,13 @@ function panelsFunction(fused: boolean, unroll: number): FunctionDef {
  * `m ← m·b1 + g·ob1`, `v ← v·b2 + g·g·ob2` (each stored, then read back),
  * `w ← w + (m · r1) / (√(v · r2) + eps) · nlr` (`r1`, `r2`: the bias
  * corrections' reciprocals; one division and one square root per weight
- * bound the speed).
+ * bound the speed). With `float32Gradients` (`adam32`), the gradients are
+ * float32 — a product's values where it wrote them — widened as they are
+ * read: the same float64 values, so the same results as `adam` on their
+ * widened copy.
  */
-function adamFunction(): FunctionDef {
-  const f = new Func("adam");
+function adamFunction(float32Gradients = false): FunctionDef {
+  const f = new Func(float32Gradients ? "adam32" : "adam");
   const [w, g, m, v, pairs] = f.params("w", "g", "m", "v", "pairs");
   const [b1, ob1, b2, ob2, r1, r2, eps, nlr] = ["b1", "ob1", "b2", "ob2", "r1", "r2", "eps", "nlr"].map((n) =>
     f.param(n, F64)
@@ -420,8 +423,7 @@ function adamFunction(): FunctionDef {
     ...splat(eps, EPS),
     ...splat(nlr, NLR),
     ...doWhile([
-      ...get(g),
-      ...op.v128Load(),
+      ...(float32Gradients ? widen(g) : [...get(g), ...op.v128Load()]),
       ...set(gv),
       // m·b1 + g·ob1
       ...widen(m),
@@ -464,7 +466,7 @@ function adamFunction(): FunctionDef {
       ...increment(w, i32(8)),
       ...increment(m, i32(8)),
       ...increment(v, i32(8)),
-      ...increment(g, i32(16)),
+      ...increment(g, i32(float32Gradients ? 8 : 16)),
       ...get(pairs),
       ...i32(1),
       ...op.sub,
@@ -494,6 +496,7 @@ export function kernelModule(fused: boolean, maxPages: number, unroll = 1): Uint
       batchNormForwardFunction(),
       batchNormBackwardFunction(),
       scatterFunction(fused),
+      adamFunction(true),
     ],
     maxPages,
   );
@@ -505,6 +508,22 @@ export interface Kernels {
   narrow(src: number, dst: number, count: number): void;
   panels(pa: number, pb: number, c: number, ldc: number, depth: number, count: number, accumulate: number): void;
   adam(
+    w: number,
+    g: number,
+    m: number,
+    v: number,
+    pairs: number,
+    b1: number,
+    ob1: number,
+    b2: number,
+    ob2: number,
+    r1: number,
+    r2: number,
+    eps: number,
+    nlr: number,
+  ): void;
+  /** {@link Kernels.adam} with float32 gradients. */
+  adam32(
     w: number,
     g: number,
     m: number,

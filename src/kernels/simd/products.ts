@@ -17,6 +17,7 @@
 import { kernelModule, type Kernels, MR, NR } from "./kernels.ts";
 import {
   ADAM,
+  ADAM32,
   ADAM_SCALARS,
   CLOSED,
   CONTROL_BYTES,
@@ -73,6 +74,8 @@ export interface Operand {
 export interface Product {
   values: Float32Array;
   stride: number;
+  /** Whether the values were written into the `into` array {@link SimdKernels.multiply} was given. */
+  into: boolean;
   /** Copies the product into `out` (row-major, float64), in the kernels. */
   widen(out: Float64Array): boolean;
   /**
@@ -325,9 +328,14 @@ export class SimdKernels {
     return shared ? 1 + Math.min(this.helpers, this.#cap) : 1;
   }
 
-  /** A float32 array in the shared memory (zeros), or `undefined` when the memory is full; give it back with {@link free}. */
-  float32(length: number): Float32Array | undefined {
-    const at = this.#allocate(length * 4);
+  /**
+   * A float32 array in the shared memory (zeros), or `undefined` when the
+   * memory is full; give it back with {@link free}. With `room`, the block
+   * behind it holds that many values (a product written into the array with
+   * {@link multiply}'s `into` needs room for whole tiles of rows).
+   */
+  float32(length: number, room = length): Float32Array | undefined {
+    const at = this.#allocate(Math.max(length, room) * 4);
     if (at === undefined) return undefined;
     const view = new Float32Array(this.#memory.buffer, at, length).fill(0);
     this.#owned.add(view);
@@ -387,6 +395,13 @@ export class SimdKernels {
     return this.#owned.has(view);
   }
 
+  /** The bytes of the block behind `view` from its start (0 for a view not from {@link float32} or {@link float64}). */
+  #room(view: ArrayBufferView): number {
+    if (!this.#owned.has(view)) return 0;
+    const block = this.#blocks.find((b) => b.at === view.byteOffset);
+    return block ? block.end - block.at : 0;
+  }
+
   #allocate(bytes: number): number | undefined {
     bytes = align(Math.max(bytes, 16));
     let at = CONTROL_BYTES, i = 0;
@@ -408,15 +423,21 @@ export class SimdKernels {
    * `C (m×n) = A (m×k) · B (k×n)` in float32; the values are valid until the
    * next job or allocation. Operands in the shared memory are read where they
    * are (float64 ones narrowed there); others are copied in (as float32).
-   * `undefined` when they do not fit the memory.
+   * `undefined` when they do not fit the memory. With `into` (an array from
+   * {@link float32} with room for `m` rounded up to whole tiles of {@link MR}
+   * rows), C is written there when its width is a multiple of {@link NR}
+   * (then the product's `values` are `into`'s memory, stride `n`).
    */
-  multiply(a: Operand, b: Operand, m: number, k: number, n: number): Product | undefined {
+  multiply(a: Operand, b: Operand, m: number, k: number, n: number, into?: Float32Array): Product | undefined {
     if (!this.#starting && this.#wanted > 0) void this.start();
     const stride = Math.ceil(n / NR) * NR, rows = Math.ceil(m / MR) * MR;
     const parts = this.#parts(m * k * n >= SHARED_MIN_MACS);
     const aAt = align(this.#top), bAt = aAt + (this.#inPlace(a.values) ? 0 : align(m * k * 4));
-    const cAt = bAt + (this.#inPlace(b.values) ? 0 : align(k * n * 4));
-    const scratchAt = cAt + align(rows * stride * 4), scratchStride = align(scratchBytes(m, k));
+    const after = bAt + (this.#inPlace(b.values) ? 0 : align(k * n * 4));
+    // Into `into` where its rows are the product's (no padding) and its block has room for the last tile's rows.
+    const direct = into !== undefined && stride === n && into.length >= m * n && this.#room(into) >= rows * stride * 4;
+    const cAt = direct ? into.byteOffset : after;
+    const scratchAt = direct ? after : cAt + align(rows * stride * 4), scratchStride = align(scratchBytes(m, k));
     if (!this.#reserve(scratchAt + parts * scratchStride)) return undefined;
     const ctl = this.#ctl;
     ctl[WORD.kind] = PRODUCT;
@@ -442,6 +463,7 @@ export class SimdKernels {
     return {
       values: this.#f32.subarray(cAt / 4, cAt / 4 + m * stride),
       stride,
+      into: direct,
       widen(out: Float64Array): boolean {
         const outAt = at(out);
         if (outAt <= 0) return false;
@@ -699,15 +721,17 @@ export class SimdKernels {
    * the shared memory (else nothing is done and it returns 0): bit for bit the JS
    * rule in host_optimizer.ts, two weights at a time on every thread. An odd
    * last weight is left to the caller (the return value says how many were done).
+   * Gradients in float32 (a product written where they lie) are widened as
+   * they are read: the results are those of their float64 copy.
    */
-  adam(w: Float32Array, g: Float64Array, m: Float32Array, v: Float32Array, s: AdamScalars): number {
+  adam(w: Float32Array, g: Float64Array | Float32Array, m: Float32Array, v: Float32Array, s: AdamScalars): number {
     const owned = this.#owned;
     if (!owned.has(w) || !owned.has(g) || !owned.has(m) || !owned.has(v)) return 0;
     const pairs = w.length >> 1;
     if (pairs === 0) return 0;
     if (!this.#starting && this.#wanted > 0) void this.start();
     const ctl = this.#ctl, scalars = this.#scalars;
-    ctl[WORD.kind] = ADAM;
+    ctl[WORD.kind] = g instanceof Float32Array ? ADAM32 : ADAM;
     ctl[WORD.w] = w.byteOffset;
     ctl[WORD.g] = g.byteOffset;
     ctl[WORD.mSlot] = m.byteOffset;

@@ -147,8 +147,8 @@ export const SCATTER_WORD = {
   samples: 16,
 } as const;
 
-/** Job kinds. */
-export const PRODUCT = 0, ADAM = 1, FILTER = 2, CONVOLVE = 3, POOL_GRAD = 4, SCATTER = 5;
+/** Job kinds (`ADAM32`: Adam with float32 gradients). */
+export const PRODUCT = 0, ADAM = 1, FILTER = 2, CONVOLVE = 3, POOL_GRAD = 4, SCATTER = 5, ADAM32 = 6;
 
 /**
  * The state word's flag for a closed job. The training thread writes a job
@@ -189,7 +189,7 @@ export function scratchBytes(m: number, k: number): number {
  * alternating order).
  */
 export function runShare(kernels: Kernels, ctl: Int32Array, t: number): void {
-  if (ctl[WORD.kind] === ADAM) return adamShare(kernels, ctl);
+  if (ctl[WORD.kind] === ADAM || ctl[WORD.kind] === ADAM32) return adamShare(kernels, ctl, ctl[WORD.kind] === ADAM32);
   if (ctl[WORD.kind] === FILTER) return filterShare(kernels, ctl);
   if (ctl[WORD.kind] === CONVOLVE) return convolveShare(kernels, ctl);
   if (ctl[WORD.kind] === POOL_GRAD) return poolGradShare(kernels, ctl);
@@ -325,13 +325,16 @@ function poolGradShare(kernels: Kernels, ctl: Int32Array): void {
 /** Adam's pairs of weights are taken this many at a time. */
 const ADAM_CHUNK = 4096;
 
-function adamShare(kernels: Kernels, ctl: Int32Array): void {
-  const pairs = ctl[WORD.pairs];
+/** Pairs of weights at a time; float32 gradients (`adam32`) or float64. */
+function adamShare(kernels: Kernels, ctl: Int32Array, float32Gradients: boolean): void {
+  const pairs = ctl[WORD.pairs],
+    adam = float32Gradients ? kernels.adam32 : kernels.adam,
+    gPair = float32Gradients ? 8 : 16;
   const s = new Float64Array(ctl.buffer, ctl.byteOffset + ADAM_SCALARS * 8, 8);
   for (let p0; (p0 = Atomics.add(ctl, WORD.next, ADAM_CHUNK)) < pairs;) {
-    kernels.adam(
+    adam(
       ctl[WORD.w] + p0 * 8,
-      ctl[WORD.g] + p0 * 16,
+      ctl[WORD.g] + p0 * gPair,
       ctl[WORD.mSlot] + p0 * 8,
       ctl[WORD.vSlot] + p0 * 8,
       Math.min(ADAM_CHUNK, pairs - p0),
