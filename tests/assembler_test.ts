@@ -56,15 +56,19 @@ const SPEC_OPCODES: Record<string, number> = {
   "i32.le_u": 0x4d,
   "i32.ge_u": 0x4f,
   "f64.gt": 0x64,
+  "f64.ge": 0x66,
   "i32.add": 0x6a,
   "i32.sub": 0x6b,
   "i32.mul": 0x6c,
   "i32.rem_u": 0x70,
   "i32.and": 0x71,
   "i32.shl": 0x74,
+  "i32.shr_u": 0x76,
   "f64.abs": 0x99,
+  "f64.floor": 0x9c,
   "f64.sqrt": 0x9f,
   "f64.add": 0xa0,
+  "f64.sub": 0xa1,
   "f64.mul": 0xa2,
   "f64.div": 0xa3,
   "f32.demote_f64": 0xb6,
@@ -81,10 +85,12 @@ const SPEC_SIMD_OPCODES: Record<string, number> = {
   "i32x4.splat": 17,
   "f32x4.splat": 19,
   "f64x2.splat": 20,
+  "f64x2.replace_lane": 34,
   "i32x4.eq": 55,
   "f32x4.gt": 68,
   "f32x4.le": 69,
   "f64x2.gt": 74,
+  "f64x2.ge": 76,
   "v128.and": 78,
   "v128.andnot": 79,
   "v128.bitselect": 82,
@@ -294,7 +300,7 @@ test("a small module assembled here validates and runs: a loop over named locals
   assert.deepEqual([...floats.subarray(256, 258)], [1.5, 0]);
 });
 
-test("the kernel modules validate and export the fifteen kernels, with and without the fused multiply-add", () => {
+test("the kernel modules validate and export the sixteen kernels, with and without the fused multiply-add", () => {
   for (const fused of [false, true]) {
     const bytes = kernelModule(fused, 16384, 2);
     assert.deepEqual([...bytes.subarray(0, 8)], [0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0]);
@@ -318,6 +324,7 @@ test("the kernel modules validate and export the fifteen kernels, with and witho
       "bnBackward",
       "scatter",
       "adam32",
+      "dropout",
     ]);
   }
 });
@@ -357,6 +364,7 @@ test("no file that emits code writes an opcode byte of its own: every byte comes
     "batch_norm.ts",
     "bias.ts",
     "convolve.ts",
+    "dropout.ts",
     "epilogues.ts",
     "filter_taps.ts",
     "in_heap.ts",

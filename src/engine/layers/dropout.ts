@@ -10,7 +10,8 @@
  * @module
  */
 import { layerFields, unknownTfjs } from "../../internal/tfjs_private.ts";
-import { drawUniform } from "./uniform_draws.ts";
+import { aleaState, drawUniform } from "./uniform_draws.ts";
+import { simdKernels } from "../../kernels/simd/products.ts";
 import type { BackwardArrays, ForwardArrays, LayerKind, PlanContext, PlannedLayer } from "./kind.ts";
 
 /**
@@ -52,6 +53,9 @@ function plan({ layer, config, input }: PlanContext): PlannedLayer | string {
       return;
     }
     const mask = scratch[0];
+    // In the kernels where the arrays live there (a model with a wide layer): the same draws, masks and outputs.
+    const state = () => aleaState(seed as number | undefined);
+    if (kept !== undefined && simdKernels()?.dropout(x, output, mask, size, state, kept, scale)) return;
     if (draws.length < size) draws = new Float32Array(size);
     const values = draws;
     drawUniform(values, size, seed as number | undefined);

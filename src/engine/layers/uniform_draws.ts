@@ -34,19 +34,27 @@ function mash(): (text: string) => number {
 }
 
 /**
+ * Alea's starting state for `seed` as tfjs seeds it (drawing `Math.random()`
+ * once when `seed` is undefined): `[s0, s1, s2, carry]`. Internal.
+ */
+export function aleaState(seed: number | string | undefined): [number, number, number, number] {
+  const key = String(seed ?? Math.random());
+  const hash = mash();
+  const blank = [hash(" "), hash(" "), hash(" ")];
+  const [s0, s1, s2] = blank.map((s) => {
+    const v = s - hash(key);
+    return v < 0 ? v + 1 : v;
+  });
+  return [s0, s1, s2, 1];
+}
+
+/**
  * Writes into `out[0..count)` the numbers `tf.randomUniform([count], 0, 1,
  * "float32", seed)` would hold (drawing `Math.random()` once when `seed` is
  * undefined, as tfjs does). Internal.
  */
 export function drawUniform(out: Float32Array, count: number, seed: number | string | undefined): void {
-  const key = String(seed ?? Math.random());
-  const hash = mash();
-  const blank = [hash(" "), hash(" "), hash(" ")];
-  const state = blank.map((s) => {
-    const v = s - hash(key);
-    return v < 0 ? v + 1 : v;
-  });
-  let [s0, s1, s2] = state, carry = 1;
+  let [s0, s1, s2, carry] = aleaState(seed);
   // Alea's step is t = 2091639·s0 + carry·2^-32, carry ← ⌊t⌋, s ← t − ⌊t⌋. Every value here is a multiple of 2^-32
   // below 2^21, so each operation is exact; the step is split so that the long part (the product's whole and
   // fraction) does not wait for the carry, and the carry only adds to a fraction and maybe overflows it: the same

@@ -19,6 +19,7 @@ import { convolveFunction } from "./convolve.ts";
 import { poolGradFunction } from "./max_pool_grad.ts";
 import { batchNormBackwardFunction, batchNormForwardFunction } from "./batch_norm.ts";
 import { scatterFunction } from "./scatter.ts";
+import { type Dropout, dropoutFunction } from "./dropout.ts";
 
 /** Rows of a packed panel of the left operand (A). */
 export const MR = 6;
@@ -497,6 +498,7 @@ export function kernelModule(fused: boolean, maxPages: number, unroll = 1): Uint
       batchNormBackwardFunction(),
       scatterFunction(fused),
       adamFunction(true),
+      dropoutFunction(),
     ],
     maxPages,
   );
@@ -504,6 +506,7 @@ export function kernelModule(fused: boolean, maxPages: number, unroll = 1): Uint
 
 /** The exports of an instance of {@link kernelModule}. */
 export interface Kernels {
+  dropout: Dropout;
   pack(src: number, outer: number, inner: number, count: number, depth: number, dst: number, width: number): void;
   narrow(src: number, dst: number, count: number): void;
   panels(pa: number, pb: number, c: number, ldc: number, depth: number, count: number, accumulate: number): void;
