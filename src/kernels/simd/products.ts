@@ -783,6 +783,8 @@ export class SimdKernels {
     const ctl = this.#ctl;
     ctl[WORD.parts] = parts;
     ctl[WORD.next] = 0;
+    ctl[WORD.nextA] = 0;
+    ctl[WORD.packedA] = 0;
     if (parts === 1) return runShare(this.#kernels, ctl, 0);
     // Open the job, run this thread's share, close it, and wait for the helpers that joined (see CLOSED). Opened by
     // clearing the flag, not by storing 0: a helper that found the last job closed may not have taken its 1 back yet

@@ -54,6 +54,9 @@ export const WORD = {
   next: 22,
   /** How many helpers are in the job, and {@link CLOSED} once the training thread takes no more. */
   state: 23,
+  /** A product's next panel of A a thread may pack, and how many are packed (see {@link runShare}). */
+  nextA: 24,
+  packedA: 25,
 } as const;
 
 /**
@@ -181,12 +184,15 @@ export function scratchBytes(m: number, k: number): number {
  * chunks of the job from a counter in the control block until none are
  * left, so any thread may do any part, a thread that joins late or runs
  * slower takes fewer, and a thread that joins after the last chunk does
- * nothing. Chunks are whole 8-column panels of C (each thread first packs
- * all of A), or 6-row panels of A when C is narrower than one panel per
- * thread, or pairs of weights for Adam; which thread computes a chunk does
- * not change its values. Against fixed halves, a wide MLP's eight products
- * of a step ran 2–16% faster, on Deno and Bun (interleaved runs, in
- * alternating order).
+ * nothing. Chunks are whole 8-column panels of C (the threads first pack A
+ * once, together, its panels taken in chunks too), or 6-row panels of A when
+ * C is narrower than one panel per thread, or pairs of weights for Adam;
+ * which thread computes a chunk does not change its values. Against fixed
+ * halves, a wide MLP's eight products of a step ran 2–16% faster, on Deno
+ * and Bun (interleaved runs, in alternating order). Packing A once instead
+ * of on every thread ran the batch-norm MLP's epoch 188 → 174 ms on Deno and
+ * 248 → 224 on Bun (processes alternating, 3–4 each; the dropout MLP's and
+ * a wide MLP's did not move).
  */
 export function runShare(kernels: Kernels, ctl: Int32Array, t: number): void {
   if (ctl[WORD.kind] === ADAM || ctl[WORD.kind] === ADAM32) return adamShare(kernels, ctl, ctl[WORD.kind] === ADAM32);
@@ -198,10 +204,14 @@ export function runShare(kernels: Kernels, ctl: Int32Array, t: number): void {
   const a = ctl[WORD.a], aOuter = ctl[WORD.aOuter], aInner = ctl[WORD.aInner];
   const b = ctl[WORD.b], bOuter = ctl[WORD.bOuter], bInner = ctl[WORD.bInner];
   const c = ctl[WORD.c], ldc = ctl[WORD.ldc];
-  const packA = ctl[WORD.scratch] + t * ctl[WORD.scratchStride];
   const panelsA = Math.ceil(m / MR), panelsB = Math.ceil(n / NR);
+  const shareA = panelsB >= parts && parts > 1;
+  // Each thread's scratch: all of A's blocks packed (when the threads share C's columns, the first thread's holds
+  // the one copy they all read), then one panel of B.
+  const scratch = ctl[WORD.scratch] + t * ctl[WORD.scratchStride];
+  const packA = shareA ? ctl[WORD.scratch] : scratch;
   // One block of A, packed: panels · MR rows · KC depth; B's panel goes after all of A's blocks.
-  const blockA = panelsA * MR * KC * 4, packB = packA + blockA * Math.ceil(k / KC);
+  const blockA = panelsA * MR * KC * 4, packB = scratch + blockA * Math.ceil(k / KC);
   // Where A's row `row0` (a panel's first) starts in the block at depth k0: panels there are MR × its depth.
   const packedA = (k0: number, row0: number) => packA + (k0 / KC) * blockA + row0 * Math.min(KC, k - k0) * 4;
   // A's panels p0..p1 (packed) times B's panels q0..q1, block after block of depth.
@@ -226,7 +236,18 @@ export function runShare(kernels: Kernels, ctl: Int32Array, t: number): void {
   };
   if (panelsB >= parts) {
     if (Atomics.load(ctl, WORD.next) >= panelsB) return;
-    pack(0, panelsA);
+    if (!shareA) pack(0, panelsA);
+    else {
+      // A packed once, its panels taken in chunks as C's are; every thread waits until all are packed (the chunks
+      // taken are being packed by threads in the job: none waits on a thread that has not joined).
+      const chunkA = Math.max(1, Math.ceil(panelsA / (parts * 4)));
+      for (let p0; (p0 = Atomics.add(ctl, WORD.nextA, chunkA)) < panelsA;) {
+        const p1 = Math.min(p0 + chunkA, panelsA);
+        pack(p0, p1);
+        Atomics.add(ctl, WORD.packedA, p1 - p0);
+      }
+      while (Atomics.load(ctl, WORD.packedA) < panelsA);
+    }
     const chunk = Math.max(1, Math.floor(panelsB / (parts * 8)));
     for (let q0; (q0 = Atomics.add(ctl, WORD.next, chunk)) < panelsB;) {
       product(0, panelsA, q0, Math.min(q0 + chunk, panelsB));
