@@ -62,6 +62,7 @@ const SPEC_OPCODES: Record<string, number> = {
   "i32.mul": 0x6c,
   "i32.rem_u": 0x70,
   "i32.and": 0x71,
+  "i32.or": 0x72,
   "i32.shl": 0x74,
   "i32.shr_u": 0x76,
   "f64.abs": 0x99,
@@ -300,7 +301,7 @@ test("a small module assembled here validates and runs: a loop over named locals
   assert.deepEqual([...floats.subarray(256, 258)], [1.5, 0]);
 });
 
-test("the kernel modules validate and export the sixteen kernels, with and without the fused multiply-add", () => {
+test("the kernel modules validate and export the eighteen kernels, with and without the fused multiply-add", () => {
   for (const fused of [false, true]) {
     const bytes = kernelModule(fused, 16384, 2);
     assert.deepEqual([...bytes.subarray(0, 8)], [0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0]);
@@ -325,6 +326,8 @@ test("the kernel modules validate and export the sixteen kernels, with and witho
       "scatter",
       "adam32",
       "dropout",
+      "dots",
+      "lanes",
     ]);
   }
 });
@@ -363,6 +366,7 @@ test("no file that emits code writes an opcode byte of its own: every byte comes
   assert.deepEqual(emitters.sort(), [
     "batch_norm.ts",
     "bias.ts",
+    "column.ts",
     "convolve.ts",
     "dropout.ts",
     "epilogues.ts",

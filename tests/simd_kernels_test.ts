@@ -23,6 +23,10 @@ function values(length: number, seed: number): Float64Array {
   return Float64Array.from({ length }, () => Math.fround(random.next() * 2 - 1));
 }
 
+/** A product's m × n values, row after row (without the padding of its rows). */
+const valuesOf = (p: { values: Float32Array; stride: number }, m: number, n: number) =>
+  Array.from({ length: m * n }, (_, i) => p.values[Math.floor(i / n) * p.stride + i % n]);
+
 /** Element (r, c) of an operand that holds a rows×cols matrix (or its transpose). */
 const at = (o: Operand, rows: number, cols: number, r: number, c: number) =>
   o.transposed ? o.values[c * rows + r] : o.values[r * cols + c];
@@ -75,7 +79,7 @@ test("float64 operands in the kernels' memory multiply to the bit as their float
         a64.set(as);
         b64.set(bs);
         const inMemory = simd.multiply({ values: a64, transposed: ta }, { values: b64, transposed: tb }, m, k, n)!;
-        const got = Array.from(inMemory.values);
+        const got = valuesOf(inMemory, m, n);
         const copied = simd.multiply(
           { values: Float32Array.from(as), transposed: ta },
           { values: Float32Array.from(bs), transposed: tb },
@@ -83,7 +87,7 @@ test("float64 operands in the kernels' memory multiply to the bit as their float
           k,
           n,
         )!;
-        assert.deepEqual(got, Array.from(copied.values), `${m}×${k}×${n} transposed ${ta} ${tb}`);
+        assert.deepEqual(got, valuesOf(copied, m, n), `${m}×${k}×${n} transposed ${ta} ${tb}`);
         simd.free(a64);
         simd.free(b64);
       }
@@ -143,6 +147,40 @@ test("a product is the same to the bit on one thread and on all of them", async 
     const one = alone.multiply(a, b, m, k, n)!.values.slice();
     const all = simd.multiply(a, b, m, k, n)!.values.slice();
     assert.deepEqual(all, one, `${m}×${k}×${n}`);
+  }
+});
+
+test("a one-column product of a float64 operand in the kernels' memory is the float32 product: summed in order like the panels' when transposed, within float32's bound otherwise", () => {
+  const alone = new SimdKernels(0);
+  for (const [m, k] of [[1, 1], [3, 4], [4, 3], [5, 7], [13, 64], [512, 64], [6, 300], [37, 513]]) {
+    for (const transposed of [false, true]) {
+      const a64 = alone.float64(m * k)!, b = values(k, k + 3);
+      a64.set(values(m * k, m * 7 + k));
+      const a = { values: a64, transposed };
+      // The panels' product of the same float32 values (a float32 operand takes the panels).
+      const viaPanels = alone.multiply(
+        { values: Float32Array.from(a64), transposed },
+        { values: b, transposed: false },
+        m,
+        k,
+        1,
+      )!;
+      const panels = Array.from({ length: m }, (_, r) => viaPanels.values[r * viaPanels.stride]);
+      const column = alone.multiply(a, { values: b, transposed: false }, m, k, 1)!;
+      const got = Array.from({ length: m }, (_, r) => column.values[r * column.stride]);
+      if (transposed) assert.deepEqual(got, panels, `${m}×${k} transposed: the panels' sums, bit for bit`);
+      for (let r = 0; r < m; r++) {
+        let exact = 0, size = 0;
+        for (let i = 0; i < k; i++) {
+          const term = at(a, m, k, r, i) * b[i];
+          exact += term;
+          size += Math.abs(term);
+        }
+        const bound = (k + 1) * 2 ** -24 * size + 1e-30;
+        assert.ok(Math.abs(got[r] - exact) <= bound, `${m}×${k} ${transposed} row ${r}: ${got[r]} vs ${exact}`);
+      }
+      alone.free(a64);
+    }
   }
 });
 
@@ -285,7 +323,7 @@ test("the epilogues and the float32 narrowing in the kernels are bit for bit the
     });
     // Operands in float64 in the memory are narrowed there, rounded as a Float32Array stores them.
     const viaKernels = simd.multiply({ values: x, transposed: false }, { values: w, transposed: false }, m, k, n)!;
-    const got = Array.from(viaKernels.values);
+    const got = valuesOf(viaKernels, m, n);
     const viaJs = simd.multiply(
       { values: Float64Array.from(x), transposed: false },
       { values: w, transposed: false },
@@ -293,7 +331,7 @@ test("the epilogues and the float32 narrowing in the kernels are bit for bit the
       k,
       n,
     )!;
-    assert.deepEqual(got, Array.from(viaJs.values), `narrowed operand ${m}×${k}`);
+    assert.deepEqual(got, valuesOf(viaJs, m, n), `narrowed operand ${m}×${k}`);
     for (const view of [x, w, bias, below]) simd.free(view);
   }
 });

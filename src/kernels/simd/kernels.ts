@@ -20,6 +20,7 @@ import { poolGradFunction } from "./max_pool_grad.ts";
 import { batchNormBackwardFunction, batchNormForwardFunction } from "./batch_norm.ts";
 import { scatterFunction } from "./scatter.ts";
 import { type Dropout, dropoutFunction } from "./dropout.ts";
+import { type ColumnProduct, dotsFunction, lanesFunction } from "./column.ts";
 
 /** Rows of a packed panel of the left operand (A). */
 export const MR = 6;
@@ -499,6 +500,8 @@ export function kernelModule(fused: boolean, maxPages: number, unroll = 1): Uint
       scatterFunction(fused),
       adamFunction(true),
       dropoutFunction(),
+      dotsFunction(fused),
+      lanesFunction(fused),
     ],
     maxPages,
   );
@@ -507,6 +510,8 @@ export function kernelModule(fused: boolean, maxPages: number, unroll = 1): Uint
 /** The exports of an instance of {@link kernelModule}. */
 export interface Kernels {
   dropout: Dropout;
+  dots: ColumnProduct;
+  lanes: ColumnProduct;
   pack(src: number, outer: number, inner: number, count: number, depth: number, dst: number, width: number): void;
   narrow(src: number, dst: number, count: number): void;
   panels(pa: number, pb: number, c: number, ldc: number, depth: number, count: number, accumulate: number): void;
