@@ -86,10 +86,12 @@ const SPEC_SIMD_OPCODES: Record<string, number> = {
   "i32x4.splat": 17,
   "f32x4.splat": 19,
   "f64x2.splat": 20,
+  "i32x4.extract_lane": 27,
   "f64x2.replace_lane": 34,
   "i32x4.eq": 55,
   "f32x4.gt": 68,
   "f32x4.le": 69,
+  "f64x2.lt": 73,
   "f64x2.gt": 74,
   "f64x2.ge": 76,
   "v128.and": 78,
@@ -113,6 +115,10 @@ const SPEC_SIMD_OPCODES: Record<string, number> = {
   "f64x2.sub": 241,
   "f64x2.mul": 242,
   "f64x2.div": 243,
+  "f64x2.pmin": 246,
+  "f64x2.pmax": 247,
+  "i32x4.trunc_sat_f64x2_s_zero": 252,
+  "f64x2.convert_low_i32x4_s": 254,
   "f32x4.relaxed_madd": 261,
 };
 
@@ -301,7 +307,7 @@ test("a small module assembled here validates and runs: a loop over named locals
   assert.deepEqual([...floats.subarray(256, 258)], [1.5, 0]);
 });
 
-test("the kernel modules validate and export the eighteen kernels, with and without the fused multiply-add", () => {
+test("the kernel modules validate and export the twenty-one kernels, with and without the fused multiply-add", () => {
   for (const fused of [false, true]) {
     const bytes = kernelModule(fused, 16384, 2);
     assert.deepEqual([...bytes.subarray(0, 8)], [0x00, 0x61, 0x73, 0x6d, 1, 0, 0, 0]);
@@ -328,6 +334,9 @@ test("the kernel modules validate and export the eighteen kernels, with and with
       "dropout",
       "dots",
       "lanes",
+      "lstmStep",
+      "dots32",
+      "lanes32",
     ]);
   }
 });
@@ -373,6 +382,7 @@ test("no file that emits code writes an opcode byte of its own: every byte comes
     "filter_taps.ts",
     "in_heap.ts",
     "kernels.ts",
+    "lstm_cell.ts",
     "max_pool.ts",
     "max_pool_grad.ts",
     "scatter.ts",

@@ -64,7 +64,12 @@ test("float64 operands in the kernels' memory multiply to the bit as their float
   // adjacent along the depth (4×4 transposes, depth a multiple of 4), and the rest value by value; depths over one
   // block; specials and values that round.
   const special = [0, -0, NaN, Infinity, -Infinity, 1e-45, 1 + 2 ** -30, -3.5e38, 5e-324];
-  const shapes = [[1, 1, 1], [5, 3, 9], [13, 300, 17], [7, KC + 12, 3], [12, 8, 16], [64, 9, 40]];
+  // (One column: its own kernels, the same sums wherever A lies.)
+  const shapes = [[1, 1, 1], [5, 3, 9], [13, 300, 17], [7, KC + 12, 3], [12, 8, 16], [64, 9, 40], [13, 300, 1], [
+    512,
+    64,
+    1,
+  ]];
   for (const [m, k, n] of shapes) {
     for (const ta of [false, true]) {
       for (const tb of [false, true]) {
@@ -150,20 +155,21 @@ test("a product is the same to the bit on one thread and on all of them", async 
   }
 });
 
-test("a one-column product of a float64 operand in the kernels' memory is the float32 product: summed in order like the panels' when transposed, within float32's bound otherwise", () => {
+test("a one-column product is the float32 product: summed in order like the panels' when A is transposed, within float32's bound otherwise", () => {
   const alone = new SimdKernels(0);
   for (const [m, k] of [[1, 1], [3, 4], [4, 3], [5, 7], [13, 64], [512, 64], [6, 300], [37, 513]]) {
     for (const transposed of [false, true]) {
       const a64 = alone.float64(m * k)!, b = values(k, k + 3);
       a64.set(values(m * k, m * 7 + k));
       const a = { values: a64, transposed };
-      // The panels' product of the same float32 values (a float32 operand takes the panels).
+      // The panels' sums: column 0 of a two-column product whose first column is b (each column its own sums).
+      const b2 = Float64Array.from({ length: 2 * k }, (_, i) => i % 2 === 0 ? b[i / 2] : 1);
       const viaPanels = alone.multiply(
         { values: Float32Array.from(a64), transposed },
-        { values: b, transposed: false },
+        { values: b2, transposed: false },
         m,
         k,
-        1,
+        2,
       )!;
       const panels = Array.from({ length: m }, (_, r) => viaPanels.values[r * viaPanels.stride]);
       const column = alone.multiply(a, { values: b, transposed: false }, m, k, 1)!;

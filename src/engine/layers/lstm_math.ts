@@ -18,6 +18,8 @@
  * @module
  */
 
+import type { LstmStepArrays } from "../../kernels/simd/products.ts";
+
 /** The activations an LSTM's gates and cell may use here, in the order of their codes. */
 export const LSTM_ACTIVATIONS = ["linear", "relu", "sigmoid", "tanh", "hardSigmoid"] as const;
 
@@ -157,6 +159,12 @@ export interface LstmProducts {
   float32(length: number): Float32Array;
   /** Gives back arrays from `float64` and `float32`. */
   free(arrays: ArrayBufferView[]): void;
+  /**
+   * Optional: one time step of the forward pass for tanh and hardSigmoid,
+   * bit for bit {@link LstmMath.forward}'s loop (the SIMD kernels' lstmStep);
+   * `false` where it cannot take these arrays (then the loop runs).
+   */
+  step?(arrays: LstmStepArrays): boolean;
 }
 
 /** The layer's weights, as tfjs keeps them (kernel F×4u, recurrent kernel u×4u, bias 4u or none). */
@@ -202,6 +210,8 @@ export class LstmMath {
   #hPrev: Float64Array;
   /** The current step's h (n×u). */
   #h: Float64Array;
+  /** The bias as float64 (4u), for the products' `step`. */
+  #bias: Float64Array;
   /** The weights in the arrays products read fastest, copied at each forward pass. */
   #kernel: Float32Array;
   #recurrent: Float32Array;
@@ -231,8 +241,9 @@ export class LstmMath {
     const { steps, features, units, maxRows } = shape;
     const cells = maxRows * steps;
     this.#gates = products.float64(cells * 4 * units);
-    this.#cells = new Float64Array(cells * units);
-    this.#actCells = new Float64Array(cells * units);
+    this.#cells = products.float64(cells * units);
+    this.#actCells = products.float64(cells * units);
+    this.#bias = products.float64(4 * units);
     this.#hPrev = products.float64(cells * units);
     this.#h = products.float64(maxRows * units);
     this.#kernel = products.float32(features * 4 * units);
@@ -243,7 +254,17 @@ export class LstmMath {
 
   /** Gives back the arrays the products' memory holds. */
   release(): void {
-    this.#products.free([this.#gates, this.#hPrev, this.#h, this.#kernel, this.#recurrent, this.#dzStep]);
+    this.#products.free([
+      this.#gates,
+      this.#cells,
+      this.#actCells,
+      this.#bias,
+      this.#hPrev,
+      this.#h,
+      this.#kernel,
+      this.#recurrent,
+      this.#dzStep,
+    ]);
   }
 
   /**
@@ -268,11 +289,26 @@ export class LstmMath {
     h.fill(0, 0, n * u);
     // Step t reads time τ (T − 1 − t going backwards); everything kept is at the cell of τ, next to its x.
     const back = this.#backwards, prev = back ? u : -u;
+    // The products' own step for tfjs's default activations, when they have one (the SIMD kernels).
+    const step = act === 3 && rec === 4 ? products.step?.bind(products) : undefined;
+    const bias64 = bias && step ? this.#bias : undefined;
+    if (bias64) { for (let i = 0; i < u4; i++) bias64[i] = bias![i]; }
     for (let t = 0; t < T; t++) {
       const tau = back ? T - 1 - t : t;
       // tfjs: (x·W + h·U) + b, in that order; at step 0, h·U is a product of zeros.
       const zh = t > 0 ? products.ab(h, recurrent, n, u, u4) : undefined;
       const zv = zh?.values, stride = zh?.stride ?? 0;
+      const z = zh && zv instanceof Float32Array ? { values: zv, stride } : undefined;
+      const arrays = { gates, z, bias: bias64, cells, actCells, hPrev, h, n, steps: T, units: u, cell: tau };
+      if (step && (t === 0 || z) && step({ ...arrays, first: t === 0, previous: back ? 1 : -1 })) {
+        if (sequences) {
+          for (let r = 0; r < n; r++) {
+            const o = (r * T + t) * u, hr = r * u;
+            for (let j = 0; j < u; j++) sequences[o + j] = h[hr + j];
+          }
+        }
+        continue;
+      }
       for (let r = 0; r < n; r++) {
         const cell = r * T + tau, g = cell * u4, s = cell * u, hr = r * u, z = r * stride;
         for (let j = 0; j < u; j++) hPrev[s + j] = h[hr + j];

@@ -117,6 +117,7 @@ export function simdProducts(): LstmProducts | undefined {
     free(arrays) {
       for (const a of arrays) kernels.free(a);
     },
+    step: (arrays) => kernels.lstmStep(arrays),
   };
 }
 

@@ -80,10 +80,12 @@ export const SIMD_OPCODES = {
   "i32x4.splat": 0x11,
   "f32x4.splat": 0x13,
   "f64x2.splat": 0x14,
+  "i32x4.extract_lane": 0x1b,
   "f64x2.replace_lane": 0x22,
   "i32x4.eq": 0x37,
   "f32x4.gt": 0x44,
   "f32x4.le": 0x45,
+  "f64x2.lt": 0x49,
   "f64x2.gt": 0x4a,
   "f64x2.ge": 0x4c,
   "v128.and": 0x4e,
@@ -109,6 +111,13 @@ export const SIMD_OPCODES = {
   "f64x2.sub": 0xf1,
   "f64x2.mul": 0xf2,
   "f64x2.div": 0xf3,
+  /** `b < a ? b : a`. */
+  "f64x2.pmin": 0xf6,
+  /** `a < b ? b : a`. */
+  "f64x2.pmax": 0xf7,
+  /** Toward zero, saturating (NaN to 0), into the two low lanes; zeros above. */
+  "i32x4.trunc_sat_f64x2_s_zero": 0xfc,
+  "f64x2.convert_low_i32x4_s": 0xfe,
   /** `a · b + c` (relaxed SIMD: fused where the machine has it). */
   "f32x4.relaxed_madd": 0x105,
 } as const;
@@ -268,6 +277,13 @@ export const op = {
   f64x2Div: simd("f64x2.div"),
   f64x2Abs: simd("f64x2.abs"),
   f64x2Gt: simd("f64x2.gt"),
+  f64x2Lt: simd("f64x2.lt"),
+  f64x2Pmin: simd("f64x2.pmin"),
+  f64x2Pmax: simd("f64x2.pmax"),
+  i32x4TruncSatF64x2Zero: simd("i32x4.trunc_sat_f64x2_s_zero"),
+  f64x2ConvertLowI32x4: simd("f64x2.convert_low_i32x4_s"),
+  /** Lane `index` (0 to 3) of the vector as an i32. */
+  i32x4ExtractLane: (index: number): Code => simd("i32x4.extract_lane", lane(index, 4)),
   f64x2Ge: simd("f64x2.ge"),
   /** The vector with lane `index` (0 or 1) replaced by the float64 on top of the stack. */
   f64x2ReplaceLane: (index: number): Code => simd("f64x2.replace_lane", lane(index, 2)),

@@ -51,12 +51,23 @@ function oneNarrowed(addr: Code): Code {
   return [...addr, ...op.load64Zero(), ...op.demoteZero];
 }
 
+/** How A's values are read: float64 (narrowed as read) or float32, four or one at a time, and their size. */
+function reads(float64: boolean) {
+  return float64 ? { four: fourNarrowed, one: oneNarrowed, size: 8 } : {
+    four: (addr: Code) => [...addr, ...op.v128Load()],
+    one: (addr: Code) => [...addr, ...op.load32Zero()],
+    size: 4,
+  };
+}
+
 /**
  * `dots(a, lda, b, c, ldc, m, k)`: `c[r·ldc] = Σ a[r·lda + j] · b[j]` over
- * j < k for r < m (byte strides; A float64, b and c float32; m, k ≥ 1).
+ * j < k for r < m (byte strides; A float64, or float32 for `dots32`; b and c
+ * float32; m, k ≥ 1).
  */
-export function dotsFunction(fused: boolean): FunctionDef {
-  const f = new Func("dots");
+export function dotsFunction(fused: boolean, float64 = true): FunctionDef {
+  const f = new Func(float64 ? "dots" : "dots32");
+  const read = reads(float64);
   const [a, lda, b, c, ldc, m, k] = f.params("a", "lda", "b", "c", "ldc", "m", "k");
   const [row, at, bAt, j, whole] = f.locals(I32, "row", "at", "bAt", "j", "whole");
   const [acc, sum] = f.locals(V128, "acc", "sum");
@@ -85,8 +96,8 @@ export function dotsFunction(fused: boolean): FunctionDef {
       ...op.eqz,
       ...op.brIf(0),
       ...doWhile([
-        ...madd(f, fused, fourNarrowed(get(at)), [...get(bAt), ...op.v128Load()], acc),
-        ...increment(at, i32(32)),
+        ...madd(f, fused, read.four(get(at)), [...get(bAt), ...op.v128Load()], acc),
+        ...increment(at, i32(4 * read.size)),
         ...increment(bAt, i32(16)),
         ...increment(j, i32(4)),
       ], [...get(j), ...get(whole), ...op.ne]),
@@ -111,8 +122,8 @@ export function dotsFunction(fused: boolean): FunctionDef {
       ...op.eq,
       ...op.brIf(0),
       ...doWhile([
-        ...madd(f, fused, oneNarrowed(get(at)), [...get(bAt), ...op.load32Zero()], sum),
-        ...increment(at, i32(8)),
+        ...madd(f, fused, read.one(get(at)), [...get(bAt), ...op.load32Zero()], sum),
+        ...increment(at, i32(read.size)),
         ...increment(bAt, i32(4)),
         ...increment(j, i32(1)),
       ], [...get(j), ...get(k), ...op.ne]),
@@ -132,12 +143,13 @@ export function dotsFunction(fused: boolean): FunctionDef {
 
 /**
  * `lanes(a, lda, b, c, ldc, m, k)`: `c[r·ldc] = Σ a[j·lda + r] · b[j]` over
- * j < k, in j's order from zero, for r < m (byte strides; A float64 with
- * C's rows adjacent, b and c float32; m, k ≥ 1). Four rows a vector; the
- * last m mod 4 one at a time in lane 0.
+ * j < k, in j's order from zero, for r < m (byte strides; A float64, or
+ * float32 for `lanes32`, with C's rows adjacent; b and c float32; m, k ≥ 1).
+ * Four rows a vector; the last m mod 4 one at a time in lane 0.
  */
-export function lanesFunction(fused: boolean): FunctionDef {
-  const f = new Func("lanes");
+export function lanesFunction(fused: boolean, float64 = true): FunctionDef {
+  const f = new Func(float64 ? "lanes" : "lanes32");
+  const read = reads(float64);
   const [a, lda, b, c, ldc, m, k] = f.params("a", "lda", "b", "c", "ldc", "m", "k");
   const [at, bAt, left, groups, blockLeft, started] = f.locals(
     I32,
@@ -167,7 +179,7 @@ export function lanesFunction(fused: boolean): FunctionDef {
     ...get(k),
     ...set(left),
     ...doWhile([
-      ...madd(f, fused, four ? fourNarrowed(get(at)) : oneNarrowed(get(at)), [...get(bAt), ...op.load32Splat()], acc),
+      ...madd(f, fused, four ? read.four(get(at)) : read.one(get(at)), [...get(bAt), ...op.load32Splat()], acc),
       ...increment(at, get(lda)),
       ...increment(bAt, i32(4)),
       ...get(left),
@@ -222,7 +234,7 @@ export function lanesFunction(fused: boolean): FunctionDef {
       ...storeLane(1),
       ...storeLane(2),
       ...storeLane(3),
-      ...increment(a, i32(32)),
+      ...increment(a, i32(4 * read.size)),
       ...get(ldc),
       ...i32(4),
       ...op.mul,
@@ -245,7 +257,7 @@ export function lanesFunction(fused: boolean): FunctionDef {
     ...doWhile([
       ...sumRows(false),
       ...storeLane(0),
-      ...increment(a, i32(8)),
+      ...increment(a, i32(read.size)),
       ...increment(c, get(ldc)),
       ...get(groups),
       ...i32(1),

@@ -21,6 +21,7 @@ import { batchNormBackwardFunction, batchNormForwardFunction } from "./batch_nor
 import { scatterFunction } from "./scatter.ts";
 import { type Dropout, dropoutFunction } from "./dropout.ts";
 import { type ColumnProduct, dotsFunction, lanesFunction } from "./column.ts";
+import { type LstmStep, lstmStepFunction } from "./lstm_cell.ts";
 
 /** Rows of a packed panel of the left operand (A). */
 export const MR = 6;
@@ -502,6 +503,9 @@ export function kernelModule(fused: boolean, maxPages: number, unroll = 1): Uint
       dropoutFunction(),
       dotsFunction(fused),
       lanesFunction(fused),
+      lstmStepFunction(),
+      dotsFunction(fused, false),
+      lanesFunction(fused, false),
     ],
     maxPages,
   );
@@ -512,6 +516,9 @@ export interface Kernels {
   dropout: Dropout;
   dots: ColumnProduct;
   lanes: ColumnProduct;
+  lstmStep: LstmStep;
+  dots32: ColumnProduct;
+  lanes32: ColumnProduct;
   pack(src: number, outer: number, inner: number, count: number, depth: number, dst: number, width: number): void;
   narrow(src: number, dst: number, count: number): void;
   panels(pa: number, pb: number, c: number, ldc: number, depth: number, count: number, accumulate: number): void;

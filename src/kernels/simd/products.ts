@@ -38,6 +38,7 @@ import {
 import type { HelperStart } from "./helper_worker.ts";
 import { ACTIVATION_LIST } from "../activations.ts";
 import { cubesAreFloat32, MAX_ROWS, WORK_SLOTS } from "./batch_norm.ts";
+import { tanhTables } from "./lstm_cell.ts";
 
 /** Whether the activation with this registry code runs in the kernels' epilogues. */
 export function hasSimdEpilogue(activation: number): boolean {
@@ -91,6 +92,31 @@ export interface Product {
    * kernels; `false` as for {@link addBias}.
    */
   scaleBySlope(below: Float64Array, out: Float64Array, activation: number, biasGrad: Float64Array | undefined): boolean;
+}
+
+/**
+ * The arrays of one LSTM time step ({@link SimdKernels.lstmStep}), float64
+ * in the kernels' memory: `gates` (cells × 4u: the input projection, then
+ * the gates' kept values), `cells`, `actCells`, `hPrev` (cells × u), `h`
+ * (n × u), `bias` (4u) or none, and `z` (h·U, a product's values) or none;
+ * `cell` is row 0's cell index for this step, a row's cells `steps` apart,
+ * and `previous` the cells from one step's cell to the previous step's
+ * (unread at the `first` step).
+ */
+export interface LstmStepArrays {
+  gates: Float64Array;
+  z?: { values: Float32Array; stride: number };
+  bias?: Float64Array;
+  cells: Float64Array;
+  actCells: Float64Array;
+  hPrev: Float64Array;
+  h: Float64Array;
+  n: number;
+  steps: number;
+  units: number;
+  cell: number;
+  first: boolean;
+  previous: number;
 }
 
 /**
@@ -256,6 +282,8 @@ export class SimdKernels {
   #starting: Promise<void> | undefined;
   #blocks: Block[] = [];
   #owned = new WeakSet<ArrayBufferView>();
+  /** lstm_cell.ts's tables (2^(−i/64), then 2^(−i)), made the first time an LSTM step runs. */
+  #tanhTables?: Float64Array;
 
   constructor(helpers: number) {
     // Unrolled twice: +10% on Deno (36 -> 40 GFLOP/s on one core), the same on Bun (where 4 lost 20%).
@@ -430,7 +458,7 @@ export class SimdKernels {
    */
   multiply(a: Operand, b: Operand, m: number, k: number, n: number, into?: Float32Array): Product | undefined {
     if (!this.#starting && this.#wanted > 0) void this.start();
-    if (n === 1 && a.values instanceof Float64Array && this.#owned.has(a.values)) return this.#column(a, b, m, k);
+    if (n === 1 && m >= 1 && k >= 1) return this.#column(a, b, m, k);
     const stride = Math.ceil(n / NR) * NR, rows = Math.ceil(m / MR) * MR;
     const parts = this.#parts(m * k * n >= SHARED_MIN_MACS);
     const aAt = align(this.#top), bAt = aAt + (this.#inPlace(a.values) ? 0 : align(m * k * 4));
@@ -460,21 +488,29 @@ export class SimdKernels {
   }
 
   /**
-   * A product with one column (`n` = 1) of a float64 A in this memory, by
-   * column.ts's kernels on this thread: A read where it lies (narrowed as
-   * read), no packing. C's rows are {@link NR} floats apart, as the panels
-   * leave them (their padding is not written). The tutorial's output layer
-   * (512 × 64 · 64 × 1 forward, 64 × 512 · 512 × 1 kernel gradient), one call
-   * in a loop of 3,000: 29 → 9 µs and 34 → 10 on Deno, 32 → 15 and 32 → 11
-   * on Bun; its batch-512 epoch 7.3 → 5.85 ms on Deno, 7.1 → 5.8 on Bun
-   * (processes alternating, four each).
+   * A product with one column (`n` = 1), by column.ts's kernels on this
+   * thread: A read where it lies in this memory (float64 narrowed as read),
+   * else copied in as float32; no packing. Every one-column product takes
+   * this way, so its sums do not depend on where A lies (the transposed
+   * layout's are the panels' too, bit for bit; the other sums four lanes).
+   * C's rows are {@link NR} floats apart, as the panels leave them (their
+   * padding is not written). The tutorial's output layer (512 × 64 · 64 × 1
+   * forward, 64 × 512 · 512 × 1 kernel gradient), one call in a loop of
+   * 3,000: 29 → 9 µs and 34 → 10 on Deno, 32 → 15 and 32 → 11 on Bun; its
+   * batch-512 epoch 7.3 → 5.85 ms on Deno, 7.1 → 5.8 on Bun (processes
+   * alternating, four each).
    */
   #column(a: Operand, b: Operand, m: number, k: number): Product | undefined {
-    const stride = NR, bAt = align(this.#top), cAt = bAt + (this.#inPlace(b.values) ? 0 : align(k * 4));
+    const inPlace = this.#owned.has(a.values), float64 = inPlace && a.values instanceof Float64Array;
+    const stride = NR, aAt = align(this.#top), bAt = aAt + (inPlace ? 0 : align(m * k * 4));
+    const cAt = bAt + (this.#inPlace(b.values) ? 0 : align(k * 4));
     if (!this.#reserve(cAt + m * stride * 4)) return undefined;
-    const bPlaced = this.#place(b.values, k, bAt), values = a.values;
-    if (a.transposed) this.#kernels.lanes(values.byteOffset, m * 8, bPlaced, cAt, stride * 4, m, k);
-    else this.#kernels.dots(values.byteOffset, k * 8, bPlaced, cAt, stride * 4, m, k);
+    const aPlaced = inPlace ? a.values.byteOffset : this.#place(a.values, m * k, aAt);
+    const bPlaced = this.#place(b.values, k, bAt), size = float64 ? 8 : 4;
+    const kernels = this.#kernels;
+    const [dots, lanes] = float64 ? [kernels.dots, kernels.lanes] : [kernels.dots32, kernels.lanes32];
+    if (a.transposed) lanes(aPlaced, m * size, bPlaced, cAt, stride * 4, m, k);
+    else dots(aPlaced, k * size, bPlaced, cAt, stride * 4, m, k);
     return this.#product(cAt, stride, m, 1, false);
   }
 
@@ -689,6 +725,48 @@ export class SimdKernels {
     if (count < 1 || !here(x, count) || !here(out, count) || !here(mask, count)) return false;
     const [s0, s1, s2, carry] = state();
     this.#kernels.dropout(x.byteOffset, out.byteOffset, mask.byteOffset, count, s0, s1, s2, carry, kept, scale);
+    return true;
+  }
+
+  /**
+   * One time step of an LSTM's forward pass on this thread (see
+   * lstm_cell.ts: tanh and hardSigmoid, bit for bit lstm_math.ts's loop),
+   * for `n` rows whose cells for this step lie `steps` cells apart from
+   * `first cell` on; `false` (nothing done) unless every array lives in this
+   * memory, `z` (h·U, absent at the first step) is a product's values here,
+   * and `units` is even.
+   */
+  lstmStep(a: LstmStepArrays): boolean {
+    const { n, steps, units: u, cell } = a, here = this.#holds, cells = n * steps * u;
+    if (u % 2 !== 0 || n < 1 || !here(a.gates, 4 * cells) || !here(a.cells, cells) || !here(a.actCells, cells)) {
+      return false;
+    }
+    if (!here(a.hPrev, cells) || !here(a.h, n * u) || (a.bias && !here(a.bias, 4 * u))) return false;
+    const z = a.z;
+    if (z && (z.values.buffer !== this.#f32.buffer || z.stride < 4 * u)) return false;
+    if (!this.#tanhTables) {
+      const tables = this.float64(128);
+      if (!tables) return false;
+      tables.set(tanhTables());
+      this.#tanhTables = tables;
+    }
+    const tables = this.#tanhTables;
+    this.#kernels.lstmStep(
+      a.gates.byteOffset + cell * 4 * u * 8,
+      z ? z.values.byteOffset : 0,
+      z ? z.stride * 4 : 0,
+      a.bias?.byteOffset ?? 0,
+      a.cells.byteOffset + cell * u * 8,
+      a.actCells.byteOffset + cell * u * 8,
+      a.hPrev.byteOffset + cell * u * 8,
+      a.h.byteOffset,
+      tables.byteOffset,
+      n,
+      steps,
+      u,
+      a.first ? 1 : 0,
+      a.previous * u * 8,
+    );
     return true;
   }
 

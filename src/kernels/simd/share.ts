@@ -201,6 +201,8 @@ export function runShare(kernels: Kernels, ctl: Int32Array, t: number): void {
   if (ctl[WORD.kind] === POOL_GRAD) return poolGradShare(kernels, ctl);
   if (ctl[WORD.kind] === SCATTER) return scatterShare(kernels, ctl);
   const m = ctl[WORD.m], n = ctl[WORD.n], k = ctl[WORD.k], parts = ctl[WORD.parts];
+  // A helper numbered past the job's threads (the limit was lowered after it started) has no scratch of its own.
+  if (t >= parts) return;
   const a = ctl[WORD.a], aOuter = ctl[WORD.aOuter], aInner = ctl[WORD.aInner];
   const b = ctl[WORD.b], bOuter = ctl[WORD.bOuter], bInner = ctl[WORD.bInner];
   const c = ctl[WORD.c], ldc = ctl[WORD.ldc];
@@ -243,8 +245,12 @@ export function runShare(kernels: Kernels, ctl: Int32Array, t: number): void {
       const chunkA = Math.max(1, Math.ceil(panelsA / (parts * 4)));
       for (let p0; (p0 = Atomics.add(ctl, WORD.nextA, chunkA)) < panelsA;) {
         const p1 = Math.min(p0 + chunkA, panelsA);
-        pack(p0, p1);
-        Atomics.add(ctl, WORD.packedA, p1 - p0);
+        try {
+          pack(p0, p1);
+        } finally {
+          // Counted even if packing failed: the others must not spin forever (the failure reaches the caller).
+          Atomics.add(ctl, WORD.packedA, p1 - p0);
+        }
       }
       while (Atomics.load(ctl, WORD.packedA) < panelsA);
     }
