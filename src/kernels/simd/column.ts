@@ -72,7 +72,7 @@ export function dotsFunction(fused: boolean, float64 = true): FunctionDef {
   const [row, at, bAt, j, whole] = f.locals(I32, "row", "at", "bAt", "j", "whole");
   const [acc, sum] = f.locals(V128, "acc", "sum");
   const { get, set, tee, increment } = f;
-  const { i32, add } = op;
+  const { i32 } = op;
   return f.build([
     // k rounded down to whole vectors
     ...get(k),
