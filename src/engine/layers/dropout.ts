@@ -5,7 +5,10 @@
  * `Math.random` when the layer has no seed, so one draw of `Math.random` a
  * layer a step. The kind draws the same numbers at the same point of the step
  * (the engine runs the layers' forward in model order, as `model.fit` does)
- * with `uniform_draws.ts`, so both paths drop the same units.
+ * with `uniform_draws.ts`, so both paths drop the same units. Where the
+ * arrays lie in the SIMD kernels' memory (a model with a wide layer), one
+ * WebAssembly kernel draws, decides and masks (`simd/dropout.ts`), bit for
+ * bit these loops.
  *
  * @module
  */

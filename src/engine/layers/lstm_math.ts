@@ -9,7 +9,9 @@
  * `h` (returnSequences false). Values are float64 within a step, and the
  * products are float64 JS loops or float32 SIMD products (see
  * `lstm_products.ts`); tfjs computes every op in float32, so the two agree
- * to float32 rounding.
+ * to float32 rounding. For tanh and hardSigmoid (tfjs's defaults) the
+ * products may take a forward time step themselves (`LstmProducts.step`:
+ * the SIMD kernels' `simd/lstm_cell.ts`), bit for bit this module's loop.
  *
  * Activations are the ones tfjs differentiates elementwise from what its
  * forward pass keeps, each with tfjs's formula and gradient (see
