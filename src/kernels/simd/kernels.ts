@@ -511,6 +511,23 @@ export function kernelModule(fused: boolean, maxPages: number, unroll = 1): Uint
   );
 }
 
+/** `adam`'s and `adam32`'s signature: byte addresses, the pairs of weights, then Adam's eight scalars. */
+export type AdamKernel = (
+  w: number,
+  g: number,
+  m: number,
+  v: number,
+  pairs: number,
+  b1: number,
+  ob1: number,
+  b2: number,
+  ob2: number,
+  r1: number,
+  r2: number,
+  eps: number,
+  nlr: number,
+) => void;
+
 /** The exports of an instance of {@link kernelModule}. */
 export interface Kernels {
   dropout: Dropout;
@@ -522,37 +539,9 @@ export interface Kernels {
   pack(src: number, outer: number, inner: number, count: number, depth: number, dst: number, width: number): void;
   narrow(src: number, dst: number, count: number): void;
   panels(pa: number, pb: number, c: number, ldc: number, depth: number, count: number, accumulate: number): void;
-  adam(
-    w: number,
-    g: number,
-    m: number,
-    v: number,
-    pairs: number,
-    b1: number,
-    ob1: number,
-    b2: number,
-    ob2: number,
-    r1: number,
-    r2: number,
-    eps: number,
-    nlr: number,
-  ): void;
+  adam: AdamKernel;
   /** {@link Kernels.adam} with float32 gradients. */
-  adam32(
-    w: number,
-    g: number,
-    m: number,
-    v: number,
-    pairs: number,
-    b1: number,
-    ob1: number,
-    b2: number,
-    ob2: number,
-    r1: number,
-    r2: number,
-    eps: number,
-    nlr: number,
-  ): void;
+  adam32: AdamKernel;
   widen(src: number, ldc: number, dst: number, rows: number, cols: number): void;
   bias(src: number, ldc: number, bias: number, dst: number, rows: number, cols: number, act: number): void;
   slopes64(
