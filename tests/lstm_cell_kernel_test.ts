@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import "./tf_helpers.ts";
 import { LstmMath, type LstmProducts } from "../src/engine/layers/lstm_math.ts";
 import { simdProducts } from "../src/engine/layers/lstm_products.ts";
+import { SimdKernels } from "../src/kernels/simd/products.ts";
 import { createRandom } from "../src/data/random.ts";
 
 const kernels = simdProducts()!;
@@ -112,4 +113,24 @@ test("an LSTM with other activations or an odd number of units runs lstm_math.ts
     assert.equal(counted.steps, 0, JSON.stringify(s));
     assert.deepEqual(onKernels, inLoop);
   }
+});
+
+test("an LSTM step takes no memory of its own from the kernels (its tables are made with the memory) and refuses 0 units", () => {
+  const alone = new SimdKernels(0);
+  const before = alone.bytesInUse;
+  const [n, steps, units] = [2, 3, 4];
+  const arrays = {
+    gates: alone.float64(n * steps * 4 * units)!.fill(0.3),
+    cells: alone.float64(n * steps * units)!,
+    actCells: alone.float64(n * steps * units)!,
+    hPrev: alone.float64(n * steps * units)!,
+    h: alone.float64(n * units)!,
+  };
+  const step = { ...arrays, n, steps, units, cell: 0, first: true, previous: -1 };
+  assert.ok(alone.lstmStep(step));
+  // tanh(float32 hardSigmoid…) of 0.3: the tables were there (a zero table would give NaN or 0 throughout).
+  assert.ok(arrays.actCells.slice(0, units).every((v) => v > 0 && v < 1), String(arrays.actCells.slice(0, units)));
+  assert.equal(alone.lstmStep({ ...step, units: 0 }), false);
+  Object.values(arrays).forEach((a) => alone.free(a));
+  assert.equal(alone.bytesInUse, before);
 });

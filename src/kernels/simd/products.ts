@@ -62,6 +62,14 @@ export const SHARED_MIN_MACS = 1 << 19;
 export const SHARED_MIN_WEIGHTS = 1 << 14;
 
 const PAGE = 65536;
+
+/**
+ * lstm_cell.ts's tanh tables (2^(−i/64), then 2^(−i): 128 float64s) live
+ * right after the control block, written once when the memory is made (no
+ * array of {@link SimdKernels.float64}'s, so `bytesInUse` never counts them);
+ * arrays start after them.
+ */
+const TANH_TABLES_AT = CONTROL_BYTES, TANH_TABLE_VALUES = 128, ARRAYS_AT = TANH_TABLES_AT + TANH_TABLE_VALUES * 8;
 /** The shared memory may grow to 1 GiB; a job that needs more is left to the caller's JS (it gets `undefined`). */
 const MAX_PAGES = 16384;
 
@@ -282,8 +290,6 @@ export class SimdKernels {
   #starting: Promise<void> | undefined;
   #blocks: Block[] = [];
   #owned = new WeakSet<ArrayBufferView>();
-  /** lstm_cell.ts's tables (2^(−i/64), then 2^(−i)), made the first time an LSTM step runs. */
-  #tanhTables?: Float64Array;
 
   constructor(helpers: number) {
     // Unrolled twice: +10% on Deno (36 -> 40 GFLOP/s on one core), the same on Bun (where 4 lost 20%).
@@ -294,6 +300,7 @@ export class SimdKernels {
     const instance = new WebAssembly.Instance(this.#module, { env: { memory: this.#memory } });
     this.#kernels = instance.exports as unknown as Kernels;
     this.#ctl = new Int32Array(this.#memory.buffer, 0, CONTROL_BYTES / 4);
+    new Float64Array(this.#memory.buffer, TANH_TABLES_AT, TANH_TABLE_VALUES).set(tanhTables());
     this.#scalars = new Float64Array(this.#memory.buffer, ADAM_SCALARS * 8, 8);
     this.#f32 = new Float32Array(this.#memory.buffer);
     this.#wanted = helpers;
@@ -432,7 +439,7 @@ export class SimdKernels {
 
   #allocate(bytes: number): number | undefined {
     bytes = align(Math.max(bytes, 16));
-    let at = CONTROL_BYTES, i = 0;
+    let at = ARRAYS_AT, i = 0;
     for (; i < this.#blocks.length; i++) {
       if (this.#blocks[i].at - at >= bytes) break;
       at = this.#blocks[i].end;
@@ -444,7 +451,7 @@ export class SimdKernels {
 
   /** The first byte after the arrays: scratch for one job starts here. */
   get #top(): number {
-    return this.#blocks.length ? this.#blocks[this.#blocks.length - 1].end : CONTROL_BYTES;
+    return this.#blocks.length ? this.#blocks[this.#blocks.length - 1].end : ARRAYS_AT;
   }
 
   /**
@@ -738,19 +745,14 @@ export class SimdKernels {
    */
   lstmStep(a: LstmStepArrays): boolean {
     const { n, steps, units: u, cell } = a, here = this.#holds, cells = n * steps * u;
-    if (u % 2 !== 0 || n < 1 || !here(a.gates, 4 * cells) || !here(a.cells, cells) || !here(a.actCells, cells)) {
+    if (
+      u < 2 || u % 2 !== 0 || n < 1 || !here(a.gates, 4 * cells) || !here(a.cells, cells) || !here(a.actCells, cells)
+    ) {
       return false;
     }
     if (!here(a.hPrev, cells) || !here(a.h, n * u) || (a.bias && !here(a.bias, 4 * u))) return false;
     const z = a.z;
     if (z && (z.values.buffer !== this.#f32.buffer || z.stride < 4 * u)) return false;
-    if (!this.#tanhTables) {
-      const tables = this.float64(128);
-      if (!tables) return false;
-      tables.set(tanhTables());
-      this.#tanhTables = tables;
-    }
-    const tables = this.#tanhTables;
     this.#kernels.lstmStep(
       a.gates.byteOffset + cell * 4 * u * 8,
       z ? z.values.byteOffset : 0,
@@ -760,7 +762,7 @@ export class SimdKernels {
       a.actCells.byteOffset + cell * u * 8,
       a.hPrev.byteOffset + cell * u * 8,
       a.h.byteOffset,
-      tables.byteOffset,
+      TANH_TABLES_AT,
       n,
       steps,
       u,
