@@ -16,7 +16,7 @@ import { assemble, type Code, doWhile, F64, Func, type FunctionDef, I32, type Lo
 import { biasFunction, narrowFunction, slopesFunction, widenFunction } from "./epilogues.ts";
 import { tapsFunction } from "./filter_taps.ts";
 import { convolveFunction } from "./convolve.ts";
-import { poolGradFunction } from "./max_pool_grad.ts";
+import { type PoolGrad, poolGradFunction } from "./max_pool_grad.ts";
 import { batchNormBackwardFunction, batchNormForwardFunction } from "./batch_norm.ts";
 import { scatterFunction } from "./scatter.ts";
 import { type Dropout, dropoutFunction } from "./dropout.ts";
@@ -528,6 +528,22 @@ export type AdamKernel = (
   nlr: number,
 ) => void;
 
+/**
+ * `slopes`' and `slopes64`'s signature: the values and their row bytes, the
+ * layer's output, where to write, the sizes, the activation's code and the
+ * bias gradient's address (0 for none).
+ */
+export type SlopesKernel = (
+  src: number,
+  ldc: number,
+  below: number,
+  dst: number,
+  rows: number,
+  cols: number,
+  act: number,
+  biasGrad: number,
+) => void;
+
 /** The exports of an instance of {@link kernelModule}. */
 export interface Kernels {
   dropout: Dropout;
@@ -544,26 +560,9 @@ export interface Kernels {
   adam32: AdamKernel;
   widen(src: number, ldc: number, dst: number, rows: number, cols: number): void;
   bias(src: number, ldc: number, bias: number, dst: number, rows: number, cols: number, act: number): void;
-  slopes64(
-    src: number,
-    ldc: number,
-    below: number,
-    dst: number,
-    rows: number,
-    cols: number,
-    act: number,
-    biasGrad: number,
-  ): void;
-  slopes(
-    src: number,
-    ldc: number,
-    below: number,
-    dst: number,
-    rows: number,
-    cols: number,
-    act: number,
-    biasGrad: number,
-  ): void;
+  /** {@link Kernels.slopes} on a float64 product (the gradient in place). */
+  slopes64: SlopesKernel;
+  slopes: SlopesKernel;
   taps(
     x: number,
     dy: number,
@@ -587,19 +586,7 @@ export interface Kernels {
     stride: number,
     ranges: number,
   ): void;
-  poolGrad(
-    x: number,
-    dy: number,
-    out: number,
-    windows: number,
-    cols: number,
-    fh: number,
-    fw: number,
-    groups: number,
-    colStep: number,
-    rowStep: number,
-    inRow: number,
-  ): void;
+  poolGrad: PoolGrad;
   bnForward(
     x: number,
     out: number,
