@@ -21,6 +21,7 @@
  */
 
 import type { LstmStepArrays } from "../../kernels/simd/products.ts";
+import { FIFTH, LN2_64_HI, LN2_64_LO, STEPS_PER_LN2, tanhTables } from "../../kernels/simd/lstm_cell.ts";
 
 /** The activations an LSTM's gates and cell may use here, in the order of their codes. */
 export const LSTM_ACTIVATIONS = ["linear", "relu", "sigmoid", "tanh", "hardSigmoid"] as const;
@@ -29,9 +30,6 @@ export const LSTM_ACTIVATIONS = ["linear", "relu", "sigmoid", "tanh", "hardSigmo
 export type LstmActivation = typeof LSTM_ACTIVATIONS[number];
 
 type Code = 0 | 1 | 2 | 3 | 4;
-
-/** tfjs multiplies by the float32 nearest 0.2 in hardSigmoid (`0.5 + 0.2·x`, clipped to [0, 1]). */
-const FIFTH = Math.fround(0.2);
 
 /**
  * What the forward pass keeps of each activation (by code): its output, except for
@@ -49,13 +47,9 @@ const KEEP: readonly ((s: number) => number)[] = [
   (s) => Math.fround(0.5 + Math.fround(FIFTH * Math.fround(s))),
 ];
 
-/** 2^(−i/64) for i < 64, and 2^(−i): the scales of `tanh`'s exponential. */
-const FRACTIONS = new Float64Array(64).map((_, i) => 2 ** (-i / 64));
-const POWERS = new Float64Array(64).map((_, i) => 2 ** -i);
-const STEPS_PER_LN2 = 64 / Math.LN2;
-/** ln 2 / 64 in two parts; the first has 24 significant bits, so `j · LN2_64_HI` is exact for j < 2^29. */
-const LN2_64_HI = Math.fround(Math.LN2 / 64);
-const LN2_64_LO = Math.LN2 / 64 - LN2_64_HI;
+/** 2^(−i/64) for i < 64, and 2^(−i): the scales of `tanh`'s exponential (the SIMD kernel's tables too). */
+const TABLES = tanhTables();
+const FRACTIONS = TABLES.subarray(0, 64), POWERS = TABLES.subarray(64);
 
 /**
  * tanh, within 1e-14 (relative) of `Math.tanh`, which tfjs's cpu backend

@@ -16,12 +16,16 @@
  */
 import { type Code, doWhile, Func, type FunctionDef, I32, type Local, op, V128 } from "./assemble.ts";
 
-/** tfjs multiplies by the float32 nearest 0.2 in hardSigmoid. */
-const FIFTH = Math.fround(0.2);
-/** tanh's constants, as lstm_math.ts computes them. */
-const STEPS_PER_LN2 = 64 / Math.LN2;
-const LN2_64_HI = Math.fround(Math.LN2 / 64);
-const LN2_64_LO = Math.LN2 / 64 - LN2_64_HI;
+/** tfjs multiplies by the float32 nearest 0.2 in hardSigmoid (`0.5 + 0.2·x`, clipped to [0, 1]). */
+export const FIFTH: number = Math.fround(0.2);
+/**
+ * The constants of lstm_math.ts's `tanh` (its JS and this kernel read the
+ * same ones): 64 / ln 2, and ln 2 / 64 in two parts; the first has 24
+ * significant bits, so `j · LN2_64_HI` is exact for j < 2^29.
+ */
+export const STEPS_PER_LN2: number = 64 / Math.LN2;
+export const LN2_64_HI: number = Math.fround(Math.LN2 / 64);
+export const LN2_64_LO: number = Math.LN2 / 64 - LN2_64_HI;
 
 /** The tables tanh reads: 2^(−i/64) for i < 64, then 2^(−i) for i < 64 (128 float64s). */
 export function tanhTables(): Float64Array {
