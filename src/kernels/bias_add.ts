@@ -79,17 +79,32 @@ function addBias(xs: ArrayLike<number>, bs: ArrayLike<number>, out: Float32Array
  * here or the rows are not a multiple of 4 values.
  */
 function biasAddInPlace(backend: HostBackend, x: tf.TensorInfo, bias: tf.TensorInfo): tf.TensorInfo | undefined {
+  if (x.shape[x.shape.length - 1] % 4 !== 0 || !wasmHeapMemory(backend) || !backend.makeOutput) return undefined;
+  const out = backend.makeOutput(x.shape, "float32") as tf.TensorInfo;
+  if (biasAddInHeap(backend, x, bias, out)) return out;
+  backend.disposeData?.(out.dataId);
+  return undefined;
+}
+
+/**
+ * `out = x + bias` along the last axis (then a relu, with `relu`: 0 where
+ * the sum is ≤ 0, NaN kept) by simd/bias.ts's `biasAdd` in
+ * tfjs-backend-wasm's heap, on float32 tensors of that heap; `out` may be
+ * `x`. `false` (nothing done) where the heap cannot be read here or the rows
+ * are not a multiple of 4 values. Internal (matmul.ts's fused epilogue).
+ */
+export function biasAddInHeap(
+  backend: object,
+  x: tf.TensorInfo,
+  bias: tf.TensorInfo,
+  out: tf.TensorInfo,
+  relu = false,
+): boolean {
   const width = x.shape[x.shape.length - 1];
   const memory = width % 4 === 0 ? wasmHeapMemory(backend) : undefined;
-  if (!memory || !backend.makeOutput) return undefined;
-  const out = backend.makeOutput(x.shape, "float32") as tf.TensorInfo;
-  const from = wasmMemory(backend, x.dataId),
-    b = wasmMemory(backend, bias.dataId),
-    to = wasmMemory(backend, out.dataId);
-  if (!from || !b || !to) {
-    backend.disposeData?.(out.dataId);
-    return undefined;
-  }
-  biasAddIn(memory)(from.offset, b.offset, to.offset, tf.util.sizeFromShape(x.shape) / width, width * 4);
-  return out;
+  const from = memory && wasmMemory(backend, x.dataId), b = memory && wasmMemory(backend, bias.dataId);
+  const to = memory && wasmMemory(backend, out.dataId);
+  if (!memory || !from || !b || !to) return false;
+  biasAddIn(memory, relu)(from.offset, b.offset, to.offset, tf.util.sizeFromShape(x.shape) / width, width * 4);
+  return true;
 }

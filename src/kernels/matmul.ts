@@ -25,8 +25,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { simdKernels } from "./simd/products.ts";
 import { tfjsKernel } from "./_originals.ts";
-import { biasAddIn } from "./simd/bias.ts";
-import { wasmHeapMemory, wasmMemory } from "../internal/tfjs_private.ts";
+import { biasAddInHeap } from "./bias_add.ts";
 
 /** What these kernels use of tfjs-backend-wasm's backend: outputs, and views of its heap (no copy). */
 interface WasmBackend {
@@ -255,7 +254,7 @@ export function fusedMatMul(args: Args<FusedInputs, FusedAttrs>): tf.TensorInfo 
   if (!done) return own();
   const { values } = done, n = plan.n;
   const relu = activation === "relu";
-  if (bias && (relu || activation === "linear") && biasInPlace(backend, done.out, bias, biasRows!, n, relu)) {
+  if (bias && (relu || activation === "linear") && biasInPlace(backend, done.out, bias, biasRows!, relu)) {
     return done.out;
   }
   if (bias) addBias(values, n, backend.typedArrayFromHeap(bias) as Float32Array, biasRows!);
@@ -265,7 +264,7 @@ export function fusedMatMul(args: Args<FusedInputs, FusedAttrs>): tf.TensorInfo 
 }
 
 /**
- * The bias (and a relu) added in place by simd/bias.ts's `biasAdd` in
+ * The bias (and a relu) added in place by bias_add.ts's `biasAddInHeap` in
  * tfjs-backend-wasm's heap — the same float32 sums and relu as
  * {@link addBias} and {@link activate}, four lanes at a time — when the bias
  * is one vector along rows of a multiple of 4 values; `false` (nothing done)
@@ -278,15 +277,9 @@ function biasInPlace(
   out: tf.TensorInfo,
   bias: tf.TensorInfo,
   { starts, step }: RowStarts,
-  n: number,
   relu: boolean,
 ): boolean {
-  if (starts || step !== 1 || n % 4 !== 0) return false;
-  const memory = wasmHeapMemory(backend);
-  const to = memory && wasmMemory(backend, out.dataId), b = memory && wasmMemory(backend, bias.dataId);
-  if (!memory || !to || !b) return false;
-  biasAddIn(memory, relu)(to.offset, b.offset, to.offset, tf.util.sizeFromShape(out.shape) / n, n * 4);
-  return true;
+  return !starts && step === 1 && biasAddInHeap(backend, out, bias, out, relu);
 }
 
 /** `values[r, j] = fround(values[r, j] + bias[at(r, j)])` (a float32 plus a float32, rounded once). */
