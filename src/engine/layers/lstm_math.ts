@@ -295,45 +295,42 @@ export class LstmMath {
       const zh = t > 0 ? products.ab(h, recurrent, n, u, u4) : undefined;
       const zv = zh?.values, stride = zh?.stride ?? 0;
       const z = zh && zv instanceof Float32Array ? { values: zv, stride } : undefined;
-      const arrays = { gates, z, bias: bias64, cells, actCells, hPrev, h, n, steps: T, units: u, cell: tau };
-      if (step && (t === 0 || z) && step({ ...arrays, first: t === 0, previous: back ? 1 : -1 })) {
-        if (sequences) {
-          for (let r = 0; r < n; r++) {
-            const o = (r * T + t) * u, hr = r * u;
-            for (let j = 0; j < u; j++) sequences[o + j] = h[hr + j];
+      const first = t === 0, previous = back ? 1 : -1;
+      const stepped = step !== undefined && (first || z !== undefined) &&
+        step({ gates, z, bias: bias64, cells, actCells, hPrev, h, n, steps: T, units: u, cell: tau, first, previous });
+      if (!stepped) {
+        for (let r = 0; r < n; r++) {
+          const cell = r * T + tau, g = cell * u4, s = cell * u, hr = r * u, z = r * stride;
+          for (let j = 0; j < u; j++) hPrev[s + j] = h[hr + j];
+          // One pass a row: the four gates of unit j, the cell and h (three passes cost ~15% more of the forward).
+          for (let j = 0; j < u; j++) {
+            let zi = gates[g + j], zf = gates[g + u + j], zc = gates[g + 2 * u + j], zo = gates[g + 3 * u + j];
+            if (zv) {
+              zi += zv[z + j];
+              zf += zv[z + u + j];
+              zc += zv[z + 2 * u + j];
+              zo += zv[z + 3 * u + j];
+            }
+            if (bias) {
+              zi += bias[j];
+              zf += bias[u + j];
+              zc += bias[2 * u + j];
+              zo += bias[3 * u + j];
+            }
+            const ki = gates[g + j] = keepRec(zi);
+            const kf = gates[g + u + j] = keepRec(zf);
+            const kc = gates[g + 2 * u + j] = keepAct(zc);
+            const ko = gates[g + 3 * u + j] = keepRec(zo);
+            const c = (t > 0 ? value(rec, kf) * cells[s + prev + j] : 0) + value(rec, ki) * value(act, kc);
+            cells[s + j] = c;
+            const ka = actCells[s + j] = keepAct(c);
+            h[hr + j] = value(rec, ko) * value(act, ka);
           }
         }
-        continue;
       }
-      for (let r = 0; r < n; r++) {
-        const cell = r * T + tau, g = cell * u4, s = cell * u, hr = r * u, z = r * stride;
-        for (let j = 0; j < u; j++) hPrev[s + j] = h[hr + j];
-        // One pass a row: the four gates of unit j, the cell and h (three passes cost ~15% more of the forward).
-        for (let j = 0; j < u; j++) {
-          let zi = gates[g + j], zf = gates[g + u + j], zc = gates[g + 2 * u + j], zo = gates[g + 3 * u + j];
-          if (zv) {
-            zi += zv[z + j];
-            zf += zv[z + u + j];
-            zc += zv[z + 2 * u + j];
-            zo += zv[z + 3 * u + j];
-          }
-          if (bias) {
-            zi += bias[j];
-            zf += bias[u + j];
-            zc += bias[2 * u + j];
-            zo += bias[3 * u + j];
-          }
-          const ki = gates[g + j] = keepRec(zi);
-          const kf = gates[g + u + j] = keepRec(zf);
-          const kc = gates[g + 2 * u + j] = keepAct(zc);
-          const ko = gates[g + 3 * u + j] = keepRec(zo);
-          const c = (t > 0 ? value(rec, kf) * cells[s + prev + j] : 0) + value(rec, ki) * value(act, kc);
-          cells[s + j] = c;
-          const ka = actCells[s + j] = keepAct(c);
-          h[hr + j] = value(rec, ko) * value(act, ka);
-        }
-        if (sequences) {
-          const o = (r * T + t) * u;
+      if (sequences) {
+        for (let r = 0; r < n; r++) {
+          const o = (r * T + t) * u, hr = r * u;
           for (let j = 0; j < u; j++) sequences[o + j] = h[hr + j];
         }
       }
