@@ -151,32 +151,95 @@ function largeArm(mode: Large, batchSize: number) {
 
 /** The environment without the OpenBLAS tuning this workplace's machines set (see the module's comment). */
 function withoutBuildMachineTuning(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const { OPENBLAS_CORETYPE: _coretype, OPENBLAS_L2_SIZE: _l2, ...rest } = env;
+  const { OPENBLAS_CORETYPE: _coretype, OPENBLAS_L2_SIZE: _l2, GLIBC_TUNABLES: _tunables, ...rest } = env;
   return rest;
 }
 
-const child = spawn(python, [
-  new URL("./reference_pytorch.py", import.meta.url).pathname,
-  LOCAL_DIR,
-  ...(quick ? ["--quick"] : []),
-], {
-  stdio: ["pipe", "pipe", "inherit"],
-  env: { ...withoutBuildMachineTuning(process.env), OPENBLAS_NUM_THREADS: "1" },
-});
-const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
-const nextJson = async () => JSON.parse((await lines.next()).value as string);
-const info = await nextJson();
+/**
+ * glibc's malloc settings that keep PyTorch at its faster speed: tensors of a few hundred KB and more come from the
+ * heap instead of fresh zeroed pages (mmap) every step, and the heap's top is not given back after each step.
+ * Measured (PyTorch alone, one process a model, 2026-12-06): batch-norm MLP 328–394 → 124–166 ms an epoch, dropout MLP
+ * 694–811 → ~368, wide MLP 1024 1,101–1,785 → 578–710. A process that has trained a larger model first reaches
+ * the same speed without them (glibc raises both thresholds when it frees a large block), which is how one shared
+ * peer process made each model's figure depend on the models before it.
+ */
+const FAST_ALLOCATOR = "glibc.malloc.trim_threshold=536870912:glibc.malloc.mmap_threshold=33554432";
+
+interface Peer {
+  info: { torch: string; threads: number; blas: string };
+  run(batch: number, mode: string, epochs: number): Promise<number[]>;
+  close(): void;
+}
+
+/** Starts reference_pytorch.py; `tunables` set glibc's allocator (undefined: as a user's script runs). */
+async function startPeer(tunables?: string): Promise<Peer> {
+  const child = spawn(python!, [
+    new URL("./reference_pytorch.py", import.meta.url).pathname,
+    LOCAL_DIR,
+    ...(quick ? ["--quick"] : []),
+  ], {
+    stdio: ["pipe", "pipe", "inherit"],
+    env: {
+      ...withoutBuildMachineTuning(process.env),
+      OPENBLAS_NUM_THREADS: "1",
+      ...(tunables ? { GLIBC_TUNABLES: tunables } : {}),
+    },
+  });
+  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  const nextJson = async () => JSON.parse((await lines.next()).value as string);
+  const info = await nextJson();
+  return {
+    info,
+    run: async (batch, mode, epochs) => {
+      child.stdin!.write(`${batch} ${mode} ${epochs}\n`);
+      return (await nextJson()).times;
+    },
+    close: () => child.stdin!.end(),
+  };
+}
+
+// Two peers, both plain PyTorch: "script" is a fresh process for each workload, as a user's training script meets it
+// (the figure the targets are judged on); "tuned" is one process with FAST_ALLOCATOR, PyTorch at its fastest here.
+const tuned = await startPeer(FAST_ALLOCATOR);
+const info = tuned.info;
 if (info.blas !== "openblas") {
   console.log(
     `warning: torch runs on ${info.blas}, 15-20x slower than OpenBLAS: apt-get install libopenblas0-pthread ` +
       `for a fair peer`,
   );
 }
-const torchRun = (batch: number, mode: string) => async (epochs: number): Promise<number[]> => {
-  child.stdin!.write(`${batch} ${mode} ${epochs}\n`);
-  return (await nextJson()).times;
-};
-const torchArm = (batch: number, full: boolean) => torchRun(batch, full ? "full" : "source");
+
+/**
+ * Interleaved rounds: each round one read of `ours` and one run of each peer, the arms taking turns going first
+ * (neither always runs right after another: caches, a speed phase's edge). Returns per-epoch times of each arm.
+ */
+async function interleave(
+  ours: (reads: number) => Promise<number[]>,
+  batch: number,
+  mode: string,
+  rounds: number,
+  perRound: number,
+): Promise<[number[], number[], number[]]> {
+  const script = await startPeer();
+  const arms = [
+    ours,
+    (n: number) => script.run(batch, mode, n),
+    (n: number) => tuned.run(batch, mode, n),
+  ];
+  const times: [number[], number[], number[]] = [[], [], []];
+  try {
+    for (const arm of arms) await arm(1); // warm-up (and the JIT)
+    for (let r = 0; r < rounds; r++) {
+      for (let k = 0; k < arms.length; k++) {
+        const i = (k + r) % arms.length;
+        times[i].push(...await arms[i](perRound));
+      }
+    }
+  } finally {
+    script.close();
+  }
+  return times;
+}
 
 const configs: [number, boolean, number, number][] = !wanted("tutorial")
   ? []
@@ -184,28 +247,42 @@ const configs: [number, boolean, number, number][] = !wanted("tutorial")
   ? [[512, false, 1, 2], [512, true, 1, 2], [32, false, 1, 1], [32, true, 1, 1]]
   // Seven rounds at batch 32: the median of three swung 16.7–21.6 ms between runs of the same code (one epoch a round).
   : [[512, false, 5, 4], [512, true, 5, 4], [32, false, 7, 1], [32, true, 7, 1]];
-const rows: (string | number)[][] = [["batch", "arm", "fitstream ms", "PyTorch ms", "ratio", "round ratio"]];
+const rows: (string | number)[][] = [[
+  "batch",
+  "arm",
+  "fitstream ms",
+  "PyTorch ms",
+  "ratio",
+  "round ratio",
+  "tuned PyTorch ms",
+  "ratio to tuned",
+]];
 const results: Record<string, unknown>[] = [];
-for (const [batch, full, rounds, perRound] of configs) {
-  const ours = ourArm(batch, full), theirs = torchArm(batch, full);
-  await ours(3); // the JIT compiles the host engine's loops in the first epochs
-  await theirs(1); // warm-up
-  const a: number[] = [], b: number[] = [];
-  for (let r = 0; r < rounds; r++) {
-    a.push(...await ours(perRound));
-    b.push(...await theirs(perRound));
-  }
-  const [ma, mb] = [median(a), median(b)];
+
+/** Adds one workload's medians to the table and the JSON line. */
+function record(batch: number, arm: string, label: string, [a, b, c]: number[][], engine?: string) {
+  const [ma, mb, mc] = [median(a), median(b), median(c)];
+  // Also the median of each round's own ratio: epochs run back to back share the machine's speed of the moment.
   const paired = median(a.map((x, i) => x / b[i]));
-  rows.push([batch, full ? "full pipeline" : "source alone", ma, mb, ma / mb, paired]);
+  rows.push([batch, label, ma, mb, ma / mb, paired, mc, ma / mc]);
   results.push({
     batch,
-    arm: full ? "full" : "source",
+    arm,
+    ...(engine ? { engine } : {}),
     fitstream_ms: ma,
     pytorch_ms: mb,
     ratio: ma / mb,
     round_ratio: paired,
+    pytorch_tuned_ms: mc,
+    tuned_ratio: ma / mc,
   });
+}
+
+for (const [batch, full, rounds, perRound] of configs) {
+  const ours = ourArm(batch, full);
+  await ours(3); // the JIT compiles the host engine's loops in the first epochs
+  const times = await interleave(ours, batch, full ? "full" : "source", rounds, perRound);
+  record(batch, full ? "full" : "source", full ? "full pipeline" : "source alone", times);
 }
 // Interleaved rounds of one epoch each way: this machine's speed drifts by up to 2× over minutes.
 const large: [Large, number, number][] = quick
@@ -231,34 +308,15 @@ const large: [Large, number, number][] = quick
     ["lstm", 64, 9],
   ];
 for (const [mode, batch, rounds] of large.filter(([mode]) => wanted(mode))) {
-  const ours = largeArm(mode, batch), theirs = torchRun(batch, mode);
-  await ours.reads(1); // warm-up (and the JIT)
-  await theirs(1);
-  const a: number[] = [], b: number[] = [];
-  // The arms take turns going first, so neither always runs right after the other (caches, a speed phase's edge).
-  for (let r = 0; r < rounds; r++) {
-    if (r % 2 === 0) a.push(...await ours.reads(1));
-    b.push(...await theirs(1));
-    if (r % 2 === 1) a.push(...await ours.reads(1));
-  }
-  const [ma, mb] = [median(a), median(b)];
-  // Also the median of each round's own ratio: two epochs run back to back share the machine's speed of the moment.
-  const paired = median(a.map((x, i) => x / b[i]));
-  rows.push([batch, `${mode} (${ours.engine})`, ma, mb, ma / mb, paired]);
-  results.push({
-    batch,
-    arm: mode,
-    engine: ours.engine,
-    fitstream_ms: ma,
-    pytorch_ms: mb,
-    ratio: ma / mb,
-    round_ratio: paired,
-  });
+  const ours = largeArm(mode, batch);
+  const times = await interleave(ours.reads, batch, mode, rounds, 1);
+  record(batch, mode, `${mode} (${ours.engine})`, times, ours.engine);
 }
-child.stdin!.end();
+tuned.close();
 console.log(
   `fitstream (${runtime}, ${tf.getBackend()}) vs PyTorch ${info.torch} (${info.threads} threads, ${info.blas}, ` +
-    `OPENBLAS_NUM_THREADS=1), per-epoch medians`,
+    `OPENBLAS_NUM_THREADS=1), per-epoch medians; PyTorch: a fresh process a workload, as a script runs; tuned ` +
+    `PyTorch: glibc's allocator set (${FAST_ALLOCATOR})`,
 );
 table(rows);
 const targets: [string, string, number | undefined, number][] = [
@@ -277,10 +335,13 @@ for (const [arm, label, batch, target] of targets) {
   if (!r) continue;
   const ratio = r.ratio as number;
   // The verdict is on the ratio of the medians; the median of the rounds' own ratios is shown beside it.
+  const tunedRatio = r.tuned_ratio as number;
   console.log(
     `target: ${label} at batch ${batch} ≤ ${target}× PyTorch: ${ratio.toFixed(3)}× (rounds: ${
       (r.round_ratio as number).toFixed(3)
-    }×) — ${ratio <= target ? "met" : "MISSED"}`,
+    }×) — ${ratio <= target ? "met" : "MISSED"}; against tuned PyTorch ${tunedRatio.toFixed(3)}× (${
+      tunedRatio <= target ? "within" : "past"
+    } the target)`,
   );
 }
 const cnn = results.find((r) => r.arm === "cnn");
