@@ -309,7 +309,7 @@ test("explainEngine names what keeps a run off the host engine", () => {
     inputs: [a, b],
     outputs: tf.layers.dense({ units: 1 }).apply(joined) as tf.SymbolicTensor,
   });
-  const js = "; products in float64 JS loops (no layer has 262,144 multiply-adds a step)";
+  const js = "; products in float64 JS loops (no layer has 8,192 multiply-adds a step)";
   assert.deepEqual(explainEngine(base), {
     engine: "host",
     reason: "a chain of 1 Dense layer(s) under meanSquaredError with Adam" + js,

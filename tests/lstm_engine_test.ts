@@ -505,7 +505,7 @@ test("explainEngine describes an LSTM model's products layer by layer: the LSTM'
     assert.equal(engine, "host");
     assert.match(
       reason,
-      /; the LSTM's products in float(32|64) [^;]*; the Dense layers' products in float64 JS loops \(no Dense layer has 262,144 multiply-adds a step\)$/,
+      /; the LSTM's products in float(32|64) [^;]*; the Dense layers' products in float64 JS loops \(no Dense layer has 8,192 multiply-adds a step\)$/,
     );
     assert.doesNotMatch(reason, /no layer has/);
   } finally {

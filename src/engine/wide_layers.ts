@@ -24,13 +24,14 @@ import { MR } from "../kernels/simd/kernels.ts";
 /**
  * A model's products leave the JS loops (all of them: see dense_engine.ts)
  * when one of its layers has this many multiply-adds per step (batch rows ×
- * inputs × units), on V8 and JavaScriptCore alike. That takes in
- * the tutorial's first layer at batch 512: its epoch went from 16.5 to 12.5 ms
- * on Deno, and ran from 1% slower to 26% faster on Bun (interleaved runs in
- * one process); the 256→10 output layer of a wide MLP at batch 128 ran that
- * epoch 5–14% faster on Bun than in the JS loops.
+ * inputs × units), on V8 and JavaScriptCore alike. Lowered from 2^18 (the
+ * tutorial's first layer at batch 512 and up) to 2^13, from batch 16: the
+ * tutorial's epoch at batch 32 went from 14.4 to 7.8 ms on Deno and 11.4 to
+ * 9.7 on Bun, at 16 from 15.6 to 10.7 and 12.8 to 11.3 (three processes
+ * each way, alternating). At batch 8 (2^12) Bun ran 18.5 → 25 ms, slower
+ * in the kernels, so the line stops at 2^13.
  */
-export const WIDE_MIN_MACS: number = 1 << 18;
+export const WIDE_MIN_MACS: number = 1 << 13;
 
 /**
  * The values a float32 kernel gradient of `inputs` × `units` takes in the

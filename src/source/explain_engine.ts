@@ -137,7 +137,7 @@ export function explainEngine<M extends ModelLike, X extends object>(
   const rows = Math.min(run.batchSize, run.rows);
   if (plan.engine === "layers" && plan.layers.some((l) => l.className === "LSTM")) {
     // The LSTM's products first, then the Dense layers' (if any), each named: the Dense sentence alone ("no layer
-    // has 262,144 multiply-adds a step") read as if it covered the LSTM's products too.
+    // has 8,192 multiply-adds a step") read as if it covered the LSTM's products too.
     const dense = chainProducts(plan.layers);
     const parts = [lstmArithmetic(), ...(dense.length ? [productArithmetic(dense, rows, true)] : [])];
     return { engine: "host", reason: `${decision.reason}; ${parts.join("; ")}` };
