@@ -478,7 +478,7 @@ test("a wide Dense layer's products go to the SIMD kernels and train what the tf
           inputShape: [784],
           kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }),
         }),
-        // Wide too (64 × 48 × 96 ≥ 2^18): its gradient to the relu layer below goes through the kernels' epilogue.
+        // Wide too (64 × 48 × 96 ≥ 2^13): its gradient to the relu layer below goes through the kernels' epilogue.
         tf.layers.dense({
           units: 96,
           activation: "relu",

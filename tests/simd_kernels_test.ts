@@ -368,6 +368,21 @@ test("the benchmark LSTM's per-step products (64 × 32 × 128) run on this threa
   if (cores > 1) assert.ok(simd.lastJobThreads > 1, "helpers took part");
 });
 
+test("helper threads start at the first job big enough to share, never for a model whose jobs are all small", async () => {
+  const kernels = new SimdKernels(1);
+  const operand = (length: number): Operand => ({ values: new Float32Array(length).fill(0.5), transposed: false });
+  // The tutorial's first layer at batch 32 (32 × 8 × 64), forward and its kernel gradient, then the output column.
+  kernels.multiply(operand(32 * 8), operand(8 * 64), 32, 8, 64);
+  kernels.multiply({ ...operand(32 * 8), transposed: true }, operand(32 * 64), 8, 32, 64);
+  kernels.multiply(operand(32 * 64), operand(64), 32, 64, 1);
+  assert.equal(kernels.started, false, "no helper for small products");
+  kernels.multiply(operand(64 * 64), operand(64 * 128), 64, 64, 128);
+  assert.equal(kernels.started, true, "2^19 multiply-adds: the helpers start");
+  await kernels.start();
+  const cores = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1;
+  if (cores > 1) assert.equal(kernels.helpers, 1);
+});
+
 test("a program whose helper threads sit idle still ends on its own", async () => {
   const result = await within(120_000, "the program to end", runScript("tests/fixtures/simd_exit.ts", []));
   assert.equal(result.code, 0, result.stderr);

@@ -2,7 +2,7 @@
  * fitstream's WebAssembly SIMD kernels (kernels.ts) on one shared memory,
  * spread over the machine's cores: the training thread takes one share of
  * each job and helper threads (one per other core, up to
- * {@link MAX_HELPERS}) the rest. Helpers start on first use, in the
+ * {@link MAX_HELPERS}) the rest. Helpers start at the first job big enough to share, in the
  * background; until they are ready the training thread does all the work.
  * Every value is computed by one thread in one order, so results are the same
  * on one core or many (see share.ts).
@@ -353,6 +353,11 @@ export class SimdKernels {
     return this.#parts(true);
   }
 
+  /** Whether the helpers were asked to start (by {@link start} or a job big enough to share). Internal, for tests. */
+  get started(): boolean {
+    return this.#starting !== undefined || this.#helpers.length > 0;
+  }
+
   /** The threads the last job (product or Adam update) ran on. Internal, for tests. */
   get lastJobThreads(): number {
     return this.#ctl[WORD.parts];
@@ -361,6 +366,16 @@ export class SimdKernels {
   /** Helpers a job of this size takes part with. */
   #parts(shared: boolean): number {
     return shared ? 1 + Math.min(this.helpers, this.#cap) : 1;
+  }
+
+  /**
+   * {@link #parts} for a job about to run, starting the helpers at the first
+   * job big enough to share: a model whose jobs are all small (the tutorial's
+   * at batch 32) never starts a thread it would not use.
+   */
+  #share(shared: boolean): number {
+    if (shared && !this.#starting && this.#wanted > 0) void this.start();
+    return this.#parts(shared);
   }
 
   /**
@@ -464,10 +479,9 @@ export class SimdKernels {
    * (then the product's `values` are `into`'s memory, stride `n`).
    */
   multiply(a: Operand, b: Operand, m: number, k: number, n: number, into?: Float32Array): Product | undefined {
-    if (!this.#starting && this.#wanted > 0) void this.start();
     if (n === 1 && m >= 1 && k >= 1) return this.#column(a, b, m, k);
     const stride = Math.ceil(n / NR) * NR, rows = Math.ceil(m / MR) * MR;
-    const parts = this.#parts(m * k * n >= SHARED_MIN_MACS);
+    const parts = this.#share(m * k * n >= SHARED_MIN_MACS);
     const aAt = align(this.#top), bAt = aAt + (this.#inPlace(a.values) ? 0 : align(m * k * 4));
     const after = bAt + (this.#inPlace(b.values) ? 0 : align(k * n * 4));
     // Into `into` where its rows are the product's (no padding) and its block has room for the last tile's rows.
@@ -559,7 +573,6 @@ export class SimdKernels {
    * `undefined` when they do not fit the memory.
    */
   filterTaps(job: TapsJob): Float32Array | undefined {
-    if (!this.#starting && this.#wanted > 0) void this.start();
     const { samples, xSample, dySample, stride, offsets } = job;
     const chunks = Math.ceil(samples / job.chunk), accChunk = offsets.length * stride;
     const xAt = align(this.#top), dyAt = xAt + align(samples * xSample * 4);
@@ -587,7 +600,7 @@ export class SimdKernels {
     ctl[w.accChunk] = accChunk * 4;
     ctl[w.samples] = samples;
     ctl[w.chunk] = job.chunk;
-    this.#run(this.#parts(chunks > 1));
+    this.#run(this.#share(chunks > 1));
     return acc;
   }
 
@@ -597,7 +610,6 @@ export class SimdKernels {
    * do not fit the memory.
    */
   convolve(job: ConvolveJob): Float32Array | undefined {
-    if (!this.#starting && this.#wanted > 0) void this.start();
     const { samples, xSample, positions, offsets, ranges, weights, stride } = job;
     const outSample = positions.length * stride;
     const xAt = align(this.#top), positionsAt = xAt + align(samples * xSample * 4);
@@ -624,7 +636,7 @@ export class SimdKernels {
     ctl[w.stride] = stride * 4;
     ctl[w.samples] = samples;
     ctl[w.ranges] = rangesAt;
-    this.#run(this.#parts(samples > 1));
+    this.#run(this.#share(samples > 1));
     return f32.subarray(outAt / 4, outAt / 4 + samples * outSample);
   }
 
@@ -634,7 +646,6 @@ export class SimdKernels {
    * do not fit the memory.
    */
   scatter(job: ScatterJob): Float32Array | undefined {
-    if (!this.#starting && this.#wanted > 0) void this.start();
     const { samples, dySample, dxSample, dyPos, dxPos, tapOffs, weights } = job;
     const dyAt = align(this.#top), dyPosAt = dyAt + align(samples * dySample * 4);
     const dxPosAt = dyPosAt + align(dyPos.length * 4), tapsAt = dxPosAt + align(dxPos.length * 4);
@@ -662,7 +673,7 @@ export class SimdKernels {
     ctl[w.w] = wAt;
     ctl[w.groups] = job.groups;
     ctl[w.samples] = samples;
-    this.#run(this.#parts(samples > 1));
+    this.#run(this.#share(samples > 1));
     return dx;
   }
 
@@ -672,7 +683,6 @@ export class SimdKernels {
    * `undefined` when it does not fit the memory.
    */
   poolGrad(job: PoolGradJob): Float32Array | undefined {
-    if (!this.#starting && this.#wanted > 0) void this.start();
     const { samples, inHeight, inWidth, channels, outHeight, outWidth } = job;
     const xSample = inHeight * inWidth * channels, dySample = outHeight * outWidth * channels;
     const xAt = align(this.#top),
@@ -702,7 +712,7 @@ export class SimdKernels {
     ctl[w.rowStep] = job.sh * inWidth * channels * 4;
     ctl[w.inRow] = inWidth * channels * 4;
     ctl[w.samples] = samples;
-    this.#run(this.#parts(samples > 16));
+    this.#run(this.#share(samples > 16));
     return out;
   }
 
@@ -863,7 +873,6 @@ export class SimdKernels {
     if (!owned.has(w) || !owned.has(g) || !owned.has(m) || !owned.has(v)) return 0;
     const pairs = w.length >> 1;
     if (pairs === 0) return 0;
-    if (!this.#starting && this.#wanted > 0) void this.start();
     const ctl = this.#ctl, scalars = this.#scalars;
     ctl[WORD.kind] = g instanceof Float32Array ? ADAM32 : ADAM;
     ctl[WORD.w] = w.byteOffset;
@@ -879,7 +888,7 @@ export class SimdKernels {
     scalars[5] = s.r2;
     scalars[6] = s.eps;
     scalars[7] = s.nlr;
-    this.#run(this.#parts(w.length >= SHARED_MIN_WEIGHTS));
+    this.#run(this.#share(w.length >= SHARED_MIN_WEIGHTS));
     return pairs * 2;
   }
 
