@@ -104,6 +104,7 @@ const SPEC_SIMD_OPCODES: Record<string, number> = {
   "f32x4.demote_f64x2_zero": 94,
   "f64x2.promote_low_f32x4": 95,
   "f32x4.neg": 225,
+  "f32x4.sqrt": 227,
   "f32x4.add": 228,
   "f32x4.sub": 229,
   "f32x4.mul": 230,
@@ -373,6 +374,7 @@ test("no file that emits code writes an opcode byte of its own: every byte comes
     return name !== "assemble.ts" && text.includes('from "./assemble.ts"');
   });
   assert.deepEqual(emitters.sort(), [
+    "adam.ts",
     "batch_norm.ts",
     "bias.ts",
     "column.ts",

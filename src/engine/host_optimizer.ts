@@ -8,7 +8,9 @@
  * tfjs uses and rounded once as it is stored. tfjs rounds after every op
  * instead, which can move a result by an ulp, no more: long runs stay within
  * float32 noise of the tfjs path, and an update below half an ulp of a weight
- * changes nothing, as in tfjs.
+ * changes nothing, as in tfjs. Adam on the SIMD kernels (arrays in their
+ * memory, the wide models') computes tfjs's own float32 operations instead,
+ * bit for bit (`kernels/simd/adam.ts`).
  *
  * The state lives in the tfjs optimizer between epochs. `load` reads it from
  * the fields tfjs itself reads in `applyGradients` (SGD's cached `-lr`
@@ -112,8 +114,8 @@ function momentumRule(): Rule {
 }
 
 function adamRule(): Rule {
-  let acc1 = 0, acc2 = 0;
-  const s: AdamScalars = { b1: 0, ob1: 0, b2: 0, ob2: 0, r1: 0, r2: 0, eps: 0, nlr: 0 };
+  let acc1 = 0, acc2 = 0, r1 = 0, r2 = 0;
+  const s: AdamScalars = { b1: 0, ob1: 0, b2: 0, ob2: 0, c1: 0, c2: 0, eps: 0, nlr: 0 };
   const simd = simdKernels();
   return {
     slots: [{ field: "accumulatedFirstMoment", suffix: "m" }, { field: "accumulatedSecondMoment", suffix: "v" }],
@@ -129,18 +131,30 @@ function adamRule(): Rule {
       acc2 = scalarOf(o.accBeta2!);
     },
     begin() {
-      // Multiplying by the bias corrections' reciprocals (float64) instead of dividing by them: a division and a
-      // square root per weight are what bound this loop's speed.
-      s.r1 = 1 / f32(1 - acc1);
-      s.r2 = 1 / f32(1 - acc2);
+      s.c1 = f32(1 - acc1);
+      s.c2 = f32(1 - acc2);
+      // The JS loop multiplies by the bias corrections' reciprocals (float64) instead of dividing by them: a
+      // division and a square root per weight are what bound its speed.
+      r1 = 1 / s.c1;
+      r2 = 1 / s.c2;
     },
     apply(w, g, [m, v]) {
-      // In the SIMD kernels when the arrays live in their memory: the same float64 operations, bit for bit.
+      // On the SIMD kernels when the arrays live in their memory: tfjs's float32 operations, bit for bit; the last
+      // weights of a length not a multiple of 4 then take the same operations in JS.
       const done = simd ? simd.adam(w, g, m, v, s) : 0;
-      const { b1, ob1, b2, ob2, r1, r2, eps, nlr } = s;
+      const { b1, ob1, b2, ob2, c1, c2, eps, nlr } = s;
+      if (done > 0) {
+        for (let i = done; i < w.length; i++) {
+          const gi = f32(g[i]);
+          m[i] = f32(f32(m[i] * b1) + f32(gi * ob1));
+          v[i] = f32(f32(v[i] * b2) + f32(f32(gi * gi) * ob2));
+          w[i] += f32(f32(f32(m[i] / c1) / f32(f32(Math.sqrt(f32(v[i] / c2))) + eps)) * nlr);
+        }
+        return;
+      }
       // float64 within the step, float32 on every store (w, m and v are Float32Arrays): tfjs rounds after each op,
       // which moves a result by at most an ulp — while rounding here after each op cost 25% of a tutorial epoch.
-      for (let i = done; i < w.length; i++) {
+      for (let i = 0; i < w.length; i++) {
         const gi = g[i];
         m[i] = m[i] * b1 + gi * ob1;
         v[i] = v[i] * b2 + gi * gi * ob2;

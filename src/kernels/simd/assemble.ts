@@ -99,6 +99,7 @@ export const SIMD_OPCODES = {
   "f32x4.demote_f64x2_zero": 0x5e,
   "f64x2.promote_low_f32x4": 0x5f,
   "f32x4.neg": 0xe1,
+  "f32x4.sqrt": 0xe3,
   "f32x4.add": 0xe4,
   "f32x4.sub": 0xe5,
   "f32x4.mul": 0xe6,
@@ -245,6 +246,7 @@ export const op = {
   f32x4Mul: simd("f32x4.mul"),
   f32x4Div: simd("f32x4.div"),
   f32x4Neg: simd("f32x4.neg"),
+  f32x4Sqrt: simd("f32x4.sqrt"),
   /** `a < b ? b : a` per lane (a NaN `b`, or `b` equal to `a`, keeps `a`): one instruction on x86 and ARM. */
   f32x4Pmax: simd("f32x4.pmax"),
   /** `a · b + c` (relaxed SIMD: fused where the machine has it). */

@@ -22,6 +22,7 @@ import { scatterFunction } from "./scatter.ts";
 import { type Dropout, dropoutFunction } from "./dropout.ts";
 import { type ColumnProduct, dotsFunction, lanesFunction } from "./column.ts";
 import { type LstmStep, lstmStepFunction } from "./lstm_cell.ts";
+import { adamFunction } from "./adam.ts";
 
 /** Rows of a packed panel of the left operand (A). */
 export const MR = 6;
@@ -365,120 +366,6 @@ function panelsFunction(fused: boolean, unroll: number): FunctionDef {
 }
 
 /**
- * `adam(w, g, m, v, pairs, b1, ob1, b2, ob2, r1, r2, eps, nlr)`: Adam's
- * update of `2·pairs` weights (float32 `w`, `m`, `v`; float64 gradients
- * `g`), two at a time, with exactly the float64 operations, in the order, of
- * the host engine's JS rule (host_optimizer.ts) and a float32 rounding on
- * each store — so the results are bit for bit the JS rule's:
- * `m ← m·b1 + g·ob1`, `v ← v·b2 + g·g·ob2` (each stored, then read back),
- * `w ← w + (m · r1) / (√(v · r2) + eps) · nlr` (`r1`, `r2`: the bias
- * corrections' reciprocals; one division and one square root per weight
- * bound the speed). With `float32Gradients` (`adam32`), the gradients are
- * float32 — a product's values where it wrote them — widened as they are
- * read: the same float64 values, so the same results as `adam` on their
- * widened copy.
- */
-function adamFunction(float32Gradients = false): FunctionDef {
-  const f = new Func(float32Gradients ? "adam32" : "adam");
-  const [w, g, m, v, pairs] = f.params("w", "g", "m", "v", "pairs");
-  const [b1, ob1, b2, ob2, r1, r2, eps, nlr] = ["b1", "ob1", "b2", "ob2", "r1", "r2", "eps", "nlr"].map((n) =>
-    f.param(n, F64)
-  );
-  // The gradients, moments and scalars as float64x2.
-  const [gv, mv, vv, B1, OB1, B2, OB2, R1, R2, EPS, NLR] = f.locals(
-    V128,
-    "gv",
-    "mv",
-    "vv",
-    "B1",
-    "OB1",
-    "B2",
-    "OB2",
-    "R1",
-    "R2",
-    "EPS",
-    "NLR",
-  );
-  const { get, set, tee, increment } = f;
-  const { i32 } = op;
-  const splat = (from: Local, to: Local): Code => [...get(from), ...op.f64x2Splat, ...set(to)];
-  const f64x2 = (ops: Code[]): Code => ops.flat();
-  // Loads two float32s at `addr` as float64 lanes.
-  const widen = (addr: Local): Code => [...get(addr), ...op.load64Zero(), ...op.promoteLow];
-  // Rounds the vector on the stack to float32, stores it at `addr`, and leaves the rounded value (as float64) in `into`.
-  const roundStore = (addr: Local, into: Local): Code => [
-    ...op.demoteZero,
-    ...set(into),
-    ...get(addr),
-    ...get(into),
-    ...op.store64Lane(0),
-    ...get(into),
-    ...op.promoteLow,
-    ...set(into),
-  ];
-  return f.build([
-    ...splat(b1, B1),
-    ...splat(ob1, OB1),
-    ...splat(b2, B2),
-    ...splat(ob2, OB2),
-    ...splat(r1, R1),
-    ...splat(r2, R2),
-    ...splat(eps, EPS),
-    ...splat(nlr, NLR),
-    ...doWhile([
-      ...(float32Gradients ? widen(g) : [...get(g), ...op.v128Load()]),
-      ...set(gv),
-      // m·b1 + g·ob1
-      ...widen(m),
-      ...get(B1),
-      ...op.f64x2Mul,
-      ...get(gv),
-      ...get(OB1),
-      ...op.f64x2Mul,
-      ...op.f64x2Add,
-      ...roundStore(m, mv),
-      // v·b2 + g·g·ob2
-      ...widen(v),
-      ...get(B2),
-      ...op.f64x2Mul,
-      ...get(gv),
-      ...get(gv),
-      ...op.f64x2Mul,
-      ...get(OB2),
-      ...op.f64x2Mul,
-      ...op.f64x2Add,
-      ...roundStore(v, vv),
-      // w + (m · r1) / (sqrt(v · r2) + eps) · nlr
-      ...widen(w),
-      ...f64x2([
-        get(mv),
-        get(R1),
-        op.f64x2Mul,
-        get(vv),
-        get(R2),
-        op.f64x2Mul,
-        op.f64x2Sqrt,
-        get(EPS),
-        op.f64x2Add,
-        op.f64x2Div,
-        get(NLR),
-        op.f64x2Mul,
-        op.f64x2Add,
-      ]),
-      ...roundStore(w, mv),
-      ...increment(w, i32(8)),
-      ...increment(m, i32(8)),
-      ...increment(v, i32(8)),
-      ...increment(g, i32(float32Gradients ? 8 : 16)),
-      ...get(pairs),
-      ...i32(1),
-      ...op.sub,
-      ...tee(pairs),
-    ], []),
-  ]);
-}
-
-/**
  * The kernels module's bytes: with the relaxed-SIMD multiply-add (`fused`) or
  * without, the products' depth loop unrolled `unroll` times.
  */
@@ -511,19 +398,19 @@ export function kernelModule(fused: boolean, maxPages: number, unroll = 1): Uint
   );
 }
 
-/** `adam`'s and `adam32`'s signature: byte addresses, the pairs of weights, then Adam's eight scalars. */
+/** `adam`'s and `adam32`'s signature (adam.ts): byte addresses, the quads of weights, then Adam's eight scalars. */
 export type AdamKernel = (
   w: number,
   g: number,
   m: number,
   v: number,
-  pairs: number,
+  quads: number,
   b1: number,
   ob1: number,
   b2: number,
   ob2: number,
-  r1: number,
-  r2: number,
+  c1: number,
+  c2: number,
   eps: number,
   nlr: number,
 ) => void;

@@ -258,9 +258,9 @@ export interface AdamScalars {
   ob1: number;
   b2: number;
   ob2: number;
-  /** 1 / (1 − β1ᵗ) and 1 / (1 − β2ᵗ). */
-  r1: number;
-  r2: number;
+  /** The bias corrections 1 − β1ᵗ and 1 − β2ᵗ, float32 values as tfjs keeps them. */
+  c1: number;
+  c2: number;
   eps: number;
   /** −learning rate. */
   nlr: number;
@@ -862,34 +862,34 @@ export class SimdKernels {
 
   /**
    * One Adam step over `w` with gradients `g` and moments `m`, `v`, all in
-   * the shared memory (else nothing is done and it returns 0): bit for bit the JS
-   * rule in host_optimizer.ts, two weights at a time on every thread. An odd
-   * last weight is left to the caller (the return value says how many were done).
-   * Gradients in float32 (a product written where they lie) are widened as
-   * they are read: the results are those of their float64 copy.
+   * the shared memory (else nothing is done and it returns 0): tfjs's own
+   * float32 operations (adam.ts), four weights at a time on every thread.
+   * The last `length % 4` weights are left to the caller (the return value
+   * says how many were done). Float64 gradients are rounded to float32 as
+   * they are read, as tfjs would hold them.
    */
   adam(w: Float32Array, g: Float64Array | Float32Array, m: Float32Array, v: Float32Array, s: AdamScalars): number {
     const owned = this.#owned;
     if (!owned.has(w) || !owned.has(g) || !owned.has(m) || !owned.has(v)) return 0;
-    const pairs = w.length >> 1;
-    if (pairs === 0) return 0;
+    const quads = w.length >> 2;
+    if (quads === 0) return 0;
     const ctl = this.#ctl, scalars = this.#scalars;
     ctl[WORD.kind] = g instanceof Float32Array ? ADAM32 : ADAM;
     ctl[WORD.w] = w.byteOffset;
     ctl[WORD.g] = g.byteOffset;
     ctl[WORD.mSlot] = m.byteOffset;
     ctl[WORD.vSlot] = v.byteOffset;
-    ctl[WORD.pairs] = pairs;
+    ctl[WORD.quads] = quads;
     scalars[0] = s.b1;
     scalars[1] = s.ob1;
     scalars[2] = s.b2;
     scalars[3] = s.ob2;
-    scalars[4] = s.r1;
-    scalars[5] = s.r2;
+    scalars[4] = s.c1;
+    scalars[5] = s.c2;
     scalars[6] = s.eps;
     scalars[7] = s.nlr;
     this.#run(this.#share(w.length >= SHARED_MIN_WEIGHTS));
-    return pairs * 2;
+    return quads * 4;
   }
 
   /** Runs the job in the control block on `parts` threads (this one and `parts − 1` helpers). */

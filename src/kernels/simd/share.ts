@@ -44,12 +44,12 @@ export const WORD = {
   k: 14,
   scratch: 15,
   scratchStride: 16,
-  // An Adam update of `pairs` pairs of weights; its scalars are the float64 values at ADAM_SCALARS.
+  // An Adam update of `quads` quads of weights; its scalars are the float64 values at ADAM_SCALARS.
   w: 17,
   g: 18,
   mSlot: 19,
   vSlot: 20,
-  pairs: 21,
+  quads: 21,
   /** The next chunk of the job a thread may take (see {@link runShare}). */
   next: 22,
   /** How many helpers are in the job, and {@link CLOSED} once the training thread takes no more. */
@@ -165,7 +165,7 @@ export const PRODUCT = 0, ADAM = 1, FILTER = 2, CONVOLVE = 3, POOL_GRAD = 4, SCA
  */
 export const CLOSED = 1 << 30;
 
-/** Index (in a `Float64Array` over the control block) of Adam's eight scalars: b1, ob1, b2, ob2, r1, r2, eps, nlr. */
+/** Index (in a `Float64Array` over the control block) of Adam's eight scalars: b1, ob1, b2, ob2, c1, c2, eps, nlr. */
 export const ADAM_SCALARS = 16;
 
 /** Bytes the control block takes. */
@@ -186,7 +186,7 @@ export function scratchBytes(m: number, k: number): number {
  * slower takes fewer, and a thread that joins after the last chunk does
  * nothing. Chunks are whole 8-column panels of C (the threads first pack A
  * once, together, its panels taken in chunks too), or 6-row panels of A when
- * C is narrower than one panel per thread, or pairs of weights for Adam;
+ * C is narrower than one panel per thread, or quads of weights for Adam;
  * which thread computes a chunk does not change its values. Against fixed
  * halves, a wide MLP's eight products of a step ran 2–16% faster, on Deno
  * and Bun (interleaved runs, in alternating order). Packing A once instead
@@ -349,22 +349,22 @@ function poolGradShare(kernels: Kernels, ctl: Int32Array): void {
   }
 }
 
-/** Adam's pairs of weights are taken this many at a time. */
-const ADAM_CHUNK = 4096;
+/** Adam's quads of weights are taken this many at a time. */
+const ADAM_CHUNK = 2048;
 
-/** Pairs of weights at a time; float32 gradients (`adam32`) or float64. */
+/** Quads of weights at a time; float32 gradients (`adam32`) or float64. */
 function adamShare(kernels: Kernels, ctl: Int32Array, float32Gradients: boolean): void {
-  const pairs = ctl[WORD.pairs],
+  const quads = ctl[WORD.quads],
     adam = float32Gradients ? kernels.adam32 : kernels.adam,
-    gPair = float32Gradients ? 8 : 16;
+    gQuad = float32Gradients ? 16 : 32;
   const s = new Float64Array(ctl.buffer, ctl.byteOffset + ADAM_SCALARS * 8, 8);
-  for (let p0; (p0 = Atomics.add(ctl, WORD.next, ADAM_CHUNK)) < pairs;) {
+  for (let q0; (q0 = Atomics.add(ctl, WORD.next, ADAM_CHUNK)) < quads;) {
     adam(
-      ctl[WORD.w] + p0 * 8,
-      ctl[WORD.g] + p0 * gPair,
-      ctl[WORD.mSlot] + p0 * 8,
-      ctl[WORD.vSlot] + p0 * 8,
-      Math.min(ADAM_CHUNK, pairs - p0),
+      ctl[WORD.w] + q0 * 16,
+      ctl[WORD.g] + q0 * gQuad,
+      ctl[WORD.mSlot] + q0 * 16,
+      ctl[WORD.vSlot] + q0 * 16,
+      Math.min(ADAM_CHUNK, quads - q0),
       s[0],
       s[1],
       s[2],
