@@ -524,6 +524,55 @@ test("a wide Dense layer's products go to the SIMD kernels and train what the tf
   assert.equal(tf.memory().numTensors, before - 2, "no tensor left by the products");
 });
 
+test("a wide Dense chain's kernel gradients, written in float32 by the products in place, train what their float64 copies train, to the bit", async () => {
+  const { float32KernelGradients, inPlaceGradientCount } = await import("../src/engine/wide_layers.ts");
+  const x = tf.randomNormal([200, 300], 0, 1, "float32", 7), y = tf.randomNormal([200, 3], 0, 1, "float32", 8);
+  const before = tf.memory().numTensors;
+  const train = async (on: boolean, optimizer: () => tf.Optimizer, extra: Record<string, unknown> = {}) => {
+    const model = tf.sequential({
+      layers: [
+        tf.layers.dense({
+          units: 64,
+          activation: "relu",
+          inputShape: [300],
+          kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }),
+        }),
+        tf.layers.dense({ units: 3, kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }) }),
+      ],
+    });
+    const opt = optimizer(), written = inPlaceGradientCount(), was = float32KernelGradients.on;
+    float32KernelGradients.on = on;
+    try {
+      const rows = await collect(
+        epochStream({ data: [x, y], model, optimizer: opt, loss: mse, batchSize: 64, seed: 1, ...extra })
+          .pipeThrough(take(2)),
+      );
+      return {
+        inPlace: inPlaceGradientCount() - written,
+        losses: rows.map((r) => r.train_loss),
+        weights: model.getWeights().map((w) => Array.from(w.dataSync())),
+      };
+    } finally {
+      float32KernelGradients.on = was;
+      model.dispose();
+      opt.dispose();
+    }
+  };
+  for (const optimizer of [() => tf.train.adam(0.01), () => tf.train.sgd(0.05), () => tf.train.rmsprop(0.01)]) {
+    const inPlace = await train(true, optimizer), copied = await train(false, optimizer);
+    // 200 rows in batches of 64: four steps an epoch, two epochs; the 300→64 layer wide, the 64→3 one not.
+    assert.equal(inPlace.inPlace, 8, "the wide layer's kernel gradient written in place every step");
+    assert.equal(copied.inPlace, 0);
+    assert.deepEqual(inPlace.losses, copied.losses);
+    assert.deepEqual(inPlace.weights, copied.weights);
+  }
+  // Where float64 work reads the gradients (clipping, accumulation), they stay float64.
+  assert.equal((await train(true, () => tf.train.adam(0.01), { clipNorm: 1 })).inPlace, 0);
+  assert.equal((await train(true, () => tf.train.adam(0.01), { accumulate: 2 })).inPlace, 0);
+  tf.dispose([x, y]);
+  assert.equal(tf.memory().numTensors, before - 2, "no tensor leaks");
+});
+
 test("a wide model trains to the same weights, to the bit, in two runs with one seed", async () => {
   const train = async () => {
     const model = tf.sequential({

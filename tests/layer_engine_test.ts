@@ -906,8 +906,7 @@ const WIDE: Case = {
 };
 
 test("a wide layer's kernel gradient, written in float32 by the products in place, trains the weights its float64 copy trains, to the bit", async () => {
-  const { float32KernelGradients } = await import("../src/engine/layer_engine.ts");
-  const { inPlaceGradientCount } = await import("../src/engine/wide_layers.ts");
+  const { float32KernelGradients, inPlaceGradientCount } = await import("../src/engine/wide_layers.ts");
   const before = tf.memory().numTensors, written = inPlaceGradientCount();
   const inPlace = await streamRun(WIDE, "auto");
   // 40 inputs: the products write tiles of 6 rows, past the gradient's 40 (its array has room for 42).

@@ -26,12 +26,19 @@ import {
   transpose,
 } from "./dense_kernels.ts";
 import type { DenseLayer, DensePlan, Penalty } from "./host_plan.ts";
-import { HostOptimizer } from "./host_optimizer.ts";
+import { HostOptimizer, type StepGradient } from "./host_optimizer.ts";
 import { type HostLabels, type LossStep, lossStep } from "./loss_step.ts";
 import { type EpochTrainer, hostPass, type HostSession, type Trained } from "./epoch_trainer.ts";
 import { type Feed, type RowsFeed, rowsFeed, takeRows, type TensorFeed } from "./feed.ts";
 import { clipArrays, type GradientRule, PLAIN_GRADIENTS } from "./gradient_rule.ts";
-import { isWide, wideBackward, wideForward, wideKernelGradient } from "./wide_layers.ts";
+import {
+  float32KernelGradients,
+  isWide,
+  kernelGradientRoom,
+  wideBackward,
+  wideForward,
+  wideKernelGradient,
+} from "./wide_layers.ts";
 import { simdKernels } from "../kernels/simd/products.ts";
 import type { HostArray } from "../data/tensors.ts";
 import { hostValues } from "../data/dataset.ts";
@@ -238,19 +245,35 @@ export class DenseEngine implements EpochTrainer {
     };
     onRelease(release);
     this.#optimizer.load(float32);
-    // Every layer weight as float32 (the values tfjs holds); gradients in float64.
+    // Every layer weight as float32 (the values tfjs holds); gradients in float64, but for a wide layer's kernel
+    // where no float64 work (accumulation, clipping, a penalty) reads it: float32, written by the products in place
+    // (the optimizers read the same values either way; Adam's kernel rounds float64 gradients to float32 anyway).
     const weights = layers.flatMap((l) => l.bias ? [l.kernel, l.bias] : [l.kernel]);
     const value = new Map(weights.map((v) => {
       const values = float32(v.size);
       readInto(v, values);
       return [v, values];
     }));
-    const gradient = new Map(weights.map((v) => [v, float64(v.size)]));
+    const rule = this.#gradients, clipping = rule.clipNorm !== undefined || rule.clipValue !== undefined;
+    const in32 = float32KernelGradients.on && simd !== undefined && rule.accumulate <= 1 && !clipping;
+    const kernelGradient32 = (l: DenseLayer) =>
+      in32 && !l.kernelPenalty && isWide(this.#batchSize, l.inputs, l.units)
+        ? hold(simd!.float32(l.kernel.size, kernelGradientRoom(l.inputs, l.units)))
+        : undefined;
+    const gradient32 = new Map<tf.Variable, Float32Array>();
+    for (const l of layers) {
+      const g = kernelGradient32(l);
+      if (g) gradient32.set(l.kernel, g);
+    }
+    const gradient = new Map(weights.filter((v) => !gradient32.has(v)).map((v) => [v, float64(v.size)]));
+    const gradientOf = (v: tf.Variable): StepGradient => gradient32.get(v) ?? gradient.get(v)!;
     const params = this.#variables.map((v) => value.get(v)!);
-    const paramGrads = this.#variables.map((v) => gradient.get(v)!);
+    const paramGrads = this.#variables.map(gradientOf);
+    // Only float64 gradients where accumulation or clipping reads them (in32 is false then).
+    const paramGrads64 = () => paramGrads as Float64Array[];
     const kernels = layers.map((l) => value.get(l.kernel)!);
     const biases = layers.map((l) => l.bias && value.get(l.bias));
-    const kernelGrads = layers.map((l) => gradient.get(l.kernel)!);
+    const kernelGrads = layers.map((l) => gradientOf(l.kernel));
     const biasGrads = layers.map((l) => l.bias && gradient.get(l.bias));
     // This step's kernels (as they are and transposed) and biases in float64, for the JS loops' products; a wide
     // layer's only when one of its products falls back to the loops (they were 28 MB a wide MLP epoch, unused).
@@ -320,8 +343,14 @@ export class DenseEngine implements EpochTrainer {
       lap("loss");
       for (let l = last; l >= 0; l--) {
         const { inputs: i, units } = layers[l];
-        if (!(onKernels && wideKernelGradient(acts[l], grads[l + 1], n, i, units, kernelGrads[l]))) {
-          matmulColumns(acts[l], grads[l + 1], n, i, units, kernelGrads[l]);
+        const kernelGrad = kernelGrads[l];
+        if (!(onKernels && wideKernelGradient(acts[l], grads[l + 1], n, i, units, kernelGrad))) {
+          if (kernelGrad instanceof Float64Array) matmulColumns(acts[l], grads[l + 1], n, i, units, kernelGrad);
+          else { // a float32 gradient whose product found no room in the kernels' memory: the loops', rounded
+            const sums = new Float64Array(i * units);
+            matmulColumns(acts[l], grads[l + 1], n, i, units, sums);
+            kernelGrad.set(sums);
+          }
         }
         if (l > 0) {
           biasGrads[l - 1]?.fill(0);
@@ -348,9 +377,8 @@ export class DenseEngine implements EpochTrainer {
       }
       lap("backward");
     };
-    const rule = this.#gradients, clipping = rule.clipNorm !== undefined || rule.clipValue !== undefined;
     // With accumulation, the step's gradient is the micro-batches' sum weighted by rows, over their rows.
-    const sums = rule.accumulate > 1 ? paramGrads.map((g) => new Float64Array(g.length)) : undefined;
+    const sums = rule.accumulate > 1 ? paramGrads64().map((g) => new Float64Array(g.length)) : undefined;
     let summedRows = 0;
     const apply = () => {
       if (sums) {
@@ -361,7 +389,7 @@ export class DenseEngine implements EpochTrainer {
         });
         summedRows = 0;
       }
-      if (clipping) clipArrays(rule, paramGrads);
+      if (clipping) clipArrays(rule, paramGrads64());
       this.#optimizer.step(params, paramGrads);
       lap("optimizer");
     };

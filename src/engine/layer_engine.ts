@@ -25,17 +25,10 @@ import type { DenseEngineInput } from "./dense_engine.ts";
 import type { KindPenalty } from "./layers/kind.ts";
 import type { HostArray } from "../data/tensors.ts";
 import { hostValues } from "../data/dataset.ts";
-import { isWide } from "./wide_layers.ts";
+import { float32KernelGradients, isWide } from "./wide_layers.ts";
 import { simdKernels } from "../kernels/simd/products.ts";
 import { readInto, tensorOf } from "./exchange.ts";
 import { addPenalty } from "./penalty.ts";
-
-/**
- * Whether a wide Dense layer's kernel gradient may be float32, written by the
- * products in place (see `PlannedLayer.float32Gradients`); off only for tests
- * and measurements against the float64 copy.
- */
-export const float32KernelGradients = { on: true };
 
 /** Weights of this many values or more take the SIMD kernels' memory (and Adam there), wide layer or not. */
 const LARGE_WEIGHT = 1 << 16;

@@ -34,6 +34,14 @@ import { MR } from "../kernels/simd/kernels.ts";
 export const WIDE_MIN_MACS: number = 1 << 13;
 
 /**
+ * Whether a wide Dense layer's kernel gradient may be float32, written by the
+ * products in place (the Dense engine's, and the layer engine's through
+ * `PlannedLayer.float32Gradients`); off only for tests and measurements
+ * against the float64 copy.
+ */
+export const float32KernelGradients = { on: true };
+
+/**
  * The values a float32 kernel gradient of `inputs` × `units` takes in the
  * kernels' memory for {@link wideKernelGradient} to write it in place: the
  * product writes whole tiles of rows (`MR`), past the last row.
