@@ -524,22 +524,27 @@ test("a wide Dense layer's products go to the SIMD kernels and train what the tf
   assert.equal(tf.memory().numTensors, before - 2, "no tensor left by the products");
 });
 
+/** inputs → hidden (relu) → outputs, with seeded initializers: the same weights every time. */
+function seededMlp(inputs: number, hidden: number, outputs: number): tf.Sequential {
+  return tf.sequential({
+    layers: [
+      tf.layers.dense({
+        units: hidden,
+        activation: "relu",
+        inputShape: [inputs],
+        kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }),
+      }),
+      tf.layers.dense({ units: outputs, kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }) }),
+    ],
+  });
+}
+
 test("a wide Dense chain's kernel gradients, written in float32 by the products in place, train what their float64 copies train, to the bit", async () => {
   const { float32KernelGradients, inPlaceGradientCount } = await import("../src/engine/wide_layers.ts");
   const x = tf.randomNormal([200, 300], 0, 1, "float32", 7), y = tf.randomNormal([200, 3], 0, 1, "float32", 8);
   const before = tf.memory().numTensors;
   const train = async (on: boolean, optimizer: () => tf.Optimizer, extra: Record<string, unknown> = {}) => {
-    const model = tf.sequential({
-      layers: [
-        tf.layers.dense({
-          units: 64,
-          activation: "relu",
-          inputShape: [300],
-          kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }),
-        }),
-        tf.layers.dense({ units: 3, kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }) }),
-      ],
-    });
+    const model = seededMlp(300, 64, 3);
     const opt = optimizer(), written = inPlaceGradientCount(), was = float32KernelGradients.on;
     float32KernelGradients.on = on;
     try {
@@ -560,12 +565,33 @@ test("a wide Dense chain's kernel gradients, written in float32 by the products 
   };
   for (const optimizer of [() => tf.train.adam(0.01), () => tf.train.sgd(0.05), () => tf.train.rmsprop(0.01)]) {
     const inPlace = await train(true, optimizer), copied = await train(false, optimizer);
-    // 200 rows in batches of 64: four steps an epoch, two epochs; the 300→64 layer wide, the 64→3 one not.
+    // 200 rows in batches of 64: four steps an epoch, two epochs. Both layers are wide (64 × 64 × 3 ≥ 2^13 too):
+    // the 300→64 layer's gradient is written in place, the 64→3 one's (3 columns, not whole tiles) copied in.
     assert.equal(inPlace.inPlace, 8, "the wide layer's kernel gradient written in place every step");
     assert.equal(copied.inPlace, 0);
     assert.deepEqual(inPlace.losses, copied.losses);
     assert.deepEqual(inPlace.weights, copied.weights);
   }
+  // A product that finds no room in the kernels' memory (as if it were full): the JS loops' float64 sums, rounded
+  // into the float32 gradient — within float32 rounding of the products' own (under SGD: Adam's normalised steps
+  // would magnify the rounding of near-zero gradients).
+  const { SimdKernels } = await import("../src/kernels/simd/products.ts");
+  const multiply = SimdKernels.prototype.multiply;
+  SimdKernels.prototype.multiply = function (this: InstanceType<typeof SimdKernels>, ...args) {
+    return args[5] ? undefined : multiply.apply(this, args);
+  };
+  let loops;
+  try {
+    loops = await train(true, () => tf.train.sgd(0.05));
+  } finally {
+    SimdKernels.prototype.multiply = multiply;
+  }
+  const products = await train(true, () => tf.train.sgd(0.05));
+  assert.equal(loops.inPlace, 0, "no product wrote a gradient");
+  loops.weights.forEach((w, k) =>
+    w.forEach((v, i) => assert.ok(Math.abs(v - products.weights[k][i]) <= 1e-5, `weight ${k}[${i}]`))
+  );
+  assert.notDeepEqual(loops.weights, products.weights, "the loops' sums, not the products'");
   // Where float64 work reads the gradients (clipping, accumulation), they stay float64.
   assert.equal((await train(true, () => tf.train.adam(0.01), { clipNorm: 1 })).inPlace, 0);
   assert.equal((await train(true, () => tf.train.adam(0.01), { accumulate: 2 })).inPlace, 0);
@@ -575,17 +601,7 @@ test("a wide Dense chain's kernel gradients, written in float32 by the products 
 
 test("a wide model trains to the same weights, to the bit, in two runs with one seed", async () => {
   const train = async () => {
-    const model = tf.sequential({
-      layers: [
-        tf.layers.dense({
-          units: 200,
-          activation: "relu",
-          inputShape: [300],
-          kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }),
-        }),
-        tf.layers.dense({ units: 10, kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }) }),
-      ],
-    });
+    const model = seededMlp(300, 200, 10);
     const x = tf.randomNormal([200, 300], 0, 1, "float32", 7);
     const y = tf.oneHot(tf.randomUniform([200], 0, 10, "int32", 8), 10).toFloat();
     const optimizer = tf.train.adam(1e-3);

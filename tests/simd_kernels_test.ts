@@ -1,5 +1,5 @@
 // fitstream's WebAssembly SIMD kernels: products in float32 for every operand layout and size, the same on one
-// thread or several, Adam bit for bit as the JS rule, arrays in the shared memory, helpers that never hold a
+// thread or several, Adam bit for bit as tfjs's, arrays in the shared memory, helpers that never hold a
 // finished program open.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -191,7 +191,13 @@ test("a one-column product is the float32 product: summed in order like the pane
 });
 
 test("Adam on the SIMD kernels updates weights and moments bit for bit as tfjs's Adam on the cpu backend, odd sizes included, from float64 or float32 gradients", async () => {
-  const size = 20_003, steps = 3, start = Float32Array.from(values(size, 3));
+  // 1–3 weights: all of them in JS, with the kernel's operations; 5: one quad and one; 20,003: chunks on every thread.
+  for (const size of [1, 2, 3, 5, 20_003]) await adamAgainstTfjs(size);
+});
+
+/** The Adam test's body for one array size. */
+async function adamAgainstTfjs(size: number) {
+  const steps = 3, start = Float32Array.from(values(size, 3));
   // Gradients with more bits than float32 holds: the kernels round them as they read them, as tfjs holds them.
   const grads = Array.from({ length: steps }, (_, step) => values(size, 10 + step).map((x, i) => x * (1 + 1e-9 * i)));
   const run = (inShared: boolean, float32Gradients: boolean) => {
@@ -233,7 +239,7 @@ test("Adam on the SIMD kernels updates weights and moments bit for bit as tfjs's
     const optimizer = tf.train.adam(0.01);
     for (const step of grads) {
       const gradient = tf.tensor1d(Float32Array.from(step));
-      optimizer.applyGradients({ [variable.name]: gradient });
+      optimizer.applyGradients([{ name: variable.name, tensor: gradient }]);
       gradient.dispose();
     }
     const slots = optimizer as unknown as Record<"accumulatedFirstMoment" | "accumulatedSecondMoment", Slot[]>;
@@ -248,7 +254,8 @@ test("Adam on the SIMD kernels updates weights and moments bit for bit as tfjs's
   });
   assert.ok(tfjs.w.some((v, i) => v !== start[i]), "the weights moved");
   for (const float32Gradients of [false, true]) {
-    const kernels = run(true, float32Gradients), label = float32Gradients ? "float32 gradients" : "float64 gradients";
+    const kernels = run(true, float32Gradients);
+    const label = `${size} weights, ${float32Gradients ? "float32" : "float64"} gradients`;
     assert.deepEqual(kernels.w, tfjs.w, label);
     assert.deepEqual(kernels.m, tfjs.m, label);
     assert.deepEqual(kernels.v, tfjs.v, label);
@@ -261,7 +268,7 @@ test("Adam on the SIMD kernels updates weights and moments bit for bit as tfjs's
     0,
   );
   assert.ok(worst <= 1e-6, `JS rule ${worst} from tfjs`);
-});
+}
 
 /** Runs `body` with the cpu backend selected, then selects the backend before it again. */
 async function onCpu<T>(body: () => T): Promise<T> {

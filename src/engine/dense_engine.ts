@@ -274,6 +274,8 @@ export class DenseEngine implements EpochTrainer {
     const kernels = layers.map((l) => value.get(l.kernel)!);
     const biases = layers.map((l) => l.bias && value.get(l.bias));
     const kernelGrads = layers.map((l) => gradientOf(l.kernel));
+    // A float32 kernel gradient's float64 sums, made only if its product ever falls back to the JS loops.
+    const fallbackSums: (Float64Array | undefined)[] = layers.map(() => undefined);
     const biasGrads = layers.map((l) => l.bias && gradient.get(l.bias));
     // This step's kernels (as they are and transposed) and biases in float64, for the JS loops' products; a wide
     // layer's only when one of its products falls back to the loops (they were 28 MB a wide MLP epoch, unused).
@@ -347,9 +349,9 @@ export class DenseEngine implements EpochTrainer {
         if (!(onKernels && wideKernelGradient(acts[l], grads[l + 1], n, i, units, kernelGrad))) {
           if (kernelGrad instanceof Float64Array) matmulColumns(acts[l], grads[l + 1], n, i, units, kernelGrad);
           else { // a float32 gradient whose product found no room in the kernels' memory: the loops', rounded
-            const sums = new Float64Array(i * units);
-            matmulColumns(acts[l], grads[l + 1], n, i, units, sums);
-            kernelGrad.set(sums);
+            const loopSums = fallbackSums[l] ??= new Float64Array(i * units);
+            matmulColumns(acts[l], grads[l + 1], n, i, units, loopSums);
+            kernelGrad.set(loopSums);
           }
         }
         if (l > 0) {

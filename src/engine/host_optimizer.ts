@@ -140,10 +140,10 @@ function adamRule(): Rule {
     },
     apply(w, g, [m, v]) {
       // On the SIMD kernels when the arrays live in their memory: tfjs's float32 operations, bit for bit; the last
-      // weights of a length not a multiple of 4 then take the same operations in JS.
-      const done = simd ? simd.adam(w, g, m, v, s) : 0;
+      // weights of a length not a multiple of 4 (all of an array of 1–3) then take the same operations in JS.
+      const done = simd?.adam(w, g, m, v, s);
       const { b1, ob1, b2, ob2, c1, c2, eps, nlr } = s;
-      if (done > 0) {
+      if (done !== undefined) {
         for (let i = done; i < w.length; i++) {
           const gi = f32(g[i]);
           m[i] = f32(f32(m[i] * b1) + f32(gi * ob1));

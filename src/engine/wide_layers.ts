@@ -139,7 +139,8 @@ export function wideKernelGradient(
   const { values, stride } = g;
   for (let r = 0; r < i; r++) {
     const o = r * u, v = r * stride;
-    for (let j = 0; j < u; j++) out[o + j] = values[v + j];
+    if (f32) f32.set(values.subarray(v, v + u), o); // float32 to float32: a block copy a row
+    else for (let j = 0; j < u; j++) out[o + j] = values[v + j];
   }
   return true;
 }

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { assemble, type Code, doWhile, F64, Func, type FunctionDef, I32, type Local, op, V128 } from "./assemble.ts";
+import { assemble, type Code, doWhile, Func, type FunctionDef, I32, type Local, op, V128 } from "./assemble.ts";
 import { biasFunction, narrowFunction, slopesFunction, widenFunction } from "./epilogues.ts";
 import { tapsFunction } from "./filter_taps.ts";
 import { convolveFunction } from "./convolve.ts";

@@ -862,15 +862,22 @@ export class SimdKernels {
 
   /**
    * One Adam step over `w` with gradients `g` and moments `m`, `v`, all in
-   * the shared memory (else nothing is done and it returns 0): tfjs's own
-   * float32 operations (adam.ts), four weights at a time on every thread.
-   * The last `length % 4` weights are left to the caller (the return value
-   * says how many were done). Float64 gradients are rounded to float32 as
-   * they are read, as tfjs would hold them.
+   * the shared memory (else nothing is done and it returns `undefined`):
+   * tfjs's own float32 operations (adam.ts), four weights at a time on every
+   * thread. The last `length % 4` weights are left to the caller, to compute
+   * with the same operations (the return value says how many were done: 0
+   * for fewer than four). Float64 gradients are rounded to float32 as they
+   * are read, as tfjs would hold them.
    */
-  adam(w: Float32Array, g: Float64Array | Float32Array, m: Float32Array, v: Float32Array, s: AdamScalars): number {
+  adam(
+    w: Float32Array,
+    g: Float64Array | Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    s: AdamScalars,
+  ): number | undefined {
     const owned = this.#owned;
-    if (!owned.has(w) || !owned.has(g) || !owned.has(m) || !owned.has(v)) return 0;
+    if (!owned.has(w) || !owned.has(g) || !owned.has(m) || !owned.has(v)) return undefined;
     const quads = w.length >> 2;
     if (quads === 0) return 0;
     const ctl = this.#ctl, scalars = this.#scalars;
