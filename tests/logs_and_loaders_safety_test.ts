@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { createServer, type Socket } from "node:net";
-import { appendFileSync, existsSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync, type Stats, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { collect, csvDataset, epochStream, fromJsonl, jsonlSink, loadCsv, toSvg } from "../mod.ts";
@@ -145,6 +145,28 @@ test("fromJsonl: a cut-off last line is an error that says so, or skipped when a
   });
 });
 
+test("a read cut short by a rewrite that has restored the file's size by the end is named a rewrite, a smaller file a shrink", async () => {
+  const { changedWhileRead } = await import("../src/data/open_input.ts");
+  const stats = (size: number, mtimeMs: number) =>
+    ({ size, mtimeMs, mtime: new Date(mtimeMs), isFile: () => true }) as unknown as Stats;
+  const opened = stats(600, 1000);
+  assert.match(
+    changedWhileRead(opened, stats(600, 2000), 64)!,
+    /^was rewritten while it was read \(600 bytes when opened, 600 now, 64 read\)/,
+  );
+  assert.match(
+    changedWhileRead(opened, stats(300, 2000), 64)!,
+    /^shrank while it was read \(600 bytes when opened, 300 now/,
+  );
+  assert.match(changedWhileRead(opened, stats(300, 2000), 600)!, /^shrank while it was read/);
+  assert.match(
+    changedWhileRead(opened, stats(600, 2000), 600)!,
+    /^was rewritten while it was read \(same size, modified at /,
+  );
+  assert.equal(changedWhileRead(opened, stats(900, 2000), 600), undefined, "a log that grew");
+  assert.equal(changedWhileRead(opened, stats(600, 1000), 600), undefined, "unchanged");
+});
+
 test(
   "a file rewritten while csvDataset or fromJsonl reads it fails the read naming the file, instead of ending with a cut row",
   { timeout: 120_000 },
@@ -174,7 +196,11 @@ test(
           writeFileSync(csv, rows(100_000, "56,78\n")); // the same size
           utimesSync(csv, mtime, new Date(mtime.getTime() + 10_000)); // a new mtime, however coarse the file system's clock
         }),
-        { message: /^csvDataset: .*rows\.csv was rewritten while it was read \(same size, modified at / },
+        // Seen at the end (a new mtime) or, when a read in flight met the file truncated half-way, as a read cut short.
+        {
+          message:
+            /^csvDataset: .*rows\.csv was rewritten while it was read \((same size, modified at |600006 bytes when opened, 600006 now, \d+ read\))/,
+        },
       );
 
       const log = join(dir, "run.jsonl");

@@ -73,13 +73,16 @@ export async function openReadable(
 
 /**
  * Why a regular file read to its end may hold cut or mixed rows, or
- * `undefined`: it ended short of its size at open, is now shorter than what
- * was read, or was rewritten at the same size (a new mtime). A file that
- * grows is fine: a log being appended to.
+ * `undefined`: it ended short of its size at open (rewritten, when it has
+ * that size again by the end), is now shorter than what was read, or was
+ * rewritten at the same size (a new mtime). A file that grows is fine: a
+ * log being appended to. Internal (exported for tests).
  */
-function changedWhileRead(opened: Stats, now: Stats, read: number): string | undefined {
+export function changedWhileRead(opened: Stats, now: Stats, read: number): string | undefined {
   if (!opened.isFile()) return undefined; // a pipe or a device has no size to compare
   const sizes = `${opened.size} bytes when opened, ${now.size} now, ${read} read`;
+  // Cut short mid-read but its old size again by the end: a rewrite (truncated, then written) seen half-way.
+  if (read < opened.size && now.size >= opened.size) return `was rewritten while it was read (${sizes})`;
   if (read < opened.size || now.size < read) return `shrank while it was read (${sizes})`;
   if (now.size === opened.size && now.mtimeMs !== opened.mtimeMs) {
     return `was rewritten while it was read (same size, modified at ${now.mtime.toISOString()})`;
