@@ -62,36 +62,28 @@ export function adamFunction(float32Gradients = false): FunctionDef {
     ...op.demoteZero,
     ...op.shuffle32([0, 1, 4, 5]),
   ];
-  const store = (addr: Local, value: Local): Code => [...get(addr), ...get(value), ...op.v128Store()];
+  // A moment's update, `slot·β + term·(1−β)`: kept in `into` and stored back in its slot.
+  const moment = (slot: Local, beta: Local, oneMinus: Local, term: Code, into: Local): Code => [
+    ...get(slot),
+    ...op.v128Load(),
+    ...get(beta),
+    ...op.f32x4Mul,
+    ...term,
+    ...get(oneMinus),
+    ...op.f32x4Mul,
+    ...op.f32x4Add,
+    ...set(into),
+    ...get(slot),
+    ...get(into),
+    ...op.v128Store(),
+  ];
   return f.build([
     ...[B1, OB1, B2, OB2, C1, C2, EPS, NLR].flatMap((to, i) => splat(scalars[i], to)),
     ...doWhile([
       ...gradients,
       ...set(gv),
-      // m·β1 + g·(1−β1)
-      ...get(m),
-      ...op.v128Load(),
-      ...get(B1),
-      ...op.f32x4Mul,
-      ...get(gv),
-      ...get(OB1),
-      ...op.f32x4Mul,
-      ...op.f32x4Add,
-      ...set(mv),
-      ...store(m, mv),
-      // v·β2 + (g·g)·(1−β2)
-      ...get(v),
-      ...op.v128Load(),
-      ...get(B2),
-      ...op.f32x4Mul,
-      ...get(gv),
-      ...get(gv),
-      ...op.f32x4Mul,
-      ...get(OB2),
-      ...op.f32x4Mul,
-      ...op.f32x4Add,
-      ...set(vv),
-      ...store(v, vv),
+      ...moment(m, B1, OB1, get(gv), mv), // m·β1 + g·(1−β1)
+      ...moment(v, B2, OB2, [...get(gv), ...get(gv), ...op.f32x4Mul], vv), // v·β2 + (g·g)·(1−β2)
       // (m / c1) / (√(v / c2) + ε) · (−lr) + w
       ...get(w),
       ...get(mv),
