@@ -20,7 +20,6 @@ import {
   activationCode,
   denseBackward,
   denseForward,
-  matmulColumns,
   slopeAny,
   slopeFromInput,
   transpose,
@@ -32,8 +31,9 @@ import { type EpochTrainer, hostPass, type HostSession, type Trained } from "./e
 import { type Feed, type RowsFeed, rowsFeed, takeRows, type TensorFeed } from "./feed.ts";
 import { clipArrays, type GradientRule, PLAIN_GRADIENTS } from "./gradient_rule.ts";
 import {
-  float32KernelGradients,
+  float32GradientsFor,
   isWide,
+  kernelGradientInLoops,
   kernelGradientRoom,
   wideBackward,
   wideForward,
@@ -255,7 +255,7 @@ export class DenseEngine implements EpochTrainer {
       return [v, values];
     }));
     const rule = this.#gradients, clipping = rule.clipNorm !== undefined || rule.clipValue !== undefined;
-    const in32 = float32KernelGradients.on && simd !== undefined && rule.accumulate <= 1 && !clipping;
+    const in32 = float32GradientsFor(rule, simd !== undefined);
     const kernelGradient32 = (l: DenseLayer) =>
       in32 && !l.kernelPenalty && isWide(this.#batchSize, l.inputs, l.units)
         ? hold(simd!.float32(l.kernel.size, kernelGradientRoom(l.inputs, l.units)))
@@ -345,14 +345,10 @@ export class DenseEngine implements EpochTrainer {
       lap("loss");
       for (let l = last; l >= 0; l--) {
         const { inputs: i, units } = layers[l];
-        const kernelGrad = kernelGrads[l];
-        if (!(onKernels && wideKernelGradient(acts[l], grads[l + 1], n, i, units, kernelGrad))) {
-          if (kernelGrad instanceof Float64Array) matmulColumns(acts[l], grads[l + 1], n, i, units, kernelGrad);
-          else { // a float32 gradient whose product found no room in the kernels' memory: the loops', rounded
-            const loopSums = fallbackSums[l] ??= new Float64Array(i * units);
-            matmulColumns(acts[l], grads[l + 1], n, i, units, loopSums);
-            kernelGrad.set(loopSums);
-          }
+        if (!(onKernels && wideKernelGradient(acts[l], grads[l + 1], n, i, units, kernelGrads[l]))) {
+          // (A float32 gradient whose product found no room in the kernels' memory: the loops' sums, rounded.)
+          const sums = () => fallbackSums[l] ??= new Float64Array(i * units);
+          kernelGradientInLoops(acts[l], grads[l + 1], n, i, units, kernelGrads[l], sums);
         }
         if (l > 0) {
           biasGrads[l - 1]?.fill(0);

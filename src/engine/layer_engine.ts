@@ -25,7 +25,7 @@ import type { DenseEngineInput } from "./dense_engine.ts";
 import type { KindPenalty } from "./layers/kind.ts";
 import type { HostArray } from "../data/tensors.ts";
 import { hostValues } from "../data/dataset.ts";
-import { float32KernelGradients, isWide } from "./wide_layers.ts";
+import { float32GradientsFor, isWide } from "./wide_layers.ts";
 import { simdKernels } from "../kernels/simd/products.ts";
 import { readInto, tensorOf } from "./exchange.ts";
 import { addPenalty } from "./penalty.ts";
@@ -210,7 +210,7 @@ export class LayerEngine implements EpochTrainer {
     // for a variable one layer alone trains.
     const uses = new Map<tf.Variable, number>();
     for (const l of layers) for (const v of l.planned.params) uses.set(v, (uses.get(v) ?? 0) + 1);
-    const in32 = float32KernelGradients.on && simd && rule.accumulate <= 1 && !clipping;
+    const in32 = float32GradientsFor(rule, simd !== undefined);
     const float32Room = (l: ChainLayer, k: number) => {
       const { planned } = l, room = planned.float32Gradients?.[k];
       if (!in32 || room === undefined || !planned.writesGradients || planned.penalties?.[k] || !wideDense(l)) return;

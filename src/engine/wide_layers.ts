@@ -17,7 +17,8 @@
  *
  * @module
  */
-import { activateInPlace, type ActivationCode, slopeAny } from "./dense_kernels.ts";
+import { activateInPlace, type ActivationCode, matmulColumns, slopeAny } from "./dense_kernels.ts";
+import { type GradientRule, isPlain } from "./gradient_rule.ts";
 import { simdKernels } from "../kernels/simd/products.ts";
 import { MR } from "../kernels/simd/kernels.ts";
 
@@ -40,6 +41,16 @@ export const WIDE_MIN_MACS: number = 1 << 13;
  * against the float64 copy.
  */
 export const float32KernelGradients = { on: true };
+
+/**
+ * Whether a pass may give wide Dense layers float32 kernel gradients: the
+ * switch on, the SIMD kernels in use, and no accumulation or clipping (their
+ * float64 work reads the gradients). Each engine then leaves out penalised
+ * weights too.
+ */
+export function float32GradientsFor(rule: GradientRule, onKernels: boolean): boolean {
+  return float32KernelGradients.on && onKernels && isPlain(rule);
+}
 
 /**
  * The values a float32 kernel gradient of `inputs` × `units` takes in the
@@ -115,7 +126,7 @@ export function wideForward(
 
 /**
  * The kernel gradient `out (i×u) = xᵀ · dz` for `x` of n×i and `dz` of n×u.
- * A float32 `out` (the layer engine's, with {@link kernelGradientRoom}) is
+ * A float32 `out` (in the kernels' memory, with {@link kernelGradientRoom}) is
  * written by the product itself where it can be: no copy, and the optimizer
  * reads 4 bytes a weight instead of 8 — the same values as the float64
  * copy, which the product's float32 sums widen to exactly. Dropping that
@@ -143,6 +154,26 @@ export function wideKernelGradient(
     else for (let j = 0; j < u; j++) out[o + j] = values[v + j];
   }
   return true;
+}
+
+/**
+ * {@link wideKernelGradient}'s product in the JS loops (float64 sums), for a
+ * product the kernels did not make: straight into a float64 `out`; into
+ * `sums()` (i×u values or more), then rounded into a float32 one.
+ */
+export function kernelGradientInLoops(
+  x: Float64Array,
+  dz: Float64Array,
+  n: number,
+  i: number,
+  u: number,
+  out: Float64Array | Float32Array,
+  sums: () => Float64Array,
+): void {
+  if (out instanceof Float64Array) return matmulColumns(x, dz, n, i, u, out);
+  const loops = sums();
+  matmulColumns(x, dz, n, i, u, loops);
+  out.set(loops.subarray(0, i * u));
 }
 
 /**

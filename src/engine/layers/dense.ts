@@ -14,11 +14,17 @@ import {
   type DenseActivation,
   denseBackward,
   denseForward,
-  matmulColumns,
   slopeFromInput,
   transpose,
 } from "../dense_kernels.ts";
-import { isWide, kernelGradientRoom, wideBackward, wideForward, wideKernelGradient } from "../wide_layers.ts";
+import {
+  isWide,
+  kernelGradientInLoops,
+  kernelGradientRoom,
+  wideBackward,
+  wideForward,
+  wideKernelGradient,
+} from "../wide_layers.ts";
 import type { BackwardArrays, ForwardArrays, LayerKind, PlanContext, PlannedLayer } from "./kind.ts";
 import { layerFields, unknownTfjs } from "../../internal/tfjs_private.ts";
 import { simdKernels } from "../../kernels/simd/products.ts";
@@ -107,13 +113,9 @@ function plan({ layer, config, input, last, penalty }: PlanContext): PlannedLaye
     const kernelGrad = paramGrads[0], biasGrad = paramGrads[1] as Float64Array | undefined;
     // The products write the kernel gradient (see `writesGradients`), and the bias gradient is written first.
     if (kernelGrad && !(wide && wideKernelGradient(x, dz, rows, inputs, units, kernelGrad))) {
-      if (kernelGrad instanceof Float64Array) matmulColumns(x, dz, rows, inputs, units, kernelGrad);
-      else {
-        // A float32 gradient (a micro-batch too small for the kernels): the loops into the float64 scratch the
-        // forward's transpose used, then rounded into place.
-        matmulColumns(x, dz, rows, inputs, units, scratch[1]);
-        kernelGrad.set(scratch[1].subarray(0, size));
-      }
+      // A float32 gradient (a micro-batch too small for the kernels) takes the loops' sums through the float64
+      // scratch the forward's transpose used.
+      kernelGradientInLoops(x, dz, rows, inputs, units, kernelGrad, () => scratch[1]);
     }
     if (biasGrad) {
       biasGrad.fill(0);

@@ -2,8 +2,9 @@
  * fitstream's WebAssembly SIMD kernels (kernels.ts) on one shared memory,
  * spread over the machine's cores: the training thread takes one share of
  * each job and helper threads (one per other core, up to
- * {@link MAX_HELPERS}) the rest. Helpers start at the first job big enough to share, in the
- * background; until they are ready the training thread does all the work.
+ * {@link MAX_HELPERS}) the rest. Helpers start at the first job big enough
+ * to share, in the background; until they are ready the training thread
+ * does all the work.
  * Every value is computed by one thread in one order, so results are the same
  * on one core or many (see share.ts).
  *
@@ -876,9 +877,9 @@ export class SimdKernels {
     v: Float32Array,
     s: AdamScalars,
   ): number | undefined {
-    const owned = this.#owned;
-    if (!owned.has(w) || !owned.has(g) || !owned.has(m) || !owned.has(v)) return undefined;
-    const quads = w.length >> 2;
+    const here = this.#holds, length = w.length;
+    if (!here(w, length) || !here(g, length) || !here(m, length) || !here(v, length)) return undefined;
+    const quads = length >> 2;
     if (quads === 0) return 0;
     const ctl = this.#ctl, scalars = this.#scalars;
     ctl[WORD.kind] = g instanceof Float32Array ? ADAM32 : ADAM;
