@@ -7,8 +7,9 @@
  * multiply and one add per lane in a single instruction where the engine maps
  * it to FMA (V8 does; JavaScriptCore emits a multiply and an add); without
  * it, a multiply and an add. Both round once per product term at most, in
- * float32: the tfjs path's precision. The module also holds Adam's update
- * (`adam`) and the elementwise kernels of `epilogues.ts`.
+ * float32: the tfjs path's precision. The module assembles them with the
+ * kernels of their own files (`adam.ts`, `epilogues.ts`, `column.ts`,
+ * `dropout.ts`, `lstm_cell.ts`, …) into one WebAssembly module.
  *
  * @module
  */
